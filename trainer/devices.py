@@ -1,0 +1,18 @@
+"""Device selection shared by the CLIs."""
+from __future__ import annotations
+
+import torch
+
+DEVICE_CHOICES = ("auto", "cuda", "cpu")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """`auto` prefers CUDA; asking for CUDA without one is an error, not a silent CPU fallback."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: no CUDA device is available here; use --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name}: unknown device; choose one of {', '.join(DEVICE_CHOICES)}") from None

@@ -1,0 +1,67 @@
+"""Image <-> tensor conversion shared by the trainer and the app.
+
+Tensors are float32 RGB in [0, 1], shaped (1, 3, H, W); everything else in the project relies on
+that convention (the loss nets normalise internally).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+
+class ImageLoadError(ValueError):
+    """An image file could not be read; the message names the file and the reason."""
+
+
+def load_image(path: str | Path, size: int | None = None) -> Image.Image:
+    """Open an image as RGB, optionally resized so its *short* side is `size` (aspect kept)."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            img = img.convert("RGB")
+    except FileNotFoundError:
+        raise ImageLoadError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ImageLoadError(f"{path}: not a readable image ({exc})") from None
+    if size is not None:
+        img = resize_short_side(img, size)
+    return img
+
+
+def resize_short_side(img: Image.Image, size: int) -> Image.Image:
+    w, h = img.size
+    scale = size / min(w, h)
+    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return img if new == (w, h) else img.resize(new, Image.Resampling.LANCZOS)
+
+
+def pil_to_tensor(img: Image.Image) -> torch.Tensor:
+    return rgb_array_to_tensor(np.asarray(img.convert("RGB")))
+
+
+def rgb_array_to_tensor(arr: np.ndarray) -> torch.Tensor:
+    """uint8 HxWx3 RGB array -> (1, 3, H, W) float tensor in [0, 1]."""
+    t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float().div_(255.0)
+    return t.unsqueeze(0)
+
+
+def tensor_to_rgb_array(t: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) or (3, H, W) tensor in [0, 1] -> uint8 HxWx3 RGB array."""
+    if t.dim() == 4:
+        t = t[0]
+    t = t.detach().float().clamp(0, 1).mul(255).round().byte()
+    return t.permute(1, 2, 0).cpu().numpy()
+
+
+def tensor_to_pil(t: torch.Tensor) -> Image.Image:
+    return Image.fromarray(tensor_to_rgb_array(t))
+
+
+def save_image(t: torch.Tensor, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensor_to_pil(t).save(path)

@@ -1,0 +1,100 @@
+"""Johnson et al. (2016) image transformation network, with knobs for a lighter CPU variant."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """Architecture of a TransformerNet; stored in every style file so it can be rebuilt.
+
+    `width` is the channel count of the first layer (Johnson: 32; the encoder doubles it twice).
+    `outer_kernel` is the size of the first and last convolutions (Johnson: 9), the most expensive
+    layers at full resolution. `separable` swaps the residual blocks' 3x3 convolutions for
+    depthwise + pointwise pairs, which cost roughly 1/8 as much at the widths used here.
+    """
+
+    width: int = 32
+    res_blocks: int = 5
+    outer_kernel: int = 9
+    separable: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TransformerConfig":
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**known)
+
+
+class ConvLayer(nn.Sequential):
+    """Reflection padding keeps borders free of the dark frame zero padding paints."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> None:
+        super().__init__(
+            nn.ReflectionPad2d(kernel // 2),
+            nn.Conv2d(cin, cout, kernel, stride, groups=groups),
+        )
+
+
+def _norm(channels: int) -> nn.InstanceNorm2d:
+    return nn.InstanceNorm2d(channels, affine=True)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int, separable: bool) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            *self._conv(channels, separable), _norm(channels), nn.ReLU(inplace=True),
+            *self._conv(channels, separable), _norm(channels),
+        )
+
+    @staticmethod
+    def _conv(channels: int, separable: bool) -> list[nn.Module]:
+        if not separable:
+            return [ConvLayer(channels, channels, 3)]
+        return [ConvLayer(channels, channels, 3, groups=channels), nn.Conv2d(channels, channels, 1)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class UpsampleConv(nn.Sequential):
+    """Nearest upsampling then convolution: avoids the checkerboard of transposed convolutions."""
+
+    def __init__(self, cin: int, cout: int, kernel: int) -> None:
+        super().__init__(nn.Upsample(scale_factor=2, mode="nearest"), ConvLayer(cin, cout, kernel))
+
+
+class TransformerNet(nn.Module):
+    """RGB [0, 1] in, RGB out (unclamped; roughly [0, 1]) at exactly the input's height and width."""
+
+    def __init__(self, config: TransformerConfig | None = None) -> None:
+        super().__init__()
+        self.config = cfg = config or TransformerConfig()
+        w, k = cfg.width, cfg.outer_kernel
+        self.encoder = nn.Sequential(
+            ConvLayer(3, w, k), _norm(w), nn.ReLU(inplace=True),
+            ConvLayer(w, 2 * w, 3, stride=2), _norm(2 * w), nn.ReLU(inplace=True),
+            ConvLayer(2 * w, 4 * w, 3, stride=2), _norm(4 * w), nn.ReLU(inplace=True),
+        )
+        self.residuals = nn.Sequential(*(ResidualBlock(4 * w, cfg.separable) for _ in range(cfg.res_blocks)))
+        self.decoder = nn.Sequential(
+            UpsampleConv(4 * w, 2 * w, 3), _norm(2 * w), nn.ReLU(inplace=True),
+            UpsampleConv(2 * w, w, 3), _norm(w), nn.ReLU(inplace=True),
+            ConvLayer(w, 3, k),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        # Two stride-2 stages: pad to a multiple of 4 so the decoder lands back on the input size.
+        ph, pw = (-h) % 4, (-w) % 4
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        y = self.decoder(self.residuals(self.encoder(x)))
+        return y[..., :h, :w] if (ph or pw) else y
