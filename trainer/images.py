@@ -40,7 +40,7 @@ def resize_short_side(img: Image.Image, size: int) -> Image.Image:
 
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
-    return rgb_array_to_tensor(np.asarray(img.convert("RGB")))
+    return rgb_array_to_tensor(np.array(img.convert("RGB")))
 
 
 def rgb_array_to_tensor(arr: np.ndarray) -> torch.Tensor:

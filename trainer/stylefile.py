@@ -5,8 +5,6 @@ Gram targets of the painting lets the app refine snapshots without the painting 
 """
 from __future__ import annotations
 
-import pickle
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,7 +72,7 @@ def load_style(path: str | Path) -> StyleModel:
         raise StyleFileError(f"{path}: no such style file")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (zipfile.BadZipFile, pickle.UnpicklingError, EOFError, RuntimeError, OSError) as exc:
+    except Exception as exc:  # torch.load raises many types on garbage; all mean "unreadable"
         raise StyleFileError(f"{path}: corrupt or truncated style file ({_first_line(exc)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise StyleFileError(f"{path}: not an nstcam style file (no '{FORMAT}' header)")

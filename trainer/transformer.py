@@ -92,8 +92,9 @@ class TransformerNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        # Two stride-2 stages: pad to a multiple of 4 so the decoder lands back on the input size.
-        ph, pw = (-h) % 4, (-w) % 4
+        # Two stride-2 stages: pad to a multiple of 4 so the decoder lands back on the input size,
+        # and to at least 8 so the quarter-resolution reflection padding has pixels to reflect.
+        ph, pw = max(8, h + (-h) % 4) - h, max(8, w + (-w) % 4) - w
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         y = self.decoder(self.residuals(self.encoder(x)))

@@ -1,0 +1,81 @@
+"""TransformerNet shapes, and the style file round trip and its errors."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from trainer.stylefile import StyleFileError, load_style, save_style
+from trainer.transformer import TransformerConfig, TransformerNet
+
+TINY = TransformerConfig(width=4, res_blocks=1, outer_kernel=3)
+
+
+@pytest.mark.parametrize("config", [TINY, TransformerConfig(width=4, res_blocks=2, separable=True)])
+@pytest.mark.parametrize("size", [(17, 23), (32, 32), (33, 30), (1, 5)])
+def test_output_has_input_size(config: TransformerConfig, size: tuple[int, int]) -> None:
+    net = TransformerNet(config).eval()
+    with torch.no_grad():
+        y = net(torch.rand(2, 3, *size))
+    assert y.shape == (2, 3, *size)
+
+
+def test_default_is_johnson_architecture() -> None:
+    net = TransformerNet()
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs[0].kernel_size == (9, 9) and convs[0].out_channels == 32
+    assert len(net.residuals) == 5
+    assert any(isinstance(m, torch.nn.InstanceNorm2d) for m in net.modules())
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in net.modules())
+
+
+@pytest.fixture
+def style_file(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    net = TransformerNet(TINY)
+    path = tmp_path / "tiny.pt"
+    save_style(path, net, {"name": "tiny", "artist": "Nobody"}, {"efficientnet-lite0": {"stem": torch.eye(4)}})
+    return path
+
+
+def test_style_file_round_trip(style_file: Path) -> None:
+    model = load_style(style_file)
+    assert model.name == "tiny" and model.meta["artist"] == "Nobody"
+    assert model.config == TINY
+    assert torch.equal(model.style_targets["efficientnet-lite0"]["stem"], torch.eye(4))
+    x = torch.rand(1, 3, 20, 20)
+    torch.manual_seed(0)
+    reference = TransformerNet(TINY).eval()
+    with torch.no_grad():
+        # fp16 storage: same output within half-precision rounding of the weights
+        assert torch.allclose(model.build()(x), reference(x), atol=1e-2)
+    assert torch.load(style_file, weights_only=True)["format"] == "nstcam-style"
+
+
+def test_truncated_style_file_is_named(style_file: Path) -> None:
+    data = style_file.read_bytes()
+    style_file.write_bytes(data[: len(data) // 2])
+    with pytest.raises(StyleFileError, match="tiny.pt.*corrupt or truncated"):
+        load_style(style_file)
+
+
+def test_garbage_and_foreign_files_are_named(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"\x00not a torch file at all" * 10)
+    with pytest.raises(StyleFileError, match="garbage.pt"):
+        load_style(garbage)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(StyleFileError, match="foreign.pt: not an nstcam style file"):
+        load_style(foreign)
+    with pytest.raises(StyleFileError, match="no such style file"):
+        load_style(tmp_path / "missing.pt")
+
+
+def test_weights_not_matching_architecture(style_file: Path) -> None:
+    payload = torch.load(style_file, weights_only=True)
+    payload["config"]["width"] = 8
+    torch.save(payload, style_file)
+    with pytest.raises(StyleFileError, match="do not match"):
+        load_style(style_file)
