@@ -1,0 +1,186 @@
+"""The capture thread: keeps the newest camera/file/demo frame in a `LatestSlot`, survives failures.
+
+Opening and reading happen on this thread (opening a camera or a URL can block for seconds), and
+every problem becomes an `on_status` message rather than an exception: a camera that cannot be
+opened or gets unplugged is re-opened every `retry_seconds` until `stop()`, a video file that ends
+starts over. Frames go into `slot` stamped with `time.monotonic()` at capture (see
+`LatestSlot.get_stamped`), which the stylize thread turns into capture-to-result latency.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+from nstcam.frames import LatestSlot, RateMeter
+from nstcam.sources import FrameSource, SourceError, open_source
+
+log = logging.getLogger(__name__)
+
+# A live source may fail a single grab now and then; this many failures in a row means it is gone.
+MAX_READ_FAILURES = 5
+
+
+class CaptureThread(threading.Thread):
+    """Reads frames from `spec` (see `nstcam.sources.parse_source`) into `self.slot`.
+
+    `state` is "opening" | "running" | "retrying" | "stopped". `ready` is set once the first open
+    attempt has finished, successfully or not; after a failed one `open_error` holds the message
+    (the UI can then offer the demo source), and it is cleared by the next successful open.
+    `mirror` may be changed at any time. `fps` is the measured delivery rate, `source_fps` the
+    source's nominal one, `frame_size` the (w, h) of the frames delivered.
+    """
+
+    def __init__(
+        self,
+        spec: str | int,
+        mirror: bool = False,
+        on_status: Callable[[str], None] | None = None,
+        retry_seconds: float = 1.0,
+        realtime: bool = True,
+    ) -> None:
+        super().__init__(name=f"capture[{spec}]", daemon=True)  # daemon: a hung URL open must not block exit
+        self.spec = str(spec)
+        self.mirror = mirror
+        self.on_status = on_status
+        self.retry_seconds = retry_seconds
+        self.realtime = realtime
+        self.slot: LatestSlot[np.ndarray] = LatestSlot()
+        self.state = "opening"
+        self.open_error: str | None = None
+        self.ready = threading.Event()
+        self.source_fps: float = 0.0
+        self.frame_size: tuple[int, int] | None = None
+        self.description = self.spec
+        self._meter = RateMeter()
+        self._recovering = False
+        self._stop_event = threading.Event()
+
+    @property
+    def fps(self) -> float:
+        """Frames per second actually delivered over the last couple of seconds."""
+        return self._meter.rate
+
+    @property
+    def frames_captured(self) -> int:
+        return self._meter.count
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the thread to finish, wake any consumer waiting on the slot, and join."""
+        self._stop_event.set()
+        self.slot.close()
+        if self.ident is not None and threading.current_thread() is not self:
+            self.join(timeout)
+            if self.is_alive():
+                log.warning("capture thread for %s did not stop within %.1f s (blocked in the driver?)", self.spec, timeout)
+        if not self.is_alive():
+            self.state = "stopped"
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_event.is_set()
+
+    def _status(self, message: str) -> None:
+        log.info("%s", message)
+        if self.on_status is not None:
+            try:
+                self.on_status(message)
+            except Exception:  # a broken UI callback must not kill capture
+                log.exception("on_status callback failed")
+
+    def run(self) -> None:
+        first_attempt = True
+        try:
+            while not self._stop_event.is_set():
+                source = self._open(first_attempt)
+                first_attempt = False
+                if source is None:
+                    self._stop_event.wait(self.retry_seconds)
+                    continue
+                try:
+                    delivered = self._pump(source)
+                finally:
+                    source.release()
+                if self._stop_event.is_set():
+                    break
+                self._after_end(source, delivered)
+        except Exception as exc:  # last resort: report, never raise into the interpreter
+            log.exception("capture thread crashed")
+            self._status(f"capture stopped after an unexpected error: {exc}")
+        finally:
+            self.state = "stopped"
+            self.ready.set()
+
+    def _open(self, first_attempt: bool) -> FrameSource | None:
+        self.state = "retrying" if self._recovering else "opening"
+        try:
+            source = open_source(self.spec)
+        except Exception as exc:  # SourceError, or e.g. an OpenCV backend exception
+            message = str(exc) if isinstance(exc, SourceError) else f"{self.spec} could not be opened: {exc}"
+            if first_attempt:
+                self.open_error = message
+                self._status(f"{message} (retrying every {self.retry_seconds:g} s)")
+            else:
+                log.debug("re-open failed: %s", message)
+            self._recovering = True
+            self.state = "retrying"
+            self.ready.set()
+            return None
+        if self._recovering:
+            self._status(f"{source.description} opened; delivering frames again")
+        self._recovering = False
+        self.open_error = None
+        self.description = source.description
+        self.source_fps = source.fps
+        self.frame_size = source.size
+        self.state = "running"
+        self.ready.set()
+        return source
+
+    def _pump(self, source: FrameSource) -> int:
+        """Read until the source ends, fails or we are stopped; returns the frames delivered."""
+        pace = self.realtime and not source.live
+        period = 1.0 / source.fps if source.fps > 0 else 0.0
+        next_due = time.monotonic()
+        delivered = failures = 0
+        while not self._stop_event.is_set():
+            frame = source.read()
+            if frame is None:
+                if source.live and failures < MAX_READ_FAILURES:
+                    failures += 1
+                    self._stop_event.wait(0.02)
+                    continue
+                return delivered
+            failures = 0
+            now = time.monotonic()
+            if self.mirror:
+                frame = cv2.flip(frame, 1)
+            self.frame_size = (frame.shape[1], frame.shape[0])
+            self.slot.put(frame, stamp=now)
+            self._meter.tick(now)
+            delivered += 1
+            if pace:
+                next_due += period
+                delay = next_due - time.monotonic()
+                if delay > 0:
+                    self._stop_event.wait(delay)
+                elif delay < -0.25:
+                    next_due = time.monotonic()  # fell behind (slow decode): don't burst to catch up
+        return delivered
+
+    def _after_end(self, source: FrameSource, delivered: int) -> None:
+        if source.is_file and delivered > 0:
+            self._status(f"{source.description} ended; restarting")
+            return  # re-open at once: loop the video
+        if source.is_file:
+            self._status(f"{source.description} delivered no frames; retrying…")
+        else:
+            self._status(f"{source.description} stopped delivering frames; retrying…")
+        self._recovering = True
+        self.state = "retrying"
+        self._meter.reset()
+        self._stop_event.wait(self.retry_seconds)

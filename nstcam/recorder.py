@@ -1,0 +1,320 @@
+"""Recording stylized frames to a video file without slowing the live view, and surviving a crash.
+
+`Recorder.write` only enqueues; a writer thread encodes. In live use (`realtime=True`) the queue is
+bounded (`queue_frames`, ~2 s at 30 fps): if the encoder falls that far behind, new frames are
+dropped and counted in `frames_dropped` rather than letting memory grow or stalling the caller; a
+dropped frame shortens the video (frames keep their index as pts), it does not leave a gap.
+With `realtime=False` (offline rendering) `write` blocks until there is room, so nothing is dropped.
+
+The default writer is H.264 (libx264, yuv420p, crf 20, preset veryfast, tune zerolatency) via PyAV
+into fragmented MP4 (`frag_keyframe+empty_moov+default_base_moof`) with a keyframe every second and
+a flush after every packet: each second of video is on disk as soon as it is encoded, so a
+`kill -9` or a power cut loses at most about the last second. ("zerolatency" drops x264's lookahead
+and B-frames, whose ~1 s of buffered frames would otherwise double that loss.)
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+AV_SUFFIXES = (".mp4", ".mov", ".mkv")
+FRAGMENTED_SUFFIXES = (".mp4", ".mov")
+_STOP = object()
+
+
+class RecorderError(RuntimeError):
+    """The video file could not be created or encoding failed."""
+
+
+def _libx264_available() -> bool:
+    try:
+        import av
+
+        return "libx264" in av.codecs_available
+    except Exception:  # PyAV missing or broken
+        return False
+
+
+def _av_encoder(name: str) -> bool:
+    try:
+        import av
+
+        return name in av.codecs_available
+    except Exception:
+        return False
+
+
+class _AvWriter:
+    """PyAV encoder; `codec` libx264 (H.264) or, when that is missing, mpeg4."""
+
+    def __init__(self, path: Path, fps: float, size: tuple[int, int], codec: str, crf: int) -> None:
+        import av
+
+        rate = Fraction(fps).limit_denominator(1001)
+        container_options = {"flush_packets": "1"}
+        if path.suffix.lower() in FRAGMENTED_SUFFIXES:
+            container_options["movflags"] = "frag_keyframe+empty_moov+default_base_moof"
+        self._container = av.open(str(path), mode="w", container_options=container_options)
+        try:
+            stream = self._container.add_stream(codec, rate=rate)
+            stream.width, stream.height = size
+            stream.pix_fmt = "yuv420p"
+            gop = max(1, round(fps))
+            ctx = stream.codec_context
+            ctx.time_base = 1 / rate
+            ctx.gop_size = gop
+            if codec == "libx264":
+                ctx.options = {
+                    "preset": "veryfast",
+                    "tune": "zerolatency",
+                    "crf": str(crf),
+                    "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0",
+                }
+            else:
+                ctx.options = {"qscale": "3", "bf": "0"}
+            self._stream = stream
+            self._time_base = ctx.time_base
+        except BaseException:
+            self._container.close()
+            raise
+        self._av = av
+
+    def write(self, frame_rgb: np.ndarray, index: int) -> None:
+        frame = self._av.VideoFrame.from_ndarray(frame_rgb, format="rgb24")
+        frame.pts = index
+        frame.time_base = self._time_base
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        try:
+            for packet in self._stream.encode(None):
+                self._container.mux(packet)
+        finally:
+            self._container.close()
+
+
+class _CvWriter:
+    """OpenCV MJPG fallback (any build of OpenCV can write it; big files, but robust)."""
+
+    def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:
+        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), float(fps), size)
+        if not self._writer.isOpened():
+            raise RecorderError(f"OpenCV could not create {path} (MJPG)")
+
+    def write(self, frame_rgb: np.ndarray, index: int) -> None:
+        self._writer.write(cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR))
+
+    def close(self) -> None:
+        self._writer.release()
+
+
+def _plan(path: Path) -> tuple[Path, str]:
+    """(final path, writer) for a requested path: 'libx264', 'mpeg4' (PyAV) or 'mjpg' (OpenCV)."""
+    suffix = path.suffix.lower()
+    if suffix == ".avi":
+        log.info("%s: AVI container, recording MJPG with OpenCV", path)
+        return path, "mjpg"
+    if suffix not in AV_SUFFIXES:
+        new = path.with_name(path.name + ".mkv") if suffix else path.with_suffix(".mkv")
+        log.warning("%s: %r is not a video container nstcam writes (.mp4, .mov, .mkv, .avi); recording to %s",
+                    path, suffix or "no extension", new.name)
+        path, suffix = new, ".mkv"
+    if _libx264_available():
+        return path, "libx264"
+    if _av_encoder("mpeg4"):
+        log.warning("this PyAV build has no libx264 encoder; recording MPEG-4 part 2 instead")
+        return path, "mpeg4"
+    avi = path.with_suffix(".avi")
+    log.warning("PyAV cannot encode video here; recording MJPG with OpenCV to %s", avi)
+    return avi, "mjpg"
+
+
+class Recorder:
+    """Encodes RGB frames to `path` on a writer thread. Always `close()` it (idempotent).
+
+    The frame size is fixed by the first frame (rounded down to even, which yuv420p needs, by
+    cropping the odd row/column); later frames of another size are resized to it. An existing file
+    is never overwritten: the next free name (`unique_path`) is used and logged, and `.path` is the
+    file actually written. Encoding errors go to `on_error` (and `error`); later frames are ignored.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float,
+        on_error: Callable[[str], None] | None = None,
+        realtime: bool = True,
+        queue_frames: int = 60,
+        crf: int = 20,
+    ) -> None:
+        if not fps or fps <= 0:
+            raise ValueError(f"recording frame rate must be positive, got {fps}")
+        requested = Path(path).expanduser()
+        planned, self.codec = _plan(requested)
+        planned.parent.mkdir(parents=True, exist_ok=True)
+        self.path = self._reserve(planned)
+        if self.path != planned:
+            log.info("%s exists; recording to %s instead", planned, self.path.name)
+        self.fps = float(fps)
+        self.on_error = on_error
+        self.realtime = realtime
+        self.crf = crf
+        self.frames_written = 0
+        self.frames_dropped = 0
+        self.error: str | None = None
+        self.size: tuple[int, int] | None = None
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, queue_frames))
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._progress = threading.Condition()
+        self._enqueued = 0
+        self._handled = 0
+        self._thread = threading.Thread(target=self._run, name=f"recorder[{self.path.name}]", daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def unique_path(path: str | Path) -> Path:
+        """`path` if free, else the first free of `name-1.ext`, `name-2.ext`, ..."""
+        path = Path(path)
+        if not path.exists():
+            return path
+        n = 1
+        while True:
+            candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+            if not candidate.exists():
+                return candidate
+            n += 1
+
+    @classmethod
+    def _reserve(cls, path: Path) -> Path:
+        """Create the free name exclusively, so two recorders started together cannot share it."""
+        for _ in range(100):
+            candidate = cls.unique_path(path)
+            try:
+                candidate.open("xb").close()
+                return candidate
+            except FileExistsError:
+                continue
+        raise RecorderError(f"could not find a free file name next to {path}")
+
+    @property
+    def elapsed_seconds(self) -> float:
+        return self.frames_written / self.fps
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def write(self, frame_rgb: np.ndarray) -> bool:
+        """Queue an RGB uint8 (H, W, 3) frame; False if it was dropped (queue full, closed, failed)."""
+        if self._closed or self.error is not None:
+            return False
+        if frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3 or frame_rgb.dtype != np.uint8:
+            raise ValueError(f"expected an RGB uint8 frame (H, W, 3), got {frame_rgb.dtype} {frame_rgb.shape}")
+        try:
+            self._queue.put(frame_rgb, block=not self.realtime)
+        except queue.Full:
+            self.frames_dropped += 1
+            return False
+        with self._progress:
+            self._enqueued += 1
+        return True
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until every queued frame has been handed to the encoder; False on timeout."""
+        with self._progress:
+            return self._progress.wait_for(
+                lambda: self._handled >= self._enqueued or not self._thread.is_alive(), timeout
+            )
+
+    def close(self, timeout: float | None = None) -> None:
+        """Encode what is queued, finalise the file and join the writer. Idempotent."""
+        with self._close_lock:
+            if not self._closed:
+                self._closed = True
+                self._queue.put(_STOP)  # the writer always drains, so this cannot block for long
+        self._thread.join(timeout)
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------------------- writer thread
+    def _run(self) -> None:
+        writer = None
+        index = 0
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _STOP:
+                    break
+                try:
+                    if self.error is None:
+                        if writer is None:
+                            writer = self._open_writer(item)
+                        writer.write(self._fit(item), index)
+                        index += 1
+                        self.frames_written = index
+                except Exception as exc:
+                    self._fail(exc)
+                finally:
+                    with self._progress:
+                        self._handled += 1
+                        self._progress.notify_all()
+        finally:
+            if writer is not None:
+                try:
+                    writer.close()
+                except Exception as exc:
+                    self._fail(exc)
+            if index == 0:
+                self.path.unlink(missing_ok=True)  # no frame ever came: leave no empty file behind
+            else:
+                log.info("recorded %d frames (%.1f s, %d dropped) to %s", index, self.elapsed_seconds,
+                         self.frames_dropped, self.path)
+            with self._progress:
+                self._handled = self._enqueued
+                self._progress.notify_all()
+
+    def _open_writer(self, first: np.ndarray) -> _AvWriter | _CvWriter:
+        h, w = first.shape[:2]
+        if w < 2 or h < 2:
+            raise RecorderError(f"frame of {w}x{h} is too small to record")
+        self.size = (w - w % 2, h - h % 2)
+        if self.codec == "mjpg":
+            return _CvWriter(self.path, self.fps, self.size)
+        return _AvWriter(self.path, self.fps, self.size, self.codec, self.crf)
+
+    def _fit(self, frame: np.ndarray) -> np.ndarray:
+        assert self.size is not None
+        w, h = self.size
+        fh, fw = frame.shape[:2]
+        if (fw, fh) == (w, h):
+            return frame
+        if fw - w in (0, 1) and fh - h in (0, 1):
+            return np.ascontiguousarray(frame[:h, :w])  # the odd row/column yuv420p cannot hold
+        return cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA if fw > w else cv2.INTER_LINEAR)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.error is not None:
+            log.debug("further recording error: %r", exc)
+            return
+        self.error = f"recording to {self.path} failed: {exc}"
+        log.error("%s", self.error)
+        if self.on_error is not None:
+            try:
+                self.on_error(self.error)
+            except Exception:
+                log.exception("on_error callback failed")

@@ -1,0 +1,153 @@
+"""Where frames come from: a camera index, a video file, a stream URL or the built-in demo scene.
+
+Everything is normalised to the small `FrameSource` interface (BGR uint8 frames, nominal fps,
+size) so the capture thread does not care which kind it drives. Opening failures raise
+`SourceError` with a message meant for the user: what failed and what to try instead.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FPS = 30.0
+CAMERA_REQUEST_SIZE = (1280, 720)
+
+
+class SourceError(RuntimeError):
+    """A frame source could not be opened; the message names it and suggests what to do."""
+
+
+@runtime_checkable
+class FrameSource(Protocol):
+    """The interface the capture thread drives.
+
+    `live` is True for sources that pace themselves (cameras, network streams): reading blocks
+    until the next frame. Files and the demo scene return frames as fast as asked, so the capture
+    thread paces them at `fps`.
+    """
+
+    fps: float
+    size: tuple[int, int]
+    description: str
+    is_file: bool
+    live: bool
+    frame_count: int | None
+
+    def read(self) -> np.ndarray | None: ...
+
+    def release(self) -> None: ...
+
+
+def parse_source(spec: str | int) -> int | str:
+    """"0" -> camera index 0, "demo" -> "demo", a URL as is, else an existing local path."""
+    if isinstance(spec, int):
+        return spec
+    text = str(spec).strip()
+    if not text:
+        raise SourceError("empty source: give a camera index (0, 1, ...), a video file, a URL or 'demo'")
+    if text.isdigit():
+        return int(text)
+    if text.lower() == "demo":
+        return "demo"
+    if "://" in text:
+        return text
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise SourceError(
+            f"video file {text!r} does not exist; give an existing file, a camera index (0, 1, ...) "
+            "or 'demo'"
+        )
+    if path.is_dir():
+        raise SourceError(f"{text!r} is a folder, not a video file")
+    return str(path)
+
+
+def open_source(spec: str | int) -> FrameSource:
+    """Open `spec` (see `parse_source`); raises SourceError with advice when that fails."""
+    target = parse_source(spec)
+    if target == "demo":
+        from nstcam.demo import DemoSource
+
+        return DemoSource()
+    return CvSource(target)
+
+
+def _valid_fps(value: float) -> float:
+    return value if math.isfinite(value) and 0.5 <= value <= 1000 else DEFAULT_FPS
+
+
+class CvSource:
+    """A camera, file or URL read through `cv2.VideoCapture` (FFmpeg / V4L2 / platform backend)."""
+
+    def __init__(self, target: int | str) -> None:
+        self.target = target
+        # A device path (/dev/video0) is a camera too: live, endless, no frame count.
+        self.is_camera = isinstance(target, int) or str(target).startswith("/dev/")
+        self.is_url = isinstance(target, str) and "://" in target
+        self.is_file = not (self.is_camera or self.is_url)
+        if self.is_camera:
+            self.description = f"camera {target}"
+        elif self.is_url:
+            self.description = f"stream {target}"
+        else:
+            self.description = f"video {Path(str(target)).name}"
+
+        self._cap = cv2.VideoCapture(target)
+        if not self._cap.isOpened():
+            self._cap.release()
+            raise SourceError(self._open_failure_message())
+        if self.is_camera:
+            # A request, not a guarantee: the driver picks the closest mode it supports.
+            w, h = CAMERA_REQUEST_SIZE
+            self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, w)
+            self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, h)
+
+        self.fps = _valid_fps(float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0))
+        self.size = (int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.frame_count = count if count > 0 and not self.is_camera else None
+        # A URL with a known frame count is a remote file, which must be paced like a local one.
+        self.live = self.is_camera or (self.is_url and self.frame_count is None)
+        log.info("opened %s: %dx%d at %.3g fps", self.description, *self.size, self.fps)
+
+    def _open_failure_message(self) -> str:
+        if self.is_camera:
+            return (
+                f"camera {self.target} could not be opened: is it connected and not in use by another "
+                "program? Try another camera index, --camera demo or a video file"
+            )
+        if self.is_url:
+            return (
+                f"stream {self.target} could not be opened: check the URL and the network, "
+                "or try --camera demo or a video file"
+            )
+        return (
+            f"video file {self.target} could not be opened: it is not a video format FFmpeg/OpenCV "
+            "can decode, or it is damaged. Try another file or --camera demo"
+        )
+
+    def read(self) -> np.ndarray | None:
+        ok, frame = self._cap.read()
+        if not ok or frame is None or frame.size == 0:
+            return None
+        if frame.ndim == 2:
+            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        elif frame.shape[2] == 4:
+            frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+        if frame.dtype == np.uint16:  # some depth/IR cameras
+            frame = (frame >> 8).astype(np.uint8)
+        self.size = (frame.shape[1], frame.shape[0])
+        return frame
+
+    def release(self) -> None:
+        self._cap.release()
+
+    def __repr__(self) -> str:
+        return f"CvSource({self.description!r}, {self.size[0]}x{self.size[1]} @ {self.fps:.3g} fps)"

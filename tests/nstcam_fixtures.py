@@ -1,0 +1,118 @@
+"""Generated media for the live-pipeline tests: short video files and tiny style files.
+
+Test modules import the fixtures they use from here (`from nstcam_fixtures import ...`); the
+tests folder is on sys.path under pytest's default import mode. Nothing is downloaded.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from trainer.stylefile import StyleModel, load_style, save_style
+from trainer.transformer import TransformerConfig, TransformerNet
+
+VIDEO_SIZE = (96, 64)  # (w, h)
+VIDEO_FPS = 12.0
+VIDEO_FRAMES = 24
+TINY_CONFIG = TransformerConfig(width=4, res_blocks=1, outer_kernel=3)
+
+
+def video_frame(i: int, size: tuple[int, int] = VIDEO_SIZE) -> np.ndarray:
+    """Frame i of the test clip: moving shapes on a gradient, asymmetric so mirroring shows."""
+    w, h = size
+    img = np.zeros((h, w, 3), np.uint8)
+    img[..., 0] = np.linspace(40, 200, w, dtype=np.uint8)[None, :]
+    img[..., 2] = np.linspace(200, 40, h, dtype=np.uint8)[:, None]
+    cv2.circle(img, ((5 + 3 * i) % w, h // 3), max(3, h // 8), (0, 255, 0), -1)
+    cv2.rectangle(img, (w - 20, (2 * i) % h), (w - 6, (2 * i) % h + 10), (255, 255, 255), -1)
+    return img
+
+
+def write_video(path: Path, frames: int = VIDEO_FRAMES, fps: float = VIDEO_FPS,
+                size: tuple[int, int] = VIDEO_SIZE) -> Path:
+    """An MJPG .avi of `frames` frames (every OpenCV build writes and reads it)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    assert writer.isOpened(), "OpenCV cannot write MJPG/AVI here"
+    for i in range(frames):
+        writer.write(video_frame(i, size))
+    writer.release()
+    return path
+
+
+def read_all_frames(path: Path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return frames
+
+
+def make_style_file(path: Path, name: str, seed: int, variant: str = "light",
+                    config: TransformerConfig = TINY_CONFIG, **meta: object) -> Path:
+    """A tiny random style, with instance-norm affine weights randomised so it changes images."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    net = TransformerNet(config)
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, torch.nn.InstanceNorm2d):
+                module.weight.copy_(torch.rand(module.weight.shape, generator=gen) * 1.5 + 0.25)
+                module.bias.copy_(torch.rand(module.bias.shape, generator=gen) - 0.5)
+    info = {"name": name, "title": name.title(), "artist": f"Artist {seed}", "variant": variant, **meta}
+    save_style(path, net, info, style_targets={})
+    return path
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run torch single-threaded during a test, then restore.
+
+    The engine tests use tiny networks, for which one thread is as fast as two; and on a shared,
+    oversubscribed 2-core machine OpenMP's spinning barriers can slow a 1 ms forward pass a
+    thousandfold (seen: ~1 s), which would make the timing-sensitive pipeline tests flaky.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def video_file(media_dir: Path) -> Path:
+    """24 frames of 96x64 at 12 fps (2 s), MJPG in AVI."""
+    return write_video(media_dir / "clip.avi")
+
+
+@pytest.fixture(scope="session")
+def short_video_file(media_dir: Path) -> Path:
+    """6 frames at 30 fps (0.2 s): ends quickly, for the loop-at-end tests."""
+    return write_video(media_dir / "short.avi", frames=6, fps=30.0)
+
+
+@pytest.fixture(scope="session")
+def style_files(media_dir: Path) -> dict[str, Path]:
+    """Two different tiny styles, "alpha" and "beta" (both "light" variants)."""
+    folder = media_dir / "styles"
+    folder.mkdir()
+    return {
+        "alpha": make_style_file(folder / "alpha.pt", "alpha", seed=1),
+        "beta": make_style_file(folder / "beta.pt", "beta", seed=2),
+    }
+
+
+@pytest.fixture(scope="session")
+def style_models(style_files: dict[str, Path]) -> dict[str, StyleModel]:
+    return {name: load_style(path) for name, path in style_files.items()}

@@ -1,0 +1,180 @@
+"""StylizeThread: newest-frame-only processing, bounded latency, errors, clean stop."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nstcam.capture import CaptureThread
+from nstcam.engine import StyleEngine
+from nstcam.frames import LatestSlot
+from nstcam.pipeline import FrameResult, StylizeThread
+from nstcam_fixtures import media_dir, one_torch_thread, style_files, style_models, video_file, video_frame  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+WAIT = 10.0
+
+
+class SlowEngine:
+    """A real engine plus 30 ms of simulated network time per frame; records call durations."""
+
+    def __init__(self, engine: StyleEngine, extra_s: float = 0.03, fail_every: int = 0) -> None:
+        self.engine = engine
+        self.extra_s = extra_s
+        self.fail_every = fail_every
+        self.calls = 0
+        self.durations: list[float] = []
+
+    style = property(lambda self: self.engine.style)
+    stats = property(lambda self: self.engine.stats)
+
+    def stylize(self, frame: np.ndarray, style: str | None = None) -> np.ndarray:
+        t0 = time.monotonic()
+        self.calls += 1
+        if self.fail_every and self.calls % self.fail_every == 0:
+            raise RuntimeError("simulated failure")
+        out = self.engine.stylize(frame, style)
+        time.sleep(self.extra_s)  # stands in for a heavier network, not a wait for an event
+        self.durations.append(time.monotonic() - t0)
+        return out
+
+
+@pytest.fixture
+def engine(style_models) -> StyleEngine:
+    return StyleEngine(style_models, device="cpu", size=32, channels_last=False)
+
+
+@pytest.fixture
+def no_leftover_threads():
+    before = set(threading.enumerate())
+    yield
+    leftover = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert not leftover, f"threads left running: {leftover}"
+
+
+class Producer(threading.Thread):
+    """Puts a new frame every millisecond: much faster than the engine stylizes."""
+
+    def __init__(self, slot: LatestSlot[np.ndarray]) -> None:
+        super().__init__(daemon=True)
+        self.slot = slot
+        self.halt = threading.Event()
+        self.put = 0
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            self.slot.put(video_frame(self.put % 24))
+            self.put += 1
+            self.halt.wait(0.001)
+
+
+def collect_results(count: int):
+    results: list[FrameResult] = []
+    enough = threading.Event()
+
+    def on_result(result: FrameResult) -> None:
+        results.append(result)
+        if len(results) >= count:
+            enough.set()
+
+    return results, enough, on_result
+
+
+def test_fast_frames_are_dropped_and_latency_stays_bounded(engine: StyleEngine, no_leftover_threads: None) -> None:
+    slow = SlowEngine(engine)
+    slot: LatestSlot[np.ndarray] = LatestSlot()
+    results, enough, on_result = collect_results(12)
+    producer = Producer(slot)
+    worker = StylizeThread(slot, slow, on_result)  # type: ignore[arg-type]
+    producer.start()
+    worker.start()
+    try:
+        assert enough.wait(WAIT)
+    finally:
+        producer.halt.set()
+        producer.join()
+        worker.stop()
+        slot.close()
+    assert not worker.is_alive()
+    assert slot.dropped > len(results)  # most frames were skipped, not queued
+    seqs = [r.seq for r in results]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert seqs[-1] - seqs[0] > len(seqs)  # results jumped ahead to the newest frames
+    # Newest-frame-only: a result is at most ~one stylize behind its capture, however long it runs.
+    bound_ms = 2 * max(slow.durations) * 1e3 + 100
+    assert max(r.latency_ms for r in results) < bound_ms
+    assert results[-1].latency_ms < bound_ms  # no growth over time
+    last = results[-1]
+    assert last.stylized_rgb.shape == (32, 48, 3) and last.raw_bgr.shape == (64, 96, 3)
+    assert last.style == "alpha" and last.engine_fps > 0
+    assert worker.results.closed  # pollers are woken on stop
+
+
+def test_results_slot_holds_the_latest_result(engine: StyleEngine, no_leftover_threads: None) -> None:
+    slot: LatestSlot[np.ndarray] = LatestSlot()
+    worker = StylizeThread(slot, engine, on_result=lambda r: None)
+    worker.start()
+    try:
+        seq = slot.put(video_frame(0))
+        got = worker.results.get(timeout=WAIT)
+        assert got is not None and got[1].seq == seq
+        engine.set_style("beta")
+        seq = slot.put(video_frame(1))
+        got = worker.results.get(after=got[0], timeout=WAIT)
+        assert got is not None and got[1].seq == seq and got[1].style == "beta"
+    finally:
+        worker.stop()
+
+
+def test_stylize_errors_are_reported_and_the_loop_continues(engine: StyleEngine, no_leftover_threads: None) -> None:
+    slow = SlowEngine(engine, extra_s=0.0, fail_every=2)
+    slot: LatestSlot[np.ndarray] = LatestSlot()
+    errors: list[str] = []
+    results, enough, on_result = collect_results(3)
+    worker = StylizeThread(slot, slow, on_result, on_error=errors.append)  # type: ignore[arg-type]
+    worker.start()
+    try:
+        last = 0
+        while not enough.is_set():
+            slot.put(video_frame(last % 24))
+            last += 1
+            assert last < 1000
+            worker.results.get(after=worker.results.seq, timeout=0.05)  # pace to the worker
+    finally:
+        worker.stop()
+    assert errors and errors[0] == "stylizing failed: simulated failure"
+    assert len(errors) == 1  # identical messages are not repeated within 2 s
+    assert worker.errors >= 2
+
+
+def test_stop_without_frames_and_on_closed_input(engine: StyleEngine, no_leftover_threads: None) -> None:
+    slot: LatestSlot[np.ndarray] = LatestSlot()
+    worker = StylizeThread(slot, engine, on_result=lambda r: None)
+    worker.start()
+    worker.stop()
+    assert not worker.is_alive()
+    second = StylizeThread(slot, engine, on_result=lambda r: None)
+    second.start()
+    slot.close()  # the capture side went away: the worker ends by itself
+    second.join(WAIT)
+    assert not second.is_alive()
+    StylizeThread(LatestSlot(), engine, on_result=lambda r: None).stop()  # never started: fine
+
+
+def test_capture_to_stylize_end_to_end(video_file: Path, engine: StyleEngine, no_leftover_threads: None) -> None:
+    capture = CaptureThread(str(video_file))
+    results, enough, on_result = collect_results(5)
+    worker = StylizeThread(capture.slot, engine, on_result)
+    capture.start()
+    worker.start()
+    try:
+        assert enough.wait(WAIT)
+    finally:
+        worker.stop()
+        capture.stop()
+    assert all(r.stylized_rgb.shape == (32, 48, 3) for r in results)
+    assert all(0 <= r.latency_ms < 1000 for r in results)

@@ -1,0 +1,132 @@
+"""StyleRegistry: discovery, manifest order and metadata, variants per device, broken files."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nstcam.registry import StyleRegistry, bundled_styles_dir
+from nstcam_fixtures import make_style_file
+
+
+@pytest.fixture
+def bundled(tmp_path: Path) -> Path:
+    """A bundled-style folder: two styles in light+full, a manifest ordering "zebra" first."""
+    folder = tmp_path / "bundled"
+    folder.mkdir()
+    make_style_file(folder / "zebra-light.pt", "zebra", seed=1, variant="light")
+    make_style_file(folder / "zebra-full.pt", "zebra", seed=2, variant="full")
+    make_style_file(folder / "apple-light.pt", "apple", seed=3, variant="light", title="The Apple")
+    manifest = {
+        "styles": [
+            {"name": "zebra", "title": "Stripes", "artist": "Anon", "year": 1901, "public_domain": True,
+             "variant": "light", "file": "zebra-light.pt", "loss_net": "vgg19", "training": {"steps": 10}},
+            {"name": "zebra", "variant": "full", "file": "zebra-full.pt"},
+            {"name": "apple", "title": "Manifest title loses", "year": 1888, "variant": "light",
+             "file": "apple-light.pt"},
+        ]
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+@pytest.fixture
+def user(tmp_path: Path) -> Path:
+    folder = tmp_path / "user"
+    folder.mkdir()
+    make_style_file(folder / "mango.pt", "mango", seed=4, variant="full")
+    make_style_file(folder / "banana.pt", "banana", seed=5, variant="light")
+    (folder / "broken.pt").write_bytes(b"this is not a zip file")
+    good = (folder / "mango.pt").read_bytes()
+    (folder / "truncated.pt").write_bytes(good[: len(good) // 2])
+    (folder / "notes.txt").write_text("ignored")
+    return folder
+
+
+def test_discover_orders_manifest_first_then_alphabetical(bundled: Path, user: Path) -> None:
+    reg = StyleRegistry.discover([bundled, user])
+    assert reg.names() == ["zebra", "apple", "banana", "mango"]
+    assert [(e.name, e.variant) for e in reg.entries] == [
+        ("zebra", "light"), ("zebra", "full"), ("apple", "light"), ("banana", "light"), ("mango", "full"),
+    ]
+
+
+def test_metadata_merges_manifest_and_file(bundled: Path) -> None:
+    reg = StyleRegistry.discover([bundled])
+    zebra = reg.choose("zebra", "cpu")
+    # The style file's own meta (title "Zebra", artist "Artist 1") wins over the manifest's.
+    assert (zebra.title, zebra.artist) == ("Zebra", "Artist 1")
+    assert zebra.year == 1901 and zebra.meta["training"] == {"steps": 10} and zebra.meta["loss_net"] == "vgg19"
+    apple = reg.choose("apple", "cpu")
+    assert apple.title == "The Apple" and apple.year == 1888
+    assert apple.path == bundled / "apple-light.pt"
+    assert apple.model.name == "apple"
+    assert "The Apple" in apple.label and "1888" in apple.label
+
+
+def test_variant_choice_per_device(bundled: Path, user: Path) -> None:
+    reg = StyleRegistry.discover([bundled, user])
+    assert reg.choose("zebra", "cpu").variant == "light"
+    assert reg.choose("zebra", "cuda").variant == "full"
+    assert reg.choose("zebra", "cuda:1").variant == "full"
+    assert reg.choose("mango", "cpu").variant == "full"  # the only one there is
+    assert reg.choose("banana", "cuda").variant == "light"
+    assert [e.variant for e in reg.variants("zebra")] == ["light", "full"]
+    models = reg.select("cuda")
+    assert list(models) == reg.names()
+    assert models["zebra"] is reg.choose("zebra", "cuda").model
+
+
+def test_unknown_style_lists_the_available_ones(bundled: Path) -> None:
+    reg = StyleRegistry.discover([bundled])
+    with pytest.raises(KeyError, match="zebra, apple"):
+        reg.choose("monet", "cpu")
+
+
+def test_broken_files_are_reported_not_raised(bundled: Path, user: Path) -> None:
+    (bundled / "manifest.json").write_text("{not json")
+    reg = StyleRegistry.discover([bundled, user, user / "missing-folder"])
+    broken = {path.name: message for path, message in reg.errors}
+    assert "broken.pt" in broken and "broken.pt" in broken["broken.pt"]
+    assert "truncated.pt" in broken and "corrupt" in broken["truncated.pt"]
+    assert "manifest.json" in broken
+    assert "broken" not in reg.names()
+    assert sorted(reg.names()) == ["apple", "banana", "mango", "zebra"]  # alphabetical without a manifest
+
+
+def test_later_folders_override_same_name_and_variant(bundled: Path, tmp_path: Path) -> None:
+    override = tmp_path / "override"
+    override.mkdir()
+    make_style_file(override / "my-zebra.pt", "zebra", seed=9, variant="light", title="My zebra")
+    reg = StyleRegistry.discover([bundled, override])
+    light = reg.choose("zebra", "cpu")
+    assert light.path == override / "my-zebra.pt" and light.title == "My zebra"
+    assert reg.choose("zebra", "cuda").path == bundled / "zebra-full.pt"
+    assert reg.names()[0] == "zebra"  # keeps its manifest position
+
+
+def test_empty_registry() -> None:
+    reg = StyleRegistry.discover([])
+    assert reg.names() == [] and reg.errors == [] and reg.select("cpu") == {}
+
+
+def test_bundled_styles_dir_points_at_the_styles_folder() -> None:
+    folder = bundled_styles_dir()
+    assert folder.is_dir()
+    assert (folder / "manifest.json").is_file()
+
+
+def test_bundled_styles_dir_handles_a_namespace_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+    from types import SimpleNamespace
+
+    import nstcam.registry as registry_module
+
+    def no_regular_package(name: str):
+        raise ModuleNotFoundError(name)
+
+    monkeypatch.setattr(registry_module.resources, "files", no_regular_package)
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name: SimpleNamespace(submodule_search_locations=[str(tmp_path)]))
+    assert bundled_styles_dir() == tmp_path
