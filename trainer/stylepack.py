@@ -1,0 +1,150 @@
+"""Train the bundled style pack and write its manifest: `python -m trainer.stylepack`.
+
+The recipes below are the record of how each shipped style was made; rerunning this command with
+the same data reproduces `styles/`. Per-style weights differ because paintings differ: a busy
+texture (The Starry Night) overwhelms faces at a weight a flat one (Udnie) needs to show at all.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import shutil
+
+from trainer import fast
+from trainer.stylefile import StyleFileError, load_style
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    painting: str  # file name in the paintings folder
+    title: str
+    artist: str
+    year: str
+    style_weight: float
+    content_weight: float = 1.0
+    style_size: int = 384
+
+
+RECIPES: tuple[Recipe, ...] = (
+    Recipe("monet", "monet.jpg", "Woman with a Parasol", "Claude Monet", "1875", 25.0),
+    Recipe("van_gogh", "van_gogh.jpg", "The Starry Night", "Vincent van Gogh", "1889", 20.0),
+    Recipe("munch", "munch.jpg", "The Scream", "Edvard Munch", "1893", 20.0),
+    Recipe("hokusai", "hokusai.jpg", "The Great Wave off Kanagawa", "Katsushika Hokusai", "c. 1831", 20.0),
+    Recipe("kandinsky", "kandinsky.jpg", "Composition VII", "Wassily Kandinsky", "1913", 20.0),
+    Recipe("picabia", "picabia.jpg", "Udnie", "Francis Picabia", "1913", 25.0),
+)
+
+# The CPU ("light") variant: half width; see README "Styles" for the measurements behind it.
+LIGHT = {"width": 16, "res_blocks": 5, "outer_kernel": 9, "separable": False}
+PUBLIC_DOMAIN = "The painting is in the public domain; the trained weights are part of nstcam."
+MANIFEST_KEYS = (
+    "name", "title", "artist", "year", "variant", "loss_net", "content_weight", "style_weight",
+    "tv_weight", "style_layers", "content_layer", "image_size", "style_size", "batch_size", "steps",
+    "lr", "seed", "training_seconds", "images_per_second", "architecture",
+)
+
+
+def train_args(recipe: Recipe, args: argparse.Namespace) -> list[str]:
+    """The `trainer.fast` command line for one recipe."""
+    out = args.work / recipe.name / f"{recipe.name}-light.pt"
+    argv = [
+        "--dataset", str(args.photos), "--style", str(args.paintings / recipe.painting),
+        "--out", str(out), "--name", recipe.name, "--title", recipe.title,
+        "--artist", recipe.artist, "--year", recipe.year, "--variant", "light",
+        "--image-size", str(args.image_size), "--style-size", str(recipe.style_size),
+        "--batch-size", "4", "--steps", str(args.steps), "--loss-net", args.loss_net,
+        "--content-weight", str(recipe.content_weight), "--style-weight", str(recipe.style_weight),
+        "--width", str(LIGHT["width"]), "--res-blocks", str(LIGHT["res_blocks"]),
+        "--outer-kernel", str(LIGHT["outer_kernel"]),
+        "--separable" if LIGHT["separable"] else "--no-separable",
+        "--sample-every", "250", "--checkpoint-every", "250", "--log-every", "50", "--seed", "0",
+    ]
+    if args.threads:
+        argv += ["--threads", str(args.threads)]
+    return argv
+
+
+def write_manifest(folder: Path) -> Path:
+    """manifest.json from the style files' own metadata, in recipe order."""
+    order = {r.name: i for i, r in enumerate(RECIPES)}
+    styles = []
+    for path in sorted(folder.glob("*.pt")):
+        try:
+            meta = load_style(path).meta
+        except StyleFileError as exc:
+            log.warning("skipping %s", exc)
+            continue
+        entry = {k: meta.get(k) for k in MANIFEST_KEYS}
+        entry["file"] = path.name
+        entry["public_domain"] = PUBLIC_DOMAIN
+        styles.append(entry)
+    styles.sort(key=lambda e: (order.get(e["name"], len(order)), e["name"], e["variant"] or ""))
+    manifest = folder / "manifest.json"
+    manifest.write_text(json.dumps({"styles": styles}, indent=2) + "\n")
+    return manifest
+
+
+def build_parser() -> argparse.ArgumentParser:
+    names = ", ".join(r.name for r in RECIPES)
+    p = argparse.ArgumentParser(
+        prog="python -m trainer.stylepack",
+        description="Train the bundled styles with trainer.fast and write styles/manifest.json.",
+    )
+    p.add_argument("--photos", type=Path, default=Path("../shared/data/photos"),
+                   help="training photos folder (default: ../shared/data/photos)")
+    p.add_argument("--paintings", type=Path, default=Path("../shared/data/styles"),
+                   help="folder holding the paintings named in the recipes (default: ../shared/data/styles)")
+    p.add_argument("--out", type=Path, default=Path("styles"),
+                   help="where the finished style files and manifest go (default: styles)")
+    p.add_argument("--work", type=Path, default=Path("runs/stylepack"),
+                   help="checkpoints and samples, one folder per style (default: runs/stylepack); "
+                        "an interrupted style resumes from here")
+    p.add_argument("--only", nargs="+", metavar="NAME", help=f"train only these styles ({names})")
+    p.add_argument("--steps", type=int, default=1000, help="training steps per style (default: 1000)")
+    p.add_argument("--image-size", type=int, default=192, help="training crop size (default: 192)")
+    p.add_argument("--loss-net", default="efficientnet-lite0",
+                   help="loss net passed to trainer.fast (default: efficientnet-lite0)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--manifest-only", action="store_true",
+                   help="only rewrite the manifest from the style files already in --out")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    recipes = RECIPES
+    if args.only:
+        unknown = set(args.only) - {r.name for r in RECIPES}
+        if unknown:
+            parser.error(f"unknown style(s) {sorted(unknown)}; choose from {[r.name for r in RECIPES]}")
+        recipes = tuple(r for r in RECIPES if r.name in args.only)
+    if not args.manifest_only:
+        for recipe in recipes:
+            argv_fast = train_args(recipe, args)
+            checkpoint = args.work / recipe.name / "checkpoint.pt"
+            if checkpoint.is_file():
+                argv_fast.append("--resume")
+            log.info("training %s: python -m trainer.fast %s", recipe.name, " ".join(argv_fast))
+            status = fast.main(argv_fast)
+            if status != 0:
+                log.error("training %s failed (exit %d); its checkpoint is kept in %s",
+                          recipe.name, status, checkpoint.parent)
+                return status
+            args.out.mkdir(parents=True, exist_ok=True)
+            produced = args.work / recipe.name / f"{recipe.name}-light.pt"
+            shutil.copy2(produced, args.out / produced.name)
+    log.info("wrote %s", write_manifest(args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
