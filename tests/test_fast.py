@@ -69,7 +69,8 @@ def _run(data, out: Path, *extra: str) -> int:
 def test_few_steps_write_a_loadable_style_file_with_metadata(data, tmp_path):
     out = tmp_path / "run" / "starry.pt"
     rc = _run(data, out, "--steps", "4", "--workers", "1", "--sample-every", "2", "--checkpoint-every", "2",
-              "--title", "The Starry Night", "--artist", "Vincent van Gogh", "--year", "1889")
+              "--title", "The Starry Night", "--artist", "Vincent van Gogh", "--year", "1889",
+              "--style-layers", "stem,stage2:0.5", "--content-layer", "stage2")
     assert rc == 0
     style = load_style(out)
     meta = style.meta
@@ -85,6 +86,7 @@ def test_few_steps_write_a_loadable_style_file_with_metadata(data, tmp_path):
         assert key in meta
     assert set(style.style_targets) == {"efficientnet-lite0"}
     grams = style.style_targets["efficientnet-lite0"]
+    assert meta["style_layers"] == {"stem": 1.0, "stage2": 0.5} and meta["content_layer"] == "stage2"
     assert set(grams) == set(meta["style_layers"]) and all(g.dim() == 2 for g in grams.values())
     assert style.config.width == 8 and style.config.res_blocks == 1
     y = style.build()(torch.rand(1, 3, 36, 44))
@@ -201,6 +203,9 @@ def test_help_mentions_every_flag(capsys):
     (["--dataset", "{photos}", "--style", "{style}", "--loss-net", "vgg19", "--vgg-weights", "{tmp}/no.pth"],
      "no such file"),
     (["--dataset", "{photos}", "--style", "{style}", "--out", "{tmp}/afile/o.pt"], "--out: cannot create"),
+    (["--dataset", "{photos}", "--style", "{style}", "--loss-net", "efficientnet-lite0",
+      "--style-layers", "stem,nolayer"], "unknown layer(s) ['nolayer']"),
+    (["--dataset", "{photos}", "--style", "{style}", "--style-layers", "stem:heavy"], "--style-layers"),
 ])
 def test_bad_input_is_one_error_line_and_exit_2(data, tmp_path, capsys, argv, words):
     photos, style = data

@@ -106,6 +106,20 @@ def _int_at_least(low: int):
     return parse
 
 
+def _layer_weights(text: str) -> dict[str, float]:
+    """"stem:1,stage2:0.5,stage3" -> {"stem": 1.0, "stage2": 0.5, "stage3": 1.0}."""
+    layers: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, weight = item.partition(":")
+        try:
+            layers[name] = float(weight) if weight else 1.0
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"layer weight {weight!r} of {name!r} is not a number") from None
+    if not layers:
+        raise argparse.ArgumentTypeError("expected LAYER[:WEIGHT][,LAYER[:WEIGHT]...]")
+    return layers
+
+
 def _float(positive: bool):
     def parse(text: str) -> float:
         try:
@@ -180,6 +194,10 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
         help="network measuring the perceptual loss (auto: VGG19 if its weights are available, else "
              "efficientnet-lite0)")
     add(tr, "--vgg-weights", type=Path, metavar="PATH", help="VGG19 state-dict file for --loss-net vgg19/auto")
+    add(tr, "--style-layers", type=_layer_weights, metavar="L[:W],...",
+        help="style layers of the loss net and their weights, e.g. stem:1,stage2:1,stage3:0.5 "
+             "(default: the loss net's own)")
+    add(tr, "--content-layer", metavar="LAYER", help="content layer of the loss net (default: the loss net's own)")
     add(tr, "--seed", type=int, default=0, help="random seed of weights and data order (default: 0)")
 
     net = p.add_argument_group("network (TransformerNet)")
@@ -287,6 +305,8 @@ def build_perceptual(args: argparse.Namespace, device: torch.device) -> Perceptu
         content_weight=args.content_weight,
         style_weight=args.style_weight,
         tv_weight=args.tv_weight,
+        style_layers=args.style_layers,
+        content_layer=args.content_layer,
     )
 
 
@@ -477,6 +497,8 @@ def _train(args, explicit, info, device, amp, channels_last, out, checkpoint_pat
         perceptual = build_perceptual(args, device)
     except LossNetUnavailable as exc:
         raise UsageError(f"--loss-net {args.loss_net}: {exc}") from None
+    except ValueError as exc:  # a --style-layers / --content-layer name the net does not have
+        raise UsageError(str(exc)) from None
     perceptual = perceptual.to(device)
     if channels_last:
         perceptual.net.to(memory_format=torch.channels_last)

@@ -16,12 +16,15 @@ class TransformerConfig:
     `outer_kernel` is the size of the first and last convolutions (Johnson: 9), the most expensive
     layers at full resolution. `separable` swaps the residual blocks' 3x3 convolutions for
     depthwise + pointwise pairs, which cost roughly 1/8 as much at the widths used here.
+    `bounded_output` squashes the output with a scaled tanh (as Johnson did): an unbounded output
+    lets training buy Gram energy with a few saturated blobs, which then show as bright spots.
     """
 
     width: int = 32
     res_blocks: int = 5
     outer_kernel: int = 9
     separable: bool = False
+    bounded_output: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -29,6 +32,7 @@ class TransformerConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "TransformerConfig":
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        known.setdefault("bounded_output", False)  # files from before the field had a linear output
         return cls(**known)
 
 
@@ -72,7 +76,11 @@ class UpsampleConv(nn.Sequential):
 
 
 class TransformerNet(nn.Module):
-    """RGB [0, 1] in, RGB out (unclamped; roughly [0, 1]) at exactly the input's height and width."""
+    """RGB [0, 1] in, RGB out at exactly the input's height and width.
+
+    The output spans [-0.1, 1.1] with `bounded_output` (a little headroom so pure black and white
+    stay reachable without saturating tanh), unbounded otherwise; callers clamp for display.
+    """
 
     def __init__(self, config: TransformerConfig | None = None) -> None:
         super().__init__()
@@ -98,4 +106,6 @@ class TransformerNet(nn.Module):
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         y = self.decoder(self.residuals(self.encoder(x)))
+        if self.config.bounded_output:
+            y = 0.5 + 0.6 * torch.tanh(y)
         return y[..., :h, :w] if (ph or pw) else y
