@@ -79,3 +79,19 @@ def test_weights_not_matching_architecture(style_file: Path) -> None:
     torch.save(payload, style_file)
     with pytest.raises(StyleFileError, match="do not match"):
         load_style(style_file)
+
+
+def test_bounded_output_stays_near_unit_range() -> None:
+    net = TransformerNet(TINY)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(50)  # drive the pre-activation far out of range
+        y = net(torch.rand(1, 3, 24, 24))
+    assert y.min() >= -0.1 - 1e-6 and y.max() <= 1.1 + 1e-6
+    assert y.max() - y.min() > 0.5
+
+
+def test_config_from_files_without_the_output_field_is_linear() -> None:
+    legacy = {"width": 4, "res_blocks": 1, "outer_kernel": 3, "separable": False}
+    assert TransformerConfig.from_dict(legacy).bounded_output is False
+    assert TransformerConfig.from_dict(TINY.to_dict()) == TINY
