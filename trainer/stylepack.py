@@ -41,16 +41,20 @@ class Recipe:
 
 
 RECIPES: tuple[Recipe, ...] = (
-    Recipe("monet", "monet.jpg", "Woman with a Parasol", "Claude Monet", "1875", 20.0),
+    Recipe("monet", "monet.jpg", "Woman with a Parasol", "Claude Monet", "1875", 60.0),
     Recipe("van_gogh", "van_gogh.jpg", "The Starry Night", "Vincent van Gogh", "1889", 25.0, STROKES),
     Recipe("munch", "munch.jpg", "The Scream", "Edvard Munch", "1893", 25.0),
-    Recipe("hokusai", "hokusai.jpg", "The Great Wave off Kanagawa", "Katsushika Hokusai", "c. 1831", 30.0),
+    Recipe("hokusai", "hokusai.jpg", "The Great Wave off Kanagawa", "Katsushika Hokusai", "c. 1831", 60.0),
     Recipe("kandinsky", "kandinsky.jpg", "Composition VII", "Wassily Kandinsky", "1913", 25.0, STROKES),
     Recipe("picabia", "picabia.jpg", "Udnie", "Francis Picabia", "1913", 30.0),
 )
 
 # The CPU ("light") variant: half width; see README "Styles" for the measurements behind it.
 LIGHT = {"width": 16, "res_blocks": 5, "outer_kernel": 9, "separable": False}
+VARIANTS_NOTE = (
+    "Only the light (CPU) variants are shipped: the pack was trained on a 2-core CPU with no GPU; "
+    "the app runs them on CUDA too. Full-width variants need GPU training time."
+)
 PUBLIC_DOMAIN = "The painting is in the public domain; the trained weights are part of nstcam."
 MANIFEST_KEYS = (
     "name", "title", "artist", "year", "variant", "loss_net", "content_weight", "style_weight",
@@ -96,7 +100,7 @@ def write_manifest(folder: Path) -> Path:
         styles.append(entry)
     styles.sort(key=lambda e: (order.get(e["name"], len(order)), e["name"], e["variant"] or ""))
     manifest = folder / "manifest.json"
-    manifest.write_text(json.dumps({"styles": styles}, indent=2) + "\n")
+    manifest.write_text(json.dumps({"variants_note": VARIANTS_NOTE, "styles": styles}, indent=2) + "\n")
     return manifest
 
 
