@@ -1,0 +1,1 @@
+"""nstcam: real-time webcam neural style transfer."""

@@ -1,0 +1,422 @@
+"""The `nstcam` command line: the live window, headless `render`, and the `styles` listing.
+
+    nstcam [--camera SOURCE] [--style NAME] [--device auto|cuda|cpu] [--size N] [--mirror]
+           [--record FILE] [--styles-dir DIR] [--fullscreen] [--pictures-dir DIR]
+    nstcam render INPUT -o OUTPUT --style NAME [--size N] [--device ...] [--styles-dir DIR]
+    nstcam styles [--styles-dir DIR]
+
+Every user error (unknown style, missing or unreadable file, a camera that cannot be opened when
+named explicitly, an unusable device) ends with ONE line on stderr that names the problem and the
+choices, and exit status 2: never a traceback. Qt widgets are imported only to open the window
+(`nstcam.ui.app`, lazily); `styles`, `render` and the error paths need at most QtCore, for the
+user styles folder (QStandardPaths).
+
+Styles are looked up in, in order (a later folder's style of the same name and variant wins):
+the bundled styles, the user styles folder (`<AppDataLocation>/styles`, e.g.
+~/.local/share/nstcam/styles) and `--styles-dir`.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROG = "nstcam"
+DEVICE_CHOICES = ("auto", "cuda", "cpu")
+# Processing short side of the live view: what a CPU keeps interactive vs. what a GPU affords.
+DEFAULT_SIZE_CUDA = 480
+DEFAULT_SIZE_CPU = 240
+
+log = logging.getLogger(__name__)
+
+
+class CliError(Exception):
+    """A user error: the message is printed as is after "nstcam: error:" and the exit status is 2."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Argument types
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of pixels, got {text!r}") from None
+    if value < 16:
+        raise argparse.ArgumentTypeError(f"must be at least 16 pixels, got {value}")
+    return value
+
+
+def _device(text: str) -> str:
+    value = text.strip().lower()
+    if value in DEVICE_CHOICES or (value.startswith("cuda:") and value[5:].isdigit()):
+        return value
+    raise argparse.ArgumentTypeError(
+        f"unknown device {text!r}; choose one of: {', '.join(DEVICE_CHOICES)} (or cuda:N)"
+    )
+
+
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of threads, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text}")
+    return value
+
+
+def _add_common(p: argparse.ArgumentParser, size_help: str) -> None:
+    p.add_argument("--style", metavar="NAME", help="style to use (see `nstcam styles`)")
+    p.add_argument("--device", type=_device, default="auto", metavar="auto|cuda|cpu",
+                   help="where the style network runs; auto = CUDA if available, else CPU "
+                   "(default: auto)")
+    p.add_argument("--size", type=_positive_int, default=None, metavar="N", help=size_help)
+    p.add_argument("--styles-dir", metavar="DIR", action="append", default=[],
+                   help="extra folder of style files (*.pt); may be repeated; searched after the "
+                   "bundled and user styles, and wins over them for the same name")
+    p.add_argument("--threads", type=_threads, default=None, metavar="N",
+                   help="CPU threads torch may use per operation (default: torch's choice, the "
+                   "number of cores); on a CPU busy with other work, 1 can be faster")
+
+
+def window_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Real-time webcam neural style transfer: opens a window showing your camera "
+        "as a painting. Keys: 1-9 / Left / Right choose a style, Space takes a refined snapshot, "
+        "R records, M mirrors, F toggles full screen, Esc quits.",
+        epilog="Other commands: `nstcam render INPUT -o OUTPUT --style NAME` stylizes a video "
+        "file headless; `nstcam styles` lists the installed styles. Use `nstcam render --help` "
+        "for theirs.",
+    )
+    p.add_argument("--camera", metavar="SOURCE", default=None,
+                   help="frame source: a camera index (0, 1, ...), a video file (played in a "
+                   "loop), a stream URL, or 'demo' for the built-in animated scene. Default: "
+                   "camera 0; if it cannot be opened the window says so and offers the demo")
+    _add_common(p, size_help=f"processing size: the short side, in pixels, frames are "
+                f"stylized at; larger looks finer but costs speed (default: {DEFAULT_SIZE_CUDA} "
+                f"on CUDA, {DEFAULT_SIZE_CPU} on CPU)")
+    p.add_argument("--mirror", action="store_true",
+                   help="flip the image horizontally, like a mirror (toggle with M)")
+    p.add_argument("--record", metavar="FILE", default=None,
+                   help="start recording the stylized video to FILE at launch (a new name is "
+                   "chosen if FILE exists); R stops and starts recordings")
+    p.add_argument("--fullscreen", action="store_true", help="start in full screen (toggle with F)")
+    p.add_argument("--pictures-dir", metavar="DIR", default=None,
+                   help="where snapshots are saved (default: <Pictures>/nstcam); recordings "
+                   "started with R go to <Videos>/nstcam")
+    # Hidden: measurement and documentation helpers.
+    p.add_argument("--benchmark-seconds", type=_seconds, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--screenshot", metavar="PNG", default=None, help=argparse.SUPPRESS)
+    return p
+
+
+def render_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=f"{PROG} render",
+        description="Stylize a video file headless, frame by frame, keeping its frame rate, "
+        "frame count and size. Shows a progress bar.",
+    )
+    p.add_argument("input", metavar="INPUT", help="video file to stylize")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
+                   help="output video file: .mp4 (H.264), .mov, .mkv or .avi (MJPG); if it "
+                   "exists, a new name (OUTPUT-1.mp4, ...) is chosen")
+    _add_common(p, size_help="processing size: the short side, in pixels, frames are stylized "
+                "at, and so the output's size (default: the input's own size)")
+    return p
+
+
+def styles_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=f"{PROG} styles",
+        description="List the styles found (name, title, artist, variant, file), then the "
+        "style files that failed to load and why.",
+    )
+    p.add_argument("--styles-dir", metavar="DIR", action="append", default=[],
+                   help="extra folder of style files (*.pt); may be repeated")
+    return p
+
+
+# ----------------------------------------------------------------------------------------------
+# Shared steps
+
+
+def user_styles_dir() -> Path | None:
+    """<AppDataLocation>/styles via QtCore; None if Qt is unavailable."""
+    try:
+        from nstcam.ui.paths import user_styles_dir as qt_user_styles_dir
+    except ImportError:  # pragma: no cover - PySide6 is a dependency
+        return None
+    return qt_user_styles_dir()
+
+
+def style_dirs(extra: Sequence[str]) -> list[Path]:
+    from nstcam.registry import bundled_styles_dir
+
+    dirs = [bundled_styles_dir()]
+    user = user_styles_dir()
+    if user is not None:
+        dirs.append(user)
+    for d in extra:
+        path = Path(d).expanduser()
+        if not path.is_dir():
+            raise CliError(f"--styles-dir {d}: no such folder")
+        dirs.append(path)
+    return dirs
+
+
+def load_registry(extra_dirs: Sequence[str]):
+    from nstcam.registry import StyleRegistry
+
+    dirs = style_dirs(extra_dirs)
+    return StyleRegistry.discover(dirs), dirs
+
+
+def resolve_device(name: str):
+    from trainer.devices import resolve_device as trainer_resolve
+
+    try:
+        return trainer_resolve(name)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def check_style(registry, style: str | None, dirs: Sequence[Path], required: bool = False) -> str:
+    names = registry.names()
+    if not names:
+        where = ", ".join(str(d) for d in dirs)
+        broken = f" ({len(registry.errors)} file(s) failed to load: see `nstcam styles`)" if registry.errors else ""
+        raise CliError(f"no styles found in {where}{broken}; add style files (*.pt) there or pass --styles-dir DIR")
+    if style is None:
+        if required:
+            raise CliError(f"--style is required; available styles: {', '.join(names)}")
+        return names[0]
+    if style not in names:
+        raise CliError(f"unknown style {style!r}; available styles: {', '.join(names)}")
+    return style
+
+
+def apply_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def build_engine(registry, device, size: int | None, style: str):
+    from nstcam.engine import StyleEngine
+
+    try:
+        engine = StyleEngine(registry.select(device.type), device=str(device), size=size)
+        engine.set_style(style)
+    except (RuntimeError, ValueError) as exc:
+        raise CliError(f"cannot start the style engine on {device}: {exc}") from None
+    return engine
+
+
+# ----------------------------------------------------------------------------------------------
+# Window
+
+
+@dataclass
+class Launch:
+    """Everything the window needs, prepared and validated before Qt widgets are imported."""
+
+    args: argparse.Namespace
+    registry: Any
+    engine: Any
+    device: Any
+    style: str
+    camera: str
+    camera_explicit: bool
+    size: int
+    record_path: Path | None = None
+    pictures_dir: Path | None = None
+    style_dirs: list[Path] = field(default_factory=list)
+
+
+def prepare_window(args: argparse.Namespace) -> Launch:
+    """Validate the window's arguments and build the engine; raises CliError."""
+    device = resolve_device(args.device)
+    registry, dirs = load_registry(args.styles_dir)
+    style = check_style(registry, args.style, dirs)
+    size = args.size or (DEFAULT_SIZE_CUDA if device.type == "cuda" else DEFAULT_SIZE_CPU)
+
+    camera_explicit = args.camera is not None
+    camera = str(args.camera) if camera_explicit else "0"
+    if camera_explicit:
+        from nstcam.sources import SourceError, open_source, parse_source
+
+        try:
+            if parse_source(camera) != "demo":
+                open_source(camera).release()  # probe: fail now, with a message, not in the window
+        except SourceError as exc:
+            raise CliError(f"--camera {camera}: {exc}") from None
+
+    record_path = None
+    if args.record:
+        record_path = Path(args.record).expanduser()
+        if record_path.is_dir():
+            raise CliError(f"--record {args.record}: is a folder; give a file name such as clip.mp4")
+        if not record_path.parent.is_dir():
+            raise CliError(f"--record {args.record}: folder {record_path.parent} does not exist")
+
+    pictures = None
+    if args.pictures_dir:
+        pictures = Path(args.pictures_dir).expanduser()
+        if pictures.exists() and not pictures.is_dir():
+            raise CliError(f"--pictures-dir {args.pictures_dir}: exists and is not a folder")
+
+    apply_threads(args.threads)
+    engine = build_engine(registry, device, size, style)
+    return Launch(args, registry, engine, device, style, camera, camera_explicit, size,
+                  record_path, pictures, dirs)
+
+
+def run_window(args: argparse.Namespace) -> int:
+    launch = prepare_window(args)
+    from nstcam.ui.app import run  # Qt widgets only from here on
+
+    return run(args, launch)
+
+
+# ----------------------------------------------------------------------------------------------
+# render
+
+
+def run_render(args: argparse.Namespace) -> int:
+    from nstcam.recorder import RecorderError
+    from nstcam.render import render_video
+    from nstcam.sources import SourceError
+
+    src = Path(args.input).expanduser()
+    if not src.exists():
+        raise CliError(f"{args.input}: no such video file")
+    if src.is_dir():
+        raise CliError(f"{args.input}: is a folder, not a video file")
+    out = Path(args.output).expanduser()
+    if out.is_dir():
+        raise CliError(f"-o {args.output}: is a folder; give a file name such as out.mp4")
+    if not out.parent.is_dir():
+        raise CliError(f"-o {args.output}: folder {out.parent} does not exist")
+    if out.resolve() == src.resolve():
+        raise CliError("-o: the output would overwrite the input; choose another file name")
+    device = resolve_device(args.device)
+    registry, dirs = load_registry(args.styles_dir)
+    style = check_style(registry, args.style, dirs, required=True)
+    apply_threads(args.threads)
+    engine = build_engine(registry, device, args.size, style)
+
+    from tqdm import tqdm
+
+    bar = tqdm(unit="frame", dynamic_ncols=True, desc=f"{style}", file=sys.stderr)
+
+    def progress(done: int, total: int | None = None, *_: Any) -> None:
+        if total and bar.total != total:
+            bar.total = total
+            bar.refresh()
+        bar.update(done - bar.n)
+
+    try:
+        result = render_video(src, out, engine, progress=progress)
+    except SourceError as exc:
+        raise CliError(str(exc)) from None
+    except (RecorderError, OSError, ValueError) as exc:
+        raise CliError(f"render failed: {exc}") from None
+    finally:
+        bar.close()
+    w, h = result.size
+    print(f"wrote {result.path or out}: {result.frames} frames, {w}x{h}, {result.fps:.4g} fps, "
+          f"style {style} on {engine.describe()}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# styles
+
+
+def run_styles(args: argparse.Namespace) -> int:
+    registry, dirs = load_registry(args.styles_dir)
+    rows = [(e.name, e.title, e.artist, e.variant, str(e.path)) for e in registry.entries]
+    if rows:
+        header = ("NAME", "TITLE", "ARTIST", "VARIANT", "FILE")
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+        for r in [header, *rows]:
+            print("  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:4])) + "  " + r[4])
+    else:
+        print("no styles found in: " + ", ".join(str(d) for d in dirs))
+    if registry.errors:
+        print(f"\n{len(registry.errors)} file(s) failed to load:")
+        for path, reason in registry.errors:
+            print(f"  {path}: {reason}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def _quiet_logs() -> None:
+    """Warnings to stderr, except those the CLI reports itself in its own words.
+
+    The registry's "skipping style file" warnings are listed by `nstcam styles` and shown in the
+    window; OpenCV's native log would add "[ WARN:0@0.02] cap_v4l.cpp ..." lines next to our
+    one-line "camera 3 could not be opened" error.
+    """
+    import os
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("nstcam.registry").setLevel(logging.ERROR)
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # read when cv2 is first imported
+    if "cv2" in sys.modules:
+        try:
+            import cv2
+
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        except Exception:  # pragma: no cover - very old OpenCV
+            pass
+
+
+COMMANDS = {"render": (render_parser, run_render), "styles": (styles_parser, run_styles)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _quiet_logs()
+    if argv and argv[0] in COMMANDS:
+        make_parser, command = COMMANDS[argv[0]]
+        argv = argv[1:]
+    else:
+        make_parser, command = window_parser, run_window
+    parser = make_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, message already printed)
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+    try:
+        return command(args)
+    except CliError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

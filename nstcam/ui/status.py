@@ -1,0 +1,70 @@
+"""The status line: measured rates, latency, device, messages, and the recording indicator.
+
+    camera 30.0 fps | stylize 12.4 fps | latency 95 ms | cpu fp32 | [message]    ● REC 0:07
+
+Figures are read from the capture thread and the engine by the window's timer (twice a second),
+never pushed per frame. Messages (camera problems, engine notices) stay until replaced; the
+latest few are kept in `history` and shown as the tooltip.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+
+from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
+
+
+def format_elapsed(seconds: float) -> str:
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class StatusPanel(QStatusBar):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSizeGripEnabled(False)
+        self.capture_label = QLabel("camera –")
+        self.stylize_label = QLabel("stylize –")
+        self.latency_label = QLabel("latency –")
+        self.device_label = QLabel("")
+        self.message_label = QLabel("")
+        self.message_label.setMinimumWidth(120)
+        self.record_label = QLabel("")
+        self.record_label.setStyleSheet("color: #e53935; font-weight: bold;")
+        self.record_label.hide()
+        for w in (self.capture_label, self.stylize_label, self.latency_label, self.device_label,
+                  self.message_label):
+            w.setContentsMargins(6, 0, 6, 0)
+        for w in (self.capture_label, self.stylize_label, self.latency_label, self.device_label):
+            self.addWidget(w)
+        self.addWidget(self.message_label, 1)
+        self.addPermanentWidget(self.record_label)
+        self.history: deque[tuple[float, str]] = deque(maxlen=20)
+
+    def set_figures(self, capture_fps: float, stylize_fps: float, latency_ms: float | None,
+                    device: str, dropped: int | None = None) -> None:
+        self.capture_label.setText(f"camera {capture_fps:.1f} fps")
+        self.stylize_label.setText(f"stylize {stylize_fps:.1f} fps")
+        self.latency_label.setText("latency –" if latency_ms is None else f"latency {latency_ms:.0f} ms")
+        self.device_label.setText(device)
+
+    def show_status(self, text: str, error: bool = False) -> None:
+        self.history.append((time.time(), text))
+        self.message_label.setText(text)
+        self.message_label.setStyleSheet("color: #ff8a65;" if error else "")
+        self.message_label.setToolTip("\n".join(
+            f"{time.strftime('%H:%M:%S', time.localtime(t))}  {m}" for t, m in self.history))
+
+    @property
+    def message(self) -> str:
+        return self.message_label.text()
+
+    def set_recording(self, seconds: float | None, path: str = "") -> None:
+        if seconds is None:
+            self.record_label.hide()
+            return
+        self.record_label.setText(f"● REC {format_elapsed(seconds)}")
+        self.record_label.setToolTip(path)
+        self.record_label.show()

@@ -1,0 +1,253 @@
+"""The `nstcam` command line: errors exit 2 with one message, `styles`, `render`, the window."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import cv2
+import pytest
+import torch
+
+from app_fixtures import count_frames, make_styles_dir, make_video, one_torch_thread  # noqa: F401
+from nstcam.cli import main, render_parser, styles_parser, window_parser
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "no_user_styles")
+TEST_STYLES = ("ember", "glacier", "moss")
+
+
+@pytest.fixture(scope="module")
+def no_user_styles():
+    """Keep the developer's own user styles folder out of these tests (QStandardPaths test mode:
+    AppDataLocation moves to a qttest folder that does not exist). The bundled styles remain."""
+    from PySide6.QtCore import QStandardPaths
+
+    QStandardPaths.setTestModeEnabled(True)
+    yield
+    QStandardPaths.setTestModeEnabled(False)
+
+
+@pytest.fixture(scope="module")
+def styles_dir(tmp_path_factory) -> Path:
+    return make_styles_dir(tmp_path_factory.mktemp("styles"), broken=True)
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    return make_video(tmp_path_factory.mktemp("video") / "clip.avi", frames=30, size=(96, 64))
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_error(err: str, *needles: str) -> None:
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("nstcam") and "error:" in line]
+    assert len(errors) == 1, err
+    for needle in needles:
+        assert needle in errors[0], (needle, err)
+
+
+# ----------------------------------------------------------------------------- help
+
+
+def test_every_flag_has_help():
+    for parser in (window_parser(), render_parser(), styles_parser()):
+        for action in parser._actions:
+            if action.option_strings and action.help != "==SUPPRESS==":
+                assert action.help, (parser.prog, action.option_strings)
+
+
+def test_help_exits_zero(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    for flag in ("--camera", "--style", "--device", "--size", "--mirror", "--record", "--styles-dir",
+                 "--fullscreen", "--pictures-dir", "nstcam render", "nstcam styles"):
+        assert flag in out
+    assert "--benchmark-seconds" not in out
+    code, out, _ = run(capsys, "render", "--help")
+    assert code == 0 and "-o OUTPUT" in out
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def test_unknown_style_lists_the_choices(capsys, styles_dir):
+    code, _, err = run(capsys, "--style", "nope", "--styles-dir", str(styles_dir), "--camera", "demo")
+    assert code == 2
+    assert_one_error(err, "unknown style 'nope'", "available styles:", *TEST_STYLES)
+
+
+def test_render_unknown_style(capsys, styles_dir, video, tmp_path):
+    code, _, err = run(capsys, "render", str(video), "-o", str(tmp_path / "o.mp4"), "--style", "nope",
+                       "--styles-dir", str(styles_dir))
+    assert code == 2
+    assert_one_error(err, "unknown style 'nope'", "available styles:", *TEST_STYLES)
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_render_needs_a_style(capsys, styles_dir, video, tmp_path):
+    code, _, err = run(capsys, "render", str(video), "-o", str(tmp_path / "o.mp4"), "--styles-dir", str(styles_dir))
+    assert code == 2
+    assert_one_error(err, "--style is required", "available styles:", *TEST_STYLES)
+
+
+def test_missing_files(capsys, styles_dir, tmp_path):
+    missing = tmp_path / "missing.avi"
+    code, _, err = run(capsys, "render", str(missing), "-o", str(tmp_path / "o.mp4"), "--style", "ember",
+                       "--styles-dir", str(styles_dir))
+    assert code == 2
+    assert_one_error(err, str(missing), "no such video file")
+    code, _, err = run(capsys, "--camera", str(missing), "--styles-dir", str(styles_dir))
+    assert code == 2
+    assert_one_error(err, str(missing), "does not exist", "demo")
+    code, _, err = run(capsys, "styles", "--styles-dir", str(tmp_path / "nowhere"))
+    assert code == 2
+    assert_one_error(err, "nowhere", "no such folder")
+
+
+def test_unreadable_video(capsys, styles_dir, tmp_path):
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video at all" * 100)
+    code, _, err = run(capsys, "render", str(junk), "-o", str(tmp_path / "o.mp4"), "--style", "ember",
+                       "--styles-dir", str(styles_dir))
+    assert code == 2
+    assert_one_error(err, "junk.mp4")
+    code, _, err = run(capsys, "--camera", str(junk), "--styles-dir", str(styles_dir))
+    assert code == 2
+    assert_one_error(err, "junk.mp4", "could not be opened")
+
+
+def test_bad_device(capsys, styles_dir):
+    code, _, err = run(capsys, "--device", "tpu", "--styles-dir", str(styles_dir))
+    assert code == 2
+    assert_one_error(err, "tpu", "auto, cuda, cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_a_gpu(capsys, styles_dir):
+    code, _, err = run(capsys, "--device", "cuda", "--camera", "demo", "--styles-dir", str(styles_dir))
+    assert code == 2
+    assert_one_error(err, "no CUDA device", "--device cpu")
+
+
+def test_explicit_camera_that_cannot_be_opened(capsys, styles_dir):
+    code, _, err = run(capsys, "--camera", "9", "--styles-dir", str(styles_dir))
+    assert code == 2
+    assert_one_error(err, "camera 9 could not be opened", "demo")
+
+
+def test_bad_size(capsys, styles_dir):
+    code, _, err = run(capsys, "--size", "abc", "--styles-dir", str(styles_dir))
+    assert code == 2
+    assert_one_error(err, "--size")
+
+
+# ----------------------------------------------------------------------------- styles
+
+
+def test_styles_lists_styles_and_broken_files(capsys, styles_dir):
+    code, out, err = run(capsys, "styles", "--styles-dir", str(styles_dir))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["NAME", "TITLE", "ARTIST", "VARIANT"]
+    for name, title in (("ember", "Ember"), ("glacier", "Glacier"), ("moss", "Moss")):
+        row = next(line for line in lines if line.startswith(name + " "))
+        assert title in row and "Test Painter" in row and "light" in row and f"{name}.pt" in row
+    assert "1 file(s) failed to load" in out
+    broken = next(line for line in lines if "broken.pt" in line)
+    assert str(styles_dir / "broken.pt") in broken
+    assert "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- render
+
+
+def video_fps(path: Path) -> float:
+    cap = cv2.VideoCapture(str(path))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    return fps
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".avi"])
+def test_render_keeps_frame_count_size_and_fps(capsys, styles_dir, video, tmp_path, suffix):
+    out_path = tmp_path / f"out{suffix}"
+    code, out, err = run(capsys, "render", str(video), "-o", str(out_path), "--style", "glacier",
+                         "--styles-dir", str(styles_dir), "--device", "cpu")
+    assert code == 0, err
+    assert "30 frames" in out and "96x64" in out
+    assert count_frames(out_path) == (30, (96, 64))
+    assert video_fps(out_path) == pytest.approx(30.0, rel=0.01)
+    assert "30/30" in err  # the tqdm progress bar
+    # the output is stylized, not a copy
+    a = cv2.VideoCapture(str(video)).read()[1].astype(int)
+    b = cv2.VideoCapture(str(out_path)).read()[1].astype(int)
+    assert abs(a - b).mean() > 10
+
+
+def test_render_at_a_processing_size(capsys, styles_dir, video, tmp_path):
+    out_path = tmp_path / "small.mp4"
+    code, out, err = run(capsys, "render", str(video), "-o", str(out_path), "--style", "ember",
+                         "--size", "32", "--styles-dir", str(styles_dir))
+    assert code == 0, err
+    assert count_frames(out_path) == (30, (48, 32))
+
+
+# ----------------------------------------------------------------------------- window
+
+
+def test_window_from_the_command_line(qapp, capsys, styles_dir, video, tmp_path):
+    """The real launch path: arguments -> engine -> window -> benchmark -> screenshot -> exit 0."""
+    shot = tmp_path / "shot.png"
+    code = main(["--camera", str(video), "--style", "moss", "--size", "64", "--styles-dir", str(styles_dir),
+                 "--pictures-dir", str(tmp_path / "pics"), "--benchmark-seconds", "0.5",
+                 "--screenshot", str(shot)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    line = next(line for line in out.splitlines() if line.startswith("BENCHMARK_JSON "))
+    figures = json.loads(line.split(" ", 1)[1])
+    assert figures["display_fps"] > 0 and figures["size"] == 64 and figures["frame"] == "96x64"
+    assert figures["latency_ms_mean"] > 0
+    assert cv2.imread(str(shot)) is not None
+
+
+def test_no_qt_widgets_for_styles_render_and_errors(styles_dir, video, tmp_path):
+    """`styles`, `render` and the error paths must not import QtWidgets/QtGui (headless use)."""
+    script = textwrap.dedent(f"""
+        import sys
+        from nstcam.cli import main
+        codes = [
+            main(["styles", "--styles-dir", {str(styles_dir)!r}]),
+            main(["--style", "nope", "--styles-dir", {str(styles_dir)!r}]),
+            main(["render", {str(video)!r}, "-o", {str(tmp_path / "r.mp4")!r}, "--style", "ember",
+                  "--size", "32", "--styles-dir", {str(styles_dir)!r}]),
+        ]
+        gui = sorted(m for m in sys.modules if m in ("PySide6.QtWidgets", "PySide6.QtGui"))
+        print("RESULT", codes, gui)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env=isolated_env(tmp_path))
+    assert "RESULT [0, 2, 0] []" in proc.stdout, proc.stdout + proc.stderr
+
+
+def isolated_env(tmp_path: Path) -> dict[str, str]:
+    """The environment for a child process, with its user data folders in `tmp_path`."""
+    import os
+
+    return {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg-data"), "QT_QPA_PLATFORM": "offscreen"}
+
+
+def test_python_dash_m(styles_dir, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "nstcam", "--style", "nope", "--styles-dir", str(styles_dir)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300, env=isolated_env(tmp_path))
+    assert proc.returncode == 2
+    assert_one_error(proc.stderr, "unknown style 'nope'")

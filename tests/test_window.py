@@ -1,0 +1,311 @@
+"""The PySide6 window, offscreen: live frames, styles, snapshot, recording, sources, clean close."""
+from __future__ import annotations
+
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from app_fixtures import count_frames, make_styles_dir, make_video, one_torch_thread  # noqa: F401
+from nstcam.engine import StyleEngine
+from nstcam.registry import StyleRegistry
+from nstcam.ui.main_window import DEMO, MainWindow, WindowOptions
+from nstcam.ui.video_view import BACKGROUND
+
+WAIT = 60_000  # ms; generous: two CPU cores shared with other jobs
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def styles_dir(tmp_path_factory):
+    return make_styles_dir(tmp_path_factory.mktemp("styles"))
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    return make_video(tmp_path_factory.mktemp("video") / "clip.avi", frames=30, size=(96, 64))
+
+
+@pytest.fixture
+def open_window(qtbot, styles_dir, video, tmp_path):
+    """open_window(camera=..., **WindowOptions fields) -> a started MainWindow (closed at teardown)."""
+    windows: list[MainWindow] = []
+
+    def make(camera: str | None = None, **opts) -> MainWindow:
+        registry = StyleRegistry.discover([styles_dir])
+        engine = StyleEngine(registry.select("cpu"), device="cpu", size=64)
+        settings = dict(
+            camera=str(video) if camera is None else camera,
+            pictures_dir=tmp_path / "pictures",
+            videos_dir=tmp_path / "videos",
+            device_type="cpu",
+            snapshot_steps=4,
+            snapshot_refine_side=None,
+            retry_seconds=0.2,
+        )
+        options = WindowOptions(**{**settings, **opts})
+        window = MainWindow(engine, registry, options)
+        qtbot.addWidget(window)
+        window.show()
+        window.start()
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.close()
+
+
+def wait_frames(qtbot, window: MainWindow, n: int) -> None:
+    start = window.view.frames_shown
+    qtbot.waitUntil(lambda: window.view.frames_shown >= start + n, timeout=WAIT)
+
+
+def press(qtbot, window: MainWindow, key) -> None:
+    qtbot.keyClick(window, key)
+
+
+def test_shows_stylized_frames_that_differ_from_the_camera(qtbot, open_window):
+    w = open_window()
+    wait_frames(qtbot, w, 3)
+    shown = w.view.frame
+    raw = w._last_result.raw_bgr
+    assert shown.shape[:2] == (64, 96)  # processing size 64, aspect kept
+    raw_rgb = cv2.cvtColor(cv2.resize(raw, (shown.shape[1], shown.shape[0])), cv2.COLOR_BGR2RGB)
+    assert np.abs(shown.astype(int) - raw_rgb.astype(int)).mean() > 10
+    # ... and they are really painted: the centre of the view is not the empty background
+    image = w.view.grab().toImage()
+    centre = image.pixelColor(image.width() // 2, image.height() // 2)
+    assert (centre.red(), centre.green(), centre.blue()) != (BACKGROUND.red(), BACKGROUND.green(), BACKGROUND.blue())
+    # status line shows rates and the device
+    qtbot.waitUntil(lambda: "fps" in w.status.stylize_label.text() and "cpu fp32" in w.status.device_label.text(),
+                    timeout=WAIT)
+
+
+def test_switching_style_by_key_click_and_arrows(qtbot, open_window):
+    w = open_window()
+    names = w.engine.style_names
+    assert names == ["ember", "glacier", "moss"]
+    wait_frames(qtbot, w, 2)
+    shown: list = []
+    w.frameShown.connect(shown.append)
+
+    def switch(action, expected: str) -> int:
+        """Do `action`; return how many frames were shown before the new style appeared."""
+        shown.clear()
+        action()
+        assert w.engine.style == expected
+        qtbot.waitUntil(lambda: any(r.style == expected for r in shown), timeout=WAIT)
+        return next(i for i, r in enumerate(shown) if r.style == expected)
+
+    before = w.view.frame.astype(float).mean(axis=(0, 1))
+    assert switch(lambda: press(qtbot, w, Qt.Key.Key_2), "glacier") <= 2
+    after = w.view.frame.astype(float).mean(axis=(0, 1))
+    assert np.abs(after - before).max() > 20  # a visibly different picture
+    assert w.gallery.currentRow() == 1
+
+    rect = w.gallery.item_rect("moss")
+    qtbot.mouseClick(w.gallery.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert switch(lambda: None, "moss") <= 2
+
+    assert switch(lambda: press(qtbot, w, Qt.Key.Key_Right), "ember") <= 2  # wraps around
+    assert switch(lambda: press(qtbot, w, Qt.Key.Key_Left), "moss") <= 2
+    press(qtbot, w, Qt.Key.Key_9)  # no 9th style: ignored
+    assert w.engine.style == "moss"
+    # every style got a thumbnail rendered by its own network
+    qtbot.waitUntil(lambda: all(w.gallery.has_thumbnail(n) for n in names), timeout=WAIT)
+
+
+def test_snapshot_saves_three_pngs_and_lowers_style_loss(qtbot, open_window, tmp_path):
+    w = open_window()
+    wait_frames(qtbot, w, 2)
+    with qtbot.waitSignal(w.snapshotFinished, timeout=WAIT * 2) as blocker:
+        press(qtbot, w, Qt.Key.Key_Space)
+        assert w.snapshot_dock.isVisible()
+    res = blocker.args[0]
+    assert not res.cancelled
+    for path in (res.raw_path, res.stylized_path, res.refined_path):
+        assert path.parent == tmp_path / "pictures" and path.is_file()
+        assert cv2.imread(str(path)).shape == (64, 96, 3)  # the camera's full resolution
+    assert res.style_loss_after < res.style_loss_before
+    assert str(tmp_path / "pictures") in w.snapshot_panel.where.text()
+    assert w.snapshot_panel.image.pixmap() is not None and not w.snapshot_panel.image.pixmap().isNull()
+    # live stylizing paused during the CPU refinement and resumed afterwards
+    assert not w._live_paused and w.stylizer is not None and w.stylizer.is_alive()
+    wait_frames(qtbot, w, 3)
+
+
+def test_snapshot_cancel(qtbot, open_window):
+    w = open_window(snapshot_steps=10_000)
+    wait_frames(qtbot, w, 2)
+    steps: list[int] = []
+    w.snapshot_action.trigger()  # the toolbar button
+    w._snapshot.progress.connect(lambda s, t, losses: steps.append(s))
+    qtbot.waitUntil(lambda: len(steps) >= 1, timeout=WAIT)
+    assert w._live_paused and w.stylizer is None  # a CPU engine: live stylizing waits meanwhile
+    with qtbot.waitSignal(w.snapshotFinished, timeout=WAIT) as blocker:
+        qtbot.mouseClick(w.snapshot_panel.cancel, Qt.MouseButton.LeftButton)
+    res = blocker.args[0]
+    assert res.cancelled and res.refined_path is None
+    assert res.steps_done < 100
+    assert res.raw_path.is_file() and res.stylized_path.is_file()
+    assert "cancelled" in w.snapshot_panel.progress.format()
+    wait_frames(qtbot, w, 3)  # the live view is back
+
+
+def expected_written(seqs: list[int], fps: float) -> int:
+    """Frames the recorder gets for the shown frames' capture sequence numbers (see MainWindow)."""
+    cap = max(1, round(fps * 2.0))
+    return 1 + sum(min(max(b - a, 1), cap) for a, b in zip(seqs, seqs[1:])) if seqs else 0
+
+
+def test_recording_matches_the_frames_shown(qtbot, open_window, tmp_path):
+    w = open_window()
+    wait_frames(qtbot, w, 2)
+    seqs: list[int] = []
+    sizes: set = set()
+
+    def on_frame(result):
+        if w.recorder is not None:
+            seqs.append(result.seq)
+            sizes.add(result.stylized_rgb.shape)
+
+    w.frameShown.connect(on_frame)
+    press(qtbot, w, Qt.Key.Key_R)
+    assert w.recorder is not None and w.record_action.isChecked()
+    qtbot.waitUntil(lambda: len(seqs) >= 12, timeout=WAIT)
+    qtbot.waitUntil(lambda: w.status.record_label.isVisible() and "REC" in w.status.record_label.text(),
+                    timeout=WAIT)
+    rec = w.recorder
+    with qtbot.waitSignal(w.recordingFinished, timeout=WAIT):
+        press(qtbot, w, Qt.Key.Key_R)
+    assert w.recorder is None and not w.record_action.isChecked()
+    assert rec.fps == pytest.approx(30.0)  # the source's frame rate
+    assert rec.frames_dropped == 0
+    assert w.recording_frames_shown == len(seqs)
+    assert w.recording_frames_written == expected_written(seqs, rec.fps)
+    frames, size = count_frames(rec.path)
+    assert frames == w.recording_frames_written == rec.frames_written
+    assert sizes == {(64, 96, 3)} and size == (96, 64)
+    assert rec.path.parent == tmp_path / "videos"
+    assert "saved" in w.status.message
+
+
+def test_record_at_launch_is_finalised_on_close(qtbot, open_window, tmp_path):
+    target = tmp_path / "launch.mp4"
+    w = open_window(record_path=target)
+    qtbot.waitUntil(lambda: w.recorder is not None, timeout=WAIT)
+    qtbot.waitUntil(lambda: w.recording_frames_shown >= 5, timeout=WAIT)
+    rec = w.recorder
+    w.close()
+    assert rec.closed
+    frames, size = count_frames(target)
+    assert frames == w.recording_frames_written > 0 and size == (96, 64)
+
+
+def test_mirror_and_fullscreen_toggles(qtbot, open_window):
+    w = open_window(camera=DEMO)
+    wait_frames(qtbot, w, 1)
+    press(qtbot, w, Qt.Key.Key_M)
+    assert w.capture.mirror and w.mirror_action.isChecked()
+    w.mirror_action.trigger()  # the toolbar button
+    assert not w.capture.mirror
+    press(qtbot, w, Qt.Key.Key_F)
+    qtbot.waitUntil(w.isFullScreen, timeout=5000)
+    press(qtbot, w, Qt.Key.Key_F)
+    qtbot.waitUntil(lambda: not w.isFullScreen(), timeout=5000)
+    press(qtbot, w, Qt.Key.Key_C)
+    assert w.view.compare
+    wait_frames(qtbot, w, 2)
+
+
+def test_close_stops_and_joins_every_thread(qtbot, open_window):
+    before = set(threading.enumerate())
+    w = open_window()
+    wait_frames(qtbot, w, 2)
+    press(qtbot, w, Qt.Key.Key_R)
+    press(qtbot, w, Qt.Key.Key_Space)  # a snapshot in flight when the window closes
+    assert w.snapshot_running
+    started = {t for t in threading.enumerate() if t not in before}
+    assert {t.name.split("[")[0] for t in started} >= {"capture", "stylize", "snapshot"}
+    t0 = time.monotonic()
+    press(qtbot, w, Qt.Key.Key_Escape)
+    assert not w.isVisible()
+    assert time.monotonic() - t0 < 60
+    leftover = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert leftover == []
+    from PySide6.QtCore import QThread
+    assert all(not t.isRunning() for t in w.findChildren(QThread))
+
+
+def test_camera_that_cannot_be_opened_offers_the_demo(qtbot, open_window):
+    w = open_window(camera="9")  # no camera 9 here
+    qtbot.waitUntil(lambda: w.view.overlay.isVisible(), timeout=WAIT)
+    assert "camera 9 could not be opened" in w.view.overlay.label.text()
+    assert "camera 9" in w.status.message
+    assert w.view.overlay.button.isVisible()
+    qtbot.mouseClick(w.view.overlay.button, Qt.MouseButton.LeftButton)
+    assert w.source_spec == DEMO
+    wait_frames(qtbot, w, 2)
+    qtbot.waitUntil(lambda: not w.view.overlay.isVisible(), timeout=WAIT)
+
+
+def test_video_that_ends_is_reported_and_restarted(qtbot, open_window):
+    w = open_window()  # a 30-frame file at 30 fps: ends after a second
+    qtbot.waitUntil(lambda: any("ended" in m for _, m in w.status.history), timeout=WAIT)
+    assert "clip.avi ended; restarting" in " ".join(m for _, m in w.status.history)
+    wait_frames(qtbot, w, 3)  # and frames keep coming
+
+
+class StallingSource:
+    """A live source that delivers a few frames, then nothing: like an unplugged camera."""
+
+    opened = 0
+    is_file = False
+    live = True
+    frame_count = None
+    fps = 30.0
+    size = (96, 64)
+    description = "fake camera"
+
+    def __init__(self) -> None:
+        type(self).opened += 1
+        self.left = 6
+
+    def read(self):
+        if self.left <= 0:
+            return None
+        self.left -= 1
+        time.sleep(1 / 60)
+        return np.full((64, 96, 3), (30 * self.left, 120, 200), np.uint8)
+
+    def release(self) -> None:
+        pass
+
+
+def test_camera_that_stops_delivering_is_reported_and_retried(qtbot, open_window, monkeypatch):
+    import nstcam.capture
+
+    StallingSource.opened = 0
+    monkeypatch.setattr(nstcam.capture, "open_source", lambda spec: StallingSource())
+    w = open_window(camera="0")
+    qtbot.waitUntil(lambda: any("stopped delivering frames; retrying" in m for _, m in w.status.history),
+                    timeout=WAIT)
+    qtbot.waitUntil(lambda: StallingSource.opened >= 2, timeout=WAIT)
+    qtbot.waitUntil(lambda: any("delivering frames again" in m for _, m in w.status.history), timeout=WAIT)
+    assert w.view.frames_shown > 0
+
+
+def test_engine_notices_from_another_thread_reach_the_status_line(qtbot, open_window):
+    w = open_window(camera=DEMO)
+    notice = "GPU out of memory at 1280x720; lowering the processing size to 960x540"
+    t = threading.Thread(target=w.engine.on_notice, args=(notice,))
+    t.start()
+    t.join()
+    qtbot.waitUntil(lambda: w.status.message == notice, timeout=WAIT)
+    w.close()
+    assert w.engine.on_notice is None  # unhooked: the engine may outlive the window
