@@ -95,3 +95,7 @@ def test_config_from_files_without_the_output_field_is_linear() -> None:
     legacy = {"width": 4, "res_blocks": 1, "outer_kernel": 3, "separable": False}
     assert TransformerConfig.from_dict(legacy).bounded_output is False
     assert TransformerConfig.from_dict(TINY.to_dict()) == TINY
+
+
+def test_style_file_is_readable_by_others(style_file: Path) -> None:
+    assert style_file.stat().st_mode & 0o044 == 0o044
