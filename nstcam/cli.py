@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainer.cliargs import int_at_least, number
+
 PROG = "nstcam"
 DEVICE_CHOICES = ("auto", "cuda", "cpu")
 # Processing short side of the live view: what a CPU keeps interactive vs. what a GPU affords.
@@ -42,16 +44,6 @@ class CliError(Exception):
 # Argument types
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of pixels, got {text!r}") from None
-    if value < 16:
-        raise argparse.ArgumentTypeError(f"must be at least 16 pixels, got {value}")
-    return value
-
-
 def _device(text: str) -> str:
     value = text.strip().lower()
     if value in DEVICE_CHOICES or (value.startswith("cuda:") and value[5:].isdigit()):
@@ -61,36 +53,16 @@ def _device(text: str) -> str:
     )
 
 
-def _threads(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of threads, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text}")
-    return value
-
-
 def _add_common(p: argparse.ArgumentParser, size_help: str) -> None:
     p.add_argument("--style", metavar="NAME", help="style to use (see `nstcam styles`)")
     p.add_argument("--device", type=_device, default="auto", metavar="auto|cuda|cpu",
                    help="where the style network runs; auto = CUDA if available, else CPU "
                    "(default: auto)")
-    p.add_argument("--size", type=_positive_int, default=None, metavar="N", help=size_help)
+    p.add_argument("--size", type=int_at_least(1), default=None, metavar="N", help=size_help)
     p.add_argument("--styles-dir", metavar="DIR", action="append", default=[],
                    help="extra folder of style files (*.pt); may be repeated; searched after the "
                    "bundled and user styles, and wins over them for the same name")
-    p.add_argument("--threads", type=_threads, default=None, metavar="N",
+    p.add_argument("--threads", type=int_at_least(1), default=None, metavar="N",
                    help="CPU threads torch may use per operation (default: torch's choice, the "
                    "number of cores); on a CPU busy with other work, 1 can be faster")
 
@@ -122,7 +94,7 @@ def window_parser() -> argparse.ArgumentParser:
                    help="where snapshots are saved (default: <Pictures>/nstcam); recordings "
                    "started with R go to <Videos>/nstcam")
     # Hidden: measurement and documentation helpers.
-    p.add_argument("--benchmark-seconds", type=_seconds, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--benchmark-seconds", type=number(positive=True), default=None, help=argparse.SUPPRESS)
     p.add_argument("--screenshot", metavar="PNG", default=None, help=argparse.SUPPRESS)
     return p
 

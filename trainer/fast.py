@@ -50,6 +50,7 @@ from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from trainer import checkpoint as ckpt
+from trainer.cliargs import int_at_least, number
 from trainer.dataset import DatasetError, ImageFolderDataset, ResumableSampler, scan_images
 from trainer.devices import resolve_device
 from trainer.images import ImageLoadError, load_image, resize_short_side, save_image
@@ -92,20 +93,6 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see --help)")
 
 
-def _int_at_least(low: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
-        return value
-
-    parse.__name__ = f"integer >= {low}"
-    return parse
-
-
 def _layer_weights(text: str) -> dict[str, float]:
     """"stem:1,stage2:0.5,stage3" -> {"stem": 1.0, "stage2": 0.5, "stage3": 1.0}."""
     layers: dict[str, float] = {}
@@ -120,22 +107,8 @@ def _layer_weights(text: str) -> dict[str, float]:
     return layers
 
 
-def _float(positive: bool):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not math.isfinite(value) or value < 0 or (positive and value == 0):
-            raise argparse.ArgumentTypeError(f"must be {'> 0' if positive else '>= 0'}, got {text}")
-        return value
-
-    parse.__name__ = "positive number" if positive else "non-negative number"
-    return parse
-
-
 def _odd_kernel(text: str) -> int:
-    value = _int_at_least(1)(text)
+    value = int_at_least(1)(text)
     if value % 2 == 0:
         raise argparse.ArgumentTypeError(f"must be odd, got {value}")
     return value
@@ -171,24 +144,24 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
         help="variant label stored in the style file (auto: 'light' if --width < 32 or --separable, else 'full')")
 
     tr = p.add_argument_group("training")
-    add(tr, "--image-size", type=_int_at_least(16), default=256, metavar="PX",
+    add(tr, "--image-size", type=int_at_least(16), default=256, metavar="PX",
         help="size of the square training crops (default: 256)")
-    add(tr, "--style-size", type=_int_at_least(16), metavar="PX",
+    add(tr, "--style-size", type=int_at_least(16), metavar="PX",
         help=f"short side the style image is resized to (default: {DEFAULT_STYLE_SIZE}, or the image's own "
              "short side if smaller)")
-    add(tr, "--batch-size", type=_int_at_least(1), default=4, metavar="N",
+    add(tr, "--batch-size", type=int_at_least(1), default=4, metavar="N",
         help="images per step, per process (default: 4)")
     length = tr.add_mutually_exclusive_group()
-    add(length, "--epochs", type=_int_at_least(1), metavar="N",
+    add(length, "--epochs", type=int_at_least(1), metavar="N",
         help="passes over the dataset (default: 2 if --steps is not given)")
-    add(length, "--steps", type=_int_at_least(1), metavar="N",
+    add(length, "--steps", type=int_at_least(1), metavar="N",
         help="optimizer steps to train for (instead of --epochs)")
-    add(tr, "--lr", type=_float(positive=True), default=1e-3, help="Adam learning rate (default: 1e-3)")
-    add(tr, "--content-weight", type=_float(positive=False), metavar="W",
+    add(tr, "--lr", type=number(positive=True), default=1e-3, help="Adam learning rate (default: 1e-3)")
+    add(tr, "--content-weight", type=number(positive=False), metavar="W",
         help="content loss weight (default: the loss net's default)")
-    add(tr, "--style-weight", type=_float(positive=False), metavar="W",
+    add(tr, "--style-weight", type=number(positive=False), metavar="W",
         help="style loss weight (default: the loss net's default)")
-    add(tr, "--tv-weight", type=_float(positive=False), metavar="W",
+    add(tr, "--tv-weight", type=number(positive=False), metavar="W",
         help="total-variation loss weight (default: the loss net's default)")
     add(tr, "--loss-net", choices=LOSS_NET_CHOICES, default="auto",
         help="network measuring the perceptual loss (auto: VGG19 if its weights are available, else "
@@ -201,8 +174,8 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
     add(tr, "--seed", type=int, default=0, help="random seed of weights and data order (default: 0)")
 
     net = p.add_argument_group("network (TransformerNet)")
-    add(net, "--width", type=_int_at_least(1), default=32, help="channels of the first layer (default: 32)")
-    add(net, "--res-blocks", type=_int_at_least(0), default=5, help="residual blocks (default: 5)")
+    add(net, "--width", type=int_at_least(1), default=32, help="channels of the first layer (default: 32)")
+    add(net, "--res-blocks", type=int_at_least(0), default=5, help="residual blocks (default: 5)")
     add(net, "--outer-kernel", type=_odd_kernel, default=9,
         help="kernel size of the first and last convolutions, odd (default: 9)")
     add(net, "--separable", action=argparse.BooleanOptionalAction, default=False,
@@ -214,19 +187,19 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
     add(rt, "--amp", action=argparse.BooleanOptionalAction,
         help="mixed precision autocast (default: on for CUDA: bf16, or fp16 with gradient scaling; "
              "off on CPU, where --amp means bf16)")
-    add(rt, "--threads", type=_int_at_least(1), metavar="N",
+    add(rt, "--threads", type=int_at_least(1), metavar="N",
         help="CPU threads for torch's operators (default: torch's choice, usually the core count); "
              "on a busy machine 1 can be several times faster than oversubscribed cores")
-    add(rt, "--workers", type=_int_at_least(0), metavar="N",
+    add(rt, "--workers", type=int_at_least(0), metavar="N",
         help="DataLoader worker processes (default: min(4, CPU count - 1); 0 loads in the main process)")
-    add(rt, "--checkpoint-every", type=_int_at_least(0), default=500, metavar="N",
+    add(rt, "--checkpoint-every", type=int_at_least(0), default=500, metavar="N",
         help="write checkpoint.pt every N steps (default: 500; 0: only at the end and on Ctrl-C)")
     add(rt, "--resume", nargs="?", const="auto", metavar="PATH",
         help="continue from <out dir>/checkpoint.pt, or from PATH")
-    add(rt, "--sample-every", type=_int_at_least(0), default=500, metavar="N",
+    add(rt, "--sample-every", type=int_at_least(0), default=500, metavar="N",
         help="write a grid of a fixed batch stylized to <out dir>/samples/step_XXXXXX.png every N steps "
              "and at the end (default: 500; 0: never)")
-    add(rt, "--log-every", type=_int_at_least(1), default=50, metavar="N",
+    add(rt, "--log-every", type=int_at_least(1), default=50, metavar="N",
         help="log losses and images/s every N steps (default: 50)")
     return p
 

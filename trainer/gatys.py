@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
+from trainer.cliargs import int_at_least, number
 from trainer.devices import DEVICE_CHOICES, resolve_device
 from trainer.images import ImageLoadError, load_image, pil_to_tensor, save_image
 from trainer.lossnets import CHOICES as LOSS_NET_CHOICES
@@ -241,35 +242,8 @@ def _make_optimizer(name: str, x: torch.Tensor, lr: float) -> torch.optim.Optimi
 # Command line
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = _non_negative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("expected a number > 0, got 0")
-    return value
-
-
 def _scales(text: str) -> tuple[float, ...]:
-    scales = tuple(_positive_float(part) for part in text.split(",") if part.strip())
+    scales = tuple(number(positive=True)(part) for part in text.split(",") if part.strip())
     if not scales:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers > 0, got {text!r}")
     return scales
@@ -286,22 +260,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("style", metavar="STYLE", help="style image, e.g. a painting")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output image; the format follows the extension (.png, .jpg, ...)")
-    p.add_argument("--size", type=_positive_int, default=512, metavar="N",
+    p.add_argument("--size", type=int_at_least(1), default=512, metavar="N",
                    help="resize the content so its short side is N pixels (default: 512)")
-    p.add_argument("--style-size", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--style-size", type=int_at_least(1), default=None, metavar="N",
                    help="resize the style image so its short side is N pixels "
                    "(default: the same as --size)")
-    p.add_argument("--steps", type=_positive_int, default=300, metavar="N",
+    p.add_argument("--steps", type=int_at_least(1), default=300, metavar="N",
                    help="optimisation steps, one forward+backward pass each (default: 300)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="lbfgs",
                    help="lbfgs converges in fewer steps; adam is steadier (default: lbfgs)")
-    p.add_argument("--lr", type=_positive_float, default=None, metavar="F",
+    p.add_argument("--lr", type=number(positive=True), default=None, metavar="F",
                    help="learning rate (default: 1.0 for lbfgs, 0.02 for adam)")
-    p.add_argument("--content-weight", type=_non_negative_float, default=None, metavar="F",
+    p.add_argument("--content-weight", type=number(positive=False), default=None, metavar="F",
                    help="content loss weight (default: the loss net's suggested weight)")
-    p.add_argument("--style-weight", type=_non_negative_float, default=None, metavar="F",
+    p.add_argument("--style-weight", type=number(positive=False), default=None, metavar="F",
                    help="style loss weight (default: the loss net's suggested weight)")
-    p.add_argument("--tv-weight", type=_non_negative_float, default=None, metavar="F",
+    p.add_argument("--tv-weight", type=number(positive=False), default=None, metavar="F",
                    help="total-variation (smoothness) weight (default: the loss net's suggested weight)")
     p.add_argument("--init", choices=INITS, default="content",
                    help="start from the content image or from random noise (default: content)")
@@ -317,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where to compute; auto = cuda if available, else cpu (default: auto)")
     p.add_argument("--seed", type=int, default=0, metavar="N",
                    help="random seed for --init noise (default: 0)")
-    p.add_argument("--save-every", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--save-every", type=int_at_least(1), default=None, metavar="N",
                    help="also save the image every N steps, as OUT with a step suffix "
                    "(out_step0100.png)")
     return p
