@@ -41,7 +41,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -53,7 +52,7 @@ from trainer import checkpoint as ckpt
 from trainer.cliargs import int_at_least, number
 from trainer.dataset import DatasetError, ImageFolderDataset, ResumableSampler, scan_images
 from trainer.devices import resolve_device
-from trainer.images import ImageLoadError, load_image, resize_short_side, save_image
+from trainer.images import ImageLoadError, load_image, pil_to_tensor, resize_short_side, save_image
 from trainer.lossnets.errors import LossNetUnavailable
 from trainer.perceptual import PerceptualLoss
 from trainer.stylefile import save_style
@@ -475,9 +474,7 @@ def _train(args, explicit, info, device, amp, channels_last, out, checkpoint_pat
     perceptual = perceptual.to(device)
     if channels_last:
         perceptual.net.to(memory_format=torch.channels_last)
-    style_rgb = np.array(resize_short_side(style_pil, style_size), dtype=np.uint8)  # writable copy
-    style_tensor = torch.from_numpy(style_rgb).permute(2, 0, 1).unsqueeze(0).to(device).float().div_(255.0)
-    perceptual.set_style_image(style_tensor)  # fp32, once
+    perceptual.set_style_image(pil_to_tensor(resize_short_side(style_pil, style_size)).to(device))  # fp32, once
     # Record what was resolved so a resume (and the style file) knows it.
     args.loss_net = perceptual.net.name
     args.content_weight = float(perceptual.content_weight)
