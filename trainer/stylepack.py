@@ -46,7 +46,7 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe("munch", "munch.jpg", "The Scream", "Edvard Munch", "1893", 25.0),
     Recipe("hokusai", "hokusai.jpg", "The Great Wave off Kanagawa", "Katsushika Hokusai", "c. 1831", 60.0),
     Recipe("kandinsky", "kandinsky.jpg", "Composition VII", "Wassily Kandinsky", "1913", 25.0, STROKES),
-    Recipe("picabia", "picabia.jpg", "Udnie", "Francis Picabia", "1913", 30.0),
+    Recipe("picabia", "picabia.jpg", "Udnie", "Francis Picabia", "1913", 60.0),
 )
 
 # The CPU ("light") variant: half width; see README "Styles" for the measurements behind it.
