@@ -1,0 +1,205 @@
+"""The quality report (trainer.report): contact sheets, loss table and JSON on tiny generated data.
+
+Two random-weight width-4 style files whose Gram targets come from a generated 64 px pattern
+through the real EfficientNet-Lite0, two generated photographs, 32 px, 3 Gatys steps: a few
+seconds on one thread. Nothing is read from ../shared.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from trainer import report
+from trainer.images import rgb_array_to_tensor
+from trainer.lossnets import build_loss_net
+from trainer.lossnets.efficientnet import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_WEIGHTS
+from trainer.perceptual import PerceptualLoss
+from trainer.stylefile import save_style
+from trainer.transformer import TransformerConfig, TransformerNet
+
+TINY = TransformerConfig(width=4, res_blocks=1, outer_kernel=3)
+STYLE_WEIGHT = 20.0
+PHOTO_SIZES = {"portrait": (32, 44), "landscape": (48, 36)}  # (w, h)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny tensors: more threads only add overhead, dramatically so on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def pattern(size: int, seed: int) -> np.ndarray:
+    """A stripy, noisy RGB uint8 image: a stand-in painting."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    img = np.stack([
+        0.5 + 0.5 * np.sin(2 * np.pi * (4 * x + 2 * y + rng.random())),
+        0.5 + 0.5 * np.sin(2 * np.pi * (6 * y + rng.random())),
+        0.5 + 0.5 * np.cos(2 * np.pi * 5 * x * y + rng.random()),
+    ], -1) * 0.8 + 0.2 * rng.random((size, size, 3))
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+def photo(w: int, h: int, seed: int) -> Image.Image:
+    """A textured stand-in photograph with a bright disc (an edge to keep).
+
+    Its texture resembles the paintings', so the photograph itself already has a lowish style
+    loss: Gatys, starting from it with zero content loss, can only lower the style loss (it
+    keeps its best total), whereas a random network's output is far from both.
+    """
+    img = pattern(max(w, h), seed + 10)[:h, :w].astype(np.float32) / 255
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    img[(x - w / 2) ** 2 + (y - h / 2) ** 2 < (min(w, h) / 4) ** 2] = 0.95
+    return Image.fromarray((img * 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("report")
+    styles, eval_dir = root / "styles", root / "eval"
+    styles.mkdir()
+    eval_dir.mkdir()
+    for i, (name, (w, h)) in enumerate(PHOTO_SIZES.items()):
+        photo(w, h, i).save(eval_dir / f"{name}.png")
+    loss = PerceptualLoss(build_loss_net("efficientnet-lite0"), 1.0, 1.0)
+    for seed, name in enumerate(("ember", "glacier")):
+        torch.manual_seed(seed)
+        net = TransformerNet(TINY)
+        targets = loss.compute_style_targets(rgb_array_to_tensor(pattern(64, seed)))
+        meta = {
+            "name": name, "title": f"{name.title()} Painting", "variant": "light",
+            "loss_net": "efficientnet-lite0", "style_layers": dict(DEFAULT_STYLE_WEIGHTS),
+            "content_layer": DEFAULT_CONTENT_LAYER, "content_weight": 1.0, "style_weight": STYLE_WEIGHT,
+            "tv_weight": 0.0, "steps": 600 + seed, "training_seconds": 3725.0,
+            "images_per_second": 2.5,
+        }
+        save_style(styles / f"{name}-light.pt", net, meta, {"efficientnet-lite0": targets})
+    return {"styles": styles, "eval": eval_dir, "root": root}
+
+
+@pytest.fixture(scope="module")
+def run(data) -> dict[str, Path]:
+    out = data["root"] / "docs"
+    status = report.main([
+        "--styles", str(data["styles"]), "--eval", str(data["eval"]),
+        "--images", *[f"{n}.png" for n in PHOTO_SIZES], "--size", "32", "--gatys-steps", "3",
+        "--out", str(out), "--device", "cpu",
+    ])
+    assert status == 0
+    return {"out": out}
+
+
+def test_contact_sheets_have_one_cell_per_photo_and_style(run):
+    rows, cols, cell = len(PHOTO_SIZES), 1 + 2, 32  # original + two styles
+    expected = (report.LABEL_WIDTH + report.PAD + cols * (cell + report.PAD),
+                report.HEADER_HEIGHT + report.PAD + rows * (cell + report.PAD))
+    assert report.sheet_size(rows, cols, cell) == expected
+    for name in ("contact_sheet.png", "gatys_sheet.png"):
+        with Image.open(run["out"] / name) as sheet:
+            assert sheet.size == expected
+            assert sheet.mode == "RGB"
+            # Every cell holds a picture: not the plain page background.
+            pixels = np.asarray(sheet)
+            for r in range(rows):
+                for c in range(cols):
+                    x = report.LABEL_WIDTH + report.PAD + c * (cell + report.PAD)
+                    y = report.HEADER_HEIGHT + report.PAD + r * (cell + report.PAD)
+                    assert (pixels[y:y + cell, x:x + cell] != report.BACKGROUND).any()
+
+
+def test_json_has_finite_losses_and_gatys_beats_a_random_network(run):
+    data = json.loads((run["out"] / "quality_report.json").read_text())
+    assert data["settings"]["size"] == 32 and data["settings"]["gatys_steps"] == 3
+    assert data["settings"]["images"] == list(PHOTO_SIZES)
+    styles = data["styles"]
+    assert [(s["name"], s["variant"]) for s in styles] == [("ember", "light"), ("glacier", "light")]
+    for s in styles:
+        assert s["measured"] and s["skipped"] is None
+        assert s["loss_net"] == "efficientnet-lite0" and s["style_weight"] == 20.0
+        assert len(s["images"]) == len(PHOTO_SIZES)
+        for which in ("fast", "gatys", "photo"):
+            for term in ("content", "style", "total"):
+                assert math.isfinite(s["mean"][which][term])
+        for entry in s["images"]:
+            w, h = PHOTO_SIZES[entry["image"]]
+            assert min(entry["width"], entry["height"]) == 32
+            assert (entry["width"] > entry["height"]) == (w > h)
+        # A random network does not paint the style; three L-BFGS steps already do better.
+        assert s["mean"]["gatys"]["style"] < s["mean"]["fast"]["style"]
+        # Gatys starts from the photograph (content loss 0) and keeps its best total.
+        assert s["mean"]["gatys"]["total"] <= s["mean"]["photo"]["total"]
+        assert s["mean"]["gatys"]["total"] < s["mean"]["fast"]["total"]
+        assert s["ratio"]["style"] == pytest.approx(
+            s["mean"]["fast"]["style"] / s["mean"]["gatys"]["style"])
+        assert s["ratio"]["style"] > 1
+
+
+def test_markdown_table_lists_every_style(run):
+    text = (run["out"] / "quality_report.md").read_text()
+    assert "| style | variant | loss net |" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ember |")
+            or line.startswith("| glacier |")]
+    assert len(rows) == 4  # summary table and per-photograph table
+    assert any("efficientnet-lite0" in r and "600" in r and "1h 02m" in r for r in rows)
+    assert "contact_sheet.png" in text
+
+
+def test_styles_follow_the_manifest_light_before_full(data, tmp_path):
+    folder = tmp_path / "styles"
+    folder.mkdir()
+    for src in data["styles"].glob("*.pt"):
+        (folder / src.name).write_bytes(src.read_bytes())
+    torch.manual_seed(5)
+    save_style(folder / "ember-full.pt", TransformerNet(TINY), {"name": "ember", "variant": "full"}, {})
+    (folder / "broken.pt").write_bytes(b"not a style")
+    (folder / "manifest.json").write_text(json.dumps({"styles": [{"name": "glacier"}, {"name": "ember"}]}))
+    styles, problems = report.discover_styles(folder)
+    assert [(s.name, s.variant) for s in styles] == [
+        ("glacier", "light"), ("ember", "light"), ("ember", "full")]
+    assert len(problems) == 1 and "broken.pt" in problems[0]
+
+
+def test_style_without_targets_is_shown_but_not_measured(data, tmp_path):
+    folder = tmp_path / "styles"
+    folder.mkdir()
+    torch.manual_seed(7)
+    save_style(folder / "plain.pt", TransformerNet(TINY), {"name": "plain", "variant": "light"}, {})
+    out = tmp_path / "docs"
+    assert report.main(["--styles", str(folder), "--eval", str(data["eval"]), "--images",
+                        "portrait.png", "--size", "16", "--gatys-steps", "1", "--out", str(out),
+                        "--device", "cpu"]) == 0
+    entry = json.loads((out / "quality_report.json").read_text())["styles"][0]
+    assert not entry["measured"] and "loss net" in entry["skipped"]
+    assert entry["ratio"]["style"] is None
+    with Image.open(out / "contact_sheet.png") as sheet:
+        assert sheet.size == report.sheet_size(1, 2, 16)
+    assert "Not measured" in (out / "quality_report.md").read_text()
+
+
+@pytest.mark.parametrize("case", ["no_styles_dir", "empty_styles", "no_eval_dir", "missing_image"])
+def test_bad_input_is_an_error_with_status_2(case, data, tmp_path, capsys):
+    styles, eval_dir, images = data["styles"], data["eval"], ["portrait.png"]
+    if case == "no_styles_dir":
+        styles = tmp_path / "nope"
+    elif case == "empty_styles":
+        styles = tmp_path / "empty"
+        styles.mkdir()
+    elif case == "no_eval_dir":
+        eval_dir = tmp_path / "nope"
+    else:
+        images = ["missing.png"]
+    status = report.main(["--styles", str(styles), "--eval", str(eval_dir), "--images", *images,
+                          "--out", str(tmp_path / "docs"), "--device", "cpu"])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "error:" in err
+    assert not (tmp_path / "docs").exists()
