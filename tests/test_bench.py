@@ -1,0 +1,156 @@
+"""The benchmark harnesses run end to end at the smallest settings and write the JSON they promise.
+
+Tiny networks, 32x24 frames, one or two frames and one training step: seconds on one CPU thread.
+Nothing here checks speed, only that every figure is produced and sane.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nstcam import bench as nbench
+from trainer import bench as tbench
+from trainer.transformer import TransformerConfig
+
+TINY_ARCH = "width=4,res_blocks=1,outer_kernel=3"
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def _positive(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def test_parse_arch_and_sizes() -> None:
+    assert nbench.parse_arch("width=16,res_blocks=4,outer_kernel=5,separable=1") == TransformerConfig(16, 4, 5, True)
+    assert nbench.parse_arch("w=24,sep") == TransformerConfig(width=24, separable=True)
+    assert nbench.parse_sizes("320x240, 640x480") == [(320, 240), (640, 480)]
+    with pytest.raises(Exception):
+        nbench.parse_arch("depth=3")
+    assert nbench.arch_label(TransformerConfig(16, 4, 5, True)) == "w16/r4/k5/sep"
+
+
+def test_psnr() -> None:
+    a = np.zeros((4, 4, 3), np.uint8)
+    assert nbench.psnr(a, a) == nbench.PSNR_CAP
+    b = a.copy()
+    b[0, 0, 0] = 255
+    assert nbench.psnr(a, b) == pytest.approx(10 * math.log10(a.size))  # MSE = 255^2 / size
+
+
+def test_nstcam_bench_writes_engine_naive_pipeline_and_parity(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "bench.json"
+    rc = nbench.main([
+        "--device", "cpu", "--arch", TINY_ARCH, "--sizes", "32x24", "--frames", "2", "--repeats", "1",
+        "--warmup", "0", "--threads", "1", "--pipeline-seconds", "0.3", "--pipeline-warmup", "0.2",
+        "--parity-frames", "1", "--json", str(out),
+    ])
+    assert rc == 0
+    data = json.loads(out.read_text())
+    assert {"meta", "models", "engine", "pipeline", "parity", "errors"} <= set(data)
+    assert data["errors"] == []
+    assert data["models"]["cpu"]["arch"] == "w4/r1/k3"
+
+    engine = data["engine"]
+    assert {r["precision"] for r in engine} >= {"fp32"}
+    for row in engine:
+        assert row["size"] == "32x24" and row["device"] == "cpu"
+        for key in ("engine_fps", "engine_p50_ms", "engine_p95_ms", "naive_fps", "naive_p50_ms",
+                    "speedup_vs_naive", "p50_latency_ratio_vs_naive"):
+            assert _positive(row[key]), key
+
+    (pipe,) = data["pipeline"]
+    assert pipe["precision"] == "fp32"
+    for key in ("pipeline_fps", "engine_fps", "pipeline_vs_engine", "latency_p50_ms", "latency_p95_ms",
+                "first_half_p95_ms", "second_half_p95_ms", "capture_fps"):
+        assert _positive(pipe[key]), key
+    assert pipe["dropped"] >= 0 and pipe["errors"] == 0
+
+    variants = {r["variant"] for r in data["parity"]}
+    assert {"engine fp32", "naive fp32"} <= variants
+    for row in data["parity"]:
+        assert _positive(row["psnr_db"]) and row["psnr_db"] <= nbench.PSNR_CAP
+    fp32 = next(r for r in data["parity"] if r["variant"] == "engine fp32")
+    assert fp32["psnr_db"] >= 40  # the engine's fp32 path is the reference computation
+
+    printed = capsys.readouterr().out
+    assert "naive" in printed and "Pipeline" in printed and "PSNR" in printed
+
+
+def test_nstcam_bench_compare_archs(tmp_path: Path) -> None:
+    out = tmp_path / "archs.json"
+    rc = nbench.main([
+        "--compare-archs", "--arch", TINY_ARCH, "--arch", TINY_ARCH + ",separable=1", "--sizes", "32x24",
+        "--frames", "1", "--repeats", "1", "--warmup", "0", "--threads", "1", "--cpu-bf16", "off",
+        "--json", str(out),
+    ])
+    assert rc == 0
+    rows = json.loads(out.read_text())["compare_archs"]
+    assert [r["arch"] for r in rows] == ["w4/r1/k3", "w4/r1/k3/sep"]
+    for row in rows:
+        assert _positive(row["ms_per_frame"]) and _positive(row["fps"]) and _positive(row["gmacs"])
+        assert row["params"] > 0
+    assert rows[1]["gmacs"] < rows[0]["gmacs"]
+
+
+def test_trainer_bench_writes_gatys_and_training_with_ratios(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "train.json"
+    rc = tbench.main([
+        "--device", "cpu", "--size", "32", "--batch-size", "1", "--steps", "1", "--repeats", "1",
+        "--warmup", "0", "--threads", "1", "--arch", TINY_ARCH, "--amp", "off", "--json", str(out),
+    ])
+    assert rc == 0
+    data = json.loads(out.read_text())
+    for kind in ("gatys", "train"):
+        rows = data[kind]
+        assert [r["baseline"] for r in rows].count(True) == 1
+        assert {r["loss_net"] for r in rows} == {"vgg16", "vgg19", "efficientnet-lite0"}
+        for row in rows:
+            assert _positive(row["steps_per_s"]) and _positive(row["ratio_vs_baseline"])
+        base = next(r for r in rows if r["baseline"])
+        assert base["ratio_vs_baseline"] == pytest.approx(1.0)
+    for row in data["train"]:
+        assert _positive(row["images_per_s"])
+    assert "x baseline" in capsys.readouterr().out
+
+
+@pytest.mark.gpu
+def test_nstcam_bench_on_cuda_times_fp16_and_fp32(tmp_path: Path) -> None:
+    out = tmp_path / "cuda.json"
+    rc = nbench.main([
+        "--device", "cuda", "--arch", TINY_ARCH, "--sizes", "64x48", "--frames", "3", "--repeats", "1",
+        "--warmup", "1", "--pipeline-seconds", "0.3", "--pipeline-warmup", "0.2", "--parity-frames", "1",
+        "--json", str(out),
+    ])
+    assert rc == 0
+    data = json.loads(out.read_text())
+    assert data["errors"] == []
+    assert {r["precision"] for r in data["engine"]} == {"fp16", "fp32"}
+    assert all(_positive(r["speedup_vs_naive"]) for r in data["engine"])
+    assert data["pipeline"][0]["precision"] == "fp16" and _positive(data["pipeline"][0]["pipeline_fps"])
+    fp16 = next(r for r in data["parity"] if r["variant"] == "engine fp16")
+    assert fp16["psnr_db"] > 30
+
+
+@pytest.mark.gpu
+def test_trainer_bench_on_cuda_has_the_amp_channels_last_variant(tmp_path: Path) -> None:
+    out = tmp_path / "cuda_train.json"
+    rc = tbench.main([
+        "--device", "cuda", "--size", "32", "--batch-size", "2", "--steps", "1", "--repeats", "1",
+        "--warmup", "1", "--arch", TINY_ARCH, "--loss-nets", "efficientnet-lite0", "--json", str(out),
+    ])
+    assert rc == 0
+    rows = json.loads(out.read_text())["train"]
+    amp = [r for r in rows if not r["baseline"] and r["precision"] != "fp32"]
+    assert amp and all(r["channels_last"] for r in amp)
+    assert all(_positive(r["images_per_s"]) for r in rows)
