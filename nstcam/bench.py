@@ -58,6 +58,7 @@ from nstcam.capture import CaptureThread
 from nstcam.demo import DemoSource
 from nstcam.engine import StyleEngine
 from nstcam.pipeline import FrameResult, StylizeThread
+from trainer.bench import table
 from trainer.stylefile import StyleModel
 from trainer.transformer import TransformerConfig, TransformerNet
 
@@ -705,25 +706,6 @@ def compare_archs(args: argparse.Namespace, sizes: list[tuple[int, int]], out: d
 
 
 # ----------------------------------------------------------------------------------- output
-
-
-def _fmt(value: Any, spec: str = ".1f") -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return format(value, spec)
-    return str(value)
-
-
-def table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> str:
-    """columns: (header, key, format spec)."""
-    cells = [[h for h, _, _ in columns]] + [[_fmt(row.get(k), spec) for _, k, spec in columns] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
-    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def print_report(out: dict[str, Any]) -> None:

@@ -176,7 +176,8 @@ def test_style_without_targets_is_shown_but_not_measured(data, tmp_path):
     out = tmp_path / "docs"
     assert report.main(["--styles", str(folder), "--eval", str(data["eval"]), "--images",
                         "portrait.png", "--size", "16", "--gatys-steps", "1", "--out", str(out),
-                        "--device", "cpu"]) == 0
+                        "--device", "cpu", "--threads", "2"]) == 0
+    assert torch.get_num_threads() == 1  # main restores the caller's thread count
     entry = json.loads((out / "quality_report.json").read_text())["styles"][0]
     assert not entry["measured"] and "loss net" in entry["skipped"]
     assert entry["ratio"]["style"] is None

@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainer.cliargs import int_at_least
 from trainer.devices import resolve_device
 from trainer.lossnets import DEFAULT_WEIGHTS, LOSS_NETS, build_loss_net
 from trainer.lossnets.vgg import VGG19LossNet, vgg19_weights_on_disk
@@ -454,21 +455,12 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 def table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> str:
+    """A plain-text table; columns are (header, key, format spec). Shared with nstcam.bench."""
     cells = [[h for h, _, _ in columns]] + [[_fmt(r.get(k), s) for _, k, s in columns] for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(columns))]
     lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -478,11 +470,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "fast_neural_style example (VGG16, fp32).",
     )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
-    p.add_argument("--size", type=positive_int, default=256, metavar="PX", help="image side in pixels (default: 256)")
-    p.add_argument("--batch-size", type=positive_int, default=4, metavar="N", help="training batch (default: 4)")
-    p.add_argument("--steps", type=positive_int, default=3, metavar="N", help="timed training steps per run (default: 3)")
-    p.add_argument("--gatys-steps", type=positive_int, metavar="N", help="timed Gatys steps per run (default: 2 x --steps)")
-    p.add_argument("--repeats", type=positive_int, default=3, metavar="N", help="runs per variant; medians are reported (default: 3)")
+    p.add_argument("--size", type=int_at_least(1), default=256, metavar="PX", help="image side in pixels (default: 256)")
+    p.add_argument("--batch-size", type=int_at_least(1), default=4, metavar="N", help="training batch (default: 4)")
+    p.add_argument("--steps", type=int_at_least(1), default=3, metavar="N", help="timed training steps per run (default: 3)")
+    p.add_argument("--gatys-steps", type=int_at_least(1), metavar="N", help="timed Gatys steps per run (default: 2 x --steps)")
+    p.add_argument("--repeats", type=int_at_least(1), default=3, metavar="N", help="runs per variant; medians are reported (default: 3)")
     p.add_argument("--warmup", type=int, default=1, metavar="N", help="untimed steps per variant (default: 1)")
     p.add_argument("--loss-nets", default=",".join(LOSS_NETS), metavar="A,B",
                    help=f"project loss nets to time (default: {','.join(LOSS_NETS)})")
@@ -492,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--amp", choices=("auto", "on", "off"), default="auto",
                    help="also time the AMP training variant (auto: on CUDA, and on CPUs with native bf16)")
     p.add_argument("--only", choices=("gatys", "train"), help="time only one of the two")
-    p.add_argument("--threads", type=positive_int, metavar="N", help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=int_at_least(1), metavar="N", help="torch CPU threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON")
     return p

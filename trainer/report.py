@@ -10,11 +10,12 @@ For every style file (each variant) and every evaluation photograph it
   `PerceptualLoss` returns them), and of the untouched photograph for scale.
 
 The optimisation is the bar: a ratio fast/Gatys near 1 means the network reaches what a few
-hundred seconds of per-image optimisation reaches, well above 1 means it falls short. Outputs
+seconds of per-image optimisation reach, well above 1 means it falls short. Outputs
 (in --out, default docs/): `contact_sheet.png` (photographs x styles, fast networks),
 `gatys_sheet.png` (the same grid with the Gatys results), `quality_report.md` and
-`quality_report.json`. Everything is deterministic for a given machine and inputs except the
-timings in the JSON.
+`quality_report.json`. Everything is deterministic for a given machine, inputs and --threads
+(the thread count changes the float rounding, which L-BFGS amplifies in the last digits) except
+the timings in the JSON.
 
 This module reads style files straight from a folder (its `manifest.json` gives the order when
 there is one); it must not import the app (`nstcam`).
@@ -36,6 +37,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
+from trainer.cliargs import int_at_least
 from trainer.devices import DEVICE_CHOICES, resolve_device
 from trainer.gatys import refine
 from trainer.images import ImageLoadError, load_image, pil_to_tensor, tensor_to_pil
@@ -52,7 +54,7 @@ DEFAULT_IMAGES = ("face.jpg", "foreman.jpg", "amber.jpg", "comic.jpg", "chicago.
 DEFAULT_SIZE = 256
 # From the photograph at 256 px, L-BFGS's total loss at 200 steps is within a few per cent of
 # its value at 400 (style alone within ~12%; at 100 steps it is still 25-60% higher), and the
-# default report (6 styles x 5 photographs) takes about 5 minutes on 2 CPU cores.
+# default report (6 styles x 5 photographs) takes about 5 minutes on one CPU thread.
 DEFAULT_GATYS_STEPS = 200
 VARIANT_ORDER = ("light", "full")
 MANIFEST = "manifest.json"
@@ -398,16 +400,6 @@ def markdown_report(report: dict[str, Any]) -> str:
 # Command line
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m trainer.report",
@@ -422,10 +414,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", nargs="+", default=list(DEFAULT_IMAGES), metavar="IMAGE",
                    help="photographs, as names in --eval or as paths "
                    f"(default: {' '.join(DEFAULT_IMAGES)})")
-    p.add_argument("--size", type=_positive_int, default=DEFAULT_SIZE, metavar="N",
+    p.add_argument("--size", type=int_at_least(1), default=DEFAULT_SIZE, metavar="N",
                    help=f"resize photographs so their short side is N pixels; also the sheet's "
                    f"cell size (default: {DEFAULT_SIZE})")
-    p.add_argument("--gatys-steps", type=_positive_int, default=DEFAULT_GATYS_STEPS, metavar="N",
+    p.add_argument("--gatys-steps", type=int_at_least(1), default=DEFAULT_GATYS_STEPS, metavar="N",
                    help=f"L-BFGS steps of the Gatys baseline per style and photograph "
                    f"(default: {DEFAULT_GATYS_STEPS})")
     p.add_argument("--out", type=Path, default=Path("docs"), metavar="DIR",
@@ -433,8 +425,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "quality_report.json go (default: docs)")
     p.add_argument("--device", default="auto", metavar="|".join(DEVICE_CHOICES),
                    help="where to compute; auto = cuda if available, else cpu (default: auto)")
-    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
-                   help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=int_at_least(1), default=1, metavar="N",
+                   help="torch CPU threads (default: 1: the same numbers run after run, and "
+                   "immune to the 10-100x slowdown of several threads on a busy CPU; more is "
+                   "faster on idle cores)")
     p.add_argument("--vgg-weights", type=Path, default=None, metavar="PATH",
                    help="VGG19 state-dict file, for styles trained with the vgg19 loss net")
     return p
@@ -463,9 +457,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         device = resolve_device(args.device)
     except ValueError as exc:
         return fail(str(exc))
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        return _run(args, styles, device, fail, parser.prog)
+    finally:
+        torch.set_num_threads(threads)
 
+
+def _run(args: argparse.Namespace, styles: list[StyleVariant], device: torch.device, fail,
+         prog: str) -> int:
     photos: list[tuple[str, torch.Tensor]] = []
     for path in resolve_images(args.images, args.eval):
         try:
@@ -527,7 +528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             _fmt(m["ratio"]["content"], ".2f"), _fmt(m["ratio"]["style"], ".2f"))
     except KeyboardInterrupt:
         bar.close()
-        print(f"{parser.prog}: aborted", file=sys.stderr)
+        print(f"{prog}: aborted", file=sys.stderr)
         return 130
     bar.close()
     seconds = time.perf_counter() - start
@@ -551,7 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "gatys_init": "content",
             "device": str(device),
             "torch_version": str(torch.__version__),
-            "threads": torch.get_num_threads(),
+            "threads": args.threads,
         },
         "seconds": round(seconds, 1),
         "styles": [r.to_json() for r in results],
