@@ -72,7 +72,8 @@ def test_nstcam_bench_writes_engine_naive_pipeline_and_parity(tmp_path: Path, ca
     (pipe,) = data["pipeline"]
     assert pipe["precision"] == "fp32"
     for key in ("pipeline_fps", "engine_fps", "pipeline_vs_engine", "latency_p50_ms", "latency_p95_ms",
-                "first_half_p95_ms", "second_half_p95_ms", "capture_fps"):
+                "first_half_p95_ms", "second_half_p95_ms", "capture_fps", "engine_thread_fps",
+                "pipeline_vs_engine_thread"):
         assert _positive(pipe[key]), key
     assert pipe["dropped"] >= 0 and pipe["errors"] == 0
 
