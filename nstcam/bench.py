@@ -421,8 +421,8 @@ def precisions_for(device: torch.device, args: argparse.Namespace) -> list[str]:
         precs = ["fp32"]
         if args.cpu_bf16 == "on" or (args.cpu_bf16 == "auto" and cpu_bf16_supported()):
             precs.append("bf16")
-    if args.compile != "off":
-        precs.append(f"{precs[0]}+compile")
+    if args.compile != "off":  # the app's precision compiled; on CPU bf16 too
+        precs += [f"{p}+compile" for p in (precs if device.type == "cpu" else precs[:1])]
     return precs
 
 
