@@ -61,7 +61,7 @@ from nstcam.capture import CaptureThread
 from nstcam.demo import DemoSource
 from nstcam.engine import StyleEngine
 from nstcam.pipeline import FrameResult, StylizeThread
-from trainer.bench import table
+from trainer.bench import cpu_bf16_supported, cpu_name, table
 from trainer.stylefile import StyleModel
 from trainer.transformer import TransformerConfig, TransformerNet
 
@@ -198,29 +198,6 @@ def make_frames(width: int, height: int, n: int = DISTINCT_FRAMES) -> list[np.nd
     """Distinct BGR frames of the demo scene (sky, sun, hills, a face, text)."""
     src = DemoSource(width, height, fps=30)
     return [src.frame_at(i * 11) for i in range(n)]
-
-
-def cpu_name() -> str:
-    """The CPU's model name (Linux /proc/cpuinfo), else what `platform` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_bf16_supported() -> bool:
-    """Native bf16 on this CPU (AVX512-BF16 or AMX): only then can bf16 beat fp32."""
-    checks = [getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None)]
-    for check in checks:
-        try:
-            if check is not None and check():
-                return True
-        except Exception:
-            pass
-    return False
 
 
 @contextlib.contextmanager

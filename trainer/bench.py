@@ -79,6 +79,7 @@ def cpu_name() -> str:
 
 
 def cpu_bf16_supported() -> bool:
+    """Native bf16 on this CPU (AVX512-BF16 or AMX): only then can bf16 beat fp32."""
     for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
         check = getattr(torch.cpu, name, None)
         try:
@@ -299,7 +300,7 @@ def baseline_gatys(device: torch.device, content: torch.Tensor, style: torch.Ten
 
 def project_train(name: str, args: argparse.Namespace, device: torch.device, amp: torch.dtype | None,
                   batch_u8: torch.Tensor, style: torch.Tensor) -> Variant:
-    from trainer.fast import _autocast
+    from trainer.fast import train_step
 
     channels_last = device.type == "cuda"  # as trainer.fast
     perceptual, weights = _perceptual(name, args.vgg_weights, device)
@@ -317,19 +318,7 @@ def project_train(name: str, args: argparse.Namespace, device: torch.device, amp
     sums = torch.zeros(3, device=device)
 
     def step() -> None:
-        x = batch.to(device, non_blocking=True)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        x = x.float().div_(255.0)
-        with _autocast(device, amp):
-            target = perceptual.content_features(x)
-            y = model(x)
-            terms = perceptual(y, target)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(terms.total).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        sums.add_(torch.stack([terms.content, terms.style, terms.tv]).detach().float())
+        sums.add_(train_step(batch, model, perceptual, optimizer, scaler, device, amp, channels_last))
 
     def run(n: int) -> float:
         sync(device)

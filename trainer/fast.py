@@ -355,6 +355,34 @@ def _autocast(device: torch.device, amp: torch.dtype | None):
     return torch.autocast(device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
 
 
+def train_step(
+    batch: torch.Tensor,
+    model: nn.Module,
+    perceptual: PerceptualLoss,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    device: torch.device,
+    amp: torch.dtype | None,
+    channels_last: bool,
+) -> torch.Tensor:
+    """One optimizer step on a uint8 batch; returns the (content, style, tv) terms, on device.
+
+    Shared with trainer.bench so the benchmark times exactly the training step.
+    """
+    x = batch.to(device, non_blocking=True)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x = x.float().div_(255.0)
+    with _autocast(device, amp):
+        target = perceptual.content_features(x)
+        terms = perceptual(model(x), target)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(terms.total).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return torch.stack([terms.content, terms.style, terms.tv]).detach().float()
+
+
 class _StopFlag:
     """Ctrl-C / SIGTERM ask the loop to stop after the current step (and checkpoint); a second
     Ctrl-C interrupts at once."""
@@ -571,19 +599,9 @@ def _train(args, explicit, info, device, amp, channels_last, out, checkpoint_pat
                 sampler.set_epoch(epoch)
                 sampler.set_start(batch_in_epoch * args.batch_size)
                 for batch in loader:
-                    x = batch.to(device, non_blocking=True)
-                    if channels_last:
-                        x = x.contiguous(memory_format=torch.channels_last)
-                    x = x.float().div_(255.0)
-                    with _autocast(device, amp):
-                        target = perceptual.content_features(x)
-                        y = train_model(x)
-                        terms = perceptual(y, target)
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(terms.total).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
-                    sums += torch.stack([terms.content, terms.style, terms.tv]).detach().float()
+                    sums += train_step(
+                        batch, train_model, perceptual, optimizer, scaler, device, amp, channels_last
+                    )
                     step += 1
                     batch_in_epoch += 1
                     window_steps += 1
