@@ -59,9 +59,11 @@ from torch import nn
 
 from nstcam.capture import CaptureThread
 from nstcam.demo import DemoSource
-from nstcam.engine import StyleEngine
+from nstcam.engine import StyleEngine, default_precision
+from nstcam.malloc import keep_freed_memory
 from nstcam.pipeline import FrameResult, StylizeThread
-from trainer.bench import cpu_bf16_supported, cpu_name, table
+from trainer.bench import cpu_name, table
+from trainer.devices import cpu_bf16_supported
 from trainer.stylefile import StyleModel
 from trainer.transformer import TransformerConfig, TransformerNet
 
@@ -75,8 +77,8 @@ LIGHT_CONFIG = TransformerConfig(width=16, res_blocks=5, outer_kernel=9, separab
 FULL_CONFIG = TransformerConfig()
 ARCH_CANDIDATES: tuple[TransformerConfig, ...] = (
     TransformerConfig(16, 5, 9, False),
-    TransformerConfig(16, 5, 9, True),
-    TransformerConfig(16, 4, 5, True),
+    TransformerConfig(16, 5, 5, False),
+    TransformerConfig(16, 5, 5, True),
     TransformerConfig(24, 4, 5, True),
     TransformerConfig(32, 5, 9, False),
 )
@@ -224,49 +226,20 @@ def sync(device: torch.device) -> None:
 # ----------------------------------------------------------------------------------- runners
 
 
-class _CastNet(nn.Module):
-    """`net` held in `dtype`; takes and returns float32 (so the engine's code around it is unchanged)."""
-
-    def __init__(self, net: nn.Module, dtype: torch.dtype) -> None:
-        super().__init__()
-        self.net = net.to(dtype)
-        self.dtype = dtype
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.to(self.dtype)).float()
-
-
 class BenchEngine(StyleEngine):
-    """StyleEngine with its precision forced and optionally compiled nets, for comparisons.
-
-    precision "fp16" (CUDA) and "fp32" (CPU) are what StyleEngine does anyway. "fp32" on CUDA
-    runs the same pinned-buffer/side-stream path with fp32 nets and fp32 conversion; "bf16" on
-    CPU holds the nets in bf16 behind a float32 interface. `compile_mode` wraps the nets in
-    torch.compile (static shapes: one compilation per frame size, done during warm-up).
-    """
+    """StyleEngine at a given precision, its nets optionally wrapped in torch.compile (static
+    shapes: one compilation per frame size, done during warm-up), for comparisons."""
 
     def __init__(self, models: dict[str, StyleModel], device: str | torch.device, precision: str,
                  compile_mode: str | None = None, channels_last: bool | None = None) -> None:
-        self._bench_precision = precision
         self._compile_mode = compile_mode
-        super().__init__(models, device=device, size=None, channels_last=channels_last)
+        super().__init__(models, device=device, size=None, channels_last=channels_last, precision=precision)
 
     def _load(self, device: torch.device) -> None:
         super()._load(device)
-        nets: dict[str, nn.Module] = dict(self._nets)
-        if device.type == "cuda" and self._bench_precision == "fp32":
-            self._dtype = torch.float32
-            nets = {}
-            for name, model in self._models.items():  # rebuilt from the source: no fp16 rounding
-                net = model.build(device, torch.float32)
-                nets[name] = net.to(memory_format=torch.channels_last) if self._channels_last else net
-            torch.cuda.synchronize(device)
-        elif device.type == "cpu" and self._bench_precision == "bf16":
-            nets = {k: _CastNet(n, torch.bfloat16) for k, n in nets.items()}
         if self._compile_mode:
             mode = None if self._compile_mode == "default" else self._compile_mode
-            nets = {k: torch.compile(n, mode=mode, dynamic=False) for k, n in nets.items()}
-        self._nets = nets  # type: ignore[assignment]
+            self._nets = {k: torch.compile(n, mode=mode, dynamic=False) for k, n in self._nets.items()}  # type: ignore[misc]
 
 
 class _Scale255(nn.Module):
@@ -391,13 +364,13 @@ def choose_model(args: argparse.Namespace, device_type: str) -> tuple[str, Style
                                **cfg.to_dict()}
 
 
+def cpu_precisions(args: argparse.Namespace) -> list[str]:
+    """fp32 first (the base of the "vs 1st prec" ratio), then bf16 when asked for or native."""
+    return ["fp32"] + (["bf16"] if args.cpu_bf16 == "on" or (args.cpu_bf16 == "auto" and cpu_bf16_supported()) else [])
+
+
 def precisions_for(device: torch.device, args: argparse.Namespace) -> list[str]:
-    if device.type == "cuda":
-        precs = ["fp16", "fp32"]
-    else:
-        precs = ["fp32"]
-        if args.cpu_bf16 == "on" or (args.cpu_bf16 == "auto" and cpu_bf16_supported()):
-            precs.append("bf16")
+    precs = ["fp16", "fp32"] if device.type == "cuda" else cpu_precisions(args)
     if args.compile != "off":  # the app's precision compiled; on CPU bf16 too
         precs += [f"{p}+compile" for p in (precs if device.type == "cpu" else precs[:1])]
     return precs
@@ -654,9 +627,10 @@ def bench_device(device: torch.device, args: argparse.Namespace, sizes: list[tup
                     "frames": len(pframes),
                 })
 
-        # Pipeline with the app's own precision (the first).
+        # Pipeline with the app's own precision.
         if args.pipeline_seconds > 0:
-            primary = next((r for r in active if r.engine is not None and r.precision == precisions[0]), None)
+            app_precision = default_precision(device)
+            primary = next((r for r in active if r.engine is not None and r.precision == app_precision), None)
             if primary is not None:
                 engine_fps = primary.summary()["fps"]
                 try:
@@ -674,7 +648,7 @@ def compare_archs(args: argparse.Namespace, sizes: list[tuple[int, int]], out: d
     """CPU ms/frame of candidate light configurations, through the engine, at full frame size."""
     device = torch.device("cpu")
     configs = list(args.arch) if args.arch else list(ARCH_CANDIDATES)
-    precisions = ["fp32"] + (["bf16"] if args.cpu_bf16 == "on" or (args.cpu_bf16 == "auto" and cpu_bf16_supported()) else [])
+    precisions = cpu_precisions(args)
     frames_n = args.frames or 10
     warm_n = args.warmup if args.warmup is not None else 2
     runners: list[tuple[TransformerConfig, StyleModel, Runner]] = []
@@ -763,22 +737,6 @@ def print_report(out: dict[str, Any]) -> None:
 # ----------------------------------------------------------------------------------- main
 
 
-def tune_malloc() -> bool:
-    """glibc only: keep freed memory instead of returning it to the kernel (M_MMAP_THRESHOLD and
-    M_TRIM_THRESHOLD raised), so a frame's activations reuse the previous frame's pages instead
-    of page-faulting fresh ones (thousands of faults per frame otherwise). True if applied."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, (1 << 31) - 1))
-    except (OSError, AttributeError):
-        return False
-
-
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -823,9 +781,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parity-frames", type=int, default=3, metavar="N", help="frames compared for PSNR (0: skip)")
     p.add_argument("--compare-archs", action="store_true",
                    help="only compare candidate light architectures on the CPU (320x240, 640x480)")
-    p.add_argument("--mallopt", action="store_true",
-                   help="Linux/glibc: keep freed memory in the process (fewer page faults per frame); "
-                        "measures what the app would gain from doing the same")
+    p.add_argument("--mallopt", action=argparse.BooleanOptionalAction, default=True,
+                   help="Linux/glibc: keep freed memory in the process (fewer page faults per frame), "
+                        "as the app does at start-up; --no-mallopt measures without it (default: on)")
     p.add_argument("--seed", type=int, default=0, help="seed of random-init networks")
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="log the engine's decisions")
@@ -838,7 +796,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
-    malloc_tuned = tune_malloc() if args.mallopt else False
+    malloc_tuned = keep_freed_memory() if args.mallopt else False
     out: dict[str, Any] = {
         "meta": {
             "torch": torch.__version__,

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from nstcam import bench as nbench
+from nstcam.engine import default_precision
 from trainer import bench as tbench
 from trainer.transformer import TransformerConfig
 
@@ -70,7 +71,7 @@ def test_nstcam_bench_writes_engine_naive_pipeline_and_parity(tmp_path: Path, ca
             assert _positive(row[key]), key
 
     (pipe,) = data["pipeline"]
-    assert pipe["precision"] == "fp32"
+    assert pipe["precision"] == default_precision(torch.device("cpu"))  # the app's own
     for key in ("pipeline_fps", "engine_fps", "pipeline_vs_engine", "latency_p50_ms", "latency_p95_ms",
                 "first_half_p95_ms", "second_half_p95_ms", "capture_fps", "engine_thread_fps",
                 "pipeline_vs_engine_thread"):

@@ -139,6 +139,26 @@ def test_cuda_without_a_gpu(capsys, styles_dir):
     assert_one_error(err, "no CUDA device", "--device cpu")
 
 
+def test_precision_not_offered_on_the_device(capsys, styles_dir):
+    code, _, err = run(capsys, "--precision", "fp16", "--device", "cpu", "--camera", "demo",
+                       "--styles-dir", str(styles_dir))
+    assert code == 2
+    assert_one_error(err, "precision fp16 is not offered on cpu", "auto or fp32")
+
+
+def test_cli_precisions_are_the_engines():
+    from nstcam import cli, engine
+
+    assert cli.PRECISIONS == engine.PRECISIONS
+
+
+def test_render_at_forced_fp32(capsys, styles_dir, video, tmp_path):
+    code, out, err = run(capsys, "render", str(video), "-o", str(tmp_path / "o.mp4"), "--style", "ember",
+                         "--precision", "fp32", "--styles-dir", str(styles_dir), "--device", "cpu")
+    assert code == 0, err
+    assert out.rstrip().endswith("style ember on cpu fp32")
+
+
 def test_explicit_camera_that_cannot_be_opened(capsys, styles_dir):
     code, _, err = run(capsys, "--camera", "9", "--styles-dir", str(styles_dir))
     assert code == 2

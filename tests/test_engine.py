@@ -7,14 +7,22 @@ import numpy as np
 import pytest
 import torch
 
-from nstcam.engine import MIN_SIZE, StyleEngine, is_cuda_fault, processing_size
+from nstcam.engine import MIN_SIZE, StyleEngine, default_precision, is_cuda_fault, processing_size
 from nstcam_fixtures import media_dir, one_torch_thread, style_files, style_models, video_frame  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+CPU_PRECISION = default_precision(torch.device("cpu"))  # bf16 on CPUs with native bf16, else fp32
+
+
 def frame(w: int = 96, h: int = 64) -> np.ndarray:
     return video_frame(3, (w, h))
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 @pytest.fixture
@@ -68,9 +76,38 @@ def test_stats_and_description(engine: StyleEngine) -> None:
     stats = engine.stats
     assert stats.frames == 4
     assert stats.latency_ms > 0 and stats.fps > 0 and stats.max_fps > 0
-    assert engine.describe() == "cpu fp32"
-    assert engine.device == torch.device("cpu") and engine.precision == "fp32"
+    assert engine.describe() == f"cpu {CPU_PRECISION}"
+    assert engine.device == torch.device("cpu") and engine.precision == CPU_PRECISION
     assert engine.channels_last in (True, False)  # decided by measuring on the first frame
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bf16_only_on_cpus_with_native_bf16(style_models, monkeypatch, native) -> None:
+    import nstcam.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "cpu_bf16_supported", lambda: native)
+    engine = StyleEngine(style_models, device="cpu", size=48)
+    assert engine.precision == ("bf16" if native else "fp32")
+    assert all(p.dtype == (torch.bfloat16 if native else torch.float32) for p in engine._nets["alpha"].parameters())
+    out = engine.stylize(frame())
+    assert out.dtype == np.uint8 and out.shape == (48, 72, 3)
+
+
+def test_bf16_output_matches_fp32(style_models) -> None:
+    src = frame(160, 120)
+    full = StyleEngine(style_models, device="cpu", size=None, precision="fp32")
+    half = StyleEngine(style_models, device="cpu", size=None, precision="bf16")
+    assert (full.precision, half.precision) == ("fp32", "bf16")
+    a, b = full.stylize(src), half.stylize(src)
+    assert not np.array_equal(a, b)  # really ran in bf16
+    assert psnr(a, b) >= 35.0
+
+
+def test_precision_errors_name_the_choices(style_models) -> None:
+    with pytest.raises(ValueError, match="unknown precision 'fp8'; choose one of auto, fp32, fp16, bf16"):
+        StyleEngine(style_models, device="cpu", precision="fp8")
+    with pytest.raises(ValueError, match="precision fp16 is not offered on cpu; use auto or fp32"):
+        StyleEngine(style_models, device="cpu", precision="fp16")
 
 
 def test_channels_last_does_not_change_the_result(style_models) -> None:
@@ -127,8 +164,8 @@ def test_gpu_out_of_memory_lowers_the_size_then_falls_back_to_cpu(style_models, 
     assert [min(s) for s in sizes] == [240, 180, 136]  # x0.75 per fault, not below MIN_SIZE
     assert MIN_SIZE > 0.75 * 135
     assert any("lowering the processing size" in n for n in notices)
-    assert "switched to CPU fp32" in notices[-1]
-    assert engine.device.type == "cpu" and engine.describe() == "cpu fp32"
+    assert f"switched to CPU {CPU_PRECISION}" in notices[-1]
+    assert engine.device.type == "cpu" and engine.describe() == f"cpu {CPU_PRECISION}"
     assert out.shape == (240, 360, 3)  # the CPU runs at the requested size again
 
 
@@ -166,7 +203,7 @@ def test_gpu_out_of_memory_while_loading_falls_back_to_cpu(style_models, monkeyp
     monkeypatch.setattr(engine_module, "resolve_device", lambda name: torch.device("cuda", 0))
     monkeypatch.setattr(StyleEngine, "_load", load)
     engine = StyleEngine(style_models, device="cuda", size=48)
-    assert engine.describe() == "cpu fp32"
+    assert engine.describe() == f"cpu {CPU_PRECISION}"
     assert len(engine.notices) == 1 and "CUDA out of memory" in engine.notices[0]
     assert engine.stylize(frame()).shape == (48, 72, 3)
 
@@ -183,7 +220,7 @@ def test_non_cuda_errors_propagate(style_models, monkeypatch) -> None:
 def test_cuda_engine_matches_cpu(style_models) -> None:
     src = frame(320, 240)
     gpu = StyleEngine(style_models, device="cuda", size=None)
-    cpu = StyleEngine(style_models, device="cpu", size=None)
+    cpu = StyleEngine(style_models, device="cpu", size=None, precision="fp32")
     assert gpu.precision == "fp16" and gpu.channels_last is True
     assert gpu.describe().startswith("cuda:0 fp16 (")
     a, b = gpu.stylize(src), cpu.stylize(src)
@@ -205,7 +242,7 @@ def test_cuda_engine_resizes_on_the_gpu_and_reuses_buffers(style_models) -> None
     assert out2 is not buffers.out_host_np and np.array_equal(out, out2)  # a copy, not the buffer
     engine.stylize(frame(1280, 720))
     assert engine._buffers is not buffers  # new frame size: new buffers
-    cpu = StyleEngine(style_models, device="cpu", size=240).stylize(src)
+    cpu = StyleEngine(style_models, device="cpu", size=240, precision="fp32").stylize(src)
     assert np.abs(out.astype(int) - cpu.astype(int)).mean() < 4  # GPU area resize ~ cv2.INTER_AREA
 
 

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainer.cliargs import int_at_least
-from trainer.devices import resolve_device
+from trainer.devices import cpu_bf16_supported, resolve_device
 from trainer.lossnets import DEFAULT_WEIGHTS, LOSS_NETS, build_loss_net
 from trainer.lossnets.vgg import VGG19LossNet, vgg19_weights_on_disk
 from trainer.perceptual import PerceptualLoss
@@ -76,18 +76,6 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def cpu_bf16_supported() -> bool:
-    """Native bf16 on this CPU (AVX512-BF16 or AMX): only then can bf16 beat fp32."""
-    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
-        check = getattr(torch.cpu, name, None)
-        try:
-            if check is not None and check():
-                return True
-        except Exception:
-            pass
-    return False
 
 
 @contextlib.contextmanager

@@ -16,3 +16,15 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device(name)
     except RuntimeError:
         raise ValueError(f"--device {name}: unknown device; choose one of {', '.join(DEVICE_CHOICES)}") from None
+
+
+def cpu_bf16_supported() -> bool:
+    """Native bf16 on this CPU (AVX512-BF16 or AMX): only then can bf16 beat fp32."""
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        check = getattr(torch.cpu, name, None)
+        try:
+            if check is not None and check():
+                return True
+        except Exception:
+            pass
+    return False
