@@ -204,3 +204,24 @@ def test_bad_input_is_an_error_with_status_2(case, data, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "error:" in err
     assert not (tmp_path / "docs").exists()
+
+
+def _entry(name: str, variant: str, content: float, style: float, width: int) -> dict:
+    fast = {"content": content, "style": style, "tv": 0.0, "total": content + style}
+    return {"name": name, "variant": variant, "skipped": None, "mean": {"fast": fast},
+            "architecture": {"width": width, "res_blocks": 5, "outer_kernel": 5 if width == 16 else 9,
+                             "separable": False}}
+
+
+def test_variant_costs_compare_light_with_full_of_the_same_style():
+    styles = [_entry("ember", "light", 30.0, 12.0, 16), _entry("ember", "full", 20.0, 8.0, 32),
+              _entry("glacier", "light", 10.0, 5.0, 16)]  # no full variant: no row
+    (row,) = report.variant_costs(styles)
+    assert row["name"] == "ember"
+    assert row["content_ratio"] == pytest.approx(1.5) and row["style_ratio"] == pytest.approx(1.5)
+    assert row["total_ratio"] == pytest.approx(42 / 28)
+    text = report.markdown_report({
+        "settings": {"styles_dir": "s", "images": ["a"], "size": 32, "gatys_steps": 3},
+        "styles": [], "variant_costs": [row],
+    })
+    assert "| ember | w16/r5/k5 | w32/r5/k9 | 30 | 20 | 1.50 |" in text

@@ -35,14 +35,20 @@ def test_manifest_lists_style_files_in_recipe_order(tmp_path: Path) -> None:
 
 def test_recipe_becomes_a_fast_command_line(tmp_path: Path) -> None:
     args = argparse.Namespace(photos=Path("p"), paintings=Path("s"), work=tmp_path, steps=7,
-                              image_size=96, loss_net="efficientnet-lite0", threads=1)
+                              image_size=96, loss_net="efficientnet-lite0", threads=1, variant="light")
     recipe = next(r for r in stylepack.RECIPES if r.name == "van_gogh")
     argv = stylepack.train_args(recipe, args)
     parsed = stylepack.fast.build_parser().parse_args(argv)
     assert parsed.style == Path("s/van_gogh.jpg") and parsed.steps == 7 and parsed.image_size == 96
     assert parsed.style_weight == recipe.style_weight
     assert parsed.style_layers == {"stem": 1.0, "stage2": 1.0, "stage3": 1.0, "stage4": 0.5}
-    assert parsed.out == tmp_path / "van_gogh" / "van_gogh-light.pt" and parsed.width == 16
+    assert parsed.content_layer == "stage2"
+    assert parsed.out == tmp_path / "van_gogh-light" / "van_gogh-light.pt"
+    assert (parsed.width, parsed.outer_kernel, parsed.variant) == (16, 5, "light")
+    args.variant = "full"
+    parsed = stylepack.fast.build_parser().parse_args(stylepack.train_args(recipe, args))
+    assert parsed.out == tmp_path / "van_gogh-full" / "van_gogh-full.pt"
+    assert (parsed.width, parsed.outer_kernel, parsed.variant) == (32, 9, "full")
 
 
 def test_unknown_style_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -327,6 +327,40 @@ def _duration(seconds: Any) -> str:
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
 
 
+def variant_costs(styles: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each style measured in both variants: the light network's mean losses over the full's.
+
+    Both variants share the objective (same recipe), so the ratios are what the cheaper network
+    costs in quality; > 1 = the light one is worse.
+    """
+    by_name: dict[str, dict[str, dict[str, Any]]] = {}
+    for st in styles:
+        if not st["skipped"]:
+            by_name.setdefault(st["name"], {})[st["variant"]] = st
+    rows = []
+    for name, variants in by_name.items():
+        light, full = variants.get("light"), variants.get("full")
+        if light is None or full is None:
+            continue
+        lm, fm = light["mean"]["fast"], full["mean"]["fast"]
+        rows.append({
+            "name": name,
+            "light_architecture": light.get("architecture"),
+            "full_architecture": full.get("architecture"),
+            **{f"{t}_light": lm[t] for t in ("content", "style", "total")},
+            **{f"{t}_full": fm[t] for t in ("content", "style", "total")},
+            **{f"{t}_ratio": _ratio(lm[t], fm[t]) for t in ("content", "style", "total")},
+        })
+    return rows
+
+
+def _arch(a: Any) -> str:
+    if not isinstance(a, dict):
+        return "–"
+    text = f"w{a.get('width')}/r{a.get('res_blocks')}/k{a.get('outer_kernel')}"
+    return text + ("/sep" if a.get("separable") else "")
+
+
 def markdown_report(report: dict[str, Any]) -> str:
     s = report["settings"]
     lines = [
@@ -380,6 +414,26 @@ def markdown_report(report: dict[str, Any]) -> str:
             by_image = {r["image"]: r["ratio"]["style"] for r in st["images"]}
             lines.append(f"| {st['name']} | {st['variant']} | "
                          + " | ".join(_fmt(by_image.get(n), ".2f") for n in names) + " |")
+    costs = report.get("variant_costs") or []
+    if costs:
+        lines += [
+            "",
+            "## Light (CPU) variant against the full network, same style and objective",
+            "",
+            "Mean weighted losses of each network's output over the photographs; *ratio* = light / "
+            "full (> 1: the light network is worse by that factor).",
+            "",
+            "| style | light | full | content light | content full | ratio | style light | "
+            "style full | ratio | total ratio |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for c in costs:
+            lines.append(
+                f"| {c['name']} | {_arch(c['light_architecture'])} | {_arch(c['full_architecture'])} | "
+                f"{_fmt(c['content_light'])} | {_fmt(c['content_full'])} | {_fmt(c['content_ratio'], '.2f')} | "
+                f"{_fmt(c['style_light'])} | {_fmt(c['style_full'])} | {_fmt(c['style_ratio'], '.2f')} | "
+                f"{_fmt(c['total_ratio'], '.2f')} |"
+            )
     lines += [
         "",
         "## Sheets",
@@ -557,6 +611,7 @@ def _run(args: argparse.Namespace, styles: list[StyleVariant], device: torch.dev
         "seconds": round(seconds, 1),
         "styles": [r.to_json() for r in results],
     }
+    report["variant_costs"] = variant_costs(report["styles"])
     (args.out / "quality_report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     (args.out / "quality_report.md").write_text(markdown_report(report), encoding="utf-8")
     logger.info("wrote %s/{contact_sheet.png, gatys_sheet.png, quality_report.md, "
