@@ -1,8 +1,8 @@
 """The `nstcam` command line: the live window, headless `render`, and the `styles` listing.
 
-    nstcam [--camera SOURCE] [--style NAME] [--device auto|cuda|cpu] [--size N] [--mirror]
-           [--record FILE] [--styles-dir DIR] [--fullscreen] [--pictures-dir DIR]
-    nstcam render INPUT -o OUTPUT --style NAME [--size N] [--device ...] [--styles-dir DIR]
+    nstcam [--camera SOURCE] [--style NAME] [--device auto|cuda|cpu] [--precision ...] [--size N]
+           [--mirror] [--record FILE] [--styles-dir DIR] [--fullscreen] [--pictures-dir DIR]
+    nstcam render INPUT -o OUTPUT --style NAME [--size N] [--device ...] [--precision ...] [--styles-dir DIR]
     nstcam styles [--styles-dir DIR]
 
 Every user error (unknown style, missing or unreadable file, a camera that cannot be opened when
