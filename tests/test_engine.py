@@ -229,6 +229,17 @@ def test_cuda_engine_matches_cpu(style_models) -> None:
 
 
 @pytest.mark.gpu
+def test_cuda_engine_at_forced_fp32(style_models) -> None:
+    src = frame(320, 240)
+    gpu = StyleEngine(style_models, device="cuda", size=None, precision="fp32")
+    cpu = StyleEngine(style_models, device="cpu", size=None, precision="fp32")
+    assert gpu.precision == "fp32"
+    assert psnr(gpu.stylize(src), cpu.stylize(src)) >= 40.0
+    with pytest.raises(ValueError, match="precision bf16 is not offered on cuda"):
+        StyleEngine(style_models, device="cuda", precision="bf16")
+
+
+@pytest.mark.gpu
 def test_cuda_engine_resizes_on_the_gpu_and_reuses_buffers(style_models) -> None:
     engine = StyleEngine(style_models, device="cuda", size=240)
     src = frame(640, 480)

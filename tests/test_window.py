@@ -82,7 +82,7 @@ def test_shows_stylized_frames_that_differ_from_the_camera(qtbot, open_window):
     centre = image.pixelColor(image.width() // 2, image.height() // 2)
     assert (centre.red(), centre.green(), centre.blue()) != (BACKGROUND.red(), BACKGROUND.green(), BACKGROUND.blue())
     # status line shows rates and the device
-    qtbot.waitUntil(lambda: "fps" in w.status.stylize_label.text() and "cpu fp32" in w.status.device_label.text(),
+    qtbot.waitUntil(lambda: "fps" in w.status.stylize_label.text() and f"cpu {w.engine.precision}" in w.status.device_label.text(),
                     timeout=WAIT)
 
 
