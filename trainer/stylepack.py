@@ -62,8 +62,8 @@ ARCHITECTURES = {
 VARIANTS_NOTE = (
     "Only the light (CPU) variants are shipped; the app runs them on CUDA too. The pack was "
     "trained on a 2-core CPU with no GPU: full networks trained there for comparison (van_gogh, "
-    "monet; 1,200 steps, ~15 min each) painted saturated colour blobs, and need longer (GPU) "
-    "training before they can ship."
+    "monet; 1,200-2,000 steps, 14-25 min each) painted a saturated colour blob into every image "
+    "and need GPU-scale training before they can ship."
 )
 PUBLIC_DOMAIN = "The painting is in the public domain; the trained weights are part of nstcam."
 MANIFEST_KEYS = (
