@@ -5,7 +5,7 @@ nothing. On CUDA the nets run in fp16 and channels_last with cuDNN autotuning; t
 as uint8 (a third of the bytes of fp16, a quarter of fp32) through reused pinned buffers and a side
 stream, and all conversion (BGR->RGB, scaling to [0, 1], resizing, back to uint8) happens on the
 GPU, so the CPU only copies bytes. On CPU the nets run under `torch.inference_mode` in bf16 where
-the CPU computes it natively (AVX512-BF16 / AMX: ~2.3x the fp32 frame rate at 48 dB PSNR to fp32),
+the CPU computes it natively (AVX512-BF16 / AMX: ~1.8x the fp32 frame rate, ~52 dB PSNR to fp32),
 else fp32; the frame is shrunk with cv2.INTER_AREA first, and channels_last is used only if it
 measures faster on this machine (it is decided on the first frame).
 
