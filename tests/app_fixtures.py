@@ -110,18 +110,3 @@ def count_frames(path: Path) -> tuple[int, tuple[int, int]]:
         size = (frame.shape[1], frame.shape[0])
     cap.release()
     return n, size
-
-
-@pytest.fixture(scope="module")
-def one_torch_thread():
-    """Run torch single-threaded for the module, then restore the previous setting.
-
-    The app tests push tiny frames through tiny networks, where torch's intra-op thread team
-    costs more than it gives; on a CPU shared with other jobs it costs a lot more (a 96x64 frame
-    measured 0.4-0.6 s with 2 threads against 1 ms with 1, the spinning threads waiting on
-    descheduled peers). One thread keeps these tests fast and their timings stable.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)

@@ -71,20 +71,6 @@ def make_style_file(path: Path, name: str, seed: int, variant: str = "light",
     return path
 
 
-@pytest.fixture
-def one_torch_thread():
-    """Run torch single-threaded during a test, then restore.
-
-    The engine tests use tiny networks, for which one thread is as fast as two; and on a shared,
-    oversubscribed 2-core machine OpenMP's spinning barriers can slow a 1 ms forward pass a
-    thousandfold (seen: ~1 s), which would make the timing-sensitive pipeline tests flaky.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("media")

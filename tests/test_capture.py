@@ -29,14 +29,6 @@ def collect(capture: CaptureThread, count: int, timeout: float = WAIT) -> list[n
     return frames
 
 
-@pytest.fixture
-def no_leftover_threads():
-    before = set(threading.enumerate())
-    yield
-    leftover = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-    assert not leftover, f"threads left running: {leftover}"
-
-
 # ----------------------------------------------------------------------------- sources
 def test_parse_source_cases(video_file: Path) -> None:
     assert parse_source("0") == 0

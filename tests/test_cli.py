@@ -11,12 +11,12 @@ import cv2
 import pytest
 import torch
 
-from app_fixtures import count_frames, make_styles_dir, make_video, one_torch_thread  # noqa: F401
+from app_fixtures import count_frames, make_styles_dir, make_video
 from nstcam.cli import main, render_parser, styles_parser, window_parser
 
 REPO = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread", "no_user_styles")
+pytestmark = pytest.mark.usefixtures("one_torch_thread_module", "no_user_styles")
 TEST_STYLES = ("ember", "glacier", "moss")
 
 

@@ -27,12 +27,7 @@ TINY = ["--image-size", "32", "--width", "8", "--res-blocks", "1", "--batch-size
         "--workers", "0", "--log-every", "1", "--loss-net", "efficientnet-lite0"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _env() -> dict[str, str]:

@@ -52,13 +52,7 @@ def tiny_loss(style: torch.Tensor | None = None) -> PerceptualLoss:
     return loss
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These tensors are tiny: extra threads only add overhead, dramatically so on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread_module")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from nstcam.capture import CaptureThread
 from nstcam.engine import StyleEngine
 from nstcam.frames import LatestSlot
 from nstcam.pipeline import FrameResult, StylizeThread
-from nstcam_fixtures import media_dir, one_torch_thread, style_files, style_models, video_file, video_frame  # noqa: F401
+from nstcam_fixtures import media_dir, style_files, style_models, video_file, video_frame  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -46,14 +46,6 @@ class SlowEngine:
 @pytest.fixture
 def engine(style_models) -> StyleEngine:
     return StyleEngine(style_models, device="cpu", size=32, channels_last=False)
-
-
-@pytest.fixture
-def no_leftover_threads():
-    before = set(threading.enumerate())
-    yield
-    leftover = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-    assert not leftover, f"threads left running: {leftover}"
 
 
 class Producer(threading.Thread):

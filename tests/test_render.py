@@ -11,7 +11,7 @@ import pytest
 from nstcam.engine import StyleEngine
 from nstcam.render import render_video
 from nstcam.sources import SourceError
-from nstcam_fixtures import media_dir, one_torch_thread, read_all_frames, style_files, style_models, video_file  # noqa: F401
+from nstcam_fixtures import media_dir, read_all_frames, style_files, style_models, video_file  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -28,13 +28,7 @@ STYLE_WEIGHT = 20.0
 PHOTO_SIZES = {"portrait": (32, 44), "landscape": (48, 36)}  # (w, h)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: more threads only add overhead, dramatically so on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread_module")
 
 
 def pattern(size: int, seed: int) -> np.ndarray:

@@ -8,12 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
-from app_fixtures import make_style, make_styles_dir, one_torch_thread, pattern_image  # noqa: F401
+from app_fixtures import make_style, make_styles_dir, pattern_image
 from nstcam import snapshot
 from nstcam.engine import StyleEngine
 from nstcam.registry import StyleRegistry
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread_module")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from app_fixtures import count_frames, make_styles_dir, make_video, one_torch_thread  # noqa: F401
+from app_fixtures import count_frames, make_styles_dir, make_video
 from nstcam.engine import StyleEngine
 from nstcam.registry import StyleRegistry
 from nstcam.ui.main_window import DEMO, MainWindow, WindowOptions
@@ -17,7 +17,7 @@ from nstcam.ui.video_view import BACKGROUND
 
 WAIT = 60_000  # ms; generous: two CPU cores shared with other jobs
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread_module")
 
 
 @pytest.fixture(scope="module")
