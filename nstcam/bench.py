@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import math
 import os
@@ -62,7 +61,7 @@ from nstcam.demo import DemoSource
 from nstcam.engine import StyleEngine, default_precision
 from nstcam.malloc import keep_freed_memory
 from nstcam.pipeline import FrameResult, StylizeThread
-from trainer.bench import cpu_name, table
+from trainer.bench import cpu_name, table, write_json
 from trainer.devices import cpu_bf16_supported
 from trainer.stylefile import StyleModel
 from trainer.transformer import TransformerConfig, TransformerNet
@@ -841,8 +840,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out["meta"]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     print_report(out)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=2), encoding="utf-8")
+        write_json(args.json, out)
     return 0
 
 

@@ -67,6 +67,26 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def steps_per_second(step: Callable[[], None], device: torch.device) -> Callable[[int], float]:
+    """A timer for `Variant.run`: n calls of `step`, synchronised with the device at both ends."""
+
+    def run(n: int) -> float:
+        sync(device)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            step()
+        sync(device)
+        return n / (time.perf_counter() - t0)
+
+    return run
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """A benchmark's results as indented JSON, creating the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+
 def cpu_name() -> str:
     """The CPU's model name (Linux /proc/cpuinfo), else what `platform` knows."""
     try:
@@ -308,17 +328,9 @@ def project_train(name: str, args: argparse.Namespace, device: torch.device, amp
     def step() -> None:
         sums.add_(train_step(batch, model, perceptual, optimizer, scaler, device, amp, channels_last))
 
-    def run(n: int) -> float:
-        sync(device)
-        t0 = time.perf_counter()
-        for _ in range(n):
-            step()
-        sync(device)
-        return n / (time.perf_counter() - t0)
-
     prec = "fp32" if amp is None else str(amp).removeprefix("torch.")
     label = f"project {name} {prec}" + ("+channels_last" if channels_last else "")
-    return Variant("train", label, name, prec, False, run, device, benchmark=True,
+    return Variant("train", label, name, prec, False, steps_per_second(step, device), device, benchmark=True,
                    tf32=True if device.type == "cuda" else None, channels_last=channels_last, weights=weights,
                    batch=len(batch_u8))
 
@@ -355,16 +367,8 @@ def baseline_train(device: torch.device, batch_u8: torch.Tensor, style: torch.Te
         agg[0] += content_loss.item()
         agg[1] += style_loss.item()
 
-    def run(n: int) -> float:
-        sync(device)
-        t0 = time.perf_counter()
-        for _ in range(n):
-            step()
-        sync(device)
-        return n / (time.perf_counter() - t0)
-
-    return Variant("train", "baseline vgg16 (example)", "vgg16", "fp32", True, run, device, benchmark=False,
-                   weights="random", batch=n_batch)
+    return Variant("train", "baseline vgg16 (example)", "vgg16", "fp32", True, steps_per_second(step, device),
+                   device, benchmark=False, weights="random", batch=n_batch)
 
 
 # ----------------------------------------------------------------------------------- running
@@ -536,8 +540,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    ("images/s", "images_per_s", ".2f"), ("steps/s", "steps_per_s", ".3f"),
                                    ("ms/step", "ms_per_step", ".0f"), ("x baseline", "ratio_vs_baseline", ".2f")]))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=2), encoding="utf-8")
+        write_json(args.json, out)
     return 0
 
 
