@@ -230,9 +230,9 @@ class BenchEngine(StyleEngine):
     shapes: one compilation per frame size, done during warm-up), for comparisons."""
 
     def __init__(self, models: dict[str, StyleModel], device: str | torch.device, precision: str,
-                 compile_mode: str | None = None, channels_last: bool | None = None) -> None:
+                 compile_mode: str | None = None) -> None:
         self._compile_mode = compile_mode
-        super().__init__(models, device=device, size=None, channels_last=channels_last, precision=precision)
+        super().__init__(models, device=device, size=None, precision=precision)
 
     def _load(self, device: torch.device) -> None:
         super()._load(device)
