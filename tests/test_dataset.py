@@ -14,6 +14,7 @@ from trainer.dataset import (
     ImageFolderDataset,
     ResumableSampler,
     check_image,
+    load_rgb,
     sample_seed,
     scan_images,
 )
@@ -125,6 +126,36 @@ def test_an_image_that_fails_to_decode_later_is_replaced_with_a_warning(tmp_path
     with caplog.at_level(logging.WARNING, logger="trainer.dataset"):
         assert torch.equal(ds[0], expected)
     assert "a.png" in caplog.text
+
+
+def test_16_bit_png_is_scaled_not_clipped_to_white(tmp_path):
+    ramp = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    rgb = np.asarray(load_rgb(tmp_path / "deep.png")).astype(float)
+    assert rgb.shape == (64, 64, 3)
+    assert (rgb == 255).mean() < 0.01  # PIL's plain convert("RGB") makes 99% of it 255
+    assert abs(rgb.mean() - 127.5) < 2
+    np.testing.assert_allclose(rgb[..., 0], ramp / 257.0, atol=1)
+    item = ImageFolderDataset([tmp_path / "deep.png"], 32, random_crop=False, flip=False)[0]
+    assert 0.3 < float(item.mean()) < 0.7
+
+
+@pytest.mark.parametrize("min_side", [None, 32])
+def test_exif_orientation_is_applied(tmp_path, min_side):
+    """A portrait stored sideways with orientation 6 ("rotate 90 clockwise to view") comes out upright."""
+    stored = np.zeros((40, 80, 3), np.uint8)
+    stored[:, :40] = 255  # left half white as stored: the top half once turned upright
+    img = Image.fromarray(stored)
+    exif = img.getexif()
+    exif[0x0112] = 6
+    img.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    upright = load_rgb(tmp_path / "phone.jpg", min_side)
+    assert upright.size == (40, 80)
+    arr = np.asarray(upright).astype(float)
+    assert arr[:40].mean() > 200 and arr[40:].mean() < 50
+    item = ImageFolderDataset([tmp_path / "phone.jpg"], 40, random_crop=False, flip=False)[0]
+    assert item.shape == (3, 40, 40)
 
 
 def test_sampler_order_depends_only_on_seed_epoch_and_start():
