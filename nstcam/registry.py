@@ -162,10 +162,6 @@ class StyleRegistry:
         """One model per style name, in display order, each the variant suited to `device_type`."""
         return {name: self.choose(name, device_type).model for name in self.names()}
 
-    def entry(self, name: str, device_type: str) -> StyleEntry:
-        """Alias of `choose`, reads better where metadata (title, artist) is wanted."""
-        return self.choose(name, device_type)
-
     def __len__(self) -> int:
         return len(self.entries)
 

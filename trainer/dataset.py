@@ -211,10 +211,6 @@ class ImageFolderDataset(Dataset):
         self.uint8 = uint8
         self._warned: set[int] = set()
 
-    @classmethod
-    def from_folder(cls, root: str | Path, image_size: int, **kwargs) -> "ImageFolderDataset":
-        return cls(scan_images(root).paths, image_size, **kwargs)
-
     def __len__(self) -> int:
         return len(self.paths)
 
