@@ -99,3 +99,52 @@ def test_config_from_files_without_the_output_field_is_linear() -> None:
 
 def test_style_file_is_readable_by_others(style_file: Path) -> None:
     assert style_file.stat().st_mode & 0o044 == 0o044
+
+
+AA = TransformerConfig(width=4, res_blocks=1, outer_kernel=3, blur_downsample=True, upsample="bilinear")
+
+
+@pytest.mark.parametrize("size", [(17, 23), (1, 5)])
+def test_anti_aliased_net_keeps_input_size(size: tuple[int, int]) -> None:
+    with torch.no_grad():
+        assert TransformerNet(AA).eval()(torch.rand(1, 3, *size)).shape == (1, 3, *size)
+
+
+def _shift_error(config: TransformerConfig) -> float:
+    """How much a 1 px shift of the input changes the output beyond shifting it (interior, relative)."""
+    torch.manual_seed(0)
+    net = TransformerNet(config).eval()
+    x = torch.nn.functional.interpolate(torch.rand(1, 3, 20, 20), size=(69, 69), mode="bicubic").clamp(0, 1)
+    with torch.no_grad():
+        a, b = net(x[..., :68, :68]), net(x[..., 1:, 1:])
+    return float((a[..., 9:-7, 9:-7] - b[..., 8:-8, 8:-8]).abs().mean() / a.std())
+
+
+def test_blur_and_bilinear_upsampling_reduce_sub_stride_shift_aliasing() -> None:
+    plain = TransformerConfig(width=16, res_blocks=2, outer_kernel=5)
+    smooth = TransformerConfig(width=16, res_blocks=2, outer_kernel=5, blur_downsample=True, upsample="bilinear")
+    assert _shift_error(smooth) < 0.8 * _shift_error(plain)
+
+
+def test_anti_alias_options_survive_the_style_file(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = TransformerNet(AA)
+    save_style(tmp_path / "aa.pt", net, {"name": "aa"}, {})
+    model = load_style(tmp_path / "aa.pt")
+    assert model.config == AA
+    x = torch.rand(1, 3, 24, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(model.build()(x), net.eval()(x), atol=2e-2, rtol=0)  # fp16 weights
+
+
+def test_files_from_before_the_anti_alias_options_load_without_them() -> None:
+    config = TransformerConfig.from_dict({"width": 4, "res_blocks": 1, "outer_kernel": 3, "bounded_output": True})
+    assert config.blur_downsample is False and config.upsample == "nearest"
+
+
+def test_unknown_upsampling_mode_in_a_file_is_named(style_file: Path) -> None:
+    payload = torch.load(style_file, weights_only=True)
+    payload["config"]["upsample"] = "cubic-spline"
+    torch.save(payload, style_file)
+    with pytest.raises(StyleFileError, match="upsample"):
+        load_style(style_file)

@@ -94,7 +94,7 @@ def load_style(path: str | Path) -> StyleModel:
         TransformerNet(model.config).load_state_dict(
             {k: v.float() for k, v in model.state_dict.items()}
         )
-    except (KeyError, TypeError, RuntimeError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:  # ValueError: a bad config field
         raise StyleFileError(f"{path}: weights do not match the stored architecture ({_first_line(exc)})") from None
     return model
 

@@ -18,6 +18,11 @@ class TransformerConfig:
     depthwise + pointwise pairs, which cost roughly 1/8 as much at the widths used here.
     `bounded_output` squashes the output with a scaled tanh (as Johnson did): an unbounded output
     lets training buy Gram energy with a few saturated blobs, which then show as bright spots.
+    `blur_downsample` low-passes with a 3x3 binomial filter before each stride-2 convolution
+    (Zhang, ICML 2019, "Making Convolutional Networks Shift-Invariant Again") and `upsample`
+    chooses nearest or bilinear upsampling in the decoder: with both off, a sub-stride shift of
+    the input changes the painted texture (aliasing), which shows as shimmer in video.
+    Files written before these fields existed load with both off, as they were trained.
     """
 
     width: int = 32
@@ -25,6 +30,12 @@ class TransformerConfig:
     outer_kernel: int = 9
     separable: bool = False
     bounded_output: bool = True
+    blur_downsample: bool = False
+    upsample: str = "nearest"
+
+    def __post_init__(self) -> None:
+        if self.upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {self.upsample!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -34,6 +45,9 @@ class TransformerConfig:
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         known.setdefault("bounded_output", False)  # files from before the field had a linear output
         return cls(**known)
+
+
+UPSAMPLE_MODES = ("nearest", "bilinear")
 
 
 class ConvLayer(nn.Sequential):
@@ -68,11 +82,31 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
-class UpsampleConv(nn.Sequential):
-    """Nearest upsampling then convolution: avoids the checkerboard of transposed convolutions."""
+class BlurPool(nn.Module):
+    """Fixed 3x3 binomial low-pass per channel (reflection padded); no weights in the state dict."""
 
-    def __init__(self, cin: int, cout: int, kernel: int) -> None:
-        super().__init__(nn.Upsample(scale_factor=2, mode="nearest"), ConvLayer(cin, cout, kernel))
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        k = torch.tensor([1.0, 2.0, 1.0])
+        kernel = (k[:, None] * k[None, :]) / 16.0
+        self.register_buffer("kernel", kernel.expand(channels, 1, 3, 3).contiguous(), persistent=False)
+        self.pad = nn.ReflectionPad2d(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(self.pad(x), self.kernel.to(x.dtype), groups=x.shape[1])
+
+
+def _down(cin: int, cout: int, blur: bool) -> list[nn.Module]:
+    conv = ConvLayer(cin, cout, 3, stride=2)
+    return [BlurPool(cin), conv] if blur else [conv]
+
+
+class UpsampleConv(nn.Sequential):
+    """Upsampling then convolution: avoids the checkerboard of transposed convolutions."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, mode: str = "nearest") -> None:
+        extra = {"align_corners": False} if mode == "bilinear" else {}
+        super().__init__(nn.Upsample(scale_factor=2, mode=mode, **extra), ConvLayer(cin, cout, kernel))
 
 
 class TransformerNet(nn.Module):
@@ -88,13 +122,13 @@ class TransformerNet(nn.Module):
         w, k = cfg.width, cfg.outer_kernel
         self.encoder = nn.Sequential(
             ConvLayer(3, w, k), _norm(w), nn.ReLU(inplace=True),
-            ConvLayer(w, 2 * w, 3, stride=2), _norm(2 * w), nn.ReLU(inplace=True),
-            ConvLayer(2 * w, 4 * w, 3, stride=2), _norm(4 * w), nn.ReLU(inplace=True),
+            *_down(w, 2 * w, cfg.blur_downsample), _norm(2 * w), nn.ReLU(inplace=True),
+            *_down(2 * w, 4 * w, cfg.blur_downsample), _norm(4 * w), nn.ReLU(inplace=True),
         )
         self.residuals = nn.Sequential(*(ResidualBlock(4 * w, cfg.separable) for _ in range(cfg.res_blocks)))
         self.decoder = nn.Sequential(
-            UpsampleConv(4 * w, 2 * w, 3), _norm(2 * w), nn.ReLU(inplace=True),
-            UpsampleConv(2 * w, w, 3), _norm(w), nn.ReLU(inplace=True),
+            UpsampleConv(4 * w, 2 * w, 3, cfg.upsample), _norm(2 * w), nn.ReLU(inplace=True),
+            UpsampleConv(2 * w, w, 3, cfg.upsample), _norm(w), nn.ReLU(inplace=True),
             ConvLayer(w, 3, k),
         )
 
