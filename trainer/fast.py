@@ -53,30 +53,59 @@ from trainer.cliargs import int_at_least, number
 from trainer.dataset import DatasetError, ImageFolderDataset, ResumableSampler, scan_images
 from trainer.devices import cpu_bf16_supported, resolve_device
 from trainer.images import ImageLoadError, load_image, pil_to_tensor, resize_short_side, save_image
+from trainer.losses import apply_warp, random_warp, stability_loss
+from trainer.lossnets import resolve_loss_net_name
 from trainer.lossnets.errors import LossNetUnavailable
 from trainer.perceptual import PerceptualLoss
 from trainer.stylefile import save_style
-from trainer.transformer import TransformerConfig, TransformerNet
+from trainer.transformer import UPSAMPLE_MODES, TransformerConfig, TransformerNet
 
 logger = logging.getLogger("trainer.fast")
 
 LOSS_NET_CHOICES = ("auto", "vgg19", "efficientnet-lite0")
-DEFAULT_STYLE_SIZE = 512
+DEFAULT_STYLE_SIZE = 384  # the bundled pack's: strokes large enough to read at 192-320 px
 SAMPLE_IMAGES = 4
 INTERRUPTED_EXIT = 130
+
+# The default recipe, per device: what a plain `--dataset D --style S` trains. On CPU it is the
+# bundled pack's light network (5x5 outer kernels, width 16) on 192 px crops, which trains in
+# about 10 minutes on 2 cores; on CUDA Johnson's full network at the scale a GPU affords.
+DEVICE_DEFAULTS = {
+    "cpu": {"width": 16, "outer_kernel": 5, "image_size": 192, "batch_size": 4, "steps": 1500},
+    "cuda": {"width": 32, "outer_kernel": 9, "image_size": 256, "batch_size": 8, "steps": 10000},
+}
+# Loss settings of fast training per loss net, where they differ from the net's Gatys defaults.
+# EfficientNet-Lite0: content at stage2 (stride 4, like Johnson's relu2_2) pins local structure
+# and stops the network painting saturated blobs into flat regions (seen with stage3 on every
+# style); stage4 at half weight adds the larger strokes; no TV term (the 5x5 light network paints
+# no pixel noise for it to remove, and TV 100 washes strokes out).
+FAST_LOSS_DEFAULTS: dict[str, dict[str, Any]] = {
+    "efficientnet-lite0": {
+        "style_layers": {"stem": 1.0, "stage2": 1.0, "stage3": 1.0, "stage4": 0.5},
+        "content_layer": "stage2",
+        "tv_weight": 0.0,
+    },
+}
+# Automatic style weight: the weight that makes the photos' own style loss (their Gram distance
+# to the painting, before any training) equal to this budget. A flat painting (Udnie), whose
+# Grams are close to a photo's, gets a high weight; a busy one (Woman with a Parasol) a low one.
+STYLE_BUDGET = {"efficientnet-lite0": 250.0}
+PROBE_IMAGES = 16
 
 # Settings a resumed run takes from the checkpoint unless they are given again.
 _RESUMABLE = (
     "name", "title", "artist", "year", "image_size", "style_size", "batch_size", "epochs", "steps",
     "lr", "content_weight", "style_weight", "tv_weight", "loss_net", "vgg_weights", "width",
     "res_blocks", "outer_kernel", "separable", "variant", "amp", "seed", "checkpoint_every",
-    "sample_every", "log_every",
+    "sample_every", "log_every", "blur_downsample", "upsample", "style_layers", "content_layer",
+    "smoothing", "stability_weight", "stability_shift", "stability_rotate", "stability_noise", "style_auto",
 )
-_ARCHITECTURE = ("width", "res_blocks", "outer_kernel", "separable")
+_ARCHITECTURE = ("width", "res_blocks", "outer_kernel", "separable", "blur_downsample", "upsample")
 # Settings whose change makes a resumed run differ from an uninterrupted one (warned about).
 _TRAJECTORY = (
     "image_size", "style_size", "batch_size", "lr", "content_weight", "style_weight", "tv_weight",
-    "loss_net", "seed", "amp",
+    "loss_net", "seed", "amp", "smoothing", "stability_weight", "stability_shift", "stability_rotate",
+    "stability_noise",
 )
 
 
@@ -104,6 +133,11 @@ def _layer_weights(text: str) -> dict[str, float]:
     if not layers:
         raise argparse.ArgumentTypeError("expected LAYER[:WEIGHT][,LAYER[:WEIGHT]...]")
     return layers
+
+
+def _style_weight(text: str) -> float | None:
+    """A number, or "auto" (None: calibrated from the painting before training)."""
+    return None if text.strip().lower() == "auto" else number(positive=False)(text)
 
 
 def _odd_kernel(text: str) -> int:
@@ -143,42 +177,65 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
         help="variant label stored in the style file (auto: 'light' if --width < 32 or --separable, else 'full')")
 
     tr = p.add_argument_group("training")
-    add(tr, "--image-size", type=int_at_least(16), default=256, metavar="PX",
-        help="size of the square training crops (default: 256)")
+    add(tr, "--image-size", type=int_at_least(16), metavar="PX",
+        help="size of the square training crops (default: 192 on CPU, 256 on CUDA)")
     add(tr, "--style-size", type=int_at_least(16), metavar="PX",
         help=f"short side the style image is resized to (default: {DEFAULT_STYLE_SIZE}, or the image's own "
              "short side if smaller)")
-    add(tr, "--batch-size", type=int_at_least(1), default=4, metavar="N",
-        help="images per step, per process (default: 4)")
+    add(tr, "--batch-size", type=int_at_least(1), metavar="N",
+        help="images per step, per process (default: 4 on CPU, 8 on CUDA)")
     length = tr.add_mutually_exclusive_group()
     add(length, "--epochs", type=int_at_least(1), metavar="N",
-        help="passes over the dataset (default: 2 if --steps is not given)")
+        help="passes over the dataset (default: --steps 1500 on CPU, 10000 on CUDA)")
     add(length, "--steps", type=int_at_least(1), metavar="N",
         help="optimizer steps to train for (instead of --epochs)")
     add(tr, "--lr", type=number(positive=True), default=1e-3, help="Adam learning rate (default: 1e-3)")
     add(tr, "--content-weight", type=number(positive=False), metavar="W",
         help="content loss weight (default: the loss net's default)")
-    add(tr, "--style-weight", type=number(positive=False), metavar="W",
-        help="style loss weight (default: the loss net's default)")
+    add(tr, "--style-weight", type=_style_weight, metavar="W|auto",
+        help="style loss weight (default: auto: for efficientnet-lite0, the weight that makes the "
+             f"photos' own style loss {STYLE_BUDGET['efficientnet-lite0']:g}, measured on {PROBE_IMAGES} "
+             "of them before training; for vgg19 its default weight)")
     add(tr, "--tv-weight", type=number(positive=False), metavar="W",
-        help="total-variation loss weight (default: the loss net's default)")
+        help="total-variation loss weight (default: 0 with efficientnet-lite0, else the loss net's default)")
+    add(tr, "--smoothing", type=number(positive=False), default=0.0, metavar="T",
+        help="softmax smoothing of the style features before their Gram matrices (Wang et al. 2021), "
+             "temperature T times the features' std; 0: off (default: 0)")
+    add(tr, "--stability-weight", type=number(positive=False), default=0.0, metavar="W",
+        help="weight of the compound stability loss (Wang et al. 2020): the stylized, slightly warped "
+             "crop against the stylization of the warped, noisy crop; makes video flicker less "
+             "(default: 0, off)")
+    add(tr, "--stability-shift", type=number(positive=False), default=2.0, metavar="PX",
+        help="largest random shift of that warp, in pixels, sub-pixel included (default: 2)")
+    add(tr, "--stability-rotate", type=number(positive=False), default=1.0, metavar="DEG",
+        help="largest random rotation of that warp, in degrees (default: 1)")
+    add(tr, "--stability-noise", type=number(positive=False), default=0.02, metavar="SIGMA",
+        help="std of the Gaussian noise added to the warped crop, on the 0-1 scale (default: 0.02, "
+             "about 5 of 255: webcam sensor noise)")
     add(tr, "--loss-net", choices=LOSS_NET_CHOICES, default="auto",
         help="network measuring the perceptual loss (auto: VGG19 if its weights are available, else "
              "efficientnet-lite0)")
     add(tr, "--vgg-weights", type=Path, metavar="PATH", help="VGG19 state-dict file for --loss-net vgg19/auto")
     add(tr, "--style-layers", type=_layer_weights, metavar="L[:W],...",
         help="style layers of the loss net and their weights, e.g. stem:1,stage2:1,stage3:0.5 "
-             "(default: the loss net's own)")
-    add(tr, "--content-layer", metavar="LAYER", help="content layer of the loss net (default: the loss net's own)")
+             "(default: stem,stage2,stage3,stage4:0.5 with efficientnet-lite0, else the loss net's own)")
+    add(tr, "--content-layer", metavar="LAYER",
+        help="content layer of the loss net (default: stage2 with efficientnet-lite0, else the loss net's own)")
     add(tr, "--seed", type=int, default=0, help="random seed of weights and data order (default: 0)")
 
     net = p.add_argument_group("network (TransformerNet)")
-    add(net, "--width", type=int_at_least(1), default=32, help="channels of the first layer (default: 32)")
+    add(net, "--width", type=int_at_least(1),
+        help="channels of the first layer (default: 16 on CPU, the light network; 32 on CUDA)")
     add(net, "--res-blocks", type=int_at_least(0), default=5, help="residual blocks (default: 5)")
-    add(net, "--outer-kernel", type=_odd_kernel, default=9,
-        help="kernel size of the first and last convolutions, odd (default: 9)")
+    add(net, "--outer-kernel", type=_odd_kernel,
+        help="kernel size of the first and last convolutions, odd (default: 5 on CPU, 9 on CUDA)")
     add(net, "--separable", action=argparse.BooleanOptionalAction, default=False,
         help="depthwise-separable residual convolutions (lighter, for CPU playback)")
+    add(net, "--blur-downsample", action=argparse.BooleanOptionalAction, default=False,
+        help="blur before each stride-2 convolution (anti-aliasing: steadier texture when the "
+             "camera moves by a pixel or less) (default: off)")
+    add(net, "--upsample", choices=UPSAMPLE_MODES, default="nearest",
+        help="decoder upsampling (bilinear is smoother under sub-pixel motion) (default: nearest)")
 
     rt = p.add_argument_group("runtime")
     add(rt, "--device", choices=("auto", "cpu", "cuda"), default="auto",
@@ -282,6 +339,36 @@ def build_perceptual(args: argparse.Namespace, device: torch.device) -> Perceptu
     )
 
 
+def _apply_recipe_defaults(args: argparse.Namespace, device: torch.device) -> None:
+    """Fill the settings left unset with the default recipe of `device` and of the loss net."""
+    for key, value in DEVICE_DEFAULTS["cuda" if device.type == "cuda" else "cpu"].items():
+        if key == "steps":
+            if args.steps is None and args.epochs is None:
+                args.steps = value
+        elif getattr(args, key) is None:
+            setattr(args, key, value)
+    try:
+        args.loss_net = resolve_loss_net_name(args.loss_net, args.vgg_weights)
+    except ValueError as exc:
+        raise UsageError(f"--loss-net: {exc}") from None
+    for key, value in FAST_LOSS_DEFAULTS.get(args.loss_net, {}).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
+
+@torch.no_grad()
+def auto_style_weight(perceptual: PerceptualLoss, paths: list[Path], image_size: int) -> tuple[float, float]:
+    """(style weight, the photos' unweighted style loss) for the budget of `perceptual`'s loss net.
+
+    The probe is the first PROBE_IMAGES photos, centre-cropped: a fixed, cheap sample.
+    """
+    ds = ImageFolderDataset(paths[:PROBE_IMAGES], image_size, random_crop=False, flip=False)
+    device = perceptual.net.mean.device
+    photos = torch.stack([ds[i] for i in range(len(ds))]).to(device)
+    distance = perceptual.style_distance(photos)
+    return STYLE_BUDGET[perceptual.net.name] / max(distance, 1e-8), distance
+
+
 def _resolve_amp(args: argparse.Namespace, device: torch.device) -> torch.dtype | None:
     if device.type == "cuda":
         if args.amp is False:
@@ -356,6 +443,21 @@ def _autocast(device: torch.device, amp: torch.dtype | None):
     return torch.autocast(device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
 
 
+@dataclass(frozen=True)
+class Stability:
+    """The compound stability regularisation of a training run (see `trainer.losses.stability_loss`)."""
+
+    weight: float
+    shift: float = 2.0  # px
+    rotate: float = 1.0  # degrees
+    noise: float = 0.02  # std on the 0-1 scale
+
+    @property
+    def margin(self) -> int:
+        """Border left out of the loss: the shift plus the rotation's reach at a 192 px crop's edge."""
+        return math.ceil(self.shift + math.radians(self.rotate) * 96) + 2
+
+
 def train_step(
     batch: torch.Tensor,
     model: nn.Module,
@@ -365,8 +467,9 @@ def train_step(
     device: torch.device,
     amp: torch.dtype | None,
     channels_last: bool,
+    stability: Stability | None = None,
 ) -> torch.Tensor:
-    """One optimizer step on a uint8 batch; returns the (content, style, tv) terms, on device.
+    """One optimizer step on a uint8 batch; returns the (content, style, tv[, stability]) terms, on device.
 
     Shared with trainer.bench so the benchmark times exactly the training step.
     """
@@ -376,12 +479,21 @@ def train_step(
     x = x.float().div_(255.0)
     with _autocast(device, amp):
         target = perceptual.content_features(x)
-        terms = perceptual(model(x), target)
+        y = model(x)
+        terms = perceptual(y, target)
+        total = terms.total
+        if stability is not None:
+            theta = random_warp(x.shape[0], stability.shift, stability.rotate, tuple(x.shape[-2:]), device=device)
+            moved = apply_warp(x, theta)
+            moved = moved + stability.noise * torch.randn_like(moved)
+            stab = stability.weight * stability_loss(apply_warp(y.float(), theta), model(moved), stability.margin)
+            total = total + stab
     optimizer.zero_grad(set_to_none=True)
-    scaler.scale(terms.total).backward()
+    scaler.scale(total).backward()
     scaler.step(optimizer)
     scaler.update()
-    return torch.stack([terms.content, terms.style, terms.tv]).detach().float()
+    values = [terms.content, terms.style, terms.tv] + ([stab] if stability is not None else [])
+    return torch.stack(values).detach().float()
 
 
 class _StopFlag:
@@ -426,8 +538,6 @@ def train(args: argparse.Namespace, explicit: set[str], info: DistInfo) -> int:
     # After the checkpoint's settings (its --name) are in: new checkpoints always go next to --out.
     out = output_paths(args)[0]
     checkpoint_path = out.parent / ckpt.FILENAME
-    if args.steps is None and args.epochs is None:
-        args.epochs = 2
     name = args.name or args.style.stem
 
     try:
@@ -456,6 +566,7 @@ def train(args: argparse.Namespace, explicit: set[str], info: DistInfo) -> int:
     except ImageLoadError as exc:
         raise UsageError(f"--style: {exc}") from None
     style_size = args.style_size or min(DEFAULT_STYLE_SIZE, min(style_pil.size))
+    _apply_recipe_defaults(args, device)
 
     if info.enabled:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
@@ -503,7 +614,14 @@ def _train(args, explicit, info, device, amp, channels_last, out, checkpoint_pat
     perceptual = perceptual.to(device)
     if channels_last:
         perceptual.net.to(memory_format=torch.channels_last)
+    perceptual.smoothing = args.smoothing
     perceptual.set_style_image(pil_to_tensor(resize_short_side(style_pil, style_size)).to(device))  # fp32, once
+    if args.style_weight is None and perceptual.net.name in STYLE_BUDGET:
+        perceptual.style_weight, distance = auto_style_weight(perceptual, paths, args.image_size)
+        args.style_auto = {"budget": STYLE_BUDGET[perceptual.net.name], "photo_style_loss": distance}
+        if info.is_main:
+            logger.info("style weight auto: %.4g (the photos' style loss %.4g, budget %g)",
+                        perceptual.style_weight, distance, STYLE_BUDGET[perceptual.net.name])
     # Record what was resolved so a resume (and the style file) knows it.
     args.loss_net = perceptual.net.name
     args.content_weight = float(perceptual.content_weight)
@@ -525,7 +643,10 @@ def _train(args, explicit, info, device, amp, channels_last, out, checkpoint_pat
     total_steps = args.steps if args.steps is not None else args.epochs * batches_per_epoch
 
     # Model and optimizer.
-    config = TransformerConfig(args.width, args.res_blocks, args.outer_kernel, args.separable)
+    config = TransformerConfig(args.width, args.res_blocks, args.outer_kernel, args.separable,
+                               blur_downsample=args.blur_downsample, upsample=args.upsample)
+    stability = Stability(args.stability_weight, args.stability_shift, args.stability_rotate,
+                          args.stability_noise) if args.stability_weight > 0 else None
     model = TransformerNet(config).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -588,7 +709,7 @@ def _train(args, explicit, info, device, amp, channels_last, out, checkpoint_pat
     stop_check = 1 if not info.enabled else min(10, args.log_every)
     interrupted = False
     model.train()
-    sums = torch.zeros(3, device=device)  # running content, style, tv: summed on device, read at log time
+    sums = torch.zeros(4 if stability else 3, device=device)  # running content, style, tv[, stability]: on device
     window_steps, window_start = 0, time.perf_counter()
     loop_start = time.perf_counter()
     last_sample = -1
@@ -601,7 +722,7 @@ def _train(args, explicit, info, device, amp, channels_last, out, checkpoint_pat
                 sampler.set_start(batch_in_epoch * args.batch_size)
                 for batch in loader:
                     sums += train_step(
-                        batch, train_model, perceptual, optimizer, scaler, device, amp, channels_last
+                        batch, train_model, perceptual, optimizer, scaler, device, amp, channels_last, stability
                     )
                     step += 1
                     batch_in_epoch += 1
@@ -611,9 +732,9 @@ def _train(args, explicit, info, device, amp, channels_last, out, checkpoint_pat
                         epoch, batch_in_epoch = epoch + 1, 0
 
                     if step % args.log_every == 0 or step == total_steps:
-                        content, style, tv = (sums / window_steps).tolist()  # the one host sync
-                        if not math.isfinite(content + style + tv):
-                            raise UsageError(f"the loss became {content + style + tv} at step {step}; "
+                        content, style, tv, *stab = (sums / window_steps).tolist()  # the one host sync
+                        if not math.isfinite(content + style + tv + sum(stab)):
+                            raise UsageError(f"the loss became {content + style + tv + sum(stab)} at step {step}; "
                                              "try a lower --lr or --no-amp")
                         now = time.perf_counter()
                         ips = window_steps * global_batch / max(now - window_start, 1e-9)
@@ -621,8 +742,9 @@ def _train(args, explicit, info, device, amp, channels_last, out, checkpoint_pat
                             bar.set_postfix(content=f"{content:.3g}", style=f"{style:.3g}", tv=f"{tv:.3g}",
                                             img_s=f"{ips:.1f}", refresh=False)
                         if info.is_main:
-                            logger.info("step %d/%d: content %.4g style %.4g tv %.4g, %.1f images/s",
-                                         step, total_steps, content, style, tv, ips)
+                            logger.info("step %d/%d: content %.4g style %.4g tv %.4g%s, %.1f images/s",
+                                        step, total_steps, content, style, tv,
+                                        f" stability {stab[0]:.4g}" if stab else "", ips)
                         sums.zero_()
                         window_steps, window_start = 0, now
                     if bar is not None:
@@ -705,6 +827,10 @@ def _meta(args, name, perceptual, config, dataset_size, step, totals, info, amp,
         "dataset_size": dataset_size,
         "dataset": str(args.dataset),
         "architecture": config.to_dict(),
+        "style_weight_auto": getattr(args, "style_auto", None),
+        "smoothing": float(perceptual.smoothing),
+        "stability": {"weight": args.stability_weight, "shift": args.stability_shift,
+                      "rotate": args.stability_rotate, "noise": args.stability_noise},
         "amp": str(amp).removeprefix("torch.") if amp else None,
         "device": device.type,
         "torch_version": str(torch.__version__),

@@ -15,6 +15,21 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
 
 
+def smooth_activations(features: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Softmax smoothing of a layer's activations (Wang, Li and Vasconcelos, CVPR 2021, "SWAG").
+
+    Each image's (C, H, W) activations go through a softmax over all their elements; the logits
+    are divided by `temperature` times the image's own feature standard deviation, and the result
+    is scaled by the element count so it averages 1 whatever the image size (the Gram targets come
+    from a painting at another size than the training crops).
+    """
+    b = features.shape[0]
+    flat = features.reshape(b, -1).float()
+    scale = flat.std(dim=1, keepdim=True).clamp_min(1e-6) * temperature
+    smoothed = torch.softmax(flat / scale, dim=1) * flat.shape[1]
+    return smoothed.reshape(features.shape)
+
+
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(features.float(), target.float())
 
@@ -51,3 +66,32 @@ def total_variation_loss(img: torch.Tensor) -> torch.Tensor:
     dh = (img[:, :, 1:, :] - img[:, :, :-1, :]).abs().mean()
     dw = (img[:, :, :, 1:] - img[:, :, :, :-1]).abs().mean()
     return dh + dw
+
+
+def random_warp(batch: int, max_shift: float, max_rotate: float, size: tuple[int, int],
+                generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Random small affine warps (B, 2, 3) for `F.affine_grid`: a sub-pixel to few-pixel shift of up
+    to `max_shift` px and a rotation of up to `max_rotate` degrees, the motion of a hand-held camera."""
+    h, w = size
+    u = torch.rand(batch, 3, generator=generator) * 2 - 1
+    angle = torch.deg2rad(u[:, 0] * max_rotate)
+    # affine_grid works in [-1, 1] coordinates: a shift of d px is 2d / size.
+    tx, ty = u[:, 1] * max_shift * 2 / w, u[:, 2] * max_shift * 2 / h
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.stack([torch.stack([cos, -sin * h / w, tx], 1), torch.stack([sin * w / h, cos, ty], 1)], 1)
+    return theta.to(device)
+
+
+def apply_warp(img: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """`img` resampled (bilinear, edges repeated) through the warps of `random_warp`."""
+    grid = F.affine_grid(theta.to(img.dtype), list(img.shape), align_corners=False)
+    return F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def stability_loss(warped_output: torch.Tensor, output_of_warped: torch.Tensor, margin: int) -> torch.Tensor:
+    """Compound regularisation (Wang et al., AAAI 2020): MSE between T(F(x)) and F(T(x) + noise).
+
+    The `margin` px border is left out: there the warp repeats edge pixels the network never saw.
+    """
+    crop = (..., slice(margin, -margin or None), slice(margin, -margin or None))
+    return F.mse_loss(warped_output[crop].float(), output_of_warped[crop].float())

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from trainer.losses import content_loss, gram_matrix, style_loss, total_variation_loss
+from trainer.losses import content_loss, gram_matrix, smooth_activations, style_loss, total_variation_loss
 from trainer.lossnets.base import LossNet
 
 
@@ -38,9 +38,11 @@ class PerceptualLoss(nn.Module):
         tv_weight: float = 0.0,
         style_layers: dict[str, float] | None = None,
         content_layer: str | None = None,
+        smoothing: float = 0.0,
     ) -> None:
         super().__init__()
         self.net = net
+        self.smoothing = smoothing  # softmax temperature of the style features' smoothing; 0: off
         self.content_weight = content_weight
         self.style_weight = style_weight
         self.tv_weight = tv_weight
@@ -59,7 +61,20 @@ class PerceptualLoss(nn.Module):
     def compute_style_targets(self, style_image: torch.Tensor) -> dict[str, torch.Tensor]:
         """Gram matrices (C, C) of a style image at the style layers."""
         feats = self.net(style_image, set(self.style_layers))
-        return {name: gram_matrix(feats[name])[0] for name in self.style_layers}
+        return {name: self._gram(feats[name])[0] for name in self.style_layers}
+
+    def _gram(self, features: torch.Tensor) -> torch.Tensor:
+        if self.smoothing:
+            features = smooth_activations(features, self.smoothing)
+        return gram_matrix(features)
+
+    @torch.no_grad()
+    def style_distance(self, images: torch.Tensor) -> float:
+        """Unweighted style loss of `images` themselves against the targets: how far photos are
+        from the painting in this net's Gram statistics (the basis of the automatic style weight)."""
+        feats = self.net(images, set(self.style_layers))
+        grams = {name: self._gram(feats[name]) for name in self.style_layers}
+        return float(style_loss(grams, self.style_targets, self.style_layers, normalize=self.net.normalize_style))
 
     def set_style_image(self, style_image: torch.Tensor) -> None:
         self.set_style_targets(self.compute_style_targets(style_image))
@@ -82,7 +97,7 @@ class PerceptualLoss(nn.Module):
         if not self.style_targets:
             raise RuntimeError("PerceptualLoss has no style targets; call set_style_image first")
         feats = self.net(output, self.taps)
-        grams = {name: gram_matrix(feats[name]) for name in self.style_layers}
+        grams = {name: self._gram(feats[name]) for name in self.style_layers}
         c = self.content_weight * content_loss(feats[self.content_layer], content_target)
         s = self.style_weight * style_loss(
             grams, self.style_targets, self.style_layers, normalize=self.net.normalize_style
