@@ -5,7 +5,9 @@ for CPUs) and "full" (Johnson's network, for GPUs). `StyleRegistry.discover` loa
 a list of folders; a folder may hold a `manifest.json` that orders its styles and adds metadata
 (painting title, artist, year, training settings). The style file's own metadata wins where both
 say something. Broken files are collected in `errors`, never raised: one bad download must not
-stop the app.
+stop the app. When a requested style then resolves to another file than the broken one would have
+been (the bundled copy, the other variant), `choose` logs a warning naming the broken file, and
+`fallbacks` gives that message to callers that report in their own words.
 """
 from __future__ import annotations
 
@@ -94,12 +96,40 @@ def _title_from_name(name: str) -> str:
     return name.replace("_", " ").replace("-", " ").strip().title() or name
 
 
+@dataclass(frozen=True)
+class BrokenStyle:
+    """A style file that failed to load, and the style it was meant to be: name and variant from
+    its manifest entry, else from its file name ("monet-light.pt"); variant None when unknown."""
+
+    path: Path
+    name: str
+    variant: str | None
+    reason: str
+
+
+def _intended_style(path: Path, manifest_item: dict[str, Any]) -> tuple[str, str | None]:
+    stem, variant = path.stem, manifest_item.get("variant")
+    for candidate in VARIANTS:
+        for sep in ("-", "_"):
+            if stem.endswith(sep + candidate):
+                stem, variant = stem[: -len(sep + candidate)], variant or candidate
+    return str(manifest_item.get("name") or stem), (str(variant) if variant in VARIANTS else None)
+
+
 class StyleRegistry:
-    """All styles found, ordered: manifest order first, then the rest alphabetically."""
+    """All styles found, ordered: manifest order first, then the rest alphabetically.
+
+    `folders` is the search order of `discover` (later folders override earlier ones); with
+    `broken` it tells which requested styles fall back from a broken file to another one.
+    """
 
     def __init__(self, entries: Sequence[StyleEntry] = (), errors: Sequence[tuple[Path, str]] = (),
-                 order: Sequence[str] = ()) -> None:
+                 order: Sequence[str] = (), broken: Sequence[BrokenStyle] = (),
+                 folders: Sequence[Path] = ()) -> None:
         self.errors: list[tuple[Path, str]] = list(errors)
+        self.broken: list[BrokenStyle] = list(broken)
+        self._folders = list(folders)
+        self._warned: set[tuple[str, Path]] = set()
         rank = {name: i for i, name in enumerate(dict.fromkeys(order))}
         self.entries: list[StyleEntry] = sorted(
             entries,
@@ -112,8 +142,10 @@ class StyleRegistry:
         """Load every `*.pt` in `dirs`; a later folder's (name, variant) replaces an earlier one."""
         found: dict[tuple[str, str], StyleEntry] = {}
         errors: list[tuple[Path, str]] = []
+        broken: list[BrokenStyle] = []
         order: list[str] = []
-        for folder in (Path(d).expanduser() for d in dirs):
+        folders = [Path(d).expanduser() for d in dirs]
+        for folder in folders:
             if not folder.is_dir():
                 log.debug("style folder %s does not exist; skipped", folder)
                 continue
@@ -127,18 +159,19 @@ class StyleRegistry:
                 except StyleFileError as exc:
                     errors.append((pt, str(exc)))
                     log.warning("skipping style file: %s", exc)
-                    continue
                 except Exception as exc:  # anything else a hostile file may trigger
                     errors.append((pt, f"{pt}: could not be loaded ({exc})"))
                     log.warning("skipping style file %s: %r", pt, exc)
+                else:
+                    entry = _make_entry(pt, model, by_file.get(pt.name, {}))
+                    key = (entry.name, entry.variant)
+                    if key in found:
+                        log.info("style %s (%s) from %s overrides %s", *key, pt, found[key].path)
+                    found[key] = entry
                     continue
-                entry = _make_entry(pt, model, by_file.get(pt.name, {}))
-                key = (entry.name, entry.variant)
-                if key in found:
-                    log.info("style %s (%s) from %s overrides %s", *key, pt, found[key].path)
-                found[key] = entry
+                broken.append(BrokenStyle(pt, *_intended_style(pt, by_file.get(pt.name, {})), errors[-1][1]))
             order.extend(str(item["name"]) for item in manifest if item.get("name"))
-        return cls(list(found.values()), errors, order)
+        return cls(list(found.values()), errors, order, broken, folders)
 
     def names(self) -> list[str]:
         return list(dict.fromkeys(e.name for e in self.entries))
@@ -147,26 +180,59 @@ class StyleRegistry:
         return [e for e in self.entries if e.name == name]
 
     def choose(self, name: str, device_type: str) -> StyleEntry:
-        """The variant to run on `device_type` ("cpu", "cuda", "cuda:0", ...)."""
+        """The variant to run on `device_type` ("cpu", "cuda", "cuda:0", ...). Logs a warning (once)
+        when a broken file of this style would have been chosen instead (see `fallbacks`)."""
+        entry = self._pick(name, device_type)
+        for message in self.fallbacks(name, device_type):
+            if (message, entry.path) not in self._warned:
+                self._warned.add((message, entry.path))
+                log.warning("%s", message)
+        return entry
+
+    def fallbacks(self, name: str, device_type: str) -> list[str]:
+        """One message per broken file that `name` would have resolved to on `device_type` had it
+        loaded, naming it, why it failed and the file used instead; empty when there is none."""
+        entry = self._pick(name, device_type)
+        prefer = _preference(device_type)
+        messages = []
+        for bad in self.broken:
+            if bad.name != name:
+                continue
+            same_slot = bad.variant == entry.variant and self._rank(bad.path) >= self._rank(entry.path)
+            better_variant = bad.variant in prefer and entry.variant in prefer and \
+                prefer.index(bad.variant) < prefer.index(entry.variant)
+            if bad.variant is None or same_slot or better_variant:
+                messages.append(f"style {name!r}: {bad.reason}; using {entry.path} instead")
+        return messages
+
+    def _pick(self, name: str, device_type: str) -> StyleEntry:
         options = self.variants(name)
         if not options:
             raise KeyError(f"unknown style {name!r}; available: {', '.join(self.names()) or 'none'}")
-        prefer = ("full", "light") if str(device_type).split(":")[0] == "cuda" else ("light", "full")
-        for variant in prefer:
+        for variant in _preference(device_type):
             for entry in options:
                 if entry.variant == variant:
                     return entry
         return options[0]
 
+    def _rank(self, path: Path) -> int:
+        """Position of `path`'s folder in the search order (later folders override earlier)."""
+        return self._folders.index(path.parent) if path.parent in self._folders else -1
+
     def select(self, device_type: str) -> dict[str, StyleModel]:
-        """One model per style name, in display order, each the variant suited to `device_type`."""
-        return {name: self.choose(name, device_type).model for name in self.names()}
+        """One model per style name, in display order, each the variant suited to `device_type`
+        (without fallback warnings: those come when a style is chosen)."""
+        return {name: self._pick(name, device_type).model for name in self.names()}
 
     def __len__(self) -> int:
         return len(self.entries)
 
     def __repr__(self) -> str:
         return f"StyleRegistry({len(self.entries)} files, {len(self.names())} styles, {len(self.errors)} errors)"
+
+
+def _preference(device_type: str) -> tuple[str, ...]:
+    return ("full", "light") if str(device_type).split(":")[0] == "cuda" else ("light", "full")
 
 
 def _make_entry(path: Path, model: StyleModel, manifest_item: dict[str, Any]) -> StyleEntry:

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import pytest
+import torch
 
 from nstcam.registry import StyleRegistry, bundled_styles_dir
 from nstcam_fixtures import make_style_file
@@ -130,3 +132,67 @@ def test_bundled_styles_dir_handles_a_namespace_package(tmp_path: Path, monkeypa
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name: SimpleNamespace(submodule_search_locations=[str(tmp_path)]))
     assert bundled_styles_dir() == tmp_path
+
+
+def test_a_broken_user_file_that_falls_back_is_warned_about(bundled: Path, tmp_path: Path, caplog) -> None:
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "zebra-light.pt").write_bytes(b"not a zip")  # meant to replace the bundled zebra-light
+    (user / "apple_full.pt").write_bytes(b"not a zip")  # a full apple: preferred on CUDA only
+    (user / "kiwi-light.pt").write_bytes(b"not a zip")  # no such style anywhere
+    reg = StyleRegistry.discover([bundled, user])
+    caplog.set_level("WARNING", logger="nstcam.registry")
+    caplog.clear()
+
+    assert reg.choose("zebra", "cpu").path == bundled / "zebra-light.pt"
+    [message] = reg.fallbacks("zebra", "cpu")
+    assert message.startswith(f"style 'zebra': {user / 'zebra-light.pt'}: corrupt or truncated")
+    assert message.endswith(f"using {bundled / 'zebra-light.pt'} instead")
+    assert [r.getMessage() for r in caplog.records] == [message]
+    reg.choose("zebra", "cpu")
+    assert len(caplog.records) == 1  # once per fallback, not on every switch
+
+    assert reg.fallbacks("zebra", "cuda") == []  # the bundled full one is what CUDA picks anyway
+    assert reg.fallbacks("apple", "cpu") == []  # light is preferred on CPU: the full one is not missed
+    assert "apple_full.pt" in reg.fallbacks("apple", "cuda")[0]
+    assert [b.name for b in reg.broken] == ["apple", "kiwi", "zebra"]
+    assert "kiwi" not in reg.names()
+
+
+def test_a_broken_file_in_an_earlier_folder_is_not_a_fallback(bundled: Path, tmp_path: Path) -> None:
+    (bundled / "zebra-light.pt").write_bytes(b"broken bundled copy")
+    user = tmp_path / "mine"
+    user.mkdir()
+    make_style_file(user / "zebra-light.pt", "zebra", seed=7, variant="light")
+    reg = StyleRegistry.discover([bundled, user])
+    assert reg.choose("zebra", "cpu").path == user / "zebra-light.pt"
+    assert reg.fallbacks("zebra", "cpu") == []
+
+
+def test_a_malicious_pickle_is_refused_for_safety_and_runs_nothing(tmp_path: Path, capfd) -> None:
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    folder = tmp_path / "styles"
+    folder.mkdir()
+    torch.save({"format": "nstcam-style", "payload": Exploit()}, folder / "evil.pt")
+    with open(folder / "foreign.pt", "wb") as f:
+        pickle.dump({"a set": {1, 2}}, f, protocol=4)  # protocol 4: torch warns about it
+    reg = StyleRegistry.discover([folder])
+    assert not marker.exists()
+    reasons = dict(reg.errors)
+    for name in ("evil.pt", "foreign.pt"):
+        assert reasons[folder / name] == (f"{folder / name}: not a style file; refused for safety (it holds "
+                                          "Python objects other than tensors, and loading them could run code)")
+    assert "weights_only" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("content", [b"not a zip", b"\x80\x04garbage", b""])
+def test_garbage_is_corrupt_and_torchs_unsafe_advice_is_never_quoted(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "junk.pt").write_bytes(content)
+    [(path, reason)] = StyleRegistry.discover([tmp_path]).errors
+    assert reason.startswith(f"{path}: corrupt or truncated style file")
+    assert "weights_only" not in reason and "refused" not in reason

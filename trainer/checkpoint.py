@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainer.fileio import atomic_torch_save
+from trainer.fileio import UnsafeFileError, atomic_torch_save, load_tensors
 
 FORMAT = "nstcam-checkpoint"
 VERSION = 1
@@ -119,7 +119,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = load_tensors(path)
+    except UnsafeFileError:
+        raise CheckpointError(
+            f"{path}: not a training checkpoint; refused for safety (it holds Python objects other "
+            "than tensors, and loading them could run code)"
+        ) from None
     except (zipfile.BadZipFile, pickle.UnpicklingError, EOFError, RuntimeError, OSError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({first})") from None

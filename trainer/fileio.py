@@ -1,26 +1,133 @@
-"""Crash-safe writes: a kill mid-save must never leave a half-written checkpoint or style file."""
+"""Crash-safe writes and safe reads of the files nstcam makes.
+
+Writes: a kill, a full disk or a read-only folder must never leave a half-written checkpoint,
+style file or image behind, nor damage the previous version. Every output goes to a temp file in
+the same folder, is fsynced, then renamed over its name (atomic on POSIX); on any error the temp
+file is removed and the target is untouched.
+
+Reads: `.pt` files are loaded with `torch.load(weights_only=True)`. A file that needs more than
+tensors and plain containers (a foreign or malicious pickle) is refused with `UnsafeFileError`
+instead of torch's message, which suggests `weights_only=False` -- the unsafe thing.
+"""
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import pickle
+import pickletools
 import tempfile
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
+# torch's UnpicklingError for a file its weights-only unpickler refuses starts with this.
+_WEIGHTS_ONLY_REFUSAL = "Weights only load failed"
 
-def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over `path` (atomic on POSIX)."""
+
+class UnsafeFileError(ValueError):
+    """A pickle holding Python objects other than tensors and plain containers; not loaded,
+    since unpickling such objects can run arbitrary code."""
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, *, overwrite: bool = True) -> Iterator[IO[bytes]]:
+    """A binary file object whose content appears at `path` only once the block ends without error.
+
+    With `overwrite=False` an existing `path` is never replaced: FileExistsError is raised at the
+    end instead (and nothing is left behind). Creates the parent folder. The file is made 0644
+    (mkstemp makes 0600; outputs are meant to be shared).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; style files are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
+        os.chmod(tmp, 0o644)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _publish_exclusive(tmp, path)
+    finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _publish_exclusive(tmp: str, path: Path) -> None:
+    """Give `tmp` the name `path` unless `path` exists (FileExistsError)."""
+    try:
+        os.link(tmp, path)  # atomic and fails if path exists
+    except FileExistsError:
         raise
+    except OSError:  # a file system without hard links (FAT, some network shares)
+        with open(path, "xb"):  # claim the name, then fill it atomically
+            pass
+        os.replace(tmp, path)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes | bytearray | memoryview, *, overwrite: bool = True) -> None:
+    """Write `data` to `path` atomically (see `atomic_write`)."""
+    with atomic_write(path, overwrite=overwrite) as f:
+        f.write(data)
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """`torch.save` atomically. Serialised in memory first, so a full disk is one plain OSError
+    (ENOSPC) rather than torch's chained "enforce fail" RuntimeError."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getbuffer())
+
+
+def check_writable(path: str | Path) -> None:
+    """Create `path`'s folder and a scratch file in it, then remove the file.
+
+    Raises OSError (read-only folder, no permission, a file where the folder should be) before
+    any long work whose result would then be lost.
+    """
+    folder = Path(path).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{Path(path).name}.", suffix=".check", dir=folder)
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def load_tensors(path: str | Path) -> Any:
+    """`torch.load(path, map_location="cpu", weights_only=True)`, refusing unsafe pickles cleanly.
+
+    Raises UnsafeFileError for a pickle the weights-only unpickler refuses, and a plain
+    UnpicklingError for garbage it refuses; other errors of a corrupt or truncated file propagate
+    as torch raises them. torch's UserWarnings about the
+    pickle protocol of such files are silenced (the refusal says what matters).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\._weights_only_unpickler")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        if text.startswith(_WEIGHTS_ONLY_REFUSAL) and ("GLOBAL" in text or _is_whole_pickle(path)):
+            raise UnsafeFileError(
+                f"{path}: holds Python objects other than tensors; refused for safety "
+                "(loading it could run code)"
+            ) from None
+        if text.startswith(_WEIGHTS_ONLY_REFUSAL):  # garbage: do not pass on torch's unsafe advice
+            raise pickle.UnpicklingError("not a PyTorch file, or a damaged one") from None
+        raise
+
+
+def _is_whole_pickle(path: str | Path) -> bool:
+    """Whether `path` is one well-formed pickle (parsed, not run): tells a foreign pickle the
+    weights-only unpickler refused from garbage, which it refuses just the same."""
+    try:
+        with open(path, "rb") as f:
+            for _ in pickletools.genops(f):
+                pass
+    except Exception:  # any parse error: not a pickle
+        return False
+    return True

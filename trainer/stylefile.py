@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from trainer.fileio import atomic_torch_save
+from trainer.fileio import UnsafeFileError, atomic_torch_save, load_tensors
 from trainer.transformer import TransformerConfig, TransformerNet
 
 FORMAT = "nstcam-style"
@@ -71,7 +71,12 @@ def load_style(path: str | Path) -> StyleModel:
     if not path.is_file():
         raise StyleFileError(f"{path}: no such style file")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = load_tensors(path)
+    except UnsafeFileError:
+        raise StyleFileError(
+            f"{path}: not a style file; refused for safety (it holds Python objects other than "
+            "tensors, and loading them could run code)"
+        ) from None
     except Exception as exc:  # torch.load raises many types on garbage; all mean "unreadable"
         raise StyleFileError(f"{path}: corrupt or truncated style file ({_first_line(exc)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

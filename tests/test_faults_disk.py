@@ -1,0 +1,105 @@
+"""Disk faults: a full disk and a read-only folder, for every file nstcam and the trainer write.
+
+A real full disk is a tiny tmpfs (mounting needs root; without it those tests are skipped), a
+real read-only folder a read-only tmpfs (root ignores file permissions). What is checked each
+time: one clear message, the previous version of the file intact, no temp file left behind.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from trainer.fileio import atomic_torch_save, atomic_write, atomic_write_bytes, check_writable
+
+
+def _mount_tmpfs(folder: Path, options: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    folder.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB file system (fill it with `fill`)."""
+    folder = tmp_path / "disk"
+    _mount_tmpfs(folder, "size=256k")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@pytest.fixture
+def readonly_dir(tmp_path: Path) -> Iterator[Path]:
+    folder = tmp_path / "readonly"
+    _mount_tmpfs(folder, "ro,size=64k")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(folder: Path) -> None:
+    """Use up every free byte of `folder`'s file system."""
+    with open(folder / "filler", "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".") or p.suffix == ".tmp")
+
+
+# ------------------------------------------------------------------------------------ fileio
+
+
+def test_atomic_write_error_keeps_the_old_file_and_leaves_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="mid-write"):
+        with atomic_write(target) as f:
+            f.write(b"new, half")
+            raise RuntimeError("mid-write")
+    assert target.read_bytes() == b"old"
+    assert leftovers(tmp_path) == []
+
+
+def test_atomic_write_without_overwrite_refuses_an_existing_name(tmp_path: Path) -> None:
+    target = tmp_path / "a.png"
+    atomic_write_bytes(target, b"first", overwrite=False)
+    with pytest.raises(FileExistsError):
+        atomic_write_bytes(target, b"second", overwrite=False)
+    assert target.read_bytes() == b"first"
+    assert leftovers(tmp_path) == []
+    assert oct(target.stat().st_mode & 0o777) == oct(0o644)
+
+
+def test_atomic_torch_save_on_a_full_disk_is_one_plain_enospc(small_disk: Path) -> None:
+    target = small_disk / "checkpoint.pt"
+    atomic_torch_save({"w": torch.zeros(10)}, target)
+    fill(small_disk)
+    with pytest.raises(OSError) as info:
+        atomic_torch_save({"w": torch.zeros(100_000)}, target)
+    assert info.value.errno == errno.ENOSPC
+    assert info.value.__cause__ is None and info.value.__context__ is None  # no "enforce fail" chain
+    assert torch.equal(torch.load(target, weights_only=True)["w"], torch.zeros(10))
+    assert leftovers(small_disk) == []
+
+
+def test_check_writable_fails_on_a_read_only_folder(readonly_dir: Path) -> None:
+    with pytest.raises(OSError) as info:
+        check_writable(readonly_dir / "out.png")
+    assert info.value.errno == errno.EROFS
