@@ -1,0 +1,338 @@
+"""The torch-free style engine: the same job and interface as `nstcam.engine.StyleEngine`, on ONNX Runtime.
+
+It runs the ONNX exports of the style files (`nstcam.onnx_export`), which take BGR uint8 frames
+and return RGB uint8, so a frame costs one resize (cv2, as StyleEngine does on the CPU), an edge
+pad to the graph's side multiple, the network and a crop. Nothing here imports torch: a bundle
+with exported styles runs without it (the "lite" desktop build). On CPU it measured 1.3-1.9x
+torch fp32 eager on the bundled light network (2 cores); torch bf16 on a CPU with native bf16 is
+faster still, which is why torch stays the default where it is installed.
+
+Every style gets its own InferenceSession up front (switching style between frames costs
+nothing). With onnxruntime-gpu, "auto" runs on CUDA; a failure there moves the engine to the CPU
+and `on_notice` tells the user, as StyleEngine does.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+import cv2
+import numpy as np
+
+from nstcam.engine_api import DEFAULT, EngineStats, _Default, processing_size
+from nstcam.frames import RateMeter
+
+log = logging.getLogger(__name__)
+
+FORMAT = "nstcam-style-onnx"  # the metadata tag nstcam.onnx_export writes
+DEVICES = ("auto", "cpu", "cuda")
+CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
+SIDE_MULTIPLE = 4  # the graph's sides: two stride-2 stages
+MIN_SIDE = 8  # the quarter-resolution reflection padding needs pixels to reflect
+QUANTIZATIONS = ("fp32", "int8", "int8-dynamic")
+SUFFIXES = {"fp32": ".onnx", "int8": ".int8.onnx", "int8-dynamic": ".int8dyn.onnx"}
+VARIANT_PREFERENCE = {"cpu": ("light", "full"), "cuda": ("full", "light")}
+
+
+@dataclass(frozen=True)
+class OrtDevice:
+    """Where the sessions run; `type` is "cpu" or "cuda", like torch.device's."""
+
+    type: str
+
+    def __str__(self) -> str:
+        return self.type
+
+
+@dataclass
+class OnnxStyle:
+    """An exported style found on disk: its session and the metadata stored in the file."""
+
+    name: str
+    path: Path
+    meta: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def variant(self) -> str:
+        return self.meta.get("variant", "full")
+
+    @property
+    def label(self) -> str:
+        text = self.meta.get("title") or self.name.replace("_", " ").title()
+        if self.meta.get("artist"):
+            text += f" — {self.meta['artist']}"
+        if self.meta.get("year"):
+            text += f" ({self.meta['year']})"
+        return text
+
+
+def pad_frame(frame: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """(`frame` edge-padded at the bottom and right to sides the graph accepts, its original (h, w)).
+
+    The same padding TransformerNet.forward applies (replicate) before its two stride-2 stages.
+    """
+    h, w = frame.shape[:2]
+    ph = max(MIN_SIDE, h + (-h) % SIDE_MULTIPLE) - h
+    pw = max(MIN_SIDE, w + (-w) % SIDE_MULTIPLE) - w
+    if ph or pw:
+        frame = cv2.copyMakeBorder(frame, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
+    return frame, (h, w)
+
+
+def export_quantization(path: Path) -> str:
+    """The quantization an exported style's file name says ("fp32" for a plain `.onnx`)."""
+    return next((q for q, suffix in SUFFIXES.items() if q != "fp32" and path.name.endswith(suffix)), "fp32")
+
+
+def available_providers() -> list[str]:
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+def resolve_device(name: str = "auto") -> OrtDevice:
+    """"auto" prefers CUDA (onnxruntime-gpu); "cuda" without it is an error, not a silent CPU run."""
+    name = str(name).split(":")[0]
+    if name not in DEVICES:
+        raise ValueError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}")
+    has_cuda = CUDA in available_providers()
+    if name == "cuda" and not has_cuda:
+        raise ValueError("no CUDA execution provider in this onnxruntime (install onnxruntime-gpu "
+                         "and a CUDA driver); use --device cpu")
+    return OrtDevice("cuda" if name == "cuda" or (name == "auto" and has_cuda) else "cpu")
+
+
+def _session_options(threads: int | None):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.inter_op_num_threads = 1
+    if threads:
+        opts.intra_op_num_threads = threads
+    # Idle pool threads sleep instead of spinning: the capture, UI and encoder threads need the
+    # cores between frames.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    return opts
+
+
+def open_session(path: Path, device: OrtDevice, threads: int | None = None):
+    """An InferenceSession for `path` on `device`; ValueError naming the file if it is no nstcam export."""
+    import onnxruntime as ort
+
+    providers = [CUDA, CPU] if device.type == "cuda" else [CPU]
+    try:
+        session = ort.InferenceSession(str(path), _session_options(threads), providers=providers)
+    except Exception as exc:  # ORT raises its own Fail/InvalidGraph/NoSuchFile types
+        raise ValueError(f"{path}: not a loadable ONNX model ({_first_line(exc)})") from None
+    meta = dict(session.get_modelmeta().custom_metadata_map)
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: not an nstcam style export (no '{FORMAT}' metadata); "
+                         "export style files with `python -m nstcam.onnx_export`")
+    return session
+
+
+def read_style(path: Path) -> OnnxStyle:
+    """The metadata of an exported style (ValueError naming the file if unusable)."""
+    session = open_session(path, OrtDevice("cpu"), threads=1)
+    meta = dict(session.get_modelmeta().custom_metadata_map)
+    return OnnxStyle(name=meta.get("name") or path.stem.split(".")[0], path=path, meta=meta)
+
+
+def discover(dirs: Iterable[Path | str], quantization: str = "fp32",
+             device_type: str = "cpu") -> tuple[dict[str, OnnxStyle], list[tuple[Path, str]]]:
+    """Exported styles in `dirs` (one per name, the variant suited to `device_type`; a later
+    folder wins for the same name and variant) and the files that failed, with why.
+
+    `quantization` "fp32" reads `*.onnx` but not the int8 exports beside them, "int8" only
+    `*.int8.onnx`, "int8-dynamic" only `*.int8dyn.onnx`.
+    """
+    found: dict[tuple[str, str], OnnxStyle] = {}
+    errors: list[tuple[Path, str]] = []
+    for folder in (Path(d).expanduser() for d in dirs):
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob("*.onnx")):
+            if export_quantization(path) != quantization:
+                continue
+            try:
+                style = read_style(path)
+            except ValueError as exc:
+                errors.append((path, str(exc)))
+                continue
+            found[(style.name, style.variant)] = style
+    prefer = VARIANT_PREFERENCE.get(device_type.split(":")[0], VARIANT_PREFERENCE["cpu"])
+    chosen: dict[str, OnnxStyle] = {}
+    for (name, variant), style in sorted(found.items(), key=lambda kv: prefer.index(kv[0][1])
+                                         if kv[0][1] in prefer else len(prefer)):
+        chosen.setdefault(name, style)
+    return chosen, errors
+
+
+class OnnxStyleEngine:
+    """Stylizes BGR frames into RGB frames with one of several preloaded exported styles.
+
+    Thread-safe like StyleEngine: `stylize` calls are serialised by a lock; `set_style` may be
+    called from any thread and takes effect on the next frame. `models` maps style name to its
+    ONNX file (or an `OnnxStyle`). `threads`: ONNX Runtime's intra-op threads (default: cores).
+    """
+
+    def __init__(
+        self,
+        models: Mapping[str, Path | str | OnnxStyle],
+        device: str = "auto",
+        size: int | None = 480,
+        on_notice: Callable[[str], None] | None = None,
+        threads: int | None = None,
+    ) -> None:
+        if not models:
+            raise ValueError("no styles to run: give at least one exported style (.onnx)")
+        if size is not None and size < 2:
+            raise ValueError(f"processing size {size} is too small")
+        self._paths = {name: Path(m.path if isinstance(m, OnnxStyle) else m) for name, m in models.items()}
+        self._style = next(iter(self._paths))
+        self._size = size
+        self._threads = threads
+        self.on_notice = on_notice
+        self._lock = threading.RLock()
+        self._durations: deque[float] = deque(maxlen=30)
+        self._meter = RateMeter()
+        self.notices: list[str] = []
+        self._load(resolve_device(device))
+
+    def _load(self, device: OrtDevice) -> None:
+        sessions = {name: open_session(path, device, self._threads) for name, path in self._paths.items()}
+        if device.type == "cuda" and any(CUDA not in s.get_providers() for s in sessions.values()):
+            self._notice("the CUDA execution provider did not start; running ONNX Runtime on the CPU")
+            device = OrtDevice("cpu")
+            sessions = {name: open_session(path, device, self._threads) for name, path in self._paths.items()}
+        self._device = device
+        self._sessions = sessions
+        quantizations = {s.get_modelmeta().custom_metadata_map.get("quantization", "fp32") for s in sessions.values()}
+        self._precision = "/".join(sorted(quantizations))
+        self._input = {name: s.get_inputs()[0].name for name, s in sessions.items()}
+        log.info("ONNX Runtime engine on %s with %d style(s)", self.describe(), len(sessions))
+
+    # ----------------------------------------------------------------------------- properties
+    @property
+    def style(self) -> str:
+        return self._style
+
+    @property
+    def style_names(self) -> list[str]:
+        return list(self._paths)
+
+    @property
+    def device(self) -> OrtDevice:
+        return self._device
+
+    @property
+    def precision(self) -> str:
+        """"fp32", "int8" or "int8-dynamic": the number format of the exported graphs."""
+        return self._precision
+
+    @property
+    def backend(self) -> str:
+        return "onnxruntime"
+
+    @property
+    def size(self) -> int | None:
+        """Requested processing short side (None: full input resolution)."""
+        return self._size
+
+    @size.setter
+    def size(self, value: int | None) -> None:
+        if value is not None and value < 2:
+            raise ValueError(f"processing size {value} is too small")
+        self._size = value
+
+    @property
+    def stats(self) -> EngineStats:
+        durations = list(self._durations)
+        latency = 1e3 * sum(durations) / len(durations) if durations else 0.0
+        return EngineStats(fps=self._meter.rate, latency_ms=latency, frames=self._meter.count,
+                           max_fps=1e3 / latency if latency > 0 else 0.0)
+
+    def describe(self) -> str:
+        return f"{self._device} {self._precision} (ONNX Runtime)"
+
+    def set_style(self, name: str) -> None:
+        self._style = self._check_style(name)
+
+    def _check_style(self, name: str) -> str:
+        if name not in self._paths:
+            raise KeyError(f"unknown style {name!r}; available: {', '.join(self._paths)}")
+        return name
+
+    def output_size(self, width: int, height: int, size: int | None | _Default = DEFAULT) -> tuple[int, int]:
+        """The (w, h) `stylize` returns for a width x height frame."""
+        return processing_size(width, height, self._size if isinstance(size, _Default) else size)
+
+    # ----------------------------------------------------------------------------- running
+    def stylize(self, frame_bgr: np.ndarray, style: str | None = None,
+                size: int | None | _Default = DEFAULT) -> np.ndarray:
+        """BGR uint8 (H, W, 3) -> stylized RGB uint8 at `output_size` (a new array each call)."""
+        if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.dtype != np.uint8:
+            raise ValueError(f"expected a BGR uint8 frame (H, W, 3), got {frame_bgr.dtype} {frame_bgr.shape}")
+        name = self._check_style(style) if style is not None else self._style
+        h, w = frame_bgr.shape[:2]
+        tw, th = self.output_size(w, h, size)
+        with self._lock:
+            t0 = time.perf_counter()
+            frame = frame_bgr
+            if (tw, th) != (w, h):
+                frame = cv2.resize(frame, (tw, th), interpolation=cv2.INTER_AREA if tw < w else cv2.INTER_LINEAR)
+            padded, (ph, pw) = pad_frame(np.ascontiguousarray(frame))
+            try:
+                out = self._run(name, padded)
+            except Exception as exc:
+                if self._device.type != "cuda":
+                    raise
+                log.warning("ONNX Runtime on CUDA failed: %r", exc)
+                self._load(OrtDevice("cpu"))
+                self._notice(f"GPU error ({_first_line(exc)}); switched to CPU, which is much slower")
+                out = self._run(name, padded)
+            result = np.ascontiguousarray(out[0, :ph, :pw])
+            elapsed = time.perf_counter() - t0
+        self._durations.append(elapsed)
+        self._meter.tick()
+        return result
+
+    def _run(self, name: str, padded: np.ndarray) -> np.ndarray:
+        return self._sessions[name].run(None, {self._input[name]: padded[None]})[0]
+
+    def warmup(self, width: int = 640, height: int = 480) -> None:
+        """Run one black frame (ORT's first-run allocations) without counting it."""
+        self.stylize(np.zeros((height, width, 3), np.uint8))
+        self._durations.clear()
+        self._meter = RateMeter()
+
+    def _notice(self, message: str) -> None:
+        log.warning("%s", message)
+        self.notices.append(message)
+        if self.on_notice is not None:
+            try:
+                self.on_notice(message)
+            except Exception:
+                log.exception("on_notice callback failed")
+
+
+def engine_from_dirs(dirs: Sequence[Path | str], device: str = "auto", size: int | None = 480,
+                     quantization: str = "fp32", threads: int | None = None) -> tuple[OnnxStyleEngine, dict[str, OnnxStyle]]:
+    """An engine over every exported style in `dirs`, and the styles (for titles); ValueError if none."""
+    dev = resolve_device(device)
+    styles, errors = discover(dirs, quantization, dev.type)
+    if not styles:
+        broken = f" ({len(errors)} failed: {errors[0][1]})" if errors else ""
+        raise ValueError(f"no exported styles (*.onnx) in {', '.join(map(str, dirs))}{broken}")
+    return OnnxStyleEngine(styles, device=dev.type, size=size, threads=threads), styles
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
