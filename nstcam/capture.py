@@ -69,8 +69,9 @@ class CaptureThread(threading.Thread):
     def frames_captured(self) -> int:
         return self._meter.count
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Ask the thread to finish, wake any consumer waiting on the slot, and join."""
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Ask the thread to finish, wake any consumer waiting on the slot, and join; True if the
+        thread ended within `timeout`."""
         self._stop_event.set()
         self.slot.close()
         if self.ident is not None and threading.current_thread() is not self:
@@ -79,10 +80,7 @@ class CaptureThread(threading.Thread):
                 log.warning("capture thread for %s did not stop within %.1f s (blocked in the driver?)", self.spec, timeout)
         if not self.is_alive():
             self.state = "stopped"
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop_event.is_set()
+        return not self.is_alive()
 
     def _status(self, message: str) -> None:
         log.info("%s", message)

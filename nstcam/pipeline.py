@@ -1,34 +1,42 @@
-"""The stylize thread: takes the newest captured frame, stylizes it, hands the result on.
+"""One frame path for the window, `render` and the bench: engine, then processors, then sinks.
 
-It never works through a backlog: each turn it asks the capture slot for the newest frame after
-the one it did last, so frames that arrived meanwhile are skipped (and counted as the slot's
-`dropped`), and capture-to-result latency stays about one capture interval plus one stylize.
-Latency is measured from the capture timestamp that `CaptureThread` stores with each frame in the
-slot (`LatestSlot.get_stamped`) to the moment the result is ready.
+`FramePath` turns a captured frame into a `FrameResult`: the engine stylizes it, then an ordered
+chain of `FrameProcessor`s post-processes it (a temporal stabilizer needs the previous raw and
+stylized frames, so the chain keeps state and must be reset wherever the video is discontinuous:
+a style switch, a source switch, a resume after a pause, or a gap in capture time).
+
+`StylizeThread` drives a `FramePath` live. It never works through a backlog: each turn it asks the
+capture slot for the newest frame after the one it did last, so frames that arrived meanwhile are
+skipped (and counted as the slot's `dropped`), and capture-to-result latency stays about one
+capture interval plus one stylize. Results go to a `SinkFanout` (nstcam.sinks), whose sinks never
+block this thread.
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from nstcam.engine import StyleEngine
-from nstcam.frames import LatestSlot
+from nstcam.frames import LatestSlot, Stamped
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.1  # how often a waiting thread checks its stop flag
 ERROR_REPEAT_SECONDS = 2.0  # the same error message is reported at most this often
+GAP_SECONDS = 0.5  # captured frames further apart than this are a cut, not motion
 
 
 @dataclass(frozen=True)
 class FrameResult:
     """One stylized frame. `raw_bgr` is the captured frame as is; `stylized_rgb` is at the engine's
-    processing size. `latency_ms`: capture -> result ready. `engine_fps`: stylized frames/s."""
+    processing size, after the processors. `latency_ms`: capture -> result ready. `engine_fps`:
+    stylized frames/s. `fresh`: the first frame after a discontinuity (processors were reset), so
+    a recording must not stretch the previous frame over the gap."""
 
     seq: int
     raw_bgr: np.ndarray
@@ -37,71 +45,180 @@ class FrameResult:
     latency_ms: float
     engine_fps: float
     t_captured: float = 0.0  # time.monotonic() at capture
+    fresh: bool = False
+
+
+class FrameProcessor(Protocol):
+    """Post-processing of stylized frames, in capture order, on the stylize thread."""
+
+    def process(self, raw_bgr: np.ndarray, stylized_rgb: np.ndarray) -> np.ndarray: ...
+
+    def reset(self) -> None: ...
+
+
+class Stylizer(Protocol):
+    """What the frame path needs of an engine (nstcam.engine.StyleEngine, the ONNX engine)."""
+
+    @property
+    def style(self) -> str: ...
+
+    def stylize(self, frame_bgr: np.ndarray, style: str | None = None) -> np.ndarray: ...
+
+
+class FramePath:
+    """Engine + processor chain for one stream of frames; not thread-safe (one caller at a time).
+
+    The chain is reset before the next frame when `reset()` was called (a source switch, a resume),
+    when the style changes, when capture time jumps by more than `GAP_SECONDS`, and when sequence
+    numbers go backwards (a new capture).
+    """
+
+    def __init__(self, engine: Stylizer, processors: Sequence[FrameProcessor] = ()) -> None:
+        self.engine = engine
+        self.processors = list(processors)
+        self._last: tuple[str, float, int] | None = None  # style, capture time, seq
+        self._reset_pending = True
+
+    def reset(self) -> None:
+        """Start afresh with the next frame (thread-safe: only sets a flag)."""
+        self._reset_pending = True
+
+    def run(self, frame_bgr: np.ndarray, seq: int = 0, t_captured: float | None = None,
+            style: str | None = None) -> FrameResult:
+        """Stylize and post-process one frame. Engine errors propagate; the chain's state then
+        still describes the previous frame."""
+        stamp = time.monotonic() if t_captured is None else t_captured
+        style = self.engine.style if style is None else style
+        stylized = self.engine.stylize(frame_bgr, style)
+        fresh = self._discontinuous(style, stamp, seq)
+        processors = self.processors  # one chain per frame, even if another thread swaps it
+        if fresh:
+            for processor in processors:
+                processor.reset()
+        for processor in processors:
+            stylized = processor.process(frame_bgr, stylized)
+        self._last = (style, stamp, seq)
+        engine_stats = getattr(self.engine, "stats", None)
+        return FrameResult(
+            seq=seq, raw_bgr=frame_bgr, stylized_rgb=stylized, style=style,
+            latency_ms=(time.monotonic() - stamp) * 1e3,
+            engine_fps=engine_stats.fps if engine_stats is not None else 0.0,
+            t_captured=stamp, fresh=fresh,
+        )
+
+    def _discontinuous(self, style: str, stamp: float, seq: int) -> bool:
+        pending, self._reset_pending = self._reset_pending, False
+        if pending or self._last is None:
+            return True
+        last_style, last_stamp, last_seq = self._last
+        return style != last_style or stamp - last_stamp > GAP_SECONDS or seq < last_seq
+
+
+class ResultSink(Protocol):
+    """Where results go: a `nstcam.sinks.SinkFanout` or anything with `offer`."""
+
+    def offer(self, result: FrameResult) -> None: ...
 
 
 class StylizeThread(threading.Thread):
-    """Consumes `frames`, stylizes with `engine`, publishes to `on_result` and `self.results`.
+    """Consumes `frames`, runs `path`, offers each result to `sink` and keeps it in `results`.
 
-    `on_result` runs on this thread; keep it short (the UI emits a Qt signal). Exceptions from
-    the engine go to `on_error` and the loop carries on with the next frame.
+    `pause()` makes the thread wait after its current frame (`wait_paused` blocks until it does:
+    a snapshot refining on a CPU wants every core); `resume()` continues and resets the path.
+    Exceptions from the engine or a processor go to `on_error` (as the exception object) and the
+    loop carries on with the next frame.
     """
 
     def __init__(
         self,
         frames: LatestSlot[np.ndarray],
-        engine: StyleEngine,
-        on_result: Callable[[FrameResult], None],
-        on_error: Callable[[str], None] | None = None,
+        path: FramePath,
+        sink: ResultSink,
+        on_error: Callable[[Exception], None] | None = None,
     ) -> None:
         super().__init__(name="stylize", daemon=True)
         self.frames = frames
-        self.engine = engine
-        self.on_result = on_result
+        self.path = path
+        self.sink = sink
         self.on_error = on_error
         self.results: LatestSlot[FrameResult] = LatestSlot()
         self.errors = 0
         self._stop_event = threading.Event()
+        self._state = threading.Condition()
+        self._pause_requested = False
+        self._idle = True  # not inside a frame
         self._last_error: tuple[str, float] | None = None
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Finish the current frame, then end; wakes pollers of `results` and joins."""
+    # ------------------------------------------------------------------ commands (any thread)
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Finish the current frame, then end; True if the thread was joined within `timeout`."""
         self._stop_event.set()
+        with self._state:
+            self._state.notify_all()
+        joined = True
         if self.ident is not None and threading.current_thread() is not self:
             self.join(timeout)
-            if self.is_alive():
+            joined = not self.is_alive()
+            if not joined:
                 log.warning("stylize thread did not stop within %.1f s", timeout)
         self.results.close()
+        return joined
 
+    def pause(self) -> None:
+        with self._state:
+            self._pause_requested = True
+
+    def wait_paused(self, timeout: float) -> bool:
+        """After `pause()`: wait until no frame is being stylized; False on timeout."""
+        with self._state:
+            return self._state.wait_for(lambda: self._idle or not self.is_alive(), timeout)
+
+    def resume(self) -> None:
+        with self._state:
+            if self._pause_requested:
+                self._pause_requested = False
+                self.path.reset()  # the pause is a cut in the video
+                self._state.notify_all()
+
+    @property
+    def paused(self) -> bool:
+        return self._pause_requested
+
+    # ------------------------------------------------------------------ the loop
     def run(self) -> None:
         last = 0
         while not self._stop_event.is_set():
+            with self._state:
+                self._state.wait_for(lambda: not self._pause_requested or self._stop_event.is_set())
+                if self._stop_event.is_set():
+                    break
             got = self.frames.get_stamped(after=last, timeout=POLL_SECONDS)
             if got is None:
                 if self.frames.closed:
                     break
                 continue
             last = got.seq
-            style = self.engine.style
-            try:
-                stylized = self.engine.stylize(got.item, style)
-            except Exception as exc:
-                self._report(exc)
+            result = self._run_one(got)
+            if result is None:
                 continue
-            result = FrameResult(
-                seq=got.seq,
-                raw_bgr=got.item,
-                stylized_rgb=stylized,
-                style=style,
-                latency_ms=(time.monotonic() - got.stamp) * 1e3,
-                engine_fps=self.engine.stats.fps,
-                t_captured=got.stamp,
-            )
             self.results.put(result)
-            try:
-                self.on_result(result)
-            except Exception:
-                log.exception("on_result callback failed")
+            self.sink.offer(result)
         self.results.close()
+
+    def _run_one(self, got: Stamped[np.ndarray]) -> FrameResult | None:
+        with self._state:
+            if self._pause_requested:
+                return None
+            self._idle = False
+        try:
+            return self.path.run(got.item, seq=got.seq, t_captured=got.stamp)
+        except Exception as exc:  # engine or processor failure: report, go on with the next frame
+            self._report(exc)
+            return None
+        finally:
+            with self._state:
+                self._idle = True
+                self._state.notify_all()
 
     def _report(self, exc: Exception) -> None:
         self.errors += 1
@@ -113,7 +230,4 @@ class StylizeThread(threading.Thread):
         self._last_error = (message, now)
         log.error("%s", message, exc_info=exc)
         if self.on_error is not None:
-            try:
-                self.on_error(message)
-            except Exception:
-                log.exception("on_error callback failed")
+            self.on_error(exc)

@@ -237,13 +237,15 @@ class Recorder:
                 lambda: self._handled >= self._enqueued or not self._thread.is_alive(), timeout
             )
 
-    def close(self, timeout: float | None = None) -> None:
-        """Encode what is queued, finalise the file and join the writer. Idempotent."""
+    def close(self, timeout: float | None = None) -> bool:
+        """Encode what is queued, finalise the file and join the writer. Idempotent; False if the
+        writer was still finishing when `timeout` ran out."""
         with self._close_lock:
             if not self._closed:
                 self._closed = True
                 self._queue.put(_STOP)  # the writer always drains, so this cannot block for long
         self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def __enter__(self) -> Recorder:
         return self

@@ -109,7 +109,9 @@ class CvSource:
             self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, w)
             self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, h)
 
-        self.fps = _valid_fps(float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0))
+        stated_fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = _valid_fps(stated_fps)
+        self.fps_stated = self.fps == stated_fps  # False: the container gave no usable rate
         self.size = (int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.frame_count = count if count > 0 and not self.is_camera else None

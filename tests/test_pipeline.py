@@ -1,4 +1,5 @@
-"""StylizeThread: newest-frame-only processing, bounded latency, errors, clean stop."""
+"""StylizeThread and FramePath: newest-frame-only processing, bounded latency, processors and their
+resets, pause/resume, errors, clean stop."""
 from __future__ import annotations
 
 import threading
@@ -11,7 +12,8 @@ import pytest
 from nstcam.capture import CaptureThread
 from nstcam.engine import StyleEngine
 from nstcam.frames import LatestSlot
-from nstcam.pipeline import FrameResult, StylizeThread
+from nstcam.pipeline import FramePath, FrameResult, StylizeThread
+from nstcam.sinks import CallbackSink
 from nstcam_fixtures import media_dir, style_files, style_models, video_file, video_frame  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -64,6 +66,10 @@ class Producer(threading.Thread):
             self.halt.wait(0.001)
 
 
+def stylize_thread(slot, engine, on_result, on_error=None, processors=()) -> StylizeThread:
+    return StylizeThread(slot, FramePath(engine, processors), CallbackSink(on_result), on_error)
+
+
 def collect_results(count: int):
     results: list[FrameResult] = []
     enough = threading.Event()
@@ -81,7 +87,7 @@ def test_fast_frames_are_dropped_and_latency_stays_bounded(engine: StyleEngine, 
     slot: LatestSlot[np.ndarray] = LatestSlot()
     results, enough, on_result = collect_results(12)
     producer = Producer(slot)
-    worker = StylizeThread(slot, slow, on_result)  # type: ignore[arg-type]
+    worker = stylize_thread(slot, slow, on_result)
     producer.start()
     worker.start()
     try:
@@ -108,7 +114,7 @@ def test_fast_frames_are_dropped_and_latency_stays_bounded(engine: StyleEngine, 
 
 def test_results_slot_holds_the_latest_result(engine: StyleEngine, no_leftover_threads: None) -> None:
     slot: LatestSlot[np.ndarray] = LatestSlot()
-    worker = StylizeThread(slot, engine, on_result=lambda r: None)
+    worker = stylize_thread(slot, engine, lambda r: None)
     worker.start()
     try:
         seq = slot.put(video_frame(0))
@@ -125,9 +131,9 @@ def test_results_slot_holds_the_latest_result(engine: StyleEngine, no_leftover_t
 def test_stylize_errors_are_reported_and_the_loop_continues(engine: StyleEngine, no_leftover_threads: None) -> None:
     slow = SlowEngine(engine, extra_s=0.0, fail_every=2)
     slot: LatestSlot[np.ndarray] = LatestSlot()
-    errors: list[str] = []
+    errors: list[Exception] = []
     results, enough, on_result = collect_results(3)
-    worker = StylizeThread(slot, slow, on_result, on_error=errors.append)  # type: ignore[arg-type]
+    worker = stylize_thread(slot, slow, on_result, on_error=errors.append)
     worker.start()
     try:
         last = 0
@@ -138,29 +144,29 @@ def test_stylize_errors_are_reported_and_the_loop_continues(engine: StyleEngine,
             worker.results.get(after=worker.results.seq, timeout=0.05)  # pace to the worker
     finally:
         worker.stop()
-    assert errors and errors[0] == "stylizing failed: simulated failure"
+    assert errors and isinstance(errors[0], RuntimeError) and str(errors[0]) == "simulated failure"
     assert len(errors) == 1  # identical messages are not repeated within 2 s
     assert worker.errors >= 2
 
 
 def test_stop_without_frames_and_on_closed_input(engine: StyleEngine, no_leftover_threads: None) -> None:
     slot: LatestSlot[np.ndarray] = LatestSlot()
-    worker = StylizeThread(slot, engine, on_result=lambda r: None)
+    worker = stylize_thread(slot, engine, lambda r: None)
     worker.start()
     worker.stop()
     assert not worker.is_alive()
-    second = StylizeThread(slot, engine, on_result=lambda r: None)
+    second = stylize_thread(slot, engine, lambda r: None)
     second.start()
     slot.close()  # the capture side went away: the worker ends by itself
     second.join(WAIT)
     assert not second.is_alive()
-    StylizeThread(LatestSlot(), engine, on_result=lambda r: None).stop()  # never started: fine
+    stylize_thread(LatestSlot(), engine, lambda r: None).stop()  # never started: fine
 
 
 def test_capture_to_stylize_end_to_end(video_file: Path, engine: StyleEngine, no_leftover_threads: None) -> None:
     capture = CaptureThread(str(video_file))
     results, enough, on_result = collect_results(5)
-    worker = StylizeThread(capture.slot, engine, on_result)
+    worker = stylize_thread(capture.slot, engine, on_result)
     capture.start()
     worker.start()
     try:
@@ -170,3 +176,77 @@ def test_capture_to_stylize_end_to_end(video_file: Path, engine: StyleEngine, no
         capture.stop()
     assert all(r.stylized_rgb.shape == (32, 48, 3) for r in results)
     assert all(0 <= r.latency_ms < 1000 for r in results)
+
+
+class Recording:
+    """A frame processor that logs what it sees and adds `bump` to every pixel."""
+
+    def __init__(self, name: str, log: list, bump: int = 1) -> None:
+        self.name, self.log, self.bump = name, log, bump
+
+    def process(self, raw_bgr: np.ndarray, stylized_rgb: np.ndarray) -> np.ndarray:
+        self.log.append((self.name, "process"))
+        return stylized_rgb + np.uint8(self.bump)
+
+    def reset(self) -> None:
+        self.log.append((self.name, "reset"))
+
+
+def test_frame_path_runs_processors_in_order_after_the_engine(engine: StyleEngine) -> None:
+    calls: list = []
+    path = FramePath(engine, [Recording("a", calls, 1), Recording("b", calls, 2)])
+    frame = video_frame(0)
+    plain = engine.stylize(frame)
+    result = path.run(frame, seq=1, t_captured=10.0)
+    assert np.array_equal(result.stylized_rgb, plain + 3)
+    assert result.fresh and calls == [("a", "reset"), ("b", "reset"), ("a", "process"), ("b", "process")]
+
+
+def test_frame_path_resets_on_style_switch_gap_new_capture_and_request(engine: StyleEngine) -> None:
+    calls: list = []
+    path = FramePath(engine, [Recording("p", calls)])
+    frame = video_frame(0)
+
+    def resets_after(**kwargs) -> bool:
+        calls.clear()
+        result = path.run(frame, **kwargs)
+        assert result.fresh == (("p", "reset") in calls)
+        return result.fresh
+
+    assert resets_after(seq=1, t_captured=1.0)  # the first frame
+    assert not resets_after(seq=3, t_captured=1.07)  # skipped frames are motion, not a cut
+    engine.set_style("beta")
+    assert resets_after(seq=4, t_captured=1.1)  # style switch
+    assert not resets_after(seq=5, t_captured=1.13)
+    assert resets_after(seq=6, t_captured=2.0)  # a gap of 0.87 s in capture time
+    assert resets_after(seq=1, t_captured=2.03)  # sequence restarted: a new capture
+    path.reset()
+    assert resets_after(seq=2, t_captured=2.06)  # asked for (source switch, resume)
+
+
+def test_pause_waits_for_the_frame_in_progress_and_resume_resets(engine: StyleEngine,
+                                                                 no_leftover_threads: None) -> None:
+    slow = SlowEngine(engine, extra_s=0.05)
+    slot: LatestSlot[np.ndarray] = LatestSlot()
+    calls: list = []
+    results, enough, on_result = collect_results(2)
+    worker = stylize_thread(slot, slow, on_result, processors=[Recording("p", calls)])
+    producer = Producer(slot)
+    producer.start()
+    worker.start()
+    try:
+        assert enough.wait(WAIT)
+        worker.pause()
+        assert worker.wait_paused(WAIT) and worker.paused
+        done = slow.calls
+        frozen = len(results)
+        assert not worker.results.get(after=worker.results.seq, timeout=0.3)  # nothing while paused
+        assert slow.calls == done and len(results) == frozen
+        calls.clear()
+        worker.resume()
+        got = worker.results.get(after=worker.results.seq, timeout=WAIT)
+        assert got is not None and got[1].fresh and calls[0] == ("p", "reset")
+    finally:
+        producer.halt.set()
+        producer.join()
+        worker.stop()
