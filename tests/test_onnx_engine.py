@@ -1,0 +1,172 @@
+"""The ONNX Runtime engine: parity with the torch engine, StyleEngine's interface, no torch at run time."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+from nstcam import onnx_export  # noqa: E402
+from nstcam.demo import DemoSource  # noqa: E402
+from nstcam.engine_api import DEFAULT  # noqa: E402
+from nstcam.onnx_engine import OnnxStyleEngine, discover, export_quantization, pad_frame  # noqa: E402
+from nstcam.registry import bundled_styles_dir  # noqa: E402
+
+BUNDLED = sorted(bundled_styles_dir().glob("*-light.pt"))
+pytestmark = pytest.mark.skipif(not BUNDLED, reason="no bundled light style")
+PARITY_DB = 35.0
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10 * np.log10(255.0**2 / max(mse, 1e-12))
+
+
+@pytest.fixture(scope="module")
+def styles_dir(tmp_path_factory, one_torch_thread_module) -> Path:
+    """A writable folder holding one bundled light style and its fp32 and int8 exports."""
+    folder = tmp_path_factory.mktemp("styles")
+    style = Path(shutil.copy(BUNDLED[0], folder))
+    onnx_export.ensure_onnx(style)
+    onnx_export.ensure_onnx(style, "int8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def style_pt(styles_dir) -> Path:
+    return next(styles_dir.glob("*.pt"))
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[np.ndarray]:
+    return [DemoSource(640, 480).frame_at(i * 17 + 3) for i in range(3)]
+
+
+def test_export_lands_beside_the_style_with_its_metadata(styles_dir, style_pt):
+    fp32 = style_pt.with_suffix(".onnx")
+    assert fp32.is_file() and style_pt.with_name(style_pt.stem + ".int8.onnx").is_file()
+    meta = onnx_export.read_metadata(fp32)
+    assert meta["format"] == "nstcam-style-onnx" and meta["variant"] == "light"
+    assert meta["source_sha256"] == onnx_export.file_sha256(style_pt)
+    assert onnx_export.is_current(fp32, style_pt)
+    before = fp32.stat().st_mtime_ns
+    assert onnx_export.ensure_onnx(style_pt) == fp32 and fp32.stat().st_mtime_ns == before  # reused
+    assert not [p for p in styles_dir.iterdir() if p.name.startswith(".") or "tmp" in p.name]
+
+
+def test_parity_with_torch_fp32_at_35_db_or_better(styles_dir, style_pt, frames):
+    from nstcam.engine import StyleEngine
+    from trainer.stylefile import load_style
+
+    torch_engine = StyleEngine({"s": load_style(style_pt)}, device="cpu", size=240, precision="fp32")
+    ort_engine = OnnxStyleEngine({"s": style_pt.with_suffix(".onnx")}, device="cpu", size=240, threads=1)
+    for frame in frames:
+        for size in (240, None, 250):  # 250: a short side that is no multiple of 4 (padding path)
+            ref = torch_engine.stylize(frame, size=size)
+            out = ort_engine.stylize(frame, size=size)
+            assert out.shape == ref.shape and out.dtype == np.uint8
+            assert psnr(out, ref) >= PARITY_DB, (size, psnr(out, ref))
+
+
+def test_int8_export_stays_recognisable(styles_dir, style_pt, frames):
+    fp32 = OnnxStyleEngine({"s": style_pt.with_suffix(".onnx")}, device="cpu", size=240, threads=1)
+    int8 = OnnxStyleEngine({"s": style_pt.with_name(style_pt.stem + ".int8.onnx")}, device="cpu", size=240, threads=1)
+    assert int8.precision == "int8" and fp32.precision == "fp32"
+    values = [psnr(int8.stylize(f), fp32.stylize(f)) for f in frames]
+    assert min(values) >= 30.0, values
+
+
+def test_engine_interface_matches_style_engine(styles_dir, style_pt):
+    notices: list[str] = []
+    engine = OnnxStyleEngine({"a": style_pt.with_suffix(".onnx"), "b": style_pt.with_suffix(".onnx")},
+                             device="cpu", size=120, threads=1)
+    engine.on_notice = notices.append
+    assert engine.style == "a" and engine.style_names == ["a", "b"]
+    engine.set_style("b")
+    assert engine.style == "b"
+    with pytest.raises(KeyError, match="unknown style 'c'"):
+        engine.set_style("c")
+    assert engine.device.type == "cpu" and str(engine.device) == "cpu"
+    assert "ONNX Runtime" in engine.describe() and "fp32" in engine.describe()
+    assert engine.output_size(640, 480) == engine.output_size(640, 480, DEFAULT) == (160, 120)
+    engine.warmup(64, 48)
+    assert engine.stats.frames == 0
+    out = engine.stylize(np.zeros((48, 64, 3), np.uint8))
+    assert out.shape == (120, 160, 3) and out.flags.c_contiguous
+    assert engine.stats.frames == 1 and engine.stats.latency_ms > 0
+    engine.size = None
+    assert engine.stylize(np.zeros((10, 14, 3), np.uint8)).shape == (10, 14, 3)  # below MIN_SIDE
+    with pytest.raises(ValueError, match="BGR uint8"):
+        engine.stylize(np.zeros((10, 14), np.uint8))
+    with pytest.raises(ValueError, match="no CUDA execution provider"):
+        OnnxStyleEngine({"a": style_pt.with_suffix(".onnx")}, device="cuda")
+    assert notices == []
+
+
+def test_pad_frame_matches_the_networks_own_padding():
+    frame = np.arange(5 * 6 * 3, dtype=np.uint8).reshape(5, 6, 3)
+    padded, (h, w) = pad_frame(frame)
+    assert (h, w) == (5, 6) and padded.shape == (8, 8, 3)
+    assert (padded[:5, :6] == frame).all() and (padded[7, :6] == frame[4]).all() and (padded[:5, 7] == frame[:, 5]).all()
+    same = np.zeros((8, 12, 3), np.uint8)
+    assert pad_frame(same)[0] is same
+
+
+def test_discover_reads_exports_and_reports_bad_files(styles_dir, tmp_path):
+    for p in styles_dir.glob("*.onnx"):
+        shutil.copy(p, tmp_path)
+    (tmp_path / "broken.onnx").write_bytes(b"not a model")
+    styles, errors = discover([tmp_path, tmp_path / "missing"])
+    (name, style), = styles.items()
+    assert style.path.suffixes == [".onnx"] and style.variant == "light" and " — " in style.label
+    assert [p.name for p, _ in errors] == ["broken.onnx"] and "not a loadable ONNX model" in errors[0][1]
+    int8, _ = discover([tmp_path], quantization="int8")
+    assert export_quantization(int8[name].path) == "int8"
+
+
+def test_unwritable_folder_falls_back_to_cache_path(style_pt, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(onnx_export, "_writable", lambda folder: False)
+    target = onnx_export.onnx_path(style_pt, "int8")
+    digest = onnx_export.file_sha256(style_pt)
+    assert target == tmp_path / "cache" / "nstcam" / "onnx" / f"{style_pt.stem}-{digest[:12]}.int8.onnx"
+
+
+def test_stale_export_is_redone(styles_dir, tmp_path):
+    style = Path(shutil.copy(next(styles_dir.glob("*.pt")), tmp_path))
+    stale = style.with_suffix(".onnx")
+    shutil.copy(styles_dir / stale.name, stale)
+    assert onnx_export.is_current(stale, style)
+    with open(style, "ab") as f:  # a retrained style: the file's bytes changed
+        f.write(b"\0")
+    assert not onnx_export.is_current(stale, style)
+
+
+def test_export_of_a_bad_style_file_is_one_clear_error(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(onnx_export.ExportError, match="bad.pt"):
+        onnx_export.export_style(bad)
+    assert not list(tmp_path.glob("*.onnx"))
+
+
+def test_running_exported_styles_imports_no_torch(styles_dir):
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None  # any import of torch now fails\n"
+        "import numpy as np\n"
+        "from nstcam.onnx_engine import engine_from_dirs\n"
+        f"engine, styles = engine_from_dirs([{str(styles_dir)!r}], device='cpu', size=64, threads=1)\n"
+        "out = engine.stylize(np.zeros((48, 64, 3), np.uint8))\n"
+        "print(out.shape, sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'trainer', 'PySide6')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            cwd=Path(__file__).resolve().parent.parent)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "(64, 86, 3) ['torch']"  # only the None placeholder
