@@ -20,7 +20,7 @@ from trainer.images import rgb_array_to_tensor
 from trainer.lossnets import build_loss_net
 from trainer.lossnets.efficientnet import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_WEIGHTS
 from trainer.perceptual import PerceptualLoss
-from trainer.stylefile import save_style
+from trainer.stylefile import load_style, save_style
 from trainer.transformer import TransformerConfig, TransformerNet
 
 TINY = TransformerConfig(width=4, res_blocks=1, outer_kernel=3)
@@ -142,7 +142,8 @@ def test_markdown_table_lists_every_style(run):
     assert "| style | variant | loss net |" in text
     rows = [line for line in text.splitlines() if line.startswith("| ember |")
             or line.startswith("| glacier |")]
-    assert len(rows) == 4  # summary table and per-photograph table
+    assert len(rows) == 6  # summary, per-photograph, and structure/palette/stability tables
+    assert "| style | variant | edge | colour |" in text
     assert any("efficientnet-lite0" in r and "600" in r and "1h 02m" in r for r in rows)
     assert "contact_sheet.png" in text
 
@@ -219,3 +220,57 @@ def test_variant_costs_compare_light_with_full_of_the_same_style():
         "styles": [], "variant_costs": [row],
     })
     assert "| ember | w16/r5/k5 | w32/r5/k9 | 30 | 20 | 1.50 |" in text
+
+
+def test_quality_figures_are_in_the_json(run):
+    for s in json.loads((run["out"] / "quality_report.json").read_text())["styles"]:
+        q = s["quality"]["fast"]
+        assert -1 <= q["edge"] <= 1 and q["strength"] > 0 and q["pan1"] >= 0 and q["pan2"] >= 0
+        assert q["colour"] is None  # no paintings folder given: left out, not guessed
+        assert s["quality"]["old"] is None and s["mean_old"] is None
+
+
+def test_edge_correlation_and_colour_distance_have_known_answers():
+    x = rgb_array_to_tensor(np.array(photo(48, 36, 0)))
+    assert report.edge_correlation(x, x) == pytest.approx(1.0, abs=1e-5)
+    flat = torch.full_like(x, 0.5) + 0.01 * torch.rand_like(x)
+    assert abs(report.edge_correlation(flat, x)) < 0.3
+    assert report.colour_distance(x, x) == pytest.approx(0.0, abs=1e-4)
+    assert report.colour_distance(torch.zeros_like(x), torch.ones_like(x)) == pytest.approx(255.0)
+    darker = report.colour_distance(x * 0.5, x)
+    assert 20 < darker < report.colour_distance(torch.zeros_like(x), x) + 1e-3
+
+
+def test_pan_warp_error_is_zero_for_a_shift_equivariant_net_and_not_for_an_aliasing_one():
+    x = rgb_array_to_tensor(np.array(photo(48, 48, 1)))
+    identity = torch.nn.Conv2d(3, 3, 1, bias=False)
+    with torch.no_grad():
+        identity.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+    assert report.pan_warp_error(identity, x, 1) == pytest.approx(0.0, abs=1e-3)
+    aliasing = torch.nn.Sequential(torch.nn.AvgPool2d(4), torch.nn.Upsample(scale_factor=4), identity)
+    assert report.pan_warp_error(aliasing, x[..., :48, :48], 1) > 2.0
+
+
+def test_compare_sets_old_and_new_side_by_side(data, tmp_path):
+    paintings = tmp_path / "paintings"
+    paintings.mkdir()
+    Image.fromarray(pattern(64, 0)).save(paintings / "ember.png")
+    for f in data["styles"].glob("*.pt"):  # the same files, told where ember's painting is
+        model = load_style(f)
+        save_style(tmp_path / "new" / f.name, model.build(), {**model.meta, "style_image": "ember.png"},
+                   model.style_targets)
+    out = tmp_path / "docs"
+    assert report.main([
+        "--styles", str(tmp_path / "new"), "--compare", str(data["styles"]), "--paintings", str(paintings),
+        "--eval", str(data["eval"]), "--images", *[f"{n}.png" for n in PHOTO_SIZES], "--size", "32",
+        "--gatys-steps", "1", "--out", str(out), "--device", "cpu",
+    ]) == 0
+    with Image.open(out / "contact_sheet.png") as sheet:
+        assert sheet.size == report.sheet_size(len(PHOTO_SIZES), 1 + 2 * 2, 32)
+    styles = json.loads((out / "quality_report.json").read_text())["styles"]
+    for s in styles:
+        assert s["mean_old"]["style"] == pytest.approx(s["mean"]["fast"]["style"], rel=1e-4)  # same nets
+        assert s["quality"]["old"]["edge"] == pytest.approx(s["quality"]["fast"]["edge"], abs=1e-4)
+        assert s["quality"]["fast"]["colour"] is not None and s["quality"]["photo_colour"] > 0
+    text = (out / "quality_report.md").read_text()
+    assert "old network against new" in text and " → " in text

@@ -7,7 +7,14 @@ For every style file (each variant) and every evaluation photograph it
   against the same objective the network was trained on: the style's own loss net, its stored
   Gram targets, style layers, content layer and content/style/tv weights, all from the file;
 * measures content and style loss of both results with that objective (weighted terms, as
-  `PerceptualLoss` returns them), and of the untouched photograph for scale.
+  `PerceptualLoss` returns them), and of the untouched photograph for scale;
+* measures what the losses do not show: the edge correlation of the network's output with the
+  photograph (structure kept), the colour distance to the painting (palette taken), the strength
+  (mean change from the photograph) and the flicker of a 1 and a 2 px camera pan.
+
+With `--compare OLD_DIR` every style is also run from the same-named file in OLD_DIR (an earlier
+recipe): its losses under the new file's objective and the same figures, side by side, and the
+contact sheet shows old and new next to each other.
 
 The optimisation is the bar: a ratio fast/Gatys near 1 means the network reaches what a few
 seconds of per-image optimisation reach, well above 1 means it falls short. Outputs
@@ -23,6 +30,7 @@ there is one); it must not import the app (`nstcam`).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import math
@@ -38,6 +46,7 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
 from trainer.cliargs import int_at_least
+from trainer.fileio import atomic_write_bytes
 from trainer.devices import DEVICE_CHOICES, resolve_device
 from trainer.gatys import refine
 from trainer.images import ImageLoadError, load_image, pil_to_tensor, tensor_to_pil
@@ -59,6 +68,7 @@ DEFAULT_GATYS_STEPS = 200
 VARIANT_ORDER = ("light", "full")
 MANIFEST = "manifest.json"
 TERMS = ("content", "style", "tv", "total")
+QUALITY = ("edge", "colour", "strength", "pan1", "pan2")
 
 # Contact-sheet layout, in pixels. A sheet with R rows and C columns (the original plus one per
 # style variant), each cell a CELL x CELL box, is `sheet_size(R, C, CELL)`.
@@ -212,6 +222,77 @@ def stylize(net: torch.nn.Module, content: torch.Tensor) -> torch.Tensor:
     return net(content.to(device)).float().clamp(0, 1).cpu().clone()
 
 
+def _luma(img: torch.Tensor) -> torch.Tensor:
+    """(1, 3, H, W) RGB -> (1, 1, H, W) Rec. 601 luma."""
+    return (img * torch.tensor([0.299, 0.587, 0.114], device=img.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+
+
+def _gradient_magnitude(img: torch.Tensor) -> torch.Tensor:
+    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=img.device)
+    kernels = torch.stack([sobel, sobel.t()]).unsqueeze(1)
+    g = torch.nn.functional.conv2d(_luma(img.float()), kernels)
+    return g.pow(2).sum(1).sqrt()
+
+
+def edge_correlation(output: torch.Tensor, photo: torch.Tensor) -> float:
+    """Pearson correlation of the luma gradient magnitudes of `output` and `photo` (1, 3, H, W).
+
+    1: every edge of the photo is where the output has one, in proportion; near 0: the photo's
+    structure is gone (blobs, or texture unrelated to the photo).
+    """
+    a, b = _gradient_magnitude(output).flatten(), _gradient_magnitude(photo).flatten()
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-12))
+
+
+def colour_distance(image: torch.Tensor, painting: torch.Tensor, quantiles: int = 256) -> float:
+    """How far the colours of `image` are from the painting's, on the 0-255 scale.
+
+    The mean over R, G and B of the 1-D Wasserstein distance between the two images' value
+    distributions (compared quantile by quantile, so the sizes may differ): 0 = the painting's
+    palette in the painting's proportions.
+    """
+    q = torch.linspace(0, 1, quantiles)
+    a = image.float().flatten(2)[0]
+    b = painting.float().flatten(2)[0]
+    return float((torch.quantile(a, q, dim=1) - torch.quantile(b, q, dim=1)).abs().mean() * 255)
+
+
+def pan_warp_error(net: torch.nn.Module, photo: torch.Tensor, shift: int) -> float:
+    """Flicker of a camera pan by `shift` px: stylize two crops `shift` px apart (diagonally) and
+    compare them where they show the same scene; mean absolute difference on the 0-255 scale,
+    interior only. 0 = the painted texture moves with the scene."""
+    h, w = photo.shape[-2:]
+    a = stylize(net, photo[..., : h - shift, : w - shift])
+    b = stylize(net, photo[..., shift:, shift:])
+    m = 8  # the network's borders see reflection padding, not the scene
+    return float((a[..., shift + m: -m, shift + m: -m] - b[..., m: -shift - m, m: -shift - m]).abs().mean() * 255)
+
+
+def quality(output: torch.Tensor, photo: torch.Tensor, painting: torch.Tensor | None,
+            net: torch.nn.Module) -> dict[str, float | None]:
+    """The figures the losses do not give (see the module docstring), for one stylized photograph."""
+    return {
+        "edge": edge_correlation(output, photo),
+        "colour": colour_distance(output, painting) if painting is not None else None,
+        "strength": float((output - photo).abs().mean() * 255),
+        "pan1": pan_warp_error(net, photo, 1),
+        "pan2": pan_warp_error(net, photo, 2),
+    }
+
+
+def find_painting(style: StyleVariant, folder: Path, size: int) -> torch.Tensor | None:
+    """The style's painting from `folder` (by the file name the style file records), short side
+    `size`; None if it is not there (colour distance is then not measured)."""
+    name = style.meta.get("style_image")
+    if not name:
+        return None
+    try:
+        return pil_to_tensor(load_image(folder / str(name), size))
+    except ImageLoadError:
+        return None
+
+
 def _ratio(fast: float | None, bar: float | None) -> float | None:
     if fast is None or bar is None or not math.isfinite(fast) or not math.isfinite(bar) or bar <= 0:
         return None
@@ -227,9 +308,14 @@ class StyleResult:
     style: StyleVariant
     skipped: str = ""  # why nothing was measured, if so
     per_image: list[dict[str, Any]] = field(default_factory=list)
+    old: StyleVariant | None = None  # the same style from --compare
 
     def means(self, which: str) -> dict[str, float | None]:
-        return {t: _mean([r[which][t] for r in self.per_image]) for t in TERMS}
+        return {t: _mean([r[which][t] for r in self.per_image if r.get(which)]) for t in TERMS}
+
+    def quality(self, which: str) -> dict[str, float | None]:
+        rows = [r[which] for r in self.per_image if r.get(which)]
+        return {k: _mean([q[k] for q in rows if q.get(k) is not None]) for k in QUALITY}
 
     def to_json(self) -> dict[str, Any]:
         meta = self.style.meta
@@ -246,6 +332,11 @@ class StyleResult:
             "measured": not self.skipped,
             "skipped": self.skipped or None,
             "mean": {"fast": fast, "gatys": gatys, "photo": photo},
+            "compared_with": str(self.old.path) if self.old else None,
+            "mean_old": self.means("old") if self.old else None,
+            "quality": {"fast": self.quality("quality"), "old": self.quality("quality_old") if self.old else None,
+                        "photo_colour": _mean([r["photo_colour"] for r in self.per_image
+                                               if r.get("photo_colour") is not None])},
             "ratio": {t: _ratio(fast[t], gatys[t]) for t in ("content", "style", "total")},
             "images": self.per_image,
         }
@@ -434,11 +525,13 @@ def markdown_report(report: dict[str, Any]) -> str:
                 f"{_fmt(c['style_light'])} | {_fmt(c['style_full'])} | {_fmt(c['style_ratio'], '.2f')} | "
                 f"{_fmt(c['total_ratio'], '.2f')} |"
             )
+    lines += _quality_section(report)
     lines += [
         "",
         "## Sheets",
         "",
-        "Fast networks (first column: the photograph):",
+        "Fast networks (first column: the photograph"
+        + ("; each style's earlier network (*old*) next to its new one" if s.get("compare_dir") else "") + "):",
         "",
         "![contact sheet](contact_sheet.png)",
         "",
@@ -448,6 +541,58 @@ def markdown_report(report: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _quality_section(report: dict[str, Any]) -> list[str]:
+    """Markdown: structure, palette, strength and pan flicker per style; old against new if compared."""
+    measured = [st for st in report["styles"] if not st["skipped"]]
+    if not measured:
+        return []
+    compare = report["settings"].get("compare_dir")
+
+    def pair(st: dict[str, Any], key: str, spec: str) -> str:
+        new = st["quality"]["fast"][key]
+        old = (st["quality"]["old"] or {}).get(key) if st["quality"]["old"] else None
+        return f"{_fmt(old, spec)} → {_fmt(new, spec)}" if compare and st["quality"]["old"] else _fmt(new, spec)
+
+    lines = [
+        "",
+        "## Structure, palette and stability" + (f" (old `{compare}` → new)" if compare else ""),
+        "",
+        "Means over the photographs. *edge*: correlation of the output's luma gradient magnitude "
+        "with the photograph's (1 = all its edges kept). *colour*: mean 1-D Wasserstein distance of "
+        "the R, G and B values to the painting's, 0-255 (the photograph's own distance for scale; "
+        "lower = closer to the painting's palette). *strength*: mean |output - photograph|, 0-255. "
+        "*pan 1 px / 2 px*: flicker of a camera pan: mean |stylized shifted crop - shifted "
+        "stylized crop| over the interior, 0-255 (0 = the painted texture moves with the scene; "
+        "the network's total stride is 4, so offsets below it alias).",
+        "",
+        "| style | variant | edge | colour | colour (photo) | strength | pan 1 px | pan 2 px |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for st in measured:
+        lines.append(
+            f"| {st['name']} | {st['variant']} | {pair(st, 'edge', '.2f')} | {pair(st, 'colour', '.1f')} | "
+            f"{_fmt(st['quality']['photo_colour'], '.1f')} | {pair(st, 'strength', '.1f')} | "
+            f"{pair(st, 'pan1', '.1f')} | {pair(st, 'pan2', '.1f')} |"
+        )
+    compared = [st for st in measured if st.get("mean_old")]
+    if compared:
+        lines += [
+            "",
+            "## Losses, old network against new, under the new style file's objective",
+            "",
+            "Weighted content and style terms (the new recipe's weights and layers), means over the "
+            "photographs; lower is better on each, the recipe trades one against the other.",
+            "",
+            "| style | variant | content old | content new | style old | style new | total old | total new |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for st in compared:
+            o, n = st["mean_old"], st["mean"]["fast"]
+            lines.append(f"| {st['name']} | {st['variant']} | {_fmt(o['content'])} | {_fmt(n['content'])} | "
+                         f"{_fmt(o['style'])} | {_fmt(n['style'])} | {_fmt(o['total'])} | {_fmt(n['total'])} |")
+    return lines
 
 
 # ----------------------------------------------------------------------------------------------
@@ -485,6 +630,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "faster on idle cores)")
     p.add_argument("--vgg-weights", type=Path, default=None, metavar="PATH",
                    help="VGG19 state-dict file, for styles trained with the vgg19 loss net")
+    p.add_argument("--paintings", type=Path, default=Path("../shared/data/styles"), metavar="DIR",
+                   help="folder holding the paintings (by the file name each style file records), for "
+                   "the colour distance; a painting not found there is left out (default: "
+                   "../shared/data/styles)")
+    p.add_argument("--compare", type=Path, default=None, metavar="OLD_DIR",
+                   help="a folder of earlier style files to set side by side with --styles (same name "
+                   "and variant), e.g. the previous pack")
     return p
 
 
@@ -505,6 +657,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.warning("skipping style file: %s", problem)
     if not styles:
         return fail(f"--styles {args.styles}: no loadable style files (*.pt)")
+    if args.compare is not None:
+        if not args.compare.is_dir():
+            return fail(f"--compare {args.compare}: no such folder")
+        olds, problems = discover_styles(args.compare)
+        for problem in problems:
+            logger.warning("skipping style file to compare: %s", problem)
+        args.olds = {(o.name, o.variant): o for o in olds}
+    else:
+        args.olds = {}
     if not args.eval.is_dir() and any("/" not in n and "\\" not in n for n in args.images):
         return fail(f"--eval {args.eval}: no such folder")
     try:
@@ -543,7 +704,10 @@ def _run(args: argparse.Namespace, styles: list[StyleVariant], device: torch.dev
         for style in styles:
             net = style.model.build(device)
             loss, why = style_objective(style, nets)
-            result = StyleResult(style, skipped=why)
+            old = args.olds.get((style.name, style.variant))
+            old_net = old.model.build(device) if old else None
+            painting = find_painting(style, args.paintings, args.size)
+            result = StyleResult(style, skipped=why, old=old)
             if why:
                 logger.warning("%s: not measured: %s", style.label, why)
             for row, (image_name, photo) in enumerate(photos):
@@ -551,6 +715,9 @@ def _run(args: argparse.Namespace, styles: list[StyleVariant], device: torch.dev
                 t0 = time.perf_counter()
                 fast = stylize(net, photo)
                 fast_seconds = time.perf_counter() - t0
+                if old_net is not None:
+                    old_out = stylize(old_net, photo)
+                    fast_cells[row].append(tensor_to_pil(old_out))
                 fast_cells[row].append(tensor_to_pil(fast))
                 if loss is None:
                     gatys_cells[row].append(None)
@@ -569,7 +736,12 @@ def _run(args: argparse.Namespace, styles: list[StyleVariant], device: torch.dev
                     "photo": measure(loss, photo, target),
                     "fast_seconds": round(fast_seconds, 4),
                     "gatys_seconds": round(gatys.seconds, 3),
+                    "quality": quality(fast, photo, painting, net),
+                    "photo_colour": colour_distance(photo, painting) if painting is not None else None,
                 }
+                if old_net is not None:
+                    entry["old"] = measure(loss, old_out, target)
+                    entry["quality_old"] = quality(old_out, photo, painting, old_net)
                 entry["ratio"] = {t: _ratio(entry["fast"][t], entry["gatys"][t])
                                   for t in ("content", "style", "total")}
                 result.per_image.append(entry)
@@ -588,13 +760,17 @@ def _run(args: argparse.Namespace, styles: list[StyleVariant], device: torch.dev
     seconds = time.perf_counter() - start
 
     args.out.mkdir(parents=True, exist_ok=True)
-    col_labels = [("original", f"{args.size} px")] + [
-        (style.label, str(style.meta.get("title") or "")) for style in styles
-    ]
-    contact_sheet(fast_cells, names, col_labels, args.size).save(args.out / "contact_sheet.png")
-    gatys_labels = [col_labels[0]] + [(f"{s.label} gatys", f"{args.gatys_steps} L-BFGS steps")
-                                      for s in styles]
-    contact_sheet(gatys_cells, names, gatys_labels, args.size).save(args.out / "gatys_sheet.png")
+    col_labels = [("original", f"{args.size} px")]
+    for style in styles:
+        title = str(style.meta.get("title") or "")
+        if (style.name, style.variant) in args.olds:
+            col_labels += [(f"{style.label} old", title), (f"{style.label} new", title)]
+        else:
+            col_labels.append((style.label, title))
+    _save_png(contact_sheet(fast_cells, names, col_labels, args.size), args.out / "contact_sheet.png")
+    gatys_labels = [("original", f"{args.size} px")] + [
+        (f"{s.label} gatys", f"{args.gatys_steps} L-BFGS steps") for s in styles]
+    _save_png(contact_sheet(gatys_cells, names, gatys_labels, args.size), args.out / "gatys_sheet.png")
     report = {
         "settings": {
             "styles_dir": str(args.styles),
@@ -607,16 +783,24 @@ def _run(args: argparse.Namespace, styles: list[StyleVariant], device: torch.dev
             "device": str(device),
             "torch_version": str(torch.__version__),
             "threads": args.threads,
+            "compare_dir": str(args.compare) if args.compare else None,
+            "paintings_dir": str(args.paintings),
         },
         "seconds": round(seconds, 1),
         "styles": [r.to_json() for r in results],
     }
     report["variant_costs"] = variant_costs(report["styles"])
-    (args.out / "quality_report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    (args.out / "quality_report.md").write_text(markdown_report(report), encoding="utf-8")
+    atomic_write_bytes(args.out / "quality_report.json", (json.dumps(report, indent=2) + "\n").encode())
+    atomic_write_bytes(args.out / "quality_report.md", markdown_report(report).encode())
     logger.info("wrote %s/{contact_sheet.png, gatys_sheet.png, quality_report.md, "
                 "quality_report.json} in %.0f s", args.out, seconds)
     return 0
+
+
+def _save_png(img: Image.Image, path: Path) -> None:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())
 
 
 if __name__ == "__main__":
