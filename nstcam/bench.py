@@ -11,8 +11,8 @@ where the CPU has native bf16; cuda: fp16 and fp32), at each frame size:
   `.to(device)`, forward, synchronous `.cpu()`, clamp, uint8 via PIL); every engine figure gets
   its ratio to this. The runs of all variants are interleaved, so load that comes and goes on a
   shared machine hits them alike;
-* pipeline: CaptureThread (a generated video, paced faster than the engine can go) ->
-  StylizeThread -> a consumer counting results: pipeline fps against engine-only fps (goal >=
+* pipeline: the app's LiveSession (nstcam.session: CaptureThread on a generated video, paced
+  faster than the engine can go -> StylizeThread -> a sink counting results): pipeline fps against engine-only fps (goal >=
   90 %), capture-to-result latency p50/p95, the capture slot's drops, and latency in the first
   vs the second half of the window (it must not grow: the slot keeps only the newest frame).
   Engine-only fps is also measured from a fresh thread, as the StylizeThread runs: on CPU a
@@ -56,11 +56,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from nstcam.capture import CaptureThread
 from nstcam.demo import DemoSource
 from nstcam.engine import StyleEngine, default_precision
 from nstcam.malloc import keep_freed_memory
-from nstcam.pipeline import FrameResult, StylizeThread
+from nstcam.pipeline import FrameResult
+from nstcam.session import LiveSession
+from nstcam.sinks import CallbackSink
 from trainer.bench import cpu_name, table, write_json
 from trainer.devices import cpu_bf16_supported
 from trainer.stylefile import StyleModel
@@ -440,13 +441,14 @@ def engine_fps_in_thread(engine: StyleEngine, frames: list[np.ndarray], n: int, 
 
 
 def run_pipeline(engine: StyleEngine, size: tuple[int, int], engine_fps: float, args: argparse.Namespace,
-                 folder: Path, engine_thread_fps: float = 0.0) -> dict[str, Any]:
+                 folder: Path, engine_thread_fps: float = 0.0, processors: Sequence[Any] = ()) -> dict[str, Any]:
+    """The live session (capture thread -> stylize thread -> processors -> a counting sink) on a
+    generated video paced faster than the engine."""
     w, h = size
     capture_fps = args.capture_fps or min(1000.0, max(30.0, 2.0 * engine_fps))
     bytes_per_frame = w * h * 1.5
     n_video = int(max(16, min(300, 300e6 // bytes_per_frame, capture_fps * 2)))
     video = write_video(folder / f"pipeline_{w}x{h}.avi", w, h, capture_fps, n_video)
-    capture = CaptureThread(str(video), realtime=True)
     got: list[tuple[float, float]] = []
     lock = threading.Lock()
 
@@ -454,10 +456,10 @@ def run_pipeline(engine: StyleEngine, size: tuple[int, int], engine_fps: float, 
         with lock:
             got.append((time.monotonic(), result.latency_ms))
 
-    stylize = StylizeThread(capture.slot, engine, on_result)
-    capture.start()
-    capture.ready.wait(10)
-    stylize.start()
+    session = LiveSession(engine, str(video), processors)
+    session.add_sink(CallbackSink(on_result, name="bench"))
+    session.start()
+    capture, stylize = session.capture, session.stylizer
     try:
         time.sleep(args.pipeline_warmup)
         with lock:
@@ -469,8 +471,7 @@ def run_pipeline(engine: StyleEngine, size: tuple[int, int], engine_fps: float, 
         with lock:
             window = [item for item in got[n0:] if item[0] <= t1]
     finally:
-        stylize.stop()
-        capture.stop()
+        session.stop()
         with contextlib.suppress(OSError):
             video.unlink()
     span = t1 - t0

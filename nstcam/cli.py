@@ -2,18 +2,15 @@
 
     nstcam [--camera SOURCE] [--style NAME] [--device auto|cuda|cpu] [--precision ...] [--size N]
            [--mirror] [--record FILE] [--styles-dir DIR] [--fullscreen] [--pictures-dir DIR]
-    nstcam render INPUT -o OUTPUT --style NAME [--size N] [--device ...] [--precision ...] [--styles-dir DIR]
+           [--virtual-camera [DEVICE]] [--no-stabilize]
+    nstcam render INPUT -o OUTPUT --style NAME [--size N] [--device ...] [--precision ...]
+           [--styles-dir DIR] [--no-stabilize]
     nstcam styles [--styles-dir DIR]
 
 Every user error (unknown style, missing or unreadable file, a camera that cannot be opened when
 named explicitly, an unusable device) ends with ONE line on stderr that names the problem and the
-choices, and exit status 2: never a traceback. Qt widgets are imported only to open the window
-(`nstcam.ui.app`, lazily); `styles`, `render` and the error paths need at most QtCore, for the
-user styles folder (QStandardPaths).
-
-Styles are looked up in, in order (a later folder's style of the same name and variant wins):
-the bundled styles, the user styles folder (`<AppDataLocation>/styles`, e.g.
-~/.local/share/nstcam/styles) and `--styles-dir`.
+choices, and exit status 2: never a traceback. The checks live in `nstcam.launch`; Qt is imported
+only to open the window (`nstcam.ui.app`, lazily), so `styles` and `render` run without it.
 """
 from __future__ import annotations
 
@@ -21,24 +18,19 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nstcam.launch import (DEFAULT_SIZE_CPU, DEFAULT_SIZE_CUDA, CliError, apply_threads, build_engine,
+                           check_size, check_style, load_registry, make_processors, prepare_window,
+                           resolve_device)
 from trainer.cliargs import int_at_least, number
 
 PROG = "nstcam"
 DEVICE_CHOICES = ("auto", "cuda", "cpu")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # nstcam.engine.PRECISIONS, without importing torch
-# Processing short side of the live view: what a CPU keeps interactive vs. what a GPU affords.
-DEFAULT_SIZE_CUDA = 480
-DEFAULT_SIZE_CPU = 240
 
 log = logging.getLogger(__name__)
-
-
-class CliError(Exception):
-    """A user error: the message is printed as is after "nstcam: error:" and the exit status is 2."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -70,6 +62,10 @@ def _add_common(p: argparse.ArgumentParser, size_help: str) -> None:
     p.add_argument("--threads", type=int_at_least(1), default=None, metavar="N",
                    help="CPU threads torch may use per operation (default: torch's choice, the "
                    "number of cores); on a CPU busy with other work, 1 can be faster")
+    p.add_argument("--no-stabilize", dest="stabilize", action="store_false",
+                   help="stylize each frame on its own; by default the previous output, moved along "
+                   "the camera's optical flow, is blended in where it still fits, so textures stay "
+                   "put instead of shimmering when anything moves (toggle with T in the window)")
 
 
 def window_parser() -> argparse.ArgumentParser:
@@ -77,7 +73,8 @@ def window_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Real-time webcam neural style transfer: opens a window showing your camera "
         "as a painting. Keys: 1-9 / Left / Right choose a style, Space takes a refined snapshot, "
-        "R records, M mirrors, F toggles full screen, Esc quits.",
+        "R records, M mirrors, T toggles the stabilizer, V the virtual camera, F full screen, "
+        "Esc quits.",
         epilog="Other commands: `nstcam render INPUT -o OUTPUT --style NAME` stylizes a video "
         "file headless; `nstcam styles` lists the installed styles. Use `nstcam render --help` "
         "for theirs.",
@@ -98,6 +95,10 @@ def window_parser() -> argparse.ArgumentParser:
     p.add_argument("--pictures-dir", metavar="DIR", default=None,
                    help="where snapshots are saved (default: <Pictures>/nstcam); recordings "
                    "started with R go to <Videos>/nstcam")
+    p.add_argument("--virtual-camera", metavar="DEVICE", nargs="?", const="", default=None,
+                   help="also send the stylized video to a virtual webcam that video-call apps can "
+                   "select (1280x720 at 30 fps); DEVICE picks one, e.g. /dev/video10 (default: the "
+                   "first free one). Needs v4l2loopback on Linux, OBS Virtual Camera on Windows/macOS")
     # Hidden: measurement and documentation helpers.
     p.add_argument("--benchmark-seconds", type=number(positive=True), default=None, help=argparse.SUPPRESS)
     p.add_argument("--screenshot", metavar="PNG", default=None, help=argparse.SUPPRESS)
@@ -131,141 +132,7 @@ def styles_parser() -> argparse.ArgumentParser:
 
 
 # ----------------------------------------------------------------------------------------------
-# Shared steps
-
-
-def user_styles_dir() -> Path | None:
-    """<AppDataLocation>/styles via QtCore; None if Qt is unavailable."""
-    try:
-        from nstcam.ui.paths import user_styles_dir as qt_user_styles_dir
-    except ImportError:  # pragma: no cover - PySide6 is a dependency
-        return None
-    return qt_user_styles_dir()
-
-
-def style_dirs(extra: Sequence[str]) -> list[Path]:
-    from nstcam.registry import bundled_styles_dir
-
-    dirs = [bundled_styles_dir()]
-    user = user_styles_dir()
-    if user is not None:
-        dirs.append(user)
-    for d in extra:
-        path = Path(d).expanduser()
-        if not path.is_dir():
-            raise CliError(f"--styles-dir {d}: no such folder")
-        dirs.append(path)
-    return dirs
-
-
-def load_registry(extra_dirs: Sequence[str]):
-    from nstcam.registry import StyleRegistry
-
-    dirs = style_dirs(extra_dirs)
-    return StyleRegistry.discover(dirs), dirs
-
-
-def resolve_device(name: str):
-    from trainer.devices import resolve_device as trainer_resolve
-
-    try:
-        return trainer_resolve(name)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
-
-
-def check_style(registry, style: str | None, dirs: Sequence[Path], required: bool = False) -> str:
-    names = registry.names()
-    if not names:
-        where = ", ".join(str(d) for d in dirs)
-        broken = f" ({len(registry.errors)} file(s) failed to load: see `nstcam styles`)" if registry.errors else ""
-        raise CliError(f"no styles found in {where}{broken}; add style files (*.pt) there or pass --styles-dir DIR")
-    if style is None:
-        if required:
-            raise CliError(f"--style is required; available styles: {', '.join(names)}")
-        return names[0]
-    if style not in names:
-        raise CliError(f"unknown style {style!r}; available styles: {', '.join(names)}")
-    return style
-
-
-def apply_threads(threads: int | None) -> None:
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-
-
-def build_engine(registry, device, size: int | None, style: str, precision: str = "auto"):
-    from nstcam.engine import StyleEngine
-    from nstcam.malloc import keep_freed_memory
-
-    keep_freed_memory()  # before the first frame: every later frame then reuses its pages
-    try:
-        engine = StyleEngine(registry.select(device.type), device=str(device), size=size, precision=precision)
-        engine.set_style(style)
-    except (RuntimeError, ValueError) as exc:
-        raise CliError(f"cannot start the style engine on {device}: {exc}") from None
-    return engine
-
-
-# ----------------------------------------------------------------------------------------------
 # Window
-
-
-@dataclass
-class Launch:
-    """Everything the window needs, prepared and validated before Qt widgets are imported."""
-
-    args: argparse.Namespace
-    registry: Any
-    engine: Any
-    device: Any
-    style: str
-    camera: str
-    camera_explicit: bool
-    size: int
-    record_path: Path | None = None
-    pictures_dir: Path | None = None
-    style_dirs: list[Path] = field(default_factory=list)
-
-
-def prepare_window(args: argparse.Namespace) -> Launch:
-    """Validate the window's arguments and build the engine; raises CliError."""
-    device = resolve_device(args.device)
-    registry, dirs = load_registry(args.styles_dir)
-    style = check_style(registry, args.style, dirs)
-    size = args.size or (DEFAULT_SIZE_CUDA if device.type == "cuda" else DEFAULT_SIZE_CPU)
-
-    camera_explicit = args.camera is not None
-    camera = str(args.camera) if camera_explicit else "0"
-    if camera_explicit:
-        from nstcam.sources import SourceError, open_source, parse_source
-
-        try:
-            if parse_source(camera) != "demo":
-                open_source(camera).release()  # probe: fail now, with a message, not in the window
-        except SourceError as exc:
-            raise CliError(f"--camera {camera}: {exc}") from None
-
-    record_path = None
-    if args.record:
-        record_path = Path(args.record).expanduser()
-        if record_path.is_dir():
-            raise CliError(f"--record {args.record}: is a folder; give a file name such as clip.mp4")
-        if not record_path.parent.is_dir():
-            raise CliError(f"--record {args.record}: folder {record_path.parent} does not exist")
-
-    pictures = None
-    if args.pictures_dir:
-        pictures = Path(args.pictures_dir).expanduser()
-        if pictures.exists() and not pictures.is_dir():
-            raise CliError(f"--pictures-dir {args.pictures_dir}: exists and is not a folder")
-
-    apply_threads(args.threads)
-    engine = build_engine(registry, device, size, style, args.precision)
-    return Launch(args, registry, engine, device, style, camera, camera_explicit, size,
-                  record_path, pictures, dirs)
 
 
 def run_window(args: argparse.Namespace) -> int:
@@ -300,7 +167,7 @@ def run_render(args: argparse.Namespace) -> int:
     registry, dirs = load_registry(args.styles_dir)
     style = check_style(registry, args.style, dirs, required=True)
     apply_threads(args.threads)
-    engine = build_engine(registry, device, args.size, style, args.precision)
+    engine = build_engine(registry, device, check_size(args.size), style, args.precision)
 
     from tqdm import tqdm
 
@@ -313,7 +180,7 @@ def run_render(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     try:
-        result = render_video(src, out, engine, progress=progress)
+        result = render_video(src, out, engine, progress=progress, processors=make_processors(args.stabilize))
     except SourceError as exc:
         raise CliError(str(exc)) from None
     except (RecorderError, OSError, ValueError) as exc:

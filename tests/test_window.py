@@ -135,7 +135,7 @@ def test_snapshot_saves_three_pngs_and_lowers_style_loss(qtbot, open_window, tmp
     assert str(tmp_path / "pictures") in w.snapshot_panel.where.text()
     assert w.snapshot_panel.image.pixmap() is not None and not w.snapshot_panel.image.pixmap().isNull()
     # live stylizing paused during the CPU refinement and resumed afterwards
-    assert not w._live_paused and w.stylizer is not None and w.stylizer.is_alive()
+    assert not w.session.paused and w.session.stylizer.is_alive()
     wait_frames(qtbot, w, 3)
 
 
@@ -144,9 +144,9 @@ def test_snapshot_cancel(qtbot, open_window):
     wait_frames(qtbot, w, 2)
     steps: list[int] = []
     w.snapshot_action.trigger()  # the toolbar button
-    w._snapshot.progress.connect(lambda s, t, losses: steps.append(s))
+    w.snapshots.worker.progress.connect(lambda s, t, losses: steps.append(s))
     qtbot.waitUntil(lambda: len(steps) >= 1, timeout=WAIT)
-    assert w._live_paused and w.stylizer is None  # a CPU engine: live stylizing waits meanwhile
+    assert w.session.paused  # a CPU engine: live stylizing waits meanwhile
     with qtbot.waitSignal(w.snapshotFinished, timeout=WAIT) as blocker:
         qtbot.mouseClick(w.snapshot_panel.cancel, Qt.MouseButton.LeftButton)
     res = blocker.args[0]
@@ -157,63 +157,52 @@ def test_snapshot_cancel(qtbot, open_window):
     wait_frames(qtbot, w, 3)  # the live view is back
 
 
-def expected_written(seqs: list[int], fps: float) -> int:
-    """Frames the recorder gets for the shown frames' capture sequence numbers (see MainWindow)."""
-    cap = max(1, round(fps * 2.0))
-    return 1 + sum(min(max(b - a, 1), cap) for a, b in zip(seqs, seqs[1:])) if seqs else 0
-
-
-def test_recording_matches_the_frames_shown(qtbot, open_window, tmp_path):
+def test_recording_is_fed_off_the_gui_thread_at_the_cameras_rate(qtbot, open_window, tmp_path):
     w = open_window()
     wait_frames(qtbot, w, 2)
-    seqs: list[int] = []
-    sizes: set = set()
-
-    def on_frame(result):
-        if w.recorder is not None:
-            seqs.append(result.seq)
-            sizes.add(result.stylized_rgb.shape)
-
-    w.frameShown.connect(on_frame)
     press(qtbot, w, Qt.Key.Key_R)
-    assert w.recorder is not None and w.record_action.isChecked()
-    qtbot.waitUntil(lambda: len(seqs) >= 12, timeout=WAIT)
+    sink = w.recording
+    assert sink is not None and w.record_action.isChecked()
+    qtbot.waitUntil(lambda: sink.frames_in >= 3, timeout=WAIT)
     qtbot.waitUntil(lambda: w.status.record_label.isVisible() and "REC" in w.status.record_label.text(),
                     timeout=WAIT)
-    rec = w.recorder
+    # Stall the GUI thread: the display gets nothing meanwhile, the recording must not notice.
+    shown, fed, t0 = w.view.frames_shown, sink.frames_in, time.monotonic()
+    time.sleep(1.5)  # the stall is the point of this test, not a wait for something
+    assert w.view.frames_shown == shown and sink.frames_in >= fed + 5
     with qtbot.waitSignal(w.recordingFinished, timeout=WAIT):
         press(qtbot, w, Qt.Key.Key_R)
-    assert w.recorder is None and not w.record_action.isChecked()
+    wall = time.monotonic() - t0
+    rec = sink.recorder
+    assert w.recording is None and not w.record_action.isChecked()
     assert rec.fps == pytest.approx(30.0)  # the source's frame rate
     assert rec.frames_dropped == 0
-    assert w.recording_frames_shown == len(seqs)
-    assert w.recording_frames_written == expected_written(seqs, rec.fps)
     frames, size = count_frames(rec.path)
-    assert frames == w.recording_frames_written == rec.frames_written
-    assert sizes == {(64, 96, 3)} and size == (96, 64)
-    assert rec.path.parent == tmp_path / "videos"
+    assert frames == sink.frames_written == rec.frames_written >= sink.frames_in
+    assert frames / rec.fps >= 0.5 * wall  # real-time pacing: held frames fill what the stylizer skipped
+    assert size == (96, 64) and rec.path.parent == tmp_path / "videos"
     assert "saved" in w.status.message
 
 
 def test_record_at_launch_is_finalised_on_close(qtbot, open_window, tmp_path):
     target = tmp_path / "launch.mp4"
     w = open_window(record_path=target)
-    qtbot.waitUntil(lambda: w.recorder is not None, timeout=WAIT)
-    qtbot.waitUntil(lambda: w.recording_frames_shown >= 5, timeout=WAIT)
-    rec = w.recorder
+    qtbot.waitUntil(lambda: w.recording is not None, timeout=WAIT)
+    sink = w.recording
+    qtbot.waitUntil(lambda: sink.frames_in >= 5, timeout=WAIT)
     w.close()
-    assert rec.closed
+    assert sink.recorder.closed
     frames, size = count_frames(target)
-    assert frames == w.recording_frames_written > 0 and size == (96, 64)
+    assert frames == sink.frames_written > 0 and size == (96, 64)
 
 
 def test_mirror_and_fullscreen_toggles(qtbot, open_window):
     w = open_window(camera=DEMO)
     wait_frames(qtbot, w, 1)
     press(qtbot, w, Qt.Key.Key_M)
-    assert w.capture.mirror and w.mirror_action.isChecked()
+    assert w.session.capture.mirror and w.mirror_action.isChecked()
     w.mirror_action.trigger()  # the toolbar button
-    assert not w.capture.mirror
+    assert not w.session.capture.mirror
     press(qtbot, w, Qt.Key.Key_F)
     qtbot.waitUntil(w.isFullScreen, timeout=5000)
     press(qtbot, w, Qt.Key.Key_F)
@@ -229,7 +218,7 @@ def test_close_stops_and_joins_every_thread(qtbot, open_window):
     wait_frames(qtbot, w, 2)
     press(qtbot, w, Qt.Key.Key_R)
     press(qtbot, w, Qt.Key.Key_Space)  # a snapshot in flight when the window closes
-    assert w.snapshot_running
+    assert w.snapshots.running
     started = {t for t in threading.enumerate() if t not in before}
     assert {t.name.split("[")[0] for t in started} >= {"capture", "stylize", "snapshot"}
     t0 = time.monotonic()
@@ -238,8 +227,6 @@ def test_close_stops_and_joins_every_thread(qtbot, open_window):
     assert time.monotonic() - t0 < 60
     leftover = [t for t in threading.enumerate() if t not in before and t.is_alive()]
     assert leftover == []
-    from PySide6.QtCore import QThread
-    assert all(not t.isRunning() for t in w.findChildren(QThread))
 
 
 def test_camera_that_cannot_be_opened_offers_the_demo(qtbot, open_window):
@@ -249,7 +236,7 @@ def test_camera_that_cannot_be_opened_offers_the_demo(qtbot, open_window):
     assert "camera 9" in w.status.message
     assert w.view.overlay.button.isVisible()
     qtbot.mouseClick(w.view.overlay.button, Qt.MouseButton.LeftButton)
-    assert w.source_spec == DEMO
+    assert w.session.source == DEMO
     wait_frames(qtbot, w, 2)
     qtbot.waitUntil(lambda: not w.view.overlay.isVisible(), timeout=WAIT)
 

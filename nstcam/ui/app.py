@@ -19,17 +19,19 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication, QEvent, QTimer
 from PySide6.QtWidgets import QApplication
 
-from nstcam.ui import paths
+from nstcam.launch import Launch, make_stabilizer, prepare_window
 from nstcam.ui.main_window import MainWindow, WindowOptions
 
 log = logging.getLogger(__name__)
 
+APP_NAME = "nstcam"
 WARMUP_FRAMES = 10
 WARMUP_SECONDS = 2.0
 
 
 def ensure_app(argv: list[str] | None = None) -> QApplication:
-    paths.set_app_identity()
+    # The organisation name stays empty: Qt would insert it as an extra folder level in QSettings.
+    QCoreApplication.setApplicationName(APP_NAME)
     app = QApplication.instance()
     if app is None:
         app = QApplication(argv if argv is not None else [sys.argv[0]])
@@ -37,7 +39,7 @@ def ensure_app(argv: list[str] | None = None) -> QApplication:
     return app  # type: ignore[return-value]
 
 
-def window_options(launch) -> WindowOptions:
+def window_options(launch: Launch) -> WindowOptions:
     args = launch.args
     return WindowOptions(
         camera=launch.camera,
@@ -48,6 +50,7 @@ def window_options(launch) -> WindowOptions:
         pictures_dir=launch.pictures_dir,
         videos_dir=None,
         device_type=launch.device.type,
+        stabilize=bool(args.stabilize),
     )
 
 
@@ -84,7 +87,7 @@ class Benchmark:
         elif self.phase == "settle":
             if now - self.t_start >= WARMUP_SECONDS:
                 self.phase, self.t_start, self.frames0 = "measure", now, w.view.frames_shown
-                self.capture0 = w.capture.frames_captured if w.capture else 0
+                self.capture0 = w.session.frames_captured
                 self.engine0 = w.engine.stats.frames
         elif self.phase == "measure":
             duration = self.seconds if self.seconds else 3.0
@@ -104,7 +107,7 @@ class Benchmark:
                 "device": w.engine.describe(),
                 "size": w.engine.size,
                 "frame": None if frame is None else f"{frame.shape[1]}x{frame.shape[0]}",
-                "capture_fps": round(((w.capture.frames_captured if w.capture else 0) - self.capture0) / elapsed, 2),
+                "capture_fps": round((w.session.frames_captured - self.capture0) / elapsed, 2),
                 "stylize_fps": round(stylized / elapsed, 2),
                 "display_fps": round(shown / elapsed, 2),
                 "latency_ms_mean": round(sum(lat) / len(lat), 1) if lat else None,
@@ -128,14 +131,13 @@ class Benchmark:
         w.close()
 
 
-def run(args, launch=None) -> int:
-    """Open the window for parsed `args` (see nstcam.cli); `launch` is cli.prepare_window's."""
+def run(args, launch: Launch | None = None) -> int:
+    """Open the window for parsed `args` (see nstcam.cli); `launch` is launch.prepare_window's."""
     if launch is None:
-        from nstcam.cli import prepare_window
-
         launch = prepare_window(args)
     app = ensure_app()
-    window = MainWindow(launch.engine, launch.registry, window_options(launch))
+    window = MainWindow(launch.engine, launch.registry, window_options(launch), stabilizer=make_stabilizer(),
+                        virtual_camera=launch.virtual_camera)
     if getattr(args, "benchmark_seconds", None) or getattr(args, "screenshot", None):
         window.benchmark = Benchmark(window, args.benchmark_seconds, args.screenshot)  # kept alive
     # Ctrl-C in the terminal closes the window cleanly. Python runs signal handlers only when the

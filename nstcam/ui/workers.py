@@ -6,13 +6,14 @@ QObjects live in the GUI thread, so Qt queues the call there (AutoConnection acr
 no widget is ever touched from a worker thread.
 
 Workers are `threading.Thread`s rather than QThreads, so "every thread was joined" can be checked
-with `threading.enumerate()`, and none is ever killed: each has a cooperative stop and is joined.
+with `threading.enumerate()`, and none is ever killed: each has a cooperative stop and is joined
+(`WorkerRegistry`, one deadline for all).
 """
 from __future__ import annotations
 
 import logging
 import threading
-import traceback
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -23,16 +24,16 @@ log = logging.getLogger(__name__)
 
 
 class Notifier(QObject):
-    """Text messages from worker threads: camera status, engine notices, recorder errors."""
+    """Messages from worker threads: camera status text, engine notices, exceptions."""
 
     capture_status = Signal(str)
     engine_notice = Signal(str)
-    stylize_error = Signal(str)
-    recorder_error = Signal(str)
+    stylize_error = Signal(object)  # the exception
+    sink_error = Signal(object)  # the exception of a sink that failed (recorder, virtual camera)
 
 
 class LatestResultBridge(QObject):
-    """Hands stylized frames to the GUI thread, newest only.
+    """The display sink: hands stylized frames to the GUI thread, newest only.
 
     `offer` runs on the stylize thread. If the GUI has not yet taken the previous result, the new
     one replaces it and no second signal is queued, so a slow GUI (or a busy event loop) can never
@@ -40,20 +41,16 @@ class LatestResultBridge(QObject):
     """
 
     ready = Signal()
+    name = "display"
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._lock = threading.Lock()
         self._item: Any = None
         self._pending = False
-        self.offered = 0
-        self.replaced = 0
 
     def offer(self, item: Any) -> None:
         with self._lock:
-            self.offered += 1
-            if self._item is not None:
-                self.replaced += 1
             self._item = item
             if self._pending:
                 return
@@ -66,8 +63,9 @@ class LatestResultBridge(QObject):
             self._pending = False
             return item
 
-    def clear(self) -> None:
+    def close(self, timeout: float) -> bool:
         self.take()
+        return True
 
 
 class TaskWorker(QObject):
@@ -75,13 +73,13 @@ class TaskWorker(QObject):
 
     `fn` receives this worker and may call `report(...)` (emitted as `progress`) and poll
     `cancelled()`. `cancel()` only sets a flag; `join()` waits for the thread. Exactly one of
-    `finished(result)` / `failed(message)` is emitted at the end; `done` is emitted after either.
+    `finished(result)` / `failed(exception)` is emitted at the end; a failure is also logged with
+    its traceback.
     """
 
     progress = Signal(int, int, object)
     finished = Signal(object)
-    failed = Signal(str)
-    done = Signal()
+    failed = Signal(object)  # the exception object
 
     def __init__(self, fn: Callable[[TaskWorker], Any], name: str = "task",
                  parent: QObject | None = None) -> None:
@@ -89,8 +87,9 @@ class TaskWorker(QObject):
         self._fn = fn
         self._cancel = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.name = name
         self.result: Any = None
-        self.error: str | None = None
+        self.error: Exception | None = None
 
     def start(self) -> TaskWorker:
         self._thread.start()
@@ -116,13 +115,39 @@ class TaskWorker(QObject):
     def _run(self) -> None:
         try:
             self.result = self._fn(self)
-        except Exception as exc:
-            log.debug("task %s failed:\n%s", self._thread.name, traceback.format_exc())
-            self.error = str(exc) or type(exc).__name__
-            self.failed.emit(self.error)
+        except Exception as exc:  # any failure of the task is the task's result: shown, not raised
+            log.warning("task %s failed", self.name, exc_info=exc)
+            self.error = exc
+            self.failed.emit(exc)
         else:
             self.finished.emit(self.result)
-        self.done.emit()
+
+
+class WorkerRegistry:
+    """Every TaskWorker the window started, so shutdown can cancel and join them all under one
+    deadline and report the ones that did not finish."""
+
+    def __init__(self) -> None:
+        self._workers: list[TaskWorker] = []
+
+    def start(self, worker: TaskWorker) -> TaskWorker:
+        self._workers = [w for w in self._workers if w.is_running()]
+        self._workers.append(worker)
+        return worker.start()
+
+    def running(self) -> list[TaskWorker]:
+        return [w for w in self._workers if w.is_running()]
+
+    def shutdown(self, timeout: float) -> list[str]:
+        """Cancel every worker, join each within what is left of `timeout`; names not joined."""
+        deadline = time.monotonic() + timeout
+        for worker in self._workers:
+            worker.cancel()
+        late = [w.name for w in self._workers if not w.join(max(0.0, deadline - time.monotonic()))]
+        self._workers.clear()
+        if late:
+            log.warning("workers still running after %.1f s: %s", timeout, ", ".join(late))
+        return late
 
 
 def render_thumbnails(

@@ -1,0 +1,175 @@
+"""What the window and `render` need, prepared and validated before any Qt widget is imported.
+
+Every user error becomes a `CliError` with one line naming the problem and the choices; the CLI
+prints it and exits 2. Kept apart from `nstcam.cli` so that the window (nstcam.ui) can use it
+without importing the command line, and apart from nstcam.ui so that nothing here needs Qt.
+
+Styles are looked up in, in order (a later folder's style of the same name and variant wins):
+the bundled styles, the user styles folder (nstcam.userdirs) and `--styles-dir`.
+"""
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Processing short side of the live view: what a CPU keeps interactive vs. what a GPU affords.
+DEFAULT_SIZE_CUDA = 480
+DEFAULT_SIZE_CPU = 240
+MAX_SIZE = 2160  # short side of 4K UHD; larger sizes need tens of GB per frame
+
+
+class CliError(Exception):
+    """A user error: the message is printed as is after "nstcam: error:" and the exit status is 2."""
+
+
+def style_dirs(extra: Sequence[str]) -> list[Path]:
+    from nstcam.registry import bundled_styles_dir
+    from nstcam.userdirs import user_styles_dir
+
+    dirs = [bundled_styles_dir(), user_styles_dir()]
+    for d in extra:
+        path = Path(d).expanduser()
+        if not path.is_dir():
+            raise CliError(f"--styles-dir {d}: no such folder")
+        dirs.append(path)
+    return dirs
+
+
+def load_registry(extra_dirs: Sequence[str]):
+    from nstcam.registry import StyleRegistry
+
+    dirs = style_dirs(extra_dirs)
+    return StyleRegistry.discover(dirs), dirs
+
+
+def resolve_device(name: str):
+    from trainer.devices import resolve_device as trainer_resolve
+
+    try:
+        return trainer_resolve(name)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def check_style(registry, style: str | None, dirs: Sequence[Path], required: bool = False) -> str:
+    names = registry.names()
+    if not names:
+        where = ", ".join(str(d) for d in dirs)
+        broken = f" ({len(registry.errors)} file(s) failed to load: see `nstcam styles`)" if registry.errors else ""
+        raise CliError(f"no styles found in {where}{broken}; add style files (*.pt) there or pass --styles-dir DIR")
+    if style is None:
+        if required:
+            raise CliError(f"--style is required; available styles: {', '.join(names)}")
+        return names[0]
+    if style not in names:
+        raise CliError(f"unknown style {style!r}; available styles: {', '.join(names)}")
+    return style
+
+
+def check_size(size: int | None) -> int | None:
+    if size is not None and size > MAX_SIZE:
+        raise CliError(f"--size {size}: too large; the processing size is the short side in pixels, "
+                       f"at most {MAX_SIZE} (try 240 on a CPU, 480-1080 on a GPU)")
+    return size
+
+
+def apply_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def build_engine(registry, device, size: int | None, style: str, precision: str = "auto"):
+    from nstcam.engine import StyleEngine
+    from nstcam.malloc import keep_freed_memory
+
+    keep_freed_memory()  # before the first frame: every later frame then reuses its pages
+    try:
+        engine = StyleEngine(registry.select(device.type), device=str(device), size=size, precision=precision)
+        engine.set_style(style)
+    except (RuntimeError, ValueError) as exc:
+        raise CliError(f"cannot start the style engine on {device}: {exc}") from None
+    return engine
+
+
+def make_stabilizer():
+    """The runtime temporal stabilizer (a frame processor)."""
+    from nstcam.stabilize import FlowStabilizer
+
+    return FlowStabilizer()
+
+
+def make_processors(stabilize: bool) -> list:
+    """The frame processors `render` runs after the engine, in order."""
+    return [make_stabilizer()] if stabilize else []
+
+
+def open_virtual_camera(device: str | None):
+    """The virtual camera sink for `--virtual-camera [DEVICE]`; CliError says what to install."""
+    from nstcam.virtualcam import VirtualCameraSink, VirtualCameraUnavailable
+
+    try:
+        return VirtualCameraSink(device=device)
+    except VirtualCameraUnavailable as exc:
+        raise CliError(f"--virtual-camera: {exc}") from None
+
+
+@dataclass
+class Launch:
+    """Everything the window needs, prepared and validated before Qt widgets are imported."""
+
+    args: argparse.Namespace
+    registry: Any
+    engine: Any
+    device: Any
+    style: str
+    camera: str
+    camera_explicit: bool
+    size: int
+    record_path: Path | None = None
+    pictures_dir: Path | None = None
+    style_dirs: list[Path] = field(default_factory=list)
+    virtual_camera: Any = None  # a VirtualCameraSink opened at launch, or None
+
+
+def prepare_window(args: argparse.Namespace) -> Launch:
+    """Validate the window's arguments and build the engine; raises CliError."""
+    device = resolve_device(args.device)
+    registry, dirs = load_registry(args.styles_dir)
+    style = check_style(registry, args.style, dirs)
+    size = check_size(args.size) or (DEFAULT_SIZE_CUDA if device.type == "cuda" else DEFAULT_SIZE_CPU)
+
+    camera_explicit = args.camera is not None
+    camera = str(args.camera) if camera_explicit else "0"
+    if camera_explicit:
+        from nstcam.sources import SourceError, open_source, parse_source
+
+        try:
+            if parse_source(camera) != "demo":
+                open_source(camera).release()  # probe: fail now, with a message, not in the window
+        except SourceError as exc:
+            raise CliError(f"--camera {camera}: {exc}") from None
+
+    record_path = None
+    if args.record:
+        record_path = Path(args.record).expanduser()
+        if record_path.is_dir():
+            raise CliError(f"--record {args.record}: is a folder; give a file name such as clip.mp4")
+        if not record_path.parent.is_dir():
+            raise CliError(f"--record {args.record}: folder {record_path.parent} does not exist")
+
+    pictures = None
+    if args.pictures_dir:
+        pictures = Path(args.pictures_dir).expanduser()
+        if pictures.exists() and not pictures.is_dir():
+            raise CliError(f"--pictures-dir {args.pictures_dir}: exists and is not a folder")
+
+    apply_threads(args.threads)
+    engine = build_engine(registry, device, size, style, args.precision)
+    virtual_camera = open_virtual_camera(args.virtual_camera or None) if args.virtual_camera is not None else None
+    return Launch(args, registry, engine, device, style, camera, camera_explicit, size,
+                  record_path, pictures, dirs, virtual_camera)

@@ -1,0 +1,160 @@
+"""Snapshot orchestration for the window: take the newest frame, refine it on a worker, show it.
+
+On a CPU engine the live session pauses stylizing while the snapshot refines: both want every
+core, and run together torch's thread teams oversubscribe the CPU and each crawls (far worse than
+half speed). The pause waits for the current frame on the worker thread, never on the GUI thread;
+the session resumes (and its processors restart) when the snapshot ends, however it ends.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QPixmap
+
+from nstcam.ui.video_view import rgb_to_qimage
+from nstcam.ui.workers import TaskWorker
+
+if TYPE_CHECKING:
+    from nstcam.ui.main_window import MainWindow
+
+
+class SnapshotFlow(QObject):
+    """One snapshot at a time for `window`; `take()` is the Space key and the toolbar button."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.worker: TaskWorker | None = None
+        self.paused_live = False
+        self.last = None  # the last SnapshotResult
+        window.snapshot_panel.cancelRequested.connect(self.cancel)
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None and self.worker.is_running()
+
+    def _should_pause_live(self) -> bool:
+        w = self.window
+        if w.options.pause_live_while_refining is not None:
+            return w.options.pause_live_while_refining
+        device = getattr(w.engine, "device", None)
+        return getattr(device, "type", str(device)) != "cuda"
+
+    def take(self) -> None:
+        from nstcam import snapshot
+
+        w = self.window
+        if w._shut:
+            return
+        if self.running:
+            w.status.show_status("a snapshot is still being refined (Cancel it in the Snapshot panel)")
+            return
+        result = w._last_result
+        if result is None:
+            w.status.show_status("no camera frame yet to take a snapshot of", error=True)
+            return
+        style = result.style
+        try:
+            model = w.registry.choose(style, w.options.device_type).model
+        except KeyError as exc:
+            w.status.show_status(f"snapshot: {exc}", error=True)
+            return
+        refine = snapshot.has_refine_targets(model)
+        steps = w.options.snapshot_steps or snapshot.DEFAULT_STEPS
+        frame, engine, out_dir, session = result.raw_bgr, w.engine, w.pictures_dir(), w.session
+        refine_side = w.options.snapshot_refine_side
+        self.paused_live = refine and self._should_pause_live()
+
+        def job(worker: TaskWorker):
+            if self.paused_live:
+                session.pause()  # waits, here off the GUI thread, for the frame in progress
+            return snapshot.take_snapshot(
+                frame, engine, model, out_dir, steps=steps, refine=refine, refine_side=refine_side,
+                style=style, progress=worker.report, should_stop=worker.cancelled,
+            )
+
+        self._show_started(result, style, refine, steps)
+        self.worker = TaskWorker(job, name="snapshot", parent=self)
+        self.worker.progress.connect(self._on_progress)
+        self.worker.finished.connect(self._on_done)
+        self.worker.failed.connect(self._on_failed)
+        w.workers.start(self.worker)
+        h, wd = frame.shape[:2]
+        if self.paused_live:
+            w.status.show_status(f"snapshot of a {wd}x{h} frame: refining; the live view is paused "
+                                 "meanwhile (the CPU cannot do both well)")
+        else:
+            w.status.show_status(f"snapshot of a {wd}x{h} frame: refining…" if refine else "snapshot…")
+
+    def _show_started(self, result, style: str, refine: bool, steps: int) -> None:
+        from nstcam import snapshot
+
+        w, panel = self.window, self.window.snapshot_panel
+        panel.title.setText(f"Snapshot — {w._style_row(style)[1]}")
+        panel.progress.setRange(0, steps if refine else 0)
+        panel.progress.setValue(0)
+        panel.progress.setFormat("stylizing at full resolution…")
+        panel.cancel.setEnabled(True)
+        panel.where.setText("" if refine else
+                            f"This style has no {snapshot.DEFAULT_LOSS_NET} Gram targets: saving without refinement.")
+        panel.set_image(QPixmap.fromImage(rgb_to_qimage(np.ascontiguousarray(result.stylized_rgb))))
+        if not w.snapshot_dock.isVisible():
+            w.snapshot_dock.show()
+            w.resizeDocks([w.snapshot_dock], [340], Qt.Orientation.Horizontal)
+
+    def cancel(self) -> None:
+        if self.running:
+            self.worker.cancel()
+            self.window.snapshot_panel.cancel.setEnabled(False)
+            self.window.snapshot_panel.progress.setFormat("cancelling…")
+
+    def _resume_live(self) -> None:
+        if self.paused_live:
+            self.paused_live = False
+            self.window.session.resume()
+
+    def _on_progress(self, step: int, total: int, losses: Any) -> None:
+        if self.window._shut or self.worker is None or self.worker.cancelled():
+            return
+        bar = self.window.snapshot_panel.progress
+        bar.setRange(0, total)
+        bar.setValue(step)
+        style = losses.get("style") if isinstance(losses, dict) else None
+        bar.setFormat("refining %v/%m" + (f" · style loss {style:.3g}" if style is not None else ""))
+
+    def _on_done(self, res) -> None:
+        w, panel = self.window, self.window.snapshot_panel
+        self.last = res
+        self._resume_live()
+        panel.cancel.setEnabled(False)
+        if not w._shut:
+            panel.progress.setRange(0, 1)
+            panel.progress.setValue(1)
+            if res.cancelled:
+                panel.progress.setFormat("refinement cancelled")
+            elif res.refined_path is None:
+                panel.progress.setFormat("saved (not refined)")
+            else:
+                panel.progress.setFormat(f"done in {res.seconds:.0f} s")
+            pixmap = QPixmap(str(res.best_path))
+            panel.set_image(pixmap if not pixmap.isNull() else None)
+            names = [p.name for p in (res.raw_path, res.stylized_path, res.refined_path) if p]
+            panel.where.setText(f"Saved to {res.raw_path.parent}:\n" + "\n".join(names))
+            panel.where.setToolTip(str(res.best_path))
+            panel.open_folder.setEnabled(True)
+            w.status.show_status(f"snapshot saved: {res.best_path}")
+        w.snapshotFinished.emit(res)
+
+    def _on_failed(self, exc: Exception) -> None:
+        w, panel = self.window, self.window.snapshot_panel
+        self._resume_live()
+        panel.cancel.setEnabled(False)
+        if not w._shut:
+            panel.progress.setRange(0, 1)
+            panel.progress.setValue(0)
+            panel.progress.setFormat("failed")
+            panel.where.setText(str(exc))
+            w.status.show_status(f"snapshot failed: {exc}", error=True)
+        w.snapshotFailed.emit(exc)

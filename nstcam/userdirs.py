@@ -1,0 +1,62 @@
+"""Where the app keeps user files, following each platform's conventions, without Qt.
+
+    user styles   <app data>/styles     ~/.local/share/nstcam/styles (XDG_DATA_HOME),
+                                        ~/Library/Application Support/nstcam/styles, %APPDATA%\\nstcam\\styles
+    snapshots     <Pictures>/nstcam     XDG_PICTURES_DIR (~/.config/user-dirs.dirs) or ~/Pictures
+    recordings    <Videos>/nstcam       XDG_VIDEOS_DIR, ~/Movies on macOS, or ~/Videos
+
+The same folders Qt's QStandardPaths names, computed here so that `nstcam styles`, `render` and
+the CLI's checks run without PySide6 (the torch-free and headless runtimes).
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+APP_NAME = "nstcam"
+
+
+def _xdg_user_dir(key: str, fallback: str) -> Path:
+    """A folder from ~/.config/user-dirs.dirs (XDG_PICTURES_DIR="$HOME/Pictures"), else ~/fallback."""
+    home = Path.home()
+    config = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "user-dirs.dirs"
+    try:
+        text = config.read_text(encoding="utf-8")
+    except OSError:
+        text = ""
+    match = re.search(rf'^{key}="([^"]*)"', text, re.MULTILINE)
+    if match:
+        value = match.group(1).replace("$HOME", str(home))
+        if value and Path(value) != home:
+            return Path(value)
+    return home / fallback
+
+
+def app_data_dir() -> Path:
+    home = Path.home()
+    if sys.platform == "win32":
+        return Path(os.environ.get("APPDATA") or home / "AppData" / "Roaming") / APP_NAME
+    if sys.platform == "darwin":
+        return home / "Library" / "Application Support" / APP_NAME
+    return Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share") / APP_NAME
+
+
+def user_styles_dir() -> Path:
+    """Styles the user added or trained (not created here; the registry skips a missing folder)."""
+    return app_data_dir() / "styles"
+
+
+def pictures_dir() -> Path:
+    """Default folder for snapshots."""
+    if sys.platform.startswith("linux"):
+        return _xdg_user_dir("XDG_PICTURES_DIR", "Pictures") / APP_NAME
+    return Path.home() / "Pictures" / APP_NAME
+
+
+def videos_dir() -> Path:
+    """Default folder for recordings started from the window."""
+    if sys.platform.startswith("linux"):
+        return _xdg_user_dir("XDG_VIDEOS_DIR", "Videos") / APP_NAME
+    return Path.home() / ("Movies" if sys.platform == "darwin" else "Videos") / APP_NAME
