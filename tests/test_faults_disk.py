@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from test_faults_training import train_args, training_data  # noqa: F401 (a fixture)
+from trainer import fast
 from trainer.fileio import atomic_torch_save, atomic_write, atomic_write_bytes, check_writable
 
 
@@ -30,9 +32,9 @@ def _mount_tmpfs(folder: Path, options: str) -> None:
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 256 KiB file system (fill it with `fill`)."""
+    """A 4 MiB file system (fill it with `fill`)."""
     folder = tmp_path / "disk"
-    _mount_tmpfs(folder, "size=256k")
+    _mount_tmpfs(folder, "size=4m")
     try:
         yield folder
     finally:
@@ -103,3 +105,30 @@ def test_check_writable_fails_on_a_read_only_folder(readonly_dir: Path) -> None:
     with pytest.raises(OSError) as info:
         check_writable(readonly_dir / "out.png")
     assert info.value.errno == errno.EROFS
+
+
+# ------------------------------------------------------------------------------ trainer.fast
+
+
+def test_training_on_a_full_disk_is_one_line_exit_1_and_keeps_the_checkpoint(
+        training_data, small_disk: Path, capsys, one_torch_thread) -> None:
+    out = small_disk / "s.pt"
+    assert fast.main(train_args(training_data, out, "--steps", "2", "--checkpoint-every", "1")) == 0
+    before = (small_disk / "checkpoint.pt").read_bytes()
+    fill(small_disk)
+    capsys.readouterr()
+    assert fast.main(train_args(training_data, out, "--resume", "--steps", "4")) == 1
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: cannot write the checkpoint {small_disk / 'checkpoint.pt'}: No space left on "
+                      "device; training stopped at step 3; the previous checkpoint is kept (continue with --resume)"]
+    assert "Traceback" not in err and "enforce" not in err
+    assert (small_disk / "checkpoint.pt").read_bytes() == before
+    assert leftovers(small_disk) == []
+
+
+def test_training_into_a_read_only_folder_fails_before_training(training_data, readonly_dir: Path, capsys) -> None:
+    assert fast.main(train_args(training_data, readonly_dir / "s.pt", "--steps", "2")) == 2
+    err = capsys.readouterr().err
+    assert f"error: --out: cannot create files in {readonly_dir} (Read-only file system)" in err
+    assert "step 1/" not in err
