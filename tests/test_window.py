@@ -161,7 +161,7 @@ def test_recording_is_fed_off_the_gui_thread_at_the_cameras_rate(qtbot, open_win
     w = open_window()
     wait_frames(qtbot, w, 2)
     press(qtbot, w, Qt.Key.Key_R)
-    sink = w.recording
+    sink = w.recording.sink
     assert sink is not None and w.record_action.isChecked()
     qtbot.waitUntil(lambda: sink.frames_in >= 3, timeout=WAIT)
     qtbot.waitUntil(lambda: w.status.record_label.isVisible() and "REC" in w.status.record_label.text(),
@@ -174,7 +174,7 @@ def test_recording_is_fed_off_the_gui_thread_at_the_cameras_rate(qtbot, open_win
         press(qtbot, w, Qt.Key.Key_R)
     wall = time.monotonic() - t0
     rec = sink.recorder
-    assert w.recording is None and not w.record_action.isChecked()
+    assert w.recording.sink is None and not w.record_action.isChecked()
     assert rec.fps == pytest.approx(30.0)  # the source's frame rate
     assert rec.frames_dropped == 0
     frames, size = count_frames(rec.path)
@@ -187,8 +187,8 @@ def test_recording_is_fed_off_the_gui_thread_at_the_cameras_rate(qtbot, open_win
 def test_record_at_launch_is_finalised_on_close(qtbot, open_window, tmp_path):
     target = tmp_path / "launch.mp4"
     w = open_window(record_path=target)
-    qtbot.waitUntil(lambda: w.recording is not None, timeout=WAIT)
-    sink = w.recording
+    qtbot.waitUntil(lambda: w.recording.sink is not None, timeout=WAIT)
+    sink = w.recording.sink
     qtbot.waitUntil(lambda: sink.frames_in >= 5, timeout=WAIT)
     w.close()
     assert sink.recorder.closed
@@ -296,3 +296,39 @@ def test_engine_notices_from_another_thread_reach_the_status_line(qtbot, open_wi
     qtbot.waitUntil(lambda: w.status.message == notice, timeout=WAIT)
     w.close()
     assert w.engine.on_notice is None  # unhooked: the engine may outlive the window
+
+
+def test_stabilizer_toggle_swaps_the_processor_chain(qtbot, styles_dir, video, tmp_path):
+    from nstcam.stabilize import FlowStabilizer
+
+    registry = StyleRegistry.discover([styles_dir])
+    engine = StyleEngine(registry.select("cpu"), device="cpu", size=64)
+    stabilizer = FlowStabilizer()
+    w = MainWindow(engine, registry, WindowOptions(camera=str(video), videos_dir=tmp_path, thumbnails=False),
+                   stabilizer=stabilizer)
+    qtbot.addWidget(w)
+    w.show()
+    w.start()
+    try:
+        assert w.stabilize_action.isChecked() and w.session.path.processors == [stabilizer]
+        wait_frames(qtbot, w, 2)
+        press(qtbot, w, Qt.Key.Key_T)
+        assert not w.stabilize_action.isChecked() and w.session.path.processors == []
+        shown: list = []
+        w.frameShown.connect(shown.append)
+        press(qtbot, w, Qt.Key.Key_T)
+        assert w.session.path.processors == [stabilizer]
+        qtbot.waitUntil(lambda: any(r.fresh for r in shown), timeout=WAIT)  # the chain restarted
+        assert "stabilizer on" in w.status.message
+    finally:
+        w.close()
+
+
+def test_virtual_camera_toggle_without_a_device_is_disabled_with_the_reason(qtbot, open_window):
+    w = open_window(camera=DEMO)
+    wait_frames(qtbot, w, 1)
+    press(qtbot, w, Qt.Key.Key_V)
+    assert not w.virtual_camera_action.isChecked() and not w.virtual_camera_action.isEnabled()
+    assert "v4l2loopback" in w.virtual_camera_action.toolTip() or "OBS" in w.virtual_camera_action.toolTip()
+    assert w.virtual_camera is None and len(w.session.sinks.sinks) == 1  # the display only
+    wait_frames(qtbot, w, 2)

@@ -17,7 +17,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +27,11 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QToolBar, QToolButton, Q
 from nstcam import userdirs
 from nstcam.session import LiveSession, SessionOptions
 from nstcam.ui.gallery import StyleGallery
+from nstcam.ui.recording_control import RecordingControl
 from nstcam.ui.snapshot_flow import SnapshotFlow
 from nstcam.ui.snapshot_panel import SnapshotPanel
 from nstcam.ui.status import StatusPanel
+from nstcam.ui.toolbar import build_toolbar
 from nstcam.ui.video_view import VideoView
 from nstcam.ui.workers import LatestResultBridge, Notifier, TaskWorker, WorkerRegistry, render_thumbnails
 
@@ -69,7 +70,6 @@ class MainWindow(QMainWindow):
     frameShown = Signal(object)  # noqa: N815 - every FrameResult painted (tests, benchmarks)
     snapshotFinished = Signal(object)  # noqa: N815 - SnapshotResult
     snapshotFailed = Signal(object)  # noqa: N815 - the exception
-    recordingFinished = Signal(object)  # noqa: N815 - the RecorderSink, closed
     closed = Signal()
 
     def __init__(self, engine, registry, options: WindowOptions | None = None, stabilizer=None,
@@ -91,9 +91,6 @@ class MainWindow(QMainWindow):
             on_status=self.notifier.capture_status.emit, on_error=self.notifier.stylize_error.emit,
             on_sink_error=self.notifier.sink_error.emit)
         self.session.add_sink(self.display)
-        self.recording = None  # the RecorderSink while recording
-        self._record_pending: Path | None = opts.record_path
-        self._record_started = 0.0
         self.virtual_camera = virtual_camera
         self._thumbs: TaskWorker | None = None
         self._last_result = None
@@ -124,7 +121,9 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.snapshot_dock)
         self.snapshot_dock.hide()
         self.snapshots = SnapshotFlow(self)
-        self._build_toolbar()
+        self.recording = RecordingControl(self, opts.record_path)
+        self.recordingFinished = self.recording.finished
+        build_toolbar(self)
 
         self.display.ready.connect(self._on_frame)
         self.notifier.capture_status.connect(self._on_capture_status)
@@ -150,45 +149,6 @@ class MainWindow(QMainWindow):
         except KeyError:
             return name, name, name
         return name, entry.title, f"{entry.label}\n{entry.variant} variant · {entry.path.name}"
-
-    def _build_toolbar(self) -> None:
-        bar = QToolBar("Controls", self)
-        bar.setObjectName("controls")
-        bar.setMovable(False)
-        bar.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
-
-        def action(text: str, tip: str, slot: Callable, checkable: bool = False) -> QAction:
-            act = QAction(text, self)
-            act.setToolTip(tip)
-            act.setCheckable(checkable)
-            (act.toggled if checkable else act.triggered).connect(slot)
-            bar.addAction(act)
-            button = bar.widgetForAction(act)
-            if isinstance(button, QToolButton):
-                button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-            return act
-
-        self.snapshot_action = action("Snapshot", "Take a refined snapshot (Space)", self.snapshots.take)
-        self.record_action = action("● Record", "Start/stop recording the stylized video (R)",
-                                    self._record_toggled, checkable=True)
-        self.stabilize_action = action("Stabilize", "Keep textures still when things move (T)",
-                                       self.set_stabilize, checkable=True)
-        self.virtual_camera_action = action("Virtual camera", "Send the stylized video to a virtual webcam (V)",
-                                            self.set_virtual_camera, checkable=True)
-        self.mirror_action = action("Mirror", "Flip the image horizontally (M)", self.set_mirror, checkable=True)
-        self.compare_action = action("Compare", "Show the camera next to the stylized image (C)",
-                                     self.view.set_compare, checkable=True)
-        self.fullscreen_action = action("Full screen", "Toggle full screen (F)", self.set_fullscreen, checkable=True)
-        bar.addSeparator()
-        self.demo_action = action("Use demo scene", "Switch to the built-in animated scene", self.use_demo_source)
-        for act, on in ((self.mirror_action, self.options.mirror), (self.virtual_camera_action, self.virtual_camera),
-                        (self.stabilize_action, self.options.stabilize and self.stabilizer is not None)):
-            act.blockSignals(True)
-            act.setChecked(bool(on))
-            act.blockSignals(False)
-        self.stabilize_action.setEnabled(self.stabilizer is not None)
 
     # ================================================================== lifecycle
     def start(self) -> None:
@@ -250,9 +210,7 @@ class MainWindow(QMainWindow):
         for worker in self.workers.running():
             worker.cancel()
         late = self.session.stop(timeout=SHUTDOWN_SECONDS / 2)  # closes the recorder and virtual camera
-        if self.recording is not None:
-            rec, self.recording = self.recording, None
-            self.recordingFinished.emit(rec)
+        self.recording.closed_by_session()
         late += self.workers.shutdown(max(0.0, deadline - time.monotonic()))
         if late:
             log.warning("shutdown: not finished within %.0f s: %s", SHUTDOWN_SECONDS, ", ".join(late))
@@ -277,9 +235,7 @@ class MainWindow(QMainWindow):
             self._display_latency.append((time.monotonic() - result.t_captured) * 1e3)
         if self.view.overlay.isVisible() and not self.session.open_error:
             self.view.overlay.hide()
-        if self._record_pending is not None:
-            path, self._record_pending = self._record_pending, None
-            self.start_recording(path)
+        self.recording.first_frame_shown()
         self.frameShown.emit(result)
 
     @property
@@ -385,8 +341,7 @@ class MainWindow(QMainWindow):
                     "You can use the built-in demo scene meanwhile.", "Use the demo scene")
         elif self.view.overlay.isVisible() and not error:
             self.view.overlay.hide()
-        if self.recording is not None:
-            self.status.set_recording(time.monotonic() - self._record_started, str(self.recording.recorder.path))
+        self.recording.refresh()
 
     def _size_text(self) -> str:
         size = getattr(self.engine, "size", None)
@@ -404,77 +359,10 @@ class MainWindow(QMainWindow):
         if self._shut:
             return
         self.status.show_status(str(exc), error=True)
-        if self.recording is not None and self.recording.recorder.error:
-            self.stop_recording()
+        self.recording.failed()
         if self.virtual_camera is not None and self.virtual_camera.error is not None:
             self._set_checked(self.virtual_camera_action, False)
             self.set_virtual_camera(False)
-
-    # ================================================================== recording
-    def _record_toggled(self, on: bool) -> None:
-        if on and self.recording is None and self._record_pending is None:
-            self.start_recording()
-        elif not on:
-            self._record_pending = None
-            self.stop_recording()
-
-    def start_recording(self, path: Path | None = None) -> None:
-        from nstcam.recorder import Recorder, RecorderError
-        from nstcam.sinks import RecorderSink
-
-        if self.recording is not None or self._shut:
-            return
-        if path is None:
-            folder = self.options.videos_dir or userdirs.videos_dir()
-            path = folder / f"nstcam-{datetime.now():%Y%m%d-%H%M%S}-{self.engine.style}.mp4"
-        fps = self.session.source_fps
-        if self._last_result is None or fps <= 0:
-            self._record_pending = Path(path)  # starts with the first frame shown
-            self._set_checked(self.record_action, True)
-            self.status.show_status(f"recording will start with the first frame: {path}")
-            return
-        try:
-            self.recording = RecorderSink(Recorder(path, fps, on_error=lambda m: self.notifier.sink_error.emit(
-                RecorderError(m))))
-        except (OSError, RecorderError, ValueError) as exc:
-            self._set_checked(self.record_action, False)
-            self.status.show_status(f"cannot record to {path}: {exc}", error=True)
-            return
-        self.session.add_sink(self.recording)
-        self._record_started = time.monotonic()
-        self._set_checked(self.record_action, True)
-        self.status.set_recording(0.0, str(self.recording.recorder.path))
-        self.status.show_status(f"recording to {self.recording.recorder.path} at {fps:.3g} fps")
-
-    def stop_recording(self) -> None:
-        """Stop feeding the recorder; the file is finalised on a worker thread."""
-        sink, self.recording = self.recording, None
-        self._set_checked(self.record_action, False)
-        self.status.set_recording(None)
-        if sink is None:
-            return
-        self.session.remove_sink(sink)
-
-        def finalise(_worker: TaskWorker):
-            sink.close(timeout=SHUTDOWN_SECONDS)
-            return sink
-
-        worker = TaskWorker(finalise, name="recorder-close", parent=self)
-        worker.finished.connect(self._on_recording_closed)
-        self.workers.start(worker)
-        self.status.show_status(f"finishing {sink.recorder.path.name}…")
-
-    def _on_recording_closed(self, sink) -> None:
-        rec = sink.recorder
-        if rec.error:
-            self.status.show_status(rec.error, error=True)
-        elif rec.frames_written:
-            dropped = f", {rec.frames_dropped} dropped" if rec.frames_dropped else ""
-            self.status.show_status(
-                f"saved {rec.path} ({rec.frames_written} frames, {rec.elapsed_seconds:.1f} s{dropped})")
-        else:
-            self.status.show_status("recording stopped before any frame was written")
-        self.recordingFinished.emit(sink)
 
     def pictures_dir(self) -> Path:
         return self.options.pictures_dir or userdirs.pictures_dir()
