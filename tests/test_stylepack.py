@@ -33,21 +33,23 @@ def test_manifest_lists_style_files_in_recipe_order(tmp_path: Path) -> None:
     assert "light" in manifest["variants_note"]
 
 
-def test_recipe_becomes_a_fast_command_line(tmp_path: Path) -> None:
-    args = argparse.Namespace(photos=Path("p"), paintings=Path("s"), work=tmp_path, steps=7,
-                              image_size=96, loss_net="efficientnet-lite0", threads=1, variant="light")
+def test_recipe_is_trainer_fast_defaults_plus_names(tmp_path: Path) -> None:
+    args = argparse.Namespace(photos=Path("p"), paintings=Path("s"), work=tmp_path, steps=0, image_size=0,
+                              threads=1, variant="light")
     recipe = next(r for r in stylepack.RECIPES if r.name == "van_gogh")
     argv = stylepack.train_args(recipe, args)
     parsed = stylepack.fast.build_parser().parse_args(argv)
-    assert parsed.style == Path("s/van_gogh.jpg") and parsed.steps == 7 and parsed.image_size == 96
-    assert parsed.style_weight == recipe.style_weight
-    assert parsed.style_layers == {"stem": 1.0, "stage2": 1.0, "stage3": 1.0, "stage4": 0.5}
-    assert parsed.content_layer == "stage2"
+    defaults = stylepack.fast.build_parser().parse_args(["--dataset", "p", "--style", "s/van_gogh.jpg"])
+    assert parsed.style == Path("s/van_gogh.jpg") and parsed.title == "The Starry Night"
+    for key in ("steps", "image_size", "style_weight", "style_layers", "content_layer", "tv_weight",
+                "stability_weight", "blur_downsample", "upsample", "smoothing", "batch_size"):
+        assert getattr(parsed, key) == getattr(defaults, key), key  # the pack is the CLI's recipe
+    assert parsed.loss_net == "efficientnet-lite0" and parsed.threads == 1
     assert parsed.out == tmp_path / "van_gogh-light" / "van_gogh-light.pt"
     assert (parsed.width, parsed.outer_kernel, parsed.variant) == (16, 5, "light")
-    args.variant = "full"
+    args.variant, args.steps = "full", 7
     parsed = stylepack.fast.build_parser().parse_args(stylepack.train_args(recipe, args))
-    assert parsed.out == tmp_path / "van_gogh-full" / "van_gogh-full.pt"
+    assert parsed.out == tmp_path / "van_gogh-full" / "van_gogh-full.pt" and parsed.steps == 7
     assert (parsed.width, parsed.outer_kernel, parsed.variant) == (32, 9, "full")
 
 

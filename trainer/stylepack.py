@@ -1,8 +1,10 @@
 """Train the bundled style pack and write its manifest: `python -m trainer.stylepack`.
 
-The recipes below are the record of how each shipped style was made; rerunning this command with
-the same data reproduces `styles/`. Per-style weights differ because paintings differ: a busy
-texture (The Starry Night) overwhelms faces at a weight a flat one (Udnie) needs to show at all.
+Every style is trained with `trainer.fast`'s own defaults (its CPU recipe: the light network,
+content at stage2, the automatic style weight, the stability loss and the anti-aliased network),
+so the pack shows what `python -m trainer.fast --dataset PHOTOS --style PAINTING.jpg` gives for
+any painting; the recipes below only name the paintings. Rerunning this command with the same
+data reproduces `styles/`.
 """
 from __future__ import annotations
 
@@ -19,17 +21,6 @@ from trainer.stylefile import StyleFileError, load_style
 log = logging.getLogger(__name__)
 
 
-# Shallow taps (colour, fine texture) alone keep faces and avoid the saturated blobs that the
-# deeper stage4/stage5 Grams provoke in the fast network; Van Gogh and Kandinsky need stage4's
-# larger strokes and shapes, at half weight.
-SHALLOW = "stem,stage2,stage3"
-STROKES = "stem,stage2,stage3,stage4:0.5"
-# Content at stage2 (stride 4, like Johnson's relu2_2) rather than the loss net's default stage3
-# (stride 8): it pins local structure, which keeps faces and lettering and stops the network
-# painting saturated colour blobs into flat regions (seen with stage3 on every style).
-CONTENT_LAYER = "stage2"
-
-
 @dataclass(frozen=True)
 class Recipe:
     name: str
@@ -37,27 +28,23 @@ class Recipe:
     title: str
     artist: str
     year: str
-    style_weight: float
-    style_layers: str = SHALLOW
-    content_weight: float = 1.0
-    content_layer: str = CONTENT_LAYER
-    style_size: int = 384
 
 
 RECIPES: tuple[Recipe, ...] = (
-    Recipe("monet", "monet.jpg", "Woman with a Parasol", "Claude Monet", "1875", 120.0),
-    Recipe("van_gogh", "van_gogh.jpg", "The Starry Night", "Vincent van Gogh", "1889", 60.0, STROKES),
-    Recipe("munch", "munch.jpg", "The Scream", "Edvard Munch", "1893", 60.0),
-    Recipe("hokusai", "hokusai.jpg", "The Great Wave off Kanagawa", "Katsushika Hokusai", "c. 1831", 120.0),
-    Recipe("kandinsky", "kandinsky.jpg", "Composition VII", "Wassily Kandinsky", "1913", 60.0, STROKES),
-    Recipe("picabia", "picabia.jpg", "Udnie", "Francis Picabia", "1913", 60.0),
+    Recipe("monet", "monet.jpg", "Woman with a Parasol", "Claude Monet", "1875"),
+    Recipe("van_gogh", "van_gogh.jpg", "The Starry Night", "Vincent van Gogh", "1889"),
+    Recipe("munch", "munch.jpg", "The Scream", "Edvard Munch", "1893"),
+    Recipe("hokusai", "hokusai.jpg", "The Great Wave off Kanagawa", "Katsushika Hokusai", "c. 1831"),
+    Recipe("kandinsky", "kandinsky.jpg", "Composition VII", "Wassily Kandinsky", "1913"),
+    Recipe("picabia", "picabia.jpg", "Udnie", "Francis Picabia", "1913"),
 )
 
 # "light": the CPU variant, half width with 5x5 outer convolutions (README "Performance" has the
-# measurements behind it); "full": Johnson's network, for GPUs.
+# measurements behind it); "full": Johnson's network, for GPUs. Both are trainer.fast's device
+# defaults; naming them keeps a variant's network whichever device trains it.
 ARCHITECTURES = {
-    "light": {"width": 16, "res_blocks": 5, "outer_kernel": 5, "separable": False},
-    "full": {"width": 32, "res_blocks": 5, "outer_kernel": 9, "separable": False},
+    "light": {"width": 16, "outer_kernel": 5},
+    "full": {"width": 32, "outer_kernel": 9},
 }
 VARIANTS_NOTE = (
     "Only the light (CPU) variants are shipped; the app runs them on CUDA too. The pack was "
@@ -68,8 +55,9 @@ VARIANTS_NOTE = (
 PUBLIC_DOMAIN = "The painting is in the public domain; the trained weights are part of nstcam."
 MANIFEST_KEYS = (
     "name", "title", "artist", "year", "variant", "loss_net", "content_weight", "style_weight",
-    "tv_weight", "style_layers", "content_layer", "image_size", "style_size", "batch_size", "steps",
-    "lr", "seed", "amp", "training_seconds", "images_per_second", "architecture",
+    "style_weight_auto", "tv_weight", "style_layers", "content_layer", "smoothing", "stability",
+    "image_size", "style_size", "batch_size", "steps", "lr", "seed", "amp", "training_seconds",
+    "images_per_second", "architecture",
 )
 
 
@@ -86,17 +74,13 @@ def train_args(recipe: Recipe, args: argparse.Namespace) -> list[str]:
         "--dataset", str(args.photos), "--style", str(args.paintings / recipe.painting),
         "--out", str(out), "--name", recipe.name, "--title", recipe.title,
         "--artist", recipe.artist, "--year", recipe.year, "--variant", args.variant,
-        "--image-size", str(args.image_size), "--style-size", str(recipe.style_size),
-        "--batch-size", "4", "--steps", str(args.steps), "--loss-net", args.loss_net,
-        "--content-weight", str(recipe.content_weight), "--style-weight", str(recipe.style_weight),
-        "--style-layers", recipe.style_layers, "--content-layer", recipe.content_layer, "--tv-weight", "0",
-        "--width", str(arch["width"]), "--res-blocks", str(arch["res_blocks"]),
-        "--outer-kernel", str(arch["outer_kernel"]),
-        "--separable" if arch["separable"] else "--no-separable",
-        "--sample-every", "250", "--checkpoint-every", "250", "--log-every", "50", "--seed", "0",
+        "--width", str(arch["width"]), "--outer-kernel", str(arch["outer_kernel"]),
+        # What "auto" picks without VGG19 weights on disk; named so the pack never depends on them.
+        "--loss-net", "efficientnet-lite0", "--sample-every", "250", "--checkpoint-every", "250",
     ]
-    if args.threads:
-        argv += ["--threads", str(args.threads)]
+    for flag, value in (("--steps", args.steps), ("--image-size", args.image_size), ("--threads", args.threads)):
+        if value:
+            argv += [flag, str(value)]
     return argv
 
 
@@ -139,10 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", choices=tuple(ARCHITECTURES), default="light",
                    help="which network to train: light (CPU; every style ships one) or full "
                         "(Johnson's, for GPUs) (default: light)")
-    p.add_argument("--steps", type=int, default=1200, help="training steps per style (default: 1200)")
-    p.add_argument("--image-size", type=int, default=192, help="training crop size (default: 192)")
-    p.add_argument("--loss-net", default="efficientnet-lite0",
-                   help="loss net passed to trainer.fast (default: efficientnet-lite0)")
+    p.add_argument("--steps", type=int, default=0, help="training steps per style (default: trainer.fast's)")
+    p.add_argument("--image-size", type=int, default=0, help="training crop size (default: trainer.fast's)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--manifest-only", action="store_true",
                    help="only rewrite the manifest from the style files already in --out")
