@@ -12,11 +12,13 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from test_faults_training import train_args, training_data  # noqa: F401 (a fixture)
-from trainer import fast
+from trainer import fast, gatys
 from trainer.fileio import atomic_torch_save, atomic_write, atomic_write_bytes, check_writable
 
 
@@ -132,3 +134,40 @@ def test_training_into_a_read_only_folder_fails_before_training(training_data, r
     err = capsys.readouterr().err
     assert f"error: --out: cannot create files in {readonly_dir} (Read-only file system)" in err
     assert "step 1/" not in err
+
+
+# ---------------------------------------------------------------------------- trainer.gatys
+
+
+def _gatys_images(folder: Path) -> tuple[Path, Path]:
+    rng = np.random.default_rng(1)
+    content, style = folder / "content.png", folder / "style.png"
+    Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(content)
+    Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(style)
+    return content, style
+
+
+def test_gatys_into_a_read_only_folder_fails_before_optimising(tmp_path, readonly_dir: Path, capsys,
+                                                                monkeypatch) -> None:
+    content, style = _gatys_images(tmp_path)
+    monkeypatch.setattr(gatys, "refine", lambda *a, **k: pytest.fail("optimised before checking the output"))
+    assert gatys.main([str(content), str(style), "-o", str(readonly_dir / "out.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        f"python -m trainer.gatys: error: -o {readonly_dir / 'out.png'}: cannot create files in {readonly_dir} "
+        "(Read-only file system)"]
+
+
+def test_gatys_on_a_full_disk_is_one_line_exit_1_and_no_partial_image(tmp_path, small_disk: Path, capsys,
+                                                                       one_torch_thread) -> None:
+    content, style = _gatys_images(tmp_path)
+    out = small_disk / "out.png"
+    fill(small_disk)
+    argv = [str(content), str(style), "-o", str(out), "--steps", "2", "--size", "32",
+            "--loss-net", "efficientnet-lite0", "--device", "cpu"]
+    assert gatys.main(argv) == 1
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert errors == [f"python -m trainer.gatys: error: cannot write {out}: No space left on device"]
+    assert "Traceback" not in err
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]

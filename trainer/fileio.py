@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import torch
+from PIL import Image
 
 # torch's UnpicklingError for a file its weights-only unpickler refuses starts with this.
 _WEIGHTS_ONLY_REFUSAL = "Weights only load failed"
@@ -82,6 +83,16 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(path, buffer.getbuffer())
+
+
+def atomic_save_image(image: Image.Image, path: str | Path, *, overwrite: bool = True) -> None:
+    """Save a PIL image atomically (see `atomic_write`), in the format its extension names."""
+    path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{path}: unknown image format {path.suffix!r}; use e.g. .png or .jpg")
+    with atomic_write(path, overwrite=overwrite) as f:
+        image.save(f, format=fmt)
 
 
 def check_writable(path: str | Path) -> None:

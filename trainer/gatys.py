@@ -41,7 +41,8 @@ from tqdm import tqdm
 
 from trainer.cliargs import int_at_least, number
 from trainer.devices import DEVICE_CHOICES, resolve_device
-from trainer.images import ImageLoadError, load_image, pil_to_tensor, save_image
+from trainer.fileio import atomic_save_image, check_writable
+from trainer.images import ImageLoadError, load_image, pil_to_tensor, tensor_to_pil
 from trainer.lossnets import CHOICES as LOSS_NET_CHOICES
 from trainer.lossnets import DEFAULT_WEIGHTS, LossNetUnavailable, build_loss_net
 from trainer.perceptual import PerceptualLoss
@@ -330,6 +331,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if out.suffix.lower() not in Image.registered_extensions():
         return fail(f"{out}: unknown image format {out.suffix!r}; use e.g. .png or .jpg")
     try:
+        check_writable(out)  # now, not after the whole optimisation
+    except OSError as exc:
+        return fail(f"-o {out}: cannot create files in {out.parent} ({exc.strerror or exc})")
+    try:
         device = resolve_device(args.device)
     except ValueError as exc:
         return fail(str(exc))
@@ -359,9 +364,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                         refresh=False)
         bar.update(step - bar.n)
 
+    write_failures: list[str] = []
+
+    def write(image: torch.Tensor, path: Path) -> bool:
+        """Save atomically; on failure (full disk) remember one message for the user and say False."""
+        try:
+            atomic_save_image(tensor_to_pil(image), path)
+        except OSError as exc:
+            write_failures.append(f"cannot write {path}: {exc.strerror or exc}")
+            return False
+        return True
+
     def on_image(step: int, image: torch.Tensor) -> None:
         if args.save_every and step % args.save_every == 0:
-            save_image(_resize(image, tuple(content.shape[-2:])).clamp(0, 1), _step_path(out, step))
+            if not write(_resize(image, tuple(content.shape[-2:])).clamp(0, 1), _step_path(out, step)):
+                stop.stopped = True  # the final image would not fit either
 
     stop = _InterruptFlag()
     main_thread = threading.current_thread() is threading.main_thread()
@@ -379,7 +396,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if main_thread:
             signal.signal(signal.SIGINT, previous)
         bar.close()
-    save_image(result.image, out)
+    saved = write(result.image, out)
+    if write_failures:
+        kept = f"; stopped after {result.steps_done} steps, the image so far is in {out}" if saved else ""
+        print(f"{parser.prog}: error: {'; '.join(write_failures)}{kept}", file=sys.stderr)
+        return 1
     logger.info(
         "%s %d steps in %.1f s (%.2f steps/s); loss %s; wrote %s",
         "cancelled after" if result.cancelled else "did", result.steps_done, result.seconds,
