@@ -11,6 +11,9 @@ PNGs are written with a timestamped name that never overwrites anything:
     20250131-142501_starry-night_stylized.png   the fast network at full resolution
     20250131-142501_starry-night_refined.png    after refinement (absent when cancelled)
 
+Each is written atomically (temp file + rename): a full disk leaves a PNG absent, never
+truncated, and the SnapshotError names the file and those kept.
+
 Budget. On a CPU one forward+backward of EfficientNet-Lite0 at 1280x720 takes about a second,
 so refining at full resolution would cost minutes. Instead the optimisation runs on a copy whose
 short side is `refine_side` (360 px on CPU by default: ~4x fewer pixels than 720p) and the
@@ -36,6 +39,8 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+
+from trainer.fileio import atomic_write_bytes
 
 DEFAULT_LOSS_NET = "efficientnet-lite0"
 # Optimiser steps; with the default refine_side that is ~10 s of an idle 2-core CPU for a 720p
@@ -128,12 +133,20 @@ def _slug(text: str) -> str:
 _name_lock = threading.Lock()
 
 
-def _write_png(path: Path, rgb: np.ndarray) -> None:
+def _write_png(path: Path, rgb: np.ndarray, saved: tuple[Path, ...] = (), overwrite: bool = False) -> None:
+    """Write a PNG atomically: complete or absent, never truncated (a full disk). Never replaces
+    an existing file unless `overwrite` (our own placeholder). `saved`: what the message says
+    is kept when this one fails."""
     ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise SnapshotError(f"{path}: could not encode the image as PNG")
-    with open(path, "xb") as f:  # exclusive: never overwrite
-        f.write(buf.tobytes())
+    try:
+        atomic_write_bytes(path, buf.tobytes(), overwrite=overwrite)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        kept = f"kept {', '.join(p.name for p in saved)}" if saved else "nothing was saved"
+        raise SnapshotError(f"could not write {path} ({exc.strerror or exc}); {kept}") from None
 
 
 def _reserve_stem(out_dir: Path, style: str, when: datetime) -> str:
@@ -262,9 +275,12 @@ def take_snapshot(
     raw_path = out_dir / f"{stem}_raw.png"
     stylized_path = out_dir / f"{stem}_stylized.png"
     refined_path = out_dir / f"{stem}_refined.png"
-    raw_path.unlink()  # the empty placeholder that reserved the name
-    _write_png(raw_path, raw_rgb)
-    _write_png(stylized_path, stylized)
+    try:
+        _write_png(raw_path, raw_rgb, overwrite=True)  # replaces the empty placeholder that reserved the name
+    except BaseException:
+        raw_path.unlink(missing_ok=True)
+        raise
+    _write_png(stylized_path, stylized, (raw_path,))
 
     def done(refined: Path | None, cancelled: bool, before=None, after=None, steps_done=0, size=None,
              out_of_time=False):
@@ -349,12 +365,12 @@ def take_snapshot(
     else:
         refined_rgb = tensor_to_rgb_array(refined_t)
     try:
-        _write_png(refined_path, refined_rgb)
+        _write_png(refined_path, refined_rgb, (raw_path, stylized_path))
     except FileExistsError:
         # Someone else created our refined name meanwhile: take a fresh stem for it.
         with _name_lock:
             stem2 = _reserve_stem(out_dir, str(label), datetime.now())
         (out_dir / f"{stem2}_raw.png").unlink()
         refined_path = out_dir / f"{stem2}_refined.png"
-        _write_png(refined_path, refined_rgb)
+        _write_png(refined_path, refined_rgb, (raw_path, stylized_path))
     return done(refined_path, False, before, after, result.steps_done, (rw, rh), out_of_time)

@@ -1,6 +1,8 @@
 """nstcam.snapshot: full-resolution stylize + Gatys refinement, three PNGs, cancel, budget."""
 from __future__ import annotations
 
+import errno
+import os
 import time
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from app_fixtures import make_style, make_styles_dir, pattern_image
 from nstcam import snapshot
 from nstcam.engine import StyleEngine
 from nstcam.registry import StyleRegistry
+from test_faults_disk import fill, small_disk  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread_module")
 
@@ -162,3 +165,31 @@ def test_refinement_uses_the_layers_the_targets_cover(registry):
     settings = snapshot._loss_settings(trained, net, defaults)
     assert settings["style_layers"] == {"stem": 1.0, "stage2": 0.5} and settings["content_layer"] == "stage2"
     assert settings["style_weight"] == pytest.approx(defaults.style * snapshot.REFINE_STYLE_SCALE)
+
+
+def test_a_full_disk_leaves_no_truncated_png_and_no_placeholder(registry, engine, small_disk):
+    fill(small_disk)
+    with pytest.raises(snapshot.SnapshotError) as info:
+        snapshot.take_snapshot(camera_frame(), engine, registry.choose("ember", "cpu").model, small_disk,
+                               refine=False, style="ember")
+    message = str(info.value)
+    assert message.startswith(f"could not write {small_disk}/") and "_raw.png (No space left on device)" in message
+    assert message.endswith("; nothing was saved")
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
+
+
+def test_a_failed_write_keeps_the_finished_pngs_only(registry, engine, tmp_path, monkeypatch):
+    real, calls = snapshot.atomic_write_bytes, []
+
+    def second_write_fails(path, data, **kw):
+        calls.append(Path(path))
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(path, data, **kw)
+
+    monkeypatch.setattr(snapshot, "atomic_write_bytes", second_write_fails)
+    with pytest.raises(snapshot.SnapshotError, match=r"_stylized\.png \(No space left on device\); kept .*_raw\.png$"):
+        snapshot.take_snapshot(camera_frame(), engine, registry.choose("ember", "cpu").model, tmp_path,
+                               refine=False, style="ember")
+    assert [p.name for p in tmp_path.iterdir()] == [calls[0].name]
+    assert read_png(calls[0]).shape == (72, 96, 3)
