@@ -88,6 +88,25 @@ class Clip:
         return w, h
 
 
+def synthetic_scene(width: int = 480, height: int = 360, seed: int = 0) -> np.ndarray:
+    """A generated BGR "photo" with smooth shading, fine texture and hard edges (what style
+    networks and optical flow both need), for tests and for machines without the eval photos."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.uniform(0, 255, (max(2, height // 40), max(2, width // 40), 3)).astype(np.float32)
+    fine = rng.uniform(-40, 40, (max(2, height // 6), max(2, width // 6), 3)).astype(np.float32)
+    img = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+    img += cv2.resize(fine, (width, height), interpolation=cv2.INTER_CUBIC)
+    for _ in range(12):
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        if rng.random() < 0.5:
+            cv2.rectangle(img, (x, y), (x + int(rng.integers(10, width // 4)), y + int(rng.integers(10, height // 4))),
+                          colour, -1)
+        else:
+            cv2.circle(img, (x, y), int(rng.integers(5, height // 6)), colour, -1)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
 def _add_noise(frame: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
     if sigma <= 0:
         return frame
@@ -457,7 +476,7 @@ def engine_stylizer(engine: Any, style: str | None = None, processors: Sequence[
 
 def default_engine(device: str = "cpu", styles_dir: str | None = None) -> Any:
     """A StyleEngine with every bundled style (plus `styles_dir`'s), running at the input's size."""
-    from nstcam.cli import build_engine, check_style, load_registry, resolve_device
+    from nstcam.launch import build_engine, check_style, load_registry, resolve_device
 
     registry, dirs = load_registry([styles_dir] if styles_dir else [])
     style = check_style(registry, None, dirs)
@@ -674,7 +693,7 @@ def _average(per_image: Sequence[Comparison]) -> Comparison:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from nstcam.cli import CliError
+    from nstcam.launch import CliError
     from nstcam.stabilize import FlowStabilizer
 
     parser = build_parser()

@@ -42,8 +42,10 @@ class FlowStabilizer:
         keep: float = 0.85,
         flow_scale: float = 0.5,
         match_tolerance: float = 12.0,
+        consistency_floor: float = 0.75,
         consistency_tolerance: float = 1.5,
         cut_fraction: float = 0.3,
+        interpolation: int = cv2.INTER_LINEAR,
     ) -> None:
         if not 0.0 <= keep < 1.0:
             raise ValueError(f"keep must be in [0, 1), got {keep}")
@@ -52,8 +54,10 @@ class FlowStabilizer:
         self.keep = keep
         self.flow_scale = flow_scale
         self.match_tolerance = match_tolerance
+        self.consistency_floor = consistency_floor
         self.consistency_tolerance = consistency_tolerance
         self.cut_fraction = cut_fraction
+        self.interpolation = interpolation
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
         self._grids: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         self.cuts = 0  # scene cuts detected since construction, for tests and logs
@@ -79,7 +83,7 @@ class FlowStabilizer:
             self.cuts += 1
             log.debug("scene cut: %.0f%% of the frame matches the previous one", 100 * np.mean(weight > 0.5))
             return self._start(gray, small, stylized_rgb)
-        warped = cv2.remap(prev_out, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        warped = cv2.remap(prev_out, map_x, map_y, self.interpolation, borderMode=cv2.BORDER_REPLICATE)
         weight *= self.keep
         out = cv2.blendLinear(warped, stylized_rgb, weight, 1.0 - weight)
         self._prev_gray, self._prev_small, self._prev_out = gray, small, out
@@ -103,23 +107,26 @@ class FlowStabilizer:
         gx, gy = self._grid_at(small.shape[1], small.shape[0])
         sx, sy = gx + back[..., 0], gy + back[..., 1]
         fwd_there = cv2.remap(fwd, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        fwd_there += back
+        disagreement = cv2.magnitude(fwd_there[..., 0], fwd_there[..., 1])
+        if (small.shape[1], small.shape[0]) == size:
+            return sx, sy, disagreement
         scale = size[0] / small.shape[1]
-        disagreement = cv2.magnitude(back[..., 0] + fwd_there[..., 0], back[..., 1] + fwd_there[..., 1]) * scale
-        back_full = cv2.resize(back, size, interpolation=cv2.INTER_LINEAR) * scale
+        back = cv2.resize(back, size, interpolation=cv2.INTER_LINEAR)
+        disagreement = cv2.resize(disagreement, size, interpolation=cv2.INTER_LINEAR)
         fx, fy = self._grid_at(*size)
-        return (
-            fx + back_full[..., 0],
-            fy + back_full[..., 1],
-            cv2.resize(disagreement, size, interpolation=cv2.INTER_LINEAR),
-        )
+        return fx + scale * back[..., 0], fy + scale * back[..., 1], disagreement * scale
 
     def _confidence(self, gray: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, disagreement: np.ndarray) -> np.ndarray:
         """Per-pixel trust in the warp, 0..1: the warped previous raw frame must match the current
-        one (smoothed, so sensor noise does not count) and the two flows must agree."""
+        one and the two flows must agree. Differences up to the frame's typical one (twice the
+        median: sensor noise and resampling, whatever the camera) are fully trusted; beyond that,
+        trust falls to zero over `match_tolerance` grey levels and `consistency_tolerance` pixels."""
         warped_gray = cv2.remap(self._prev_gray, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         mismatch = cv2.blur(cv2.absdiff(warped_gray, gray), (5, 5)).astype(np.float32)
-        match = 1.0 - mismatch / self.match_tolerance
-        agree = 1.0 - disagreement / self.consistency_tolerance
+        floor = min(2.0 * float(np.median(mismatch[::4, ::4])) + 1.0, self.match_tolerance)
+        match = 1.0 - (mismatch - floor) / self.match_tolerance
+        agree = 1.0 - (disagreement - self.consistency_floor) / self.consistency_tolerance
         weight = np.minimum(match, agree)
         np.clip(weight, 0.0, 1.0, out=weight)
         return weight
