@@ -255,3 +255,76 @@ def test_torchrun_two_processes_on_cpu_write_one_style_file(data, tmp_path):
     assert meta["world_size"] == 2 and meta["global_batch_size"] == 4 and meta["steps"] == 3
     assert proc.stderr.count("wrote ") == 1  # rank 0 alone reports
     assert load_checkpoint(out.parent / "checkpoint.pt")["data"]["world_size"] == 2
+
+
+def _grey_photos(root: Path, n: int = 8) -> Path:
+    """Low-saturation textured photos: grey scenes for a colourful painting to recolour."""
+    for i in range(n):
+        rng = np.random.default_rng(100 + i)
+        yy, xx = np.mgrid[0:48, 0:48]
+        grey = 128 + 60 * np.sin(xx / (3 + i) + yy / 5) + rng.normal(0, 10, (48, 48))
+        arr = np.repeat(np.clip(grey, 0, 255)[..., None], 3, -1).astype(np.uint8)
+        _save(root / f"g{i}.png", arr)
+    return root
+
+
+def _save(path: Path, arr: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+
+
+def test_default_recipe_moves_colour_statistics_toward_the_painting(tmp_path):
+    photos = _grey_photos(tmp_path / "photos")
+    yy, xx = np.mgrid[0:64, 0:64]
+    strokes = 40 * np.sin((xx + 2 * yy) / 3.0)[..., None]
+    painting = np.clip(np.array([220, 110, 30]) + strokes, 0, 255).astype(np.uint8)  # orange brushwork
+    _save(tmp_path / "painting.png", painting)
+    out = tmp_path / "run" / "p.pt"
+    # Only sizes and length are shrunk; every loss setting is the default recipe's.
+    rc = fast.main(["--dataset", str(photos), "--style", str(tmp_path / "painting.png"), "--out", str(out),
+                    "--image-size", "32", "--width", "8", "--res-blocks", "1", "--steps", "100",
+                    "--workers", "0", "--sample-every", "0", "--log-every", "20"])
+    assert rc == 0
+    style = load_style(out)
+    meta = style.meta
+    assert meta["content_layer"] == "stage2" and meta["tv_weight"] == 0.0
+    assert meta["style_layers"] == fast.FAST_LOSS_DEFAULTS["efficientnet-lite0"]["style_layers"]
+    auto = meta["style_weight_auto"]
+    assert auto["budget"] == fast.STYLE_BUDGET["efficientnet-lite0"]
+    assert meta["style_weight"] == pytest.approx(auto["budget"] / auto["photo_style_loss"])
+    photo = torch.from_numpy(np.asarray(Image.open(photos / "g0.png"), dtype=np.float32) / 255).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        y = style.build()(photo).clamp(0, 1)
+    target = torch.from_numpy(painting.astype(np.float32) / 255).permute(2, 0, 1)[None]
+
+    def gap(t: torch.Tensor) -> float:  # distance of the per-channel means from the painting's
+        return float((t.mean((0, 2, 3)) - target.mean((0, 2, 3))).norm())
+
+    assert gap(y) < 0.6 * gap(photo)
+
+
+def test_recipe_defaults_follow_the_device():
+    parser = fast.build_parser()
+    cpu = parser.parse_args(["--dataset", "d", "--style", "s.jpg", "--loss-net", "efficientnet-lite0"])
+    fast._apply_recipe_defaults(cpu, torch.device("cpu"))
+    assert (cpu.width, cpu.outer_kernel, cpu.image_size, cpu.batch_size) == (16, 5, 192, 4)
+    assert cpu.steps == fast.DEVICE_DEFAULTS["cpu"]["steps"] and cpu.epochs is None
+    cuda = parser.parse_args(["--dataset", "d", "--style", "s.jpg", "--loss-net", "efficientnet-lite0",
+                              "--image-size", "320"])
+    fast._apply_recipe_defaults(cuda, torch.device("cuda"))
+    assert (cuda.width, cuda.outer_kernel, cuda.image_size) == (32, 9, 320)  # given values are kept
+    epochs = parser.parse_args(["--dataset", "d", "--style", "s.jpg", "--epochs", "3"])
+    fast._apply_recipe_defaults(epochs, torch.device("cpu"))
+    assert epochs.steps is None and epochs.epochs == 3
+
+
+def test_stability_loss_and_anti_aliased_net_train_and_are_recorded(data, tmp_path, caplog):
+    out = tmp_path / "stab" / "s.pt"
+    with caplog.at_level("INFO", logger="trainer"):
+        assert _run(data, out, "--steps", "3", "--stability-weight", "500", "--stability-shift", "1.5",
+                    "--stability-rotate", "0", "--stability-noise", "0.01", "--blur-downsample",
+                    "--upsample", "bilinear", "--sample-every", "0") == 0
+    style = load_style(out)
+    assert style.meta["stability"] == {"weight": 500.0, "shift": 1.5, "rotate": 0.0, "noise": 0.01}
+    assert style.config.blur_downsample and style.config.upsample == "bilinear"
+    assert any("stability" in r.getMessage() and "step 3/3" in r.getMessage() for r in caplog.records)
