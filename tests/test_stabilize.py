@@ -1,0 +1,111 @@
+"""FlowStabilizer: pass-through and resets, scene cuts, steadier pans, no trails behind moving objects."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from nstcam.stability import apply_processors, evaluate, object_clip, pan_clip, still_clip, synthetic_scene
+from nstcam.stabilize import FlowStabilizer
+
+SIZE = (320, 240)
+
+
+@pytest.fixture(scope="module")
+def scene() -> np.ndarray:
+    return synthetic_scene(480, 360, seed=5)
+
+
+def unstable_style(frames: list[np.ndarray], seed: int = 0) -> list[np.ndarray]:
+    """A fake stylizer: a colour change that follows the picture plus texture that is new in every
+    frame, which is how an aliasing style network boils under motion."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for f in frames:
+        rgb = cv2.cvtColor(f, cv2.COLOR_BGR2RGB).astype(np.float32)
+        out.append(np.clip(255.0 - rgb + rng.normal(0, 12, f.shape), 0, 255).astype(np.uint8))
+    return out
+
+
+def test_first_frame_passes_through_unchanged(scene: np.ndarray) -> None:
+    clip = pan_clip(scene, 1, 2, SIZE, noise=3.0, rng=np.random.default_rng(0))
+    stylized = unstable_style(clip.frames)
+    stab = FlowStabilizer()
+    first = stab.process(clip.frames[0], stylized[0])
+    np.testing.assert_array_equal(first, stylized[0])
+    second = stab.process(clip.frames[1], stylized[1])
+    assert second.shape == stylized[1].shape and second.dtype == np.uint8
+    assert not np.array_equal(second, stylized[1])  # the history is used from the second frame on
+
+
+def test_reset_forgets_the_history(scene: np.ndarray) -> None:
+    clip = pan_clip(scene, 1, 4, SIZE, noise=3.0, rng=np.random.default_rng(0))
+    stylized = unstable_style(clip.frames)
+    stab = FlowStabilizer()
+    for raw, out in zip(clip.frames[:3], stylized[:3]):
+        stab.process(raw, out)
+    stab.reset()
+    np.testing.assert_array_equal(stab.process(clip.frames[3], stylized[3]), stylized[3])
+    assert stab.cuts == 0
+
+
+def test_scene_cut_resets_by_itself(scene: np.ndarray) -> None:
+    before = pan_clip(scene, 1, 3, SIZE, noise=3.0, rng=np.random.default_rng(0))
+    after = still_clip(synthetic_scene(480, 360, seed=9), 2, SIZE, noise=3.0, rng=np.random.default_rng(1))
+    frames = before.frames + after.frames
+    stylized = unstable_style(frames)
+    stab = FlowStabilizer()
+    outputs = [stab.process(raw, out) for raw, out in zip(frames, stylized)]
+    assert stab.cuts == 1
+    np.testing.assert_array_equal(outputs[3], stylized[3])  # the first frame of the new scene
+    assert not np.array_equal(outputs[4], stylized[4])  # and the new history starts there
+
+
+def test_new_content_shows_at_once(scene: np.ndarray) -> None:
+    """Something that appears without moving in (a light switched on) is not blended with the past."""
+    clip = still_clip(scene, 4, SIZE, noise=3.0, rng=np.random.default_rng(0))
+    frames = [f.copy() for f in clip.frames]
+    cv2.rectangle(frames[3], (120, 80), (200, 160), (255, 255, 255), -1)
+    stylized = unstable_style(frames)
+    stab = FlowStabilizer()
+    outputs = [stab.process(raw, out) for raw, out in zip(frames, stylized)]
+    inner = (slice(95, 145), slice(135, 185))
+    np.testing.assert_array_equal(outputs[3][inner], stylized[3][inner])
+    assert stab.cuts == 0
+
+
+def test_stylized_size_differs_from_raw(scene: np.ndarray) -> None:
+    clip = pan_clip(scene, 2, 4, SIZE, noise=3.0, rng=np.random.default_rng(0))
+    small = [cv2.resize(s, (160, 120), interpolation=cv2.INTER_AREA) for s in unstable_style(clip.frames)]
+    stab = FlowStabilizer()
+    outputs = [stab.process(raw, out) for raw, out in zip(clip.frames, small)]
+    assert all(o.shape == (120, 160, 3) for o in outputs)
+    assert stab.cuts == 0
+    resized = stab.process(clip.frames[0], unstable_style(clip.frames[:1])[0])  # size change: starts over
+    assert resized.shape == (240, 320, 3)
+
+
+@pytest.mark.parametrize("speed", [1, 3])
+def test_pan_is_steadier_and_keeps_its_style(scene: np.ndarray, speed: int) -> None:
+    clip = pan_clip(scene, speed, 10, SIZE, noise=3.0, rng=np.random.default_rng(0))
+    stylized = unstable_style(clip.frames)
+    base = evaluate(clip, stylized)
+    stab = evaluate(clip, apply_processors(clip.frames, stylized, [FlowStabilizer()]))
+    assert stab.warp < 0.4 * base.warp
+    assert stab.strength > 0.95 * base.strength
+    assert stab.edge >= 0.95 * base.edge
+
+
+def test_no_ghosting_around_a_moving_object(scene: np.ndarray) -> None:
+    clip = object_clip(scene, 10, SIZE, noise=3.0, rng=np.random.default_rng(0))
+    stylized = unstable_style(clip.frames)
+    base = evaluate(clip, stylized)
+    stab = evaluate(clip, apply_processors(clip.frames, stylized, [FlowStabilizer()]))
+    assert stab.edge_band >= 0.95 * base.edge_band
+    assert stab.warp < 0.5 * base.warp
+
+
+@pytest.mark.parametrize("kwargs", [{"keep": 1.0}, {"keep": -0.1}, {"flow_scale": 0.0}, {"flow_scale": 1.5}])
+def test_bad_settings_are_refused(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        FlowStabilizer(**kwargs)
