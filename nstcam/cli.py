@@ -2,9 +2,13 @@
 
     nstcam [--camera SOURCE] [--style NAME] [--device auto|cuda|cpu] [--precision ...] [--size N]
            [--mirror] [--record FILE] [--styles-dir DIR] [--fullscreen] [--pictures-dir DIR]
-           [--virtual-camera [DEVICE]] [--no-stabilize]
+           [--virtual-camera [DEVICE]] [--no-stabilize] [--strength S] [--preserve-colors [MODE]]
+           [--crossfade | --no-crossfade] [--record-size camera|processing] [--version]
     nstcam render INPUT -o OUTPUT --style NAME [--size N] [--device ...] [--precision ...]
-           [--styles-dir DIR] [--no-stabilize]
+           [--styles-dir DIR] [--no-stabilize] [--strength S] [--preserve-colors [MODE]]
+
+The window remembers its settings (nstcam.ui.settings); a flag given on the command line wins over
+the remembered value, so the window's flags default to None ("not given").
     nstcam styles [--styles-dir DIR]
 
 Every user error (unknown style, missing or unreadable file, a camera that cannot be opened when
@@ -21,14 +25,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nstcam.launch import (DEFAULT_SIZE_CPU, DEFAULT_SIZE_CUDA, CliError, apply_threads, build_engine,
-                           check_size, check_style, load_registry, make_processors, prepare_window,
-                           resolve_device)
+from nstcam.launch import (DEFAULT_SIZE_CPU, DEFAULT_SIZE_CUDA, CliError, app_version, apply_threads,
+                           build_engine, check_size, check_style, load_registry, look_from_args,
+                           make_processors, prepare_window, resolve_device)
 from trainer.cliargs import int_at_least, number
 
 PROG = "nstcam"
 DEVICE_CHOICES = ("auto", "cuda", "cpu")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # nstcam.engine.PRECISIONS, without importing torch
+COLOR_MODES = ("luminance", "statistics", "off")  # nstcam.controls.COLOR_MODES, without importing cv2
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +49,13 @@ def _device(text: str) -> str:
     raise argparse.ArgumentTypeError(
         f"unknown device {text!r}; choose one of: {', '.join(DEVICE_CHOICES)} (or cuda:N)"
     )
+
+
+def _strength(text: str) -> float:
+    value = number(positive=False)(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
 
 
 def _add_common(p: argparse.ArgumentParser, size_help: str) -> None:
@@ -62,19 +74,28 @@ def _add_common(p: argparse.ArgumentParser, size_help: str) -> None:
     p.add_argument("--threads", type=int_at_least(1), default=None, metavar="N",
                    help="CPU threads torch may use per operation (default: torch's choice, the "
                    "number of cores); on a CPU busy with other work, 1 can be faster")
-    p.add_argument("--no-stabilize", dest="stabilize", action="store_false",
+    p.add_argument("--no-stabilize", dest="stabilize", action="store_false", default=None,
                    help="stylize each frame on its own; by default the previous output, moved along "
                    "the camera's optical flow, is blended in where it still fits, so textures stay "
                    "put instead of shimmering when anything moves (toggle with T in the window)")
+    p.add_argument("--strength", type=_strength, default=None, metavar="S",
+                   help="how much of the style to apply, 0-1: 0 shows the camera as is, 1 the full "
+                   "style (default: 1; keys [ and ] in the window)")
+    p.add_argument("--preserve-colors", nargs="?", const="luminance", default=None, choices=COLOR_MODES,
+                   metavar="MODE", help="keep the camera's colours: 'luminance' (the default MODE) "
+                   "paints only the brightness and keeps the camera's hue and saturation; "
+                   "'statistics' moves the painting's palette to the camera's average colours; "
+                   "'off' paints in the style's own colours (toggle with C in the window)")
 
 
 def window_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
         description="Real-time webcam neural style transfer: opens a window showing your camera "
-        "as a painting. Keys: 1-9 / Left / Right choose a style, Space takes a refined snapshot, "
-        "R records, M mirrors, T toggles the stabilizer, V the virtual camera, F full screen, "
-        "Esc quits.",
+        "as a painting. Keys: 1-9 / Left / Right choose a style, [ and ] set the strength, C keeps "
+        "the camera's colours, Space takes a refined snapshot, R records, M mirrors, B compares "
+        "with the camera, T toggles the stabilizer, V the virtual camera, F full screen, F1 lists "
+        "the keys, Esc quits. The window remembers its settings; flags given here win.",
         epilog="Other commands: `nstcam render INPUT -o OUTPUT --style NAME` stylizes a video "
         "file headless; `nstcam styles` lists the installed styles. Use `nstcam render --help` "
         "for theirs.",
@@ -86,8 +107,16 @@ def window_parser() -> argparse.ArgumentParser:
     _add_common(p, size_help=f"processing size: the short side, in pixels, frames are "
                 f"stylized at; larger looks finer but costs speed (default: {DEFAULT_SIZE_CUDA} "
                 f"on CUDA, {DEFAULT_SIZE_CPU} on CPU)")
-    p.add_argument("--mirror", action="store_true",
+    p.add_argument("--version", action="version", version=f"%(prog)s {app_version()}")
+    p.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=None,
                    help="flip the image horizontally, like a mirror (toggle with M)")
+    p.add_argument("--crossfade", action=argparse.BooleanOptionalAction, default=None,
+                   help="blend over about 0.3 s from the old style to the new one when the style "
+                   "changes, instead of a hard cut (default: on)")
+    p.add_argument("--record-size", choices=("camera", "processing"), default=None,
+                   help="recordings at the camera's resolution (the stylized frames upscaled, like "
+                   "snapshots) or at the processing size; encoding 640x480 costs about 3x the CPU "
+                   "of 320x240 (default: camera on CUDA, processing on CPU)")
     p.add_argument("--record", metavar="FILE", default=None,
                    help="start recording the stylized video to FILE at launch (a new name is "
                    "chosen if FILE exists); R stops and starts recordings")
@@ -99,6 +128,8 @@ def window_parser() -> argparse.ArgumentParser:
                    help="also send the stylized video to a virtual webcam that video-call apps can "
                    "select (1280x720 at 30 fps); DEVICE picks one, e.g. /dev/video10 (default: the "
                    "first free one). Needs v4l2loopback on Linux, OBS Virtual Camera on Windows/macOS")
+    # The device and precision last used in the window apply unless given (nstcam.ui.settings).
+    p.set_defaults(device=None, precision=None)
     # Hidden: measurement and documentation helpers.
     p.add_argument("--benchmark-seconds", type=number(positive=True), default=None, help=argparse.SUPPRESS)
     p.add_argument("--screenshot", metavar="PNG", default=None, help=argparse.SUPPRESS)
@@ -136,6 +167,9 @@ def styles_parser() -> argparse.ArgumentParser:
 
 
 def run_window(args: argparse.Namespace) -> int:
+    from nstcam.ui.settings import fill_from_settings  # QtCore only: no widgets before validation
+
+    fill_from_settings(args)
     launch = prepare_window(args)
     from nstcam.ui.app import run  # Qt widgets only from here on
 
@@ -180,7 +214,8 @@ def run_render(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     try:
-        result = render_video(src, out, engine, progress=progress, processors=make_processors(args.stabilize))
+        processors = make_processors(args.stabilize is not False, look_from_args(args))
+        result = render_video(src, out, engine, progress=progress, processors=processors)
     except SourceError as exc:
         raise CliError(str(exc)) from None
     except (RecorderError, OSError, ValueError) as exc:

@@ -103,9 +103,33 @@ def make_stabilizer():
     return FlowStabilizer()
 
 
-def make_processors(stabilize: bool) -> list:
-    """The frame processors `render` runs after the engine, in order."""
-    return [make_stabilizer()] if stabilize else []
+def make_processors(stabilize: bool, look=None) -> list:
+    """The frame processors `render` runs after the engine, in order: the stabilizer, then the
+    output controls (nstcam.controls.Look: strength, colours) unless they change nothing."""
+    from nstcam.controls import OutputControls
+
+    processors = [make_stabilizer()] if stabilize else []
+    if look is not None and not look.neutral:
+        processors.append(OutputControls(look=look))
+    return processors
+
+
+def look_from_args(args: argparse.Namespace):
+    """--strength and --preserve-colors as a nstcam.controls.Look (not given: full strength, own colours)."""
+    from nstcam.controls import Look
+
+    strength = getattr(args, "strength", None)
+    return Look(1.0 if strength is None else strength, getattr(args, "preserve_colors", None) or "off")
+
+
+def app_version() -> str:
+    """nstcam's version from the installed package's metadata (`nstcam --version`, the About box)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nstcam")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def open_virtual_camera(device: str | None):
@@ -138,7 +162,7 @@ class Launch:
 
 def prepare_window(args: argparse.Namespace) -> Launch:
     """Validate the window's arguments and build the engine; raises CliError."""
-    device = resolve_device(args.device)
+    device = resolve_device(args.device or "auto")
     registry, dirs = load_registry(args.styles_dir)
     style = check_style(registry, args.style, dirs)
     size = check_size(args.size) or (DEFAULT_SIZE_CUDA if device.type == "cuda" else DEFAULT_SIZE_CPU)
@@ -169,7 +193,7 @@ def prepare_window(args: argparse.Namespace) -> Launch:
             raise CliError(f"--pictures-dir {args.pictures_dir}: exists and is not a folder")
 
     apply_threads(args.threads)
-    engine = build_engine(registry, device, size, style, args.precision)
+    engine = build_engine(registry, device, size, style, args.precision or "auto")
     virtual_camera = open_virtual_camera(args.virtual_camera or None) if args.virtual_camera is not None else None
     return Launch(args, registry, engine, device, style, camera, camera_explicit, size,
                   record_path, pictures, dirs, virtual_camera)

@@ -14,6 +14,7 @@ import logging
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QEvent, QTimer
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import QApplication
 
 from nstcam.launch import Launch, make_stabilizer, prepare_window
 from nstcam.ui.main_window import MainWindow, WindowOptions
+from nstcam.ui.settings import SavedSettings
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +50,13 @@ def window_options(launch: Launch) -> WindowOptions:
         fullscreen=bool(args.fullscreen),
         record_path=launch.record_path,
         pictures_dir=launch.pictures_dir,
-        videos_dir=None,
+        videos_dir=Path(args.videos_dir) if getattr(args, "videos_dir", None) else None,
         device_type=launch.device.type,
-        stabilize=bool(args.stabilize),
+        stabilize=args.stabilize is not False,
+        strength=1.0 if args.strength is None else args.strength,
+        colors=args.preserve_colors or "off",
+        crossfade=args.crossfade is not False,
+        record_size=args.record_size,
     )
 
 
@@ -136,8 +142,12 @@ def run(args, launch: Launch | None = None) -> int:
     if launch is None:
         launch = prepare_window(args)
     app = ensure_app()
+    settings = SavedSettings()
+    saved_style = settings.get("style", str)
+    if args.style is None and saved_style in launch.engine.style_names:
+        launch.engine.set_style(saved_style)  # the style last used, unless --style names one
     window = MainWindow(launch.engine, launch.registry, window_options(launch), stabilizer=make_stabilizer(),
-                        virtual_camera=launch.virtual_camera)
+                        virtual_camera=launch.virtual_camera, settings=settings)
     if getattr(args, "benchmark_seconds", None) or getattr(args, "screenshot", None):
         window.benchmark = Benchmark(window, args.benchmark_seconds, args.screenshot)  # kept alive
     # Ctrl-C in the terminal closes the window cleanly. Python runs signal handlers only when the

@@ -1,9 +1,13 @@
 """The style gallery: a horizontal strip of styles, each with a thumbnail its own network rendered.
 
-Click a style to choose it (keys 1-9 and Left/Right are handled by the main window, which calls
-`select`). The strip never takes keyboard focus, so those keys always reach the window.
+Each item shows its key, the painting's title and, below, the name `--style` takes. Click a style
+to choose it (keys 1-9 and Left/Right are handled by the main window, which calls `select`). The
+strip never takes keyboard focus, so those keys always reach the window. When the window narrows
+(the snapshot dock opens) the items shrink so that every style stays visible.
 """
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
@@ -11,8 +15,17 @@ from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListView, QListWidget, QListWidgetItem, QWidget
 
 from nstcam.ui.video_view import rgb_to_qimage
+from nstcam.ui.workers import TaskWorker, render_thumbnails
+
+if TYPE_CHECKING:
+    from nstcam.ui.main_window import MainWindow
 
 THUMB = QSize(112, 84)
+ITEM_WIDTH = THUMB.width() + 64  # the widest an item gets; titles are elided to it
+MIN_ITEM_WIDTH = 84
+TEXT_HEIGHT = 40  # two lines: title, style name
+THUMB_SOURCE_SIZE = (192, 144)  # the demo scene frame the thumbnails are rendered from
+THUMB_SHORT_SIDE = 96
 NAME_ROLE = Qt.ItemDataRole.UserRole
 
 
@@ -29,13 +42,13 @@ class StyleGallery(QListWidget):
         self.setIconSize(THUMB)
         self.setSpacing(6)
         self.setUniformItemSizes(True)
-        self.setWordWrap(True)
+        self.setWordWrap(False)
         self.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.setFixedHeight(THUMB.height() + 78)
+        self._item_width = ITEM_WIDTH
         self.setStyleSheet(
             "QListWidget { background: #202024; border: none; color: #ddd; }"
             "QListWidget::item { border-radius: 6px; padding: 4px; }"
@@ -53,12 +66,28 @@ class StyleGallery(QListWidget):
         placeholder.fill(QColor(60, 60, 66))
         for i, (name, title, tip) in enumerate(styles):
             label = f"{i + 1}  {title}" if i < 9 else title
-            item = QListWidgetItem(QIcon(placeholder), label)
+            item = QListWidgetItem(QIcon(placeholder), f"{label}\n{name}")
             item.setData(NAME_ROLE, name)
             item.setToolTip(tip)
             item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
-            item.setSizeHint(QSize(THUMB.width() + 64, THUMB.height() + 58))  # two lines of title
             self.addItem(item)
+        self._fit()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802, ANN001
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        """Item (and thumbnail) width so that all styles fit the strip's width, down to MIN_ITEM_WIDTH."""
+        n = max(1, self.count())
+        room = (self.width() - 2 * self.frameWidth() - self.spacing() * (2 * n + 1)) // n
+        width = max(MIN_ITEM_WIDTH, min(ITEM_WIDTH, room))
+        icon = QSize(width - 24, round((width - 24) * THUMB.height() / THUMB.width()))
+        self._item_width = width
+        self.setIconSize(icon)
+        for i in range(self.count()):
+            self.item(i).setSizeHint(QSize(width, icon.height() + TEXT_HEIGHT))
+        self.setFixedHeight(icon.height() + TEXT_HEIGHT + 2 * self.spacing() + 2 * self.frameWidth() + 4)
 
     @property
     def names(self) -> list[str]:
@@ -91,3 +120,21 @@ class StyleGallery(QListWidget):
 
     def _clicked(self, item: QListWidgetItem) -> None:
         self.styleChosen.emit(str(item.data(NAME_ROLE)))
+
+
+def start_thumbnails(window: MainWindow) -> TaskWorker:
+    """Each style's thumbnail, rendered by its own network once the first live frame is shown
+    (so the engine settles its set-up, e.g. the CPU memory format, on real frames first)."""
+    from nstcam.demo import DemoSource
+
+    frame = DemoSource(*THUMB_SOURCE_SIZE).frame_at(75)
+    names, engine = list(window.engine.style_names), window.engine
+
+    def job(worker: TaskWorker) -> int:
+        return render_thumbnails(names, lambda name: engine.stylize(frame, style=name, size=THUMB_SHORT_SIDE),
+                                 lambda n, rgb: worker.report(0, 0, (n, rgb)), worker.cancelled)
+
+    thumbs = TaskWorker(job, name="thumbnails", parent=window)
+    thumbs.progress.connect(lambda _a, _b, payload: None if window._shut else window.gallery.set_thumbnail(*payload))
+    window.workers.start(thumbs)
+    return thumbs

@@ -1,10 +1,13 @@
 """The main window: shows a `LiveSession` and sends it commands; no frame work on the GUI thread.
 
     LiveSession (nstcam.session): capture -> stylize -> processors -> sinks
+        processors: stabilizer (T), OutputControls (nstcam.controls: strength, colours, cross-fade;
+                    set from the Look toolbar, nstcam.ui.look_bar)
         sinks: LatestResultBridge (display, newest only) -> _on_frame -> VideoView
                RecorderSink (R), VirtualCameraSink (V): fed on the stylize thread, never by the GUI
         callbacks -> Notifier signals -> status line
     TaskWorkers (one WorkerRegistry): snapshot refinement, thumbnails, finalising recordings
+    Menus (nstcam.ui.menus), dialogs (nstcam.ui.dialogs), remembered settings (nstcam.ui.settings)
 
 While a snapshot is refined on a CPU engine the session pauses stylizing (both would want every
 core) and resumes when it ends. `shutdown` (on close, Esc) stops the session and joins every
@@ -15,31 +18,34 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeyEvent
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QToolBar, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent
+from PySide6.QtWidgets import QMainWindow, QVBoxLayout, QWidget
 
 from nstcam import userdirs
+from nstcam.controls import Look, OutputControls
 from nstcam.session import LiveSession, SessionOptions
-from nstcam.ui.gallery import StyleGallery
+from nstcam.ui.dialogs import broken_styles_html, show_text
+from nstcam.ui.gallery import StyleGallery, start_thumbnails
+from nstcam.ui.look_bar import LookBar
+from nstcam.ui.menus import build_menus
 from nstcam.ui.recording_control import RecordingControl
+from nstcam.ui.settings import SavedSettings, reset_window, restore_layout, window_state
 from nstcam.ui.snapshot_flow import SnapshotFlow
-from nstcam.ui.snapshot_panel import SnapshotPanel
+from nstcam.ui.snapshot_panel import add_snapshot_dock
 from nstcam.ui.status import StatusPanel
 from nstcam.ui.toolbar import build_toolbar
 from nstcam.ui.video_view import VideoView
-from nstcam.ui.workers import LatestResultBridge, Notifier, TaskWorker, WorkerRegistry, render_thumbnails
+from nstcam.ui.virtual_camera_control import toggle_virtual_camera
+from nstcam.ui.workers import LatestResultBridge, Notifier, TaskWorker, WorkerRegistry
 
 log = logging.getLogger(__name__)
 
 DEMO = "demo"
-THUMB_SOURCE_SIZE = (192, 144)  # the demo scene frame the thumbnails are rendered from
-THUMB_SHORT_SIDE = 96
 SHUTDOWN_SECONDS = 30.0  # every thread and worker joined within this, together
 
 
@@ -60,12 +66,17 @@ class WindowOptions:
     realtime: bool = True
     thumbnails: bool = True
     stabilize: bool = True
+    strength: float = 1.0
+    colors: str = "off"  # nstcam.controls.COLOR_MODES
+    crossfade: bool = True
+    record_size: str | None = None  # "camera" | "processing"; None: camera on CUDA, processing on CPU
 
 
 class MainWindow(QMainWindow):
     """`engine`: a StyleEngine; `registry`: the StyleRegistry it was built from (titles, and the
-    style models snapshots refine with); `processors`: the stabilizer (toggled with T);
-    `virtual_camera`: a sink already opened at launch (--virtual-camera)."""
+    style models snapshots refine with); `stabilizer`: a frame processor (toggled with T);
+    `virtual_camera`: a sink already opened at launch (--virtual-camera); `settings`: where the
+    window remembers its state (None: nothing is remembered, as in most tests)."""
 
     frameShown = Signal(object)  # noqa: N815 - every FrameResult painted (tests, benchmarks)
     snapshotFinished = Signal(object)  # noqa: N815 - SnapshotResult
@@ -73,12 +84,14 @@ class MainWindow(QMainWindow):
     closed = Signal()
 
     def __init__(self, engine, registry, options: WindowOptions | None = None, stabilizer=None,
-                 virtual_camera=None, parent: QWidget | None = None) -> None:
+                 virtual_camera=None, settings: SavedSettings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.engine, self.registry = engine, registry
+        self.engine, self.registry, self.settings = engine, registry, settings
         self.options = opts = options or WindowOptions()
+        if opts.record_size is None:
+            opts.record_size = "camera" if opts.device_type == "cuda" else "processing"
         self.stabilizer = stabilizer
-        self.setWindowTitle("nstcam")
+        self.controls = OutputControls(engine, Look(opts.strength, opts.colors), fade=opts.crossfade)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.resize(1100, 760)
 
@@ -110,20 +123,16 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self.status = StatusPanel()
         self.setStatusBar(self.status)
-        self.snapshot_panel = SnapshotPanel()
-        self.snapshot_panel.open_folder.clicked.connect(
-            lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.pictures_dir()))))
-        self.snapshot_dock = QDockWidget("Snapshot", self)
-        self.snapshot_dock.setObjectName("snapshot")
-        self.snapshot_dock.setWidget(self.snapshot_panel)
-        self.snapshot_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetClosable)
-        self.snapshot_dock.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.snapshot_dock)
-        self.snapshot_dock.hide()
+        self.snapshot_panel, self.snapshot_dock = add_snapshot_dock(self)
         self.snapshots = SnapshotFlow(self)
         self.recording = RecordingControl(self, opts.record_path)
         self.recordingFinished = self.recording.finished
         build_toolbar(self)
+        self.look = LookBar(self, self.controls)
+        self.look.changed.connect(self._on_look_changed)
+        self.colors_action = self.look.colors_action
+        build_menus(self)
+        self.status.broken_button.clicked.connect(self.show_broken_styles)
 
         self.display.ready.connect(self._on_frame)
         self.notifier.capture_status.connect(self._on_capture_status)
@@ -138,17 +147,20 @@ class MainWindow(QMainWindow):
         self.gallery.set_styles([self._style_row(n) for n in engine.style_names])
         self.gallery.select(engine.style)
         self._update_title()
+        if settings is not None:
+            restore_layout(self, settings)
+        self._on_look_changed()
 
     # ================================================================== setup
     def _processors(self, on: bool) -> list:
-        return [self.stabilizer] if on and self.stabilizer is not None else []
+        return ([self.stabilizer] if on and self.stabilizer is not None else []) + [self.controls]
 
     def _style_row(self, name: str) -> tuple[str, str, str]:
         try:
             entry = self.registry.choose(name, self.options.device_type)
         except KeyError:
             return name, name, name
-        return name, entry.title, f"{entry.label}\n{entry.variant} variant · {entry.path.name}"
+        return name, entry.title, f"{entry.label}\n--style {name} · {entry.variant} variant · {entry.path.name}"
 
     # ================================================================== lifecycle
     def start(self) -> None:
@@ -159,10 +171,11 @@ class MainWindow(QMainWindow):
         self.session.start()
         self._timer.start()
         errors = list(getattr(self.registry, "errors", []) or [])
+        self.status.set_broken_styles(len(errors))
         if errors:
-            names = ", ".join(Path(str(p)).name for p, _ in errors[:3]) + ("…" if len(errors) > 3 else "")
-            self.status.show_status(
-                f"{len(errors)} style file(s) could not be loaded ({names}); `nstcam styles` says why", error=True)
+            path, reason = errors[0]
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            self.status.show_status(f"style file {Path(str(path)).name} could not be loaded{more}: {reason}", error=True)
         if self.options.fullscreen:
             self.fullscreen_action.setChecked(True)
 
@@ -182,23 +195,6 @@ class MainWindow(QMainWindow):
         if self.session.source != DEMO:
             self.switch_source(DEMO)
 
-    def _start_thumbnails(self) -> None:
-        """Each style's thumbnail, rendered by its own network once the first live frame is shown
-        (so the engine settles its set-up, e.g. the CPU memory format, on real frames first)."""
-        from nstcam.demo import DemoSource
-
-        frame = DemoSource(*THUMB_SOURCE_SIZE).frame_at(75)
-        names, engine = list(self.engine.style_names), self.engine
-
-        def job(worker: TaskWorker) -> int:
-            return render_thumbnails(names, lambda name: engine.stylize(frame, style=name, size=THUMB_SHORT_SIDE),
-                                     lambda n, rgb: worker.report(0, 0, (n, rgb)), worker.cancelled)
-
-        self._thumbs = TaskWorker(job, name="thumbnails", parent=self)
-        self._thumbs.progress.connect(
-            lambda _a, _b, payload: None if self._shut else self.gallery.set_thumbnail(*payload))
-        self.workers.start(self._thumbs)
-
     def shutdown(self) -> list[str]:
         """Stop the session and every worker under one deadline, finalising a recording; returns
         (and logs) what did not finish. Idempotent."""
@@ -212,6 +208,7 @@ class MainWindow(QMainWindow):
         late = self.session.stop(timeout=SHUTDOWN_SECONDS / 2)  # closes the recorder and virtual camera
         self.recording.closed_by_session()
         late += self.workers.shutdown(max(0.0, deadline - time.monotonic()))
+        self.remember()
         if late:
             log.warning("shutdown: not finished within %.0f s: %s", SHUTDOWN_SECONDS, ", ".join(late))
         self.engine.on_notice = self._previous_on_notice  # the engine outlives the window
@@ -230,7 +227,7 @@ class MainWindow(QMainWindow):
         self._last_result = result
         self.view.set_frame(result.stylized_rgb, result.raw_bgr)
         if self._thumbs is None and self.options.thumbnails:
-            self._start_thumbnails()
+            self._thumbs = start_thumbnails(self)
         if result.t_captured:
             self._display_latency.append((time.monotonic() - result.t_captured) * 1e3)
         if self.view.overlay.isVisible() and not self.session.open_error:
@@ -247,10 +244,14 @@ class MainWindow(QMainWindow):
     def select_style(self, name: str) -> None:
         if name not in self.engine.style_names:
             return
+        old = self.engine.style
         self.session.switch_style(name)
+        if name != old:
+            self.controls.fade_from(old)
         self.gallery.select(name)
         self._update_title()
-        self.status.show_status(f"style: {self._style_row(name)[1]}")
+        self.status.show_status(f"style: {self._style_row(name)[1]} (--style {name})")
+        self.remember()
 
     def step_style(self, delta: int) -> None:
         names = list(self.engine.style_names)
@@ -258,35 +259,28 @@ class MainWindow(QMainWindow):
         self.select_style(names[(i + delta) % len(names)])
 
     def _update_title(self) -> None:
-        self.setWindowTitle(f"nstcam — {self._style_row(self.engine.style)[1]}")
+        """The style's title and name; Qt appends the application's name ("— nstcam") itself."""
+        self.setWindowTitle(f"{self._style_row(self.engine.style)[1]} ({self.engine.style})")
 
     # ================================================================== toggles
     def set_mirror(self, on: bool) -> None:
         self.session.set_mirror(on)
+        self.remember()
 
     def set_stabilize(self, on: bool) -> None:
         self.session.set_processors(self._processors(on))
         self.status.show_status("stabilizer on" if on else "stabilizer off")
+        self.remember()
+
+    def set_record_size(self, size: str) -> None:
+        """For the next recording: "camera" (upscaled) or "processing"."""
+        self.options.record_size = size
+        self._set_checked(self.record_size_actions[size], True)
+        self.status.show_status(f"next recordings at the {'camera resolution' if size == 'camera' else 'processing size'}")
+        self.remember()
 
     def set_virtual_camera(self, on: bool) -> None:
-        from nstcam.virtualcam import VirtualCameraSink, VirtualCameraUnavailable
-
-        if on and self.virtual_camera is None:
-            try:
-                self.virtual_camera = VirtualCameraSink()
-            except VirtualCameraUnavailable as exc:
-                self._set_checked(self.virtual_camera_action, False)
-                self.virtual_camera_action.setEnabled(False)
-                self.virtual_camera_action.setToolTip(str(exc))
-                self.status.show_status(str(exc), error=True)
-                return
-            self.session.add_sink(self.virtual_camera)
-            self.status.show_status(f"virtual camera on: {self.virtual_camera.device}")
-        elif not on and self.virtual_camera is not None:
-            sink, self.virtual_camera = self.virtual_camera, None
-            self.session.remove_sink(sink)
-            sink.close(timeout=2.0)
-            self.status.show_status("virtual camera off")
+        toggle_virtual_camera(self, on)
 
     def set_fullscreen(self, on: bool) -> None:
         if on and not self.isFullScreen():
@@ -300,8 +294,9 @@ class MainWindow(QMainWindow):
         action.setChecked(on)
         action.blockSignals(False)
 
-    KEY_ACTIONS = {Qt.Key.Key_M: "mirror_action", Qt.Key.Key_C: "compare_action", Qt.Key.Key_F: "fullscreen_action",
-                   Qt.Key.Key_T: "stabilize_action", Qt.Key.Key_V: "virtual_camera_action"}
+    KEY_ACTIONS = {Qt.Key.Key_M: "mirror_action", Qt.Key.Key_B: "compare_action", Qt.Key.Key_F: "fullscreen_action",
+                   Qt.Key.Key_T: "stabilize_action", Qt.Key.Key_V: "virtual_camera_action",
+                   Qt.Key.Key_C: "colors_action"}
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
         key, repeat = event.key(), event.isAutoRepeat()
@@ -314,6 +309,8 @@ class MainWindow(QMainWindow):
                 self.select_style(names[key - Qt.Key.Key_1])
         elif key in (Qt.Key.Key_Left, Qt.Key.Key_Right):
             self.step_style(-1 if key == Qt.Key.Key_Left else +1)
+        elif key in (Qt.Key.Key_BracketLeft, Qt.Key.Key_BracketRight):
+            self.look.step_strength(-1 if key == Qt.Key.Key_BracketLeft else +1)
         elif key == Qt.Key.Key_Space and not repeat:
             self.snapshots.take()
         elif key == Qt.Key.Key_R and not repeat:
@@ -342,6 +339,7 @@ class MainWindow(QMainWindow):
         elif self.view.overlay.isVisible() and not error:
             self.view.overlay.hide()
         self.recording.refresh()
+        self.look.refresh()
 
     def _size_text(self) -> str:
         size = getattr(self.engine, "size", None)
@@ -366,3 +364,19 @@ class MainWindow(QMainWindow):
 
     def pictures_dir(self) -> Path:
         return self.options.pictures_dir or userdirs.pictures_dir()
+
+    # ================================================================== controls and settings
+    def _on_look_changed(self) -> None:
+        self.status.controls_label.setText(self.look.describe())
+        self.remember()
+
+    def remember(self) -> None:
+        """Write the window's state to `settings` (if any): on every change, and at close."""
+        if self.settings is not None:
+            self.settings.put_all(window_state(self))
+
+    def reset_settings(self) -> None:
+        reset_window(self)
+
+    def show_broken_styles(self):
+        return show_text(self, "Style files not loaded", broken_styles_html(self.registry.errors))

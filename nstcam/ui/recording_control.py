@@ -3,7 +3,9 @@
 The sink is fed on the stylize thread (nstcam.sinks), so what gets recorded never depends on the
 Qt event loop; this object only starts it, shows the REC indicator, and finalises the file on a
 worker thread. A recording asked for before the first frame (--record) starts with that frame,
-when the camera's frame rate is known.
+when the camera's frame rate is known. It records at the camera's resolution (the stylized frames
+upscaled, nstcam.controls.CameraSizeRecorderSink) or at the processing size
+(`options.record_size`); the REC indicator says which, and the size.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ class RecordingControl(QObject):
         self.sink: RecorderSink | None = None
         self.pending = pending
         self.started = 0.0
+        self.size_text = ""
 
     def toggled(self, on: bool) -> None:
         if on and self.sink is None and self.pending is None:
@@ -41,10 +44,11 @@ class RecordingControl(QObject):
             self.pending = None
             self.stop()
 
+    def folder(self) -> Path:
+        return self.window.options.videos_dir or userdirs.videos_dir()
+
     def default_path(self) -> Path:
-        w = self.window
-        folder = w.options.videos_dir or userdirs.videos_dir()
-        return folder / f"nstcam-{datetime.now():%Y%m%d-%H%M%S}-{w.engine.style}.mp4"
+        return self.folder() / f"nstcam-{datetime.now():%Y%m%d-%H%M%S}-{self.window.engine.style}.mp4"
 
     def first_frame_shown(self) -> None:
         if self.pending is not None:
@@ -52,6 +56,7 @@ class RecordingControl(QObject):
             self.start(path)
 
     def start(self, path: Path | None = None) -> None:
+        from nstcam.controls import CameraSizeRecorderSink
         from nstcam.recorder import Recorder, RecorderError
         from nstcam.sinks import RecorderSink
 
@@ -71,16 +76,20 @@ class RecordingControl(QObject):
             w._set_checked(w.record_action, False)
             w.status.show_status(f"cannot record to {path}: {exc}", error=True)
             return
-        self.sink = RecorderSink(recorder)
+        camera = w.options.record_size == "camera"
+        self.sink = (CameraSizeRecorderSink if camera else RecorderSink)(recorder)
+        shape = (w._last_result.raw_bgr if camera else w._last_result.stylized_rgb).shape
+        self.size_text = f"{shape[1]}×{shape[0]} {'camera' if camera else 'processing size'}"
         w.session.add_sink(self.sink)
         self.started = time.monotonic()
         w._set_checked(w.record_action, True)
-        w.status.set_recording(0.0, str(recorder.path))
-        w.status.show_status(f"recording to {recorder.path} at {fps:.3g} fps")
+        self.refresh()
+        w.status.show_status(f"recording {self.size_text} to {recorder.path} at {fps:.3g} fps")
 
     def refresh(self) -> None:
         if self.sink is not None:
-            self.window.status.set_recording(time.monotonic() - self.started, str(self.sink.recorder.path))
+            self.window.status.set_recording(time.monotonic() - self.started, str(self.sink.recorder.path),
+                                             self.size_text)
 
     def stop(self) -> None:
         """Stop feeding the recorder; the file is finalised on a worker thread."""

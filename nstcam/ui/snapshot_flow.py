@@ -4,6 +4,8 @@ On a CPU engine the live session pauses stylizing while the snapshot refines: bo
 core, and run together torch's thread teams oversubscribe the CPU and each crawls (far worse than
 half speed). The pause waits for the current frame on the worker thread, never on the GUI thread;
 the session resumes (and its processors restart) when the snapshot ends, however it ends.
+The look in force when the snapshot is taken (strength, colours: nstcam.controls) is applied to
+its stylized and refined images, as the live view, recordings and the virtual camera get it.
 """
 from __future__ import annotations
 
@@ -64,16 +66,20 @@ class SnapshotFlow(QObject):
         refine = snapshot.has_refine_targets(model)
         steps = w.options.snapshot_steps or snapshot.DEFAULT_STEPS
         frame, engine, out_dir, session = result.raw_bgr, w.engine, w.pictures_dir(), w.session
-        refine_side = w.options.snapshot_refine_side
+        refine_side, look = w.options.snapshot_refine_side, w.controls.look
         self.paused_live = refine and self._should_pause_live()
 
         def job(worker: TaskWorker):
             if self.paused_live:
                 session.pause()  # waits, here off the GUI thread, for the frame in progress
-            return snapshot.take_snapshot(
+            from nstcam.controls import apply_look_to_files
+
+            res = snapshot.take_snapshot(
                 frame, engine, model, out_dir, steps=steps, refine=refine, refine_side=refine_side,
                 style=style, progress=worker.report, should_stop=worker.cancelled,
             )
+            apply_look_to_files(frame, [p for p in (res.stylized_path, res.refined_path) if p], look)
+            return res
 
         self._show_started(result, style, refine, steps)
         self.worker = TaskWorker(job, name="snapshot", parent=self)

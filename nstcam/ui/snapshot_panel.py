@@ -1,9 +1,15 @@
 """The snapshot dock's panel: progress and Cancel while refining, then the image and where it went."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QPixmap
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QPixmap
+from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout,
+                               QWidget)
+
+if TYPE_CHECKING:
+    from nstcam.ui.main_window import MainWindow
 
 
 class SnapshotPanel(QWidget):
@@ -55,3 +61,17 @@ class SnapshotPanel(QWidget):
             return
         self.image.setPixmap(self._pixmap.scaled(
             self.image.size(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
+
+
+def add_snapshot_dock(window: MainWindow) -> tuple[SnapshotPanel, QDockWidget]:
+    """The panel in a closable dock on the window's right, hidden until the first snapshot."""
+    panel = SnapshotPanel()
+    panel.open_folder.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(window.pictures_dir()))))
+    dock = QDockWidget("Snapshot", window)
+    dock.setObjectName("snapshot")  # saveState/restoreState know it by this
+    dock.setWidget(panel)
+    dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetClosable)
+    dock.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    dock.hide()
+    return panel, dock

@@ -1,17 +1,20 @@
 """The status line: measured rates, latency, device, messages, and the recording indicator.
 
-    camera 30.0 fps | stylize 12.4 fps | latency 95 ms | cpu fp32 | [message]    ● REC 0:07
+    camera 30.0 fps | stylize 12.4 fps | latency 95 ms | cpu fp32 | strength 60% | [message…]  ⚠ 1 broken style  ● REC 0:07 · 640×480
 
 Figures are read from the capture thread and the engine by the window's timer (twice a second),
 never pushed per frame. Messages (camera problems, engine notices) stay until replaced; the
-latest few are kept in `history` and shown as the tooltip.
+latest few are kept in `history` and shown as the tooltip. A long message is elided in the middle
+(paths keep their file name), so the REC indicator at the right edge is always visible.
 """
 from __future__ import annotations
 
 import time
 from collections import deque
 
-from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPaintEvent, QPainter
+from PySide6.QtWidgets import QLabel, QPushButton, QSizePolicy, QStatusBar, QWidget
 
 
 def format_elapsed(seconds: float) -> str:
@@ -19,6 +22,20 @@ def format_elapsed(seconds: float) -> str:
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that never asks for more width than it gets: the text is elided to fit."""
+
+    def __init__(self, text: str = "") -> None:
+        super().__init__(text)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+        painter = QPainter(self)
+        rect = self.contentsRect()
+        shown = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideMiddle, rect.width())
+        painter.drawText(rect, int(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft), shown)
 
 
 class StatusPanel(QStatusBar):
@@ -29,17 +46,23 @@ class StatusPanel(QStatusBar):
         self.stylize_label = QLabel("stylize –")
         self.latency_label = QLabel("latency –")
         self.device_label = QLabel("")
-        self.message_label = QLabel("")
-        self.message_label.setMinimumWidth(120)
+        self.controls_label = QLabel("")
+        self.message_label = ElidedLabel("")
+        self.broken_button = QPushButton("")
+        self.broken_button.setFlat(True)
+        self.broken_button.setStyleSheet("color: #ff8a65;")
+        self.broken_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.broken_button.hide()
         self.record_label = QLabel("")
         self.record_label.setStyleSheet("color: #e53935; font-weight: bold;")
         self.record_label.hide()
         for w in (self.capture_label, self.stylize_label, self.latency_label, self.device_label,
-                  self.message_label):
+                  self.controls_label, self.message_label):
             w.setContentsMargins(6, 0, 6, 0)
-        for w in (self.capture_label, self.stylize_label, self.latency_label, self.device_label):
+        for w in (self.capture_label, self.stylize_label, self.latency_label, self.device_label, self.controls_label):
             self.addWidget(w)
         self.addWidget(self.message_label, 1)
+        self.addPermanentWidget(self.broken_button)
         self.addPermanentWidget(self.record_label)
         self.history: deque[tuple[float, str]] = deque(maxlen=20)
 
@@ -54,6 +77,7 @@ class StatusPanel(QStatusBar):
         self.history.append((time.time(), text))
         self.message_label.setText(text)
         self.message_label.setStyleSheet("color: #ff8a65;" if error else "")
+        self.message_label.update()
         self.message_label.setToolTip("\n".join(
             f"{time.strftime('%H:%M:%S', time.localtime(t))}  {m}" for t, m in self.history))
 
@@ -61,10 +85,17 @@ class StatusPanel(QStatusBar):
     def message(self) -> str:
         return self.message_label.text()
 
-    def set_recording(self, seconds: float | None, path: str = "") -> None:
+    def set_recording(self, seconds: float | None, path: str = "", size: str = "") -> None:
+        """`size`: what is recorded, e.g. "1280×720 camera"; shown after the time."""
         if seconds is None:
             self.record_label.hide()
             return
-        self.record_label.setText(f"● REC {format_elapsed(seconds)}")
+        self.record_label.setText(f"● REC {format_elapsed(seconds)}" + (f" · {size}" if size else ""))
         self.record_label.setToolTip(path)
         self.record_label.show()
+
+    def set_broken_styles(self, count: int) -> None:
+        """The "⚠ N style files could not be loaded" button (the window connects its click)."""
+        self.broken_button.setText(f"⚠ {count} style file{'s' if count != 1 else ''} could not be loaded…")
+        self.broken_button.setToolTip("Which files, and why")
+        self.broken_button.setVisible(count > 0)

@@ -40,7 +40,7 @@ def build_toolbar(window: MainWindow) -> None:
     window.virtual_camera_action = action("Virtual camera", "Send the stylized video to a virtual webcam (V)",
                                         window.set_virtual_camera, checkable=True)
     window.mirror_action = action("Mirror", "Flip the image horizontally (M)", window.set_mirror, checkable=True)
-    window.compare_action = action("Compare", "Show the camera next to the stylized image (C)",
+    window.compare_action = action("Compare", "Before / after: the camera next to the stylized image (B)",
                                  window.view.set_compare, checkable=True)
     window.fullscreen_action = action("Full screen", "Toggle full screen (F)", window.set_fullscreen, checkable=True)
     bar.addSeparator()

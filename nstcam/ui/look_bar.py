@@ -1,0 +1,187 @@
+"""The "Look" toolbar: strength, keep colours, brush size and the smooth style switch.
+
+Each control writes into the session's `OutputControls` (nstcam.controls), the last frame
+processor, so the display, recordings and the virtual camera all get it; snapshots read
+`look` when they are taken. The brush size is the engine's processing size: a smaller size
+paints larger strokes and runs faster, and the label shows the frame rate it costs.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup
+from PySide6.QtWidgets import QLabel, QMenu, QSlider, QToolBar, QToolButton
+
+from nstcam.controls import Look, OutputControls
+from nstcam.launch import MAX_SIZE
+from nstcam.ui.dialogs import key_for
+
+if TYPE_CHECKING:
+    from nstcam.ui.main_window import MainWindow
+
+STRENGTH_STEP = 0.1
+BRUSH_STEP = 16
+MIN_BRUSH_SIZE = 128
+COLOR_MODE_TEXT = {"luminance": "Brightness only (the camera's hue and saturation)",
+                   "statistics": "Match the camera's average colours"}
+
+
+class LookBar(QObject):
+    """Owns the look toolbar; `changed` after any control changed (settings, status line)."""
+
+    changed = Signal()
+
+    def __init__(self, window: MainWindow, controls: OutputControls, color_mode: str = "luminance") -> None:
+        super().__init__(window)
+        self.window, self.controls, self.engine = window, controls, window.engine
+        self.color_mode = controls.look.colors if controls.look.colors != "off" else color_mode
+        bar = self.bar = QToolBar("Look", window)
+        bar.setObjectName("look")
+        bar.setMovable(False)
+        bar.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        window.addToolBarBreak(Qt.ToolBarArea.TopToolBarArea)
+        window.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+
+        self.strength = self._slider(0, 100, 5, round(controls.look.strength * 100),
+                                     f"How much of the style to apply: 0% is the camera ({key_for('less')})")
+        self.strength_label = self._labelled("Strength", self.strength, "100%")
+        self.strength.valueChanged.connect(lambda v: self.set_strength(v / 100))
+
+        self.colors_action = QAction("Keep colours", window)
+        self.colors_action.setCheckable(True)
+        self.colors_action.setToolTip(f"Keep the camera's colours, paint only the strokes ({key_for('keep')})")
+        self.colors_action.toggled.connect(self.set_colors_on)
+        bar.addAction(self.colors_action)
+        menu, group = QMenu(window), QActionGroup(window)
+        self.mode_actions = {}
+        for mode, text in COLOR_MODE_TEXT.items():
+            act = menu.addAction(text)
+            act.setCheckable(True)
+            act.setChecked(mode == self.color_mode)
+            act.triggered.connect(lambda _=False, m=mode: self.set_color_mode(m))
+            group.addAction(act)
+            self.mode_actions[mode] = act
+        button = bar.widgetForAction(self.colors_action)
+        if isinstance(button, QToolButton):
+            button.setMenu(menu)
+            button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        bar.addSeparator()
+
+        size = self.engine.size
+        high = min(MAX_SIZE, max(480, 2 * (size or 0)))
+        self.brush = self._slider(MIN_BRUSH_SIZE, high, BRUSH_STEP, size or high,
+                                  "Brush size: the processing size. Right paints larger strokes and runs faster; "
+                                  "left finer strokes, slower")
+        self.brush.setInvertedAppearance(True)
+        self.brush.setEnabled(size is not None)
+        self.brush_label = self._labelled("Brush", self.brush, "")
+        self.brush.sliderMoved.connect(self._preview_brush)
+        self.brush.valueChanged.connect(lambda v: None if self.brush.isSliderDown() else self.set_brush(v))
+        self.brush.sliderReleased.connect(lambda: self.set_brush(self.brush.value()))
+        bar.addSeparator()
+
+        self.fade_action = QAction("Smooth switch", window)
+        self.fade_action.setCheckable(True)
+        self.fade_action.setChecked(controls.fade)
+        self.fade_action.setToolTip("Cross-fade for 0.3 s when the style changes, instead of a hard cut")
+        self.fade_action.toggled.connect(self.set_fade)
+        bar.addAction(self.fade_action)
+        self._sync()
+
+    def _slider(self, low: int, high: int, step: int, value: int, tip: str) -> QSlider:
+        slider = QSlider(Qt.Orientation.Horizontal)
+        slider.setRange(low, high)
+        slider.setSingleStep(step)
+        slider.setPageStep(step)
+        slider.setValue(value)
+        slider.setFixedWidth(130)
+        slider.setToolTip(tip)
+        slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        return slider
+
+    def _labelled(self, name: str, slider: QSlider, text: str) -> QLabel:
+        title, value = QLabel(f" {name} "), QLabel(text)
+        title.setToolTip(slider.toolTip())
+        value.setMinimumWidth(88 if name == "Brush" else 40)
+        for widget in (title, slider, value):
+            self.bar.addWidget(widget)
+        return value
+
+    # ------------------------------------------------------------------ commands
+    @property
+    def look(self) -> Look:
+        return self.controls.look
+
+    def set_strength(self, value: float) -> None:
+        value = round(min(1.0, max(0.0, value)), 2)
+        if value != self.look.strength:
+            self.controls.look = Look(value, self.look.colors)
+            self._sync()
+            self.changed.emit()
+
+    def step_strength(self, steps: int) -> None:
+        self.set_strength(self.look.strength + steps * STRENGTH_STEP)
+
+    def set_colors_on(self, on: bool) -> None:
+        self.set_colors(self.color_mode if on else "off")
+
+    def set_color_mode(self, mode: str) -> None:
+        self.color_mode = mode
+        self.set_colors(mode)
+
+    def set_colors(self, mode: str) -> None:
+        if mode != "off":
+            self.color_mode = mode
+        if mode != self.look.colors:
+            self.controls.look = Look(self.look.strength, mode)
+            self._sync()
+            self.changed.emit()
+
+    def set_brush(self, size: int) -> None:
+        if self.engine.size is not None and size != self.engine.size:
+            self.engine.size = int(size)
+            self._sync()
+            self.changed.emit()
+
+    def set_fade(self, on: bool) -> None:
+        if on != self.controls.fade:
+            self.controls.fade = on
+            self._sync()
+            self.changed.emit()
+
+    # ------------------------------------------------------------------ display
+    def _sync(self) -> None:
+        """Widgets follow the state (whoever changed it: a key, a slider, the settings)."""
+        for widget, value in ((self.strength, round(self.look.strength * 100)), (self.brush, self.engine.size)):
+            if value is not None and widget.value() != value and not widget.isSliderDown():
+                widget.blockSignals(True)
+                widget.setValue(value)
+                widget.blockSignals(False)
+        self.strength_label.setText(f"{self.look.strength:.0%}")
+        for action, on in ((self.colors_action, self.look.colors != "off"), (self.fade_action, self.controls.fade)):
+            action.blockSignals(True)
+            action.setChecked(on)
+            action.blockSignals(False)
+        self.mode_actions[self.color_mode].setChecked(True)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """The brush label: processing size and the engine's frame rate at it (its max_fps)."""
+        size, fps = self.engine.size, self.engine.stats.max_fps
+        if not self.brush.isSliderDown():
+            self.brush_label.setText("full size" if size is None else f"{size} px" + (f" · {fps:.0f} fps" if fps else ""))
+
+    def _preview_brush(self, size: int) -> None:
+        """While dragging: the frame rate to expect, from the pixel count (cost ~ area)."""
+        current, fps = self.engine.size, self.engine.stats.max_fps
+        guess = f" · ~{fps * (current / size) ** 2:.0f} fps" if fps and current else ""
+        self.brush_label.setText(f"{size} px{guess}")
+
+    def describe(self) -> str:
+        """What is active, for the status line."""
+        parts = [self.look.describe() or "full style"]
+        if not self.controls.fade:
+            parts.append("hard cuts")
+        return " · ".join(parts)
