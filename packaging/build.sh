@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Build the nstcam desktop bundle (PyInstaller, onedir) for this OS.
+#
+#   packaging/build.sh lite   ONNX Runtime, no torch (target: at most 400 MB); the styles are
+#                             exported to ONNX first, which needs torch and onnx in the BUILD env
+#   packaging/build.sh full   torch (whatever torch build the env has: a CUDA build is GBs)
+#
+# Output: dist/<flavour>/nstcam/ (run dist/<flavour>/nstcam/nstcam); work files in
+# build/pyinstaller-<flavour>/. Environment: PYTHON (default: .venv/bin/python if present, else
+# python3), a Python with nstcam installed (pip install -e .) plus pyinstaller, onnxruntime and
+# onnx (lite). Prints the bundle's size and its `--version` at the end.
+set -euo pipefail
+
+flavour="${1:-}"
+if [[ "$flavour" != "lite" && "$flavour" != "full" ]]; then
+    echo "usage: packaging/build.sh lite|full" >&2
+    exit 2
+fi
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+if [[ -z "${PYTHON:-}" ]]; then
+    if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
+fi
+if ! "$PYTHON" -c "import PyInstaller" 2>/dev/null; then
+    echo "build.sh: $PYTHON has no PyInstaller: $PYTHON -m pip install pyinstaller" >&2
+    exit 2
+fi
+
+work="build/pyinstaller-$flavour"
+dist="dist/$flavour"
+styles="$root/styles"
+if [[ "$flavour" == "lite" ]]; then
+    for module in onnx onnxruntime torch; do
+        if ! "$PYTHON" -c "import $module" 2>/dev/null; then
+            echo "build.sh: the lite build exports the styles to ONNX and needs $module in $PYTHON" >&2
+            exit 2
+        fi
+    done
+    styles="$root/$work/styles"
+    rm -rf "$styles"
+    mkdir -p "$styles"
+    echo "exporting the styles to ONNX in $styles"
+    "$PYTHON" -m nstcam.onnx_export "$root"/styles/*.pt -o "$styles" >/dev/null
+    cp "$root/styles/manifest.json" "$styles/"
+fi
+
+NSTCAM_FLAVOUR="$flavour" NSTCAM_STYLES_DIR="$styles" "$PYTHON" -m PyInstaller --noconfirm --clean \
+    --log-level WARN --workpath "$work" --distpath "$dist" packaging/nstcam.spec
+
+app="$dist/nstcam/nstcam"
+echo "built $app: $(du -sh "$dist/nstcam" | cut -f1)"
+"$app" --version
