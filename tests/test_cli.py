@@ -16,7 +16,7 @@ from nstcam.cli import main, render_parser, styles_parser, window_parser
 
 REPO = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread_module", "no_user_styles")
+pytestmark = pytest.mark.usefixtures("one_torch_thread_module", "no_user_styles", "temporary_settings")
 TEST_STYLES = ("ember", "glacier", "moss")
 
 
@@ -29,6 +29,15 @@ def no_user_styles():
     QStandardPaths.setTestModeEnabled(True)
     yield
     QStandardPaths.setTestModeEnabled(False)
+
+
+@pytest.fixture(scope="module")
+def temporary_settings(tmp_path_factory):
+    """The window's remembered settings go to a temporary folder, never the user's."""
+    from PySide6.QtCore import QSettings
+
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path_factory.mktemp("settings")))
+    yield
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +180,49 @@ def test_bad_size(capsys, styles_dir):
     assert_one_error(err, "--size")
 
 
+# ----------------------------------------------------------------------------- output controls
+
+
+def test_version_is_the_packages(capsys):
+    from importlib.metadata import version
+
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.strip() == f"nstcam {version('nstcam')}"
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "abc"])
+def test_bad_strength(capsys, styles_dir, value):
+    code, _, err = run(capsys, "--strength", value, "--styles-dir", str(styles_dir))
+    assert code == 2
+    assert_one_error(err, "--strength")
+
+
+def test_control_flags_default_to_not_given():
+    """The window's flags must tell "not given" (None) from a value, so remembered settings apply."""
+    args = window_parser().parse_args([])
+    for name in ("strength", "preserve_colors", "crossfade", "record_size", "mirror", "stabilize", "size",
+                 "device", "precision", "style", "pictures_dir"):
+        assert getattr(args, name) is None, name
+    args = window_parser().parse_args(["--preserve-colors", "--no-mirror", "--no-stabilize", "--strength", "0.3"])
+    assert (args.preserve_colors, args.mirror, args.stabilize, args.strength) == ("luminance", False, False, 0.3)
+    assert window_parser().parse_args(["--preserve-colors", "statistics"]).preserve_colors == "statistics"
+    assert render_parser().parse_args(["in.mp4", "-o", "o.mp4"]).device == "auto"  # render remembers nothing
+
+
+def test_render_at_strength_zero_is_the_input(capsys, styles_dir, video, tmp_path):
+    """The controls run in `render` too: strength 0 writes the input back (up to the codec)."""
+    out_path = tmp_path / "s0.avi"
+    code, _, err = run(capsys, "render", str(video), "-o", str(out_path), "--style", "ember", "--strength", "0",
+                       "--preserve-colors", "--no-stabilize", "--styles-dir", str(styles_dir))
+    assert code == 0, err
+    source, rendered = cv2.VideoCapture(str(video)), cv2.VideoCapture(str(out_path))
+    ok_a, a = source.read()
+    ok_b, b = rendered.read()
+    source.release()
+    rendered.release()
+    assert ok_a and ok_b and abs(a.astype(int) - b.astype(int)).mean() < 6  # MJPG twice
+
+
 # ----------------------------------------------------------------------------- styles
 
 
@@ -263,7 +315,8 @@ def isolated_env(tmp_path: Path) -> dict[str, str]:
     """The environment for a child process, with its user data folders in `tmp_path`."""
     import os
 
-    return {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg-data"), "QT_QPA_PLATFORM": "offscreen"}
+    return {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg-data"), "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"),
+            "QT_QPA_PLATFORM": "offscreen"}
 
 
 def test_python_dash_m(styles_dir, tmp_path):

@@ -143,6 +143,7 @@ def run(args, launch: Launch | None = None) -> int:
         launch = prepare_window(args)
     app = ensure_app()
     settings = SavedSettings()
+    settings.put_all({"device": args.device, "precision": args.precision})  # they built an engine: keep them
     saved_style = settings.get("style", str)
     if args.style is None and saved_style in launch.engine.style_names:
         launch.engine.set_style(saved_style)  # the style last used, unless --style names one

@@ -108,8 +108,8 @@ def _cuda_available() -> bool:
 
 
 def fill_from_settings(args: argparse.Namespace, settings: SavedSettings | None = None) -> SavedSettings:
-    """Give every window flag that was not given (None) its remembered value, if it still fits;
-    remember the device and precision the user chose. Returns the settings used."""
+    """Give every window flag that was not given (None) its remembered value, if it still fits.
+    Returns the settings used."""
     settings = settings or SavedSettings()
     for key, kind in FLAG_KEYS.items():
         if getattr(args, key, None) is not None:
@@ -119,7 +119,6 @@ def fill_from_settings(args: argparse.Namespace, settings: SavedSettings | None 
             setattr(args, key, value)
         elif value is not None:
             log.info("remembered %s=%r does not fit this machine; ignored", key, value)
-    settings.put_all({"device": args.device, "precision": args.precision})
     return settings
 
 
