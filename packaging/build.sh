@@ -5,8 +5,8 @@
 #                             exported to ONNX first, which needs torch and onnx in the BUILD env
 #   packaging/build.sh full   torch (whatever torch build the env has: a CUDA build is GBs)
 #
-# Output: dist/<flavour>/nstcam/ (run dist/<flavour>/nstcam/nstcam); work files in
-# build/pyinstaller-<flavour>/. Environment: PYTHON (default: .venv/bin/python if present, else
+# Output: dist/<flavour>/nstcam/ (run dist/<flavour>/nstcam/nstcam; share/ holds the .desktop
+# file, AppStream metainfo and icons); work files in build/pyinstaller-<flavour>/. Environment: PYTHON (default: .venv/bin/python if present, else
 # python3), a Python with nstcam installed (pip install -e .) plus pyinstaller, onnxruntime and
 # onnx (lite). Prints the bundle's size and its `--version` at the end.
 set -euo pipefail
@@ -46,6 +46,17 @@ fi
 
 NSTCAM_FLAVOUR="$flavour" NSTCAM_STYLES_DIR="$styles" "$PYTHON" -m PyInstaller --noconfirm --clean \
     --log-level WARN --workpath "$work" --distpath "$dist" packaging/nstcam.spec
+
+# Desktop integration files in the XDG layout: `cp -r dist/<flavour>/nstcam/share ~/.local/`.
+share="$dist/nstcam/share"
+id="io.github.nstcam.nstcam"
+install -D -m 644 packaging/linux/$id.desktop "$share/applications/$id.desktop"
+install -D -m 644 packaging/linux/$id.metainfo.xml "$share/metainfo/$id.metainfo.xml"
+install -D -m 644 packaging/icons/nstcam.svg "$share/icons/hicolor/scalable/apps/$id.svg"
+for png in packaging/icons/nstcam-*.png; do
+    size="${png##*-}"; size="${size%.png}"
+    install -D -m 644 "$png" "$share/icons/hicolor/${size}x${size}/apps/$id.png"
+done
 
 app="$dist/nstcam/nstcam"
 echo "built $app: $(du -sh "$dist/nstcam" | cut -f1)"
