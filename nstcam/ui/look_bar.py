@@ -71,7 +71,7 @@ class LookBar(QObject):
 
         size = self.engine.size
         high = min(MAX_SIZE, max(480, 2 * (size or 0)))
-        self.brush = self._slider(MIN_BRUSH_SIZE, high, BRUSH_STEP, size or high,
+        self.brush = self._slider(min(MIN_BRUSH_SIZE, size or MIN_BRUSH_SIZE), high, BRUSH_STEP, size or high,
                                   "Brush size: the processing size. Right paints larger strokes and runs faster; "
                                   "left finer strokes, slower")
         self.brush.setInvertedAppearance(True)
