@@ -26,8 +26,8 @@ if ! "$PYTHON" -c "import PyInstaller" 2>/dev/null; then
     exit 2
 fi
 
-work="build/pyinstaller-$flavour"
-dist="dist/$flavour"
+work="${NSTCAM_BUILD_DIR:-build}/pyinstaller-$flavour"
+dist="${NSTCAM_DIST_DIR:-dist}/$flavour"
 styles="$root/styles"
 if [[ "$flavour" == "lite" ]]; then
     for module in onnx onnxruntime torch; do
@@ -36,7 +36,7 @@ if [[ "$flavour" == "lite" ]]; then
             exit 2
         fi
     done
-    styles="$root/$work/styles"
+    styles="$(mkdir -p "$work" && cd "$work" && pwd)/styles"
     rm -rf "$styles"
     mkdir -p "$styles"
     echo "exporting the styles to ONNX in $styles"
