@@ -7,10 +7,15 @@ dropped frame shortens the video (frames keep their index as pts), it does not l
 With `realtime=False` (offline rendering) `write` blocks until there is room, so nothing is dropped.
 
 The default writer is H.264 (libx264, yuv420p, crf 20, preset veryfast, tune zerolatency) via PyAV
-into fragmented MP4 (`frag_keyframe+empty_moov+default_base_moof`) with a keyframe every second and
-a flush after every packet: each second of video is on disk as soon as it is encoded, so a
-`kill -9` or a power cut loses at most about the last second. ("zerolatency" drops x264's lookahead
-and B-frames, whose ~1 s of buffered frames would otherwise double that loss.)
+into fragmented MP4 (`frag_keyframe+empty_moov+default_base_moof`) with a keyframe every second, a
+new fragment every FRAGMENT_SECONDS (0.25 s; a fragment need not start on a keyframe) and a flush
+after every packet: each quarter second of video is on disk as soon as it is encoded, so a
+`kill -9` loses at most about the last 0.25 s. MKV gets clusters of the same length. Measured with
+a frame counter drawn into each frame, 30 fps, killed at four phases: 0.20-0.23 s lost (MKV
+0.10-0.20 s), against 0.5-1.0 s with one fragment or cluster per 1-s keyframe interval; the extra
+headers cost +0.1 % (stylized frames) to +0.8 % (the demo scene) in file size, where halving the
+keyframe interval instead cost +5 % to +18 %. ("zerolatency" drops x264's lookahead and B-frames,
+whose ~1 s of buffered frames would otherwise add to that loss.)
 """
 from __future__ import annotations
 
@@ -28,6 +33,8 @@ log = logging.getLogger(__name__)
 
 AV_SUFFIXES = (".mp4", ".mov", ".mkv")
 FRAGMENTED_SUFFIXES = (".mp4", ".mov")
+# Longest stretch of encoded video held in memory by the muxer: what a kill -9 can lose.
+FRAGMENT_SECONDS = 0.25
 _STOP = object()
 
 
@@ -63,6 +70,9 @@ class _AvWriter:
         container_options = {"flush_packets": "1"}
         if path.suffix.lower() in FRAGMENTED_SUFFIXES:
             container_options["movflags"] = "frag_keyframe+empty_moov+default_base_moof"
+            container_options["frag_duration"] = str(round(FRAGMENT_SECONDS * 1_000_000))  # microseconds
+        elif path.suffix.lower() == ".mkv":
+            container_options["cluster_time_limit"] = str(round(FRAGMENT_SECONDS * 1000))  # milliseconds
         self._container = av.open(str(path), mode="w", container_options=container_options)
         try:
             stream = self._container.add_stream(codec, rate=rate)
