@@ -8,10 +8,14 @@ from collections.abc import Iterable
 from html import escape
 from importlib.metadata import PackageNotFoundError, metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout, QWidget
 
 from nstcam.launch import app_version
+
+if TYPE_CHECKING:
+    from nstcam.ui.main_window import MainWindow
 
 SHORTCUTS: list[tuple[str, str]] = [
     ("1 – 9", "choose a style"),
@@ -100,3 +104,17 @@ def show_text(parent: QWidget, title: str, html: str, width: int = 520, height: 
     dialog.resize(width, height)
     dialog.show()
     return dialog
+
+
+def report_broken_styles(window: MainWindow) -> None:
+    """Name the first style file that failed to load, and why, in the status line; the status
+    bar's "⚠ N style files" button opens the full list (files from --styles-dir included)."""
+    errors = list(getattr(window.registry, "errors", []) or [])
+    window.status.set_broken_styles(len(errors))
+    if not errors:
+        return
+    path, reason = errors[0]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    window.status.show_status(f"style file {Path(str(path)).name} could not be loaded{more}: {reason}", error=True)
+    window.status.broken_button.clicked.connect(
+        lambda: show_text(window, "Style files not loaded", broken_styles_html(errors)))

@@ -29,12 +29,12 @@ from PySide6.QtWidgets import QMainWindow, QVBoxLayout, QWidget
 from nstcam import userdirs
 from nstcam.controls import Look, OutputControls
 from nstcam.session import LiveSession, SessionOptions
-from nstcam.ui.dialogs import broken_styles_html, show_text
+from nstcam.ui.dialogs import report_broken_styles
 from nstcam.ui.gallery import StyleGallery, start_thumbnails
 from nstcam.ui.look_bar import LookBar
 from nstcam.ui.menus import build_menus
 from nstcam.ui.recording_control import RecordingControl
-from nstcam.ui.settings import SavedSettings, reset_window, restore_layout, window_state
+from nstcam.ui.settings import SavedSettings, restore_layout, window_state
 from nstcam.ui.snapshot_flow import SnapshotFlow
 from nstcam.ui.snapshot_panel import add_snapshot_dock
 from nstcam.ui.status import StatusPanel
@@ -132,7 +132,6 @@ class MainWindow(QMainWindow):
         self.look.changed.connect(self._on_look_changed)
         self.colors_action = self.look.colors_action
         build_menus(self)
-        self.status.broken_button.clicked.connect(self.show_broken_styles)
 
         self.display.ready.connect(self._on_frame)
         self.notifier.capture_status.connect(self._on_capture_status)
@@ -170,12 +169,7 @@ class MainWindow(QMainWindow):
         self._show_source(self.session.source)
         self.session.start()
         self._timer.start()
-        errors = list(getattr(self.registry, "errors", []) or [])
-        self.status.set_broken_styles(len(errors))
-        if errors:
-            path, reason = errors[0]
-            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-            self.status.show_status(f"style file {Path(str(path)).name} could not be loaded{more}: {reason}", error=True)
+        report_broken_styles(self)
         if self.options.fullscreen:
             self.fullscreen_action.setChecked(True)
 
@@ -375,8 +369,3 @@ class MainWindow(QMainWindow):
         if self.settings is not None:
             self.settings.put_all(window_state(self))
 
-    def reset_settings(self) -> None:
-        reset_window(self)
-
-    def show_broken_styles(self):
-        return show_text(self, "Style files not loaded", broken_styles_html(self.registry.errors))

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from nstcam.controls import RECORD_SIZES
 from nstcam.ui.dialogs import about_html, shortcuts_html, show_text
+from nstcam.ui.settings import reset_window
 
 if TYPE_CHECKING:
     from nstcam.ui.main_window import MainWindow
@@ -36,7 +37,7 @@ def build_menus(window: MainWindow) -> None:
         file_menu.addAction(act)
         window.record_size_actions[size] = act
     file_menu.addSeparator()
-    window.reset_settings_action = file_menu.addAction("Reset settings", window.reset_settings)
+    window.reset_settings_action = file_menu.addAction("Reset settings", lambda: reset_window(window))
     window.reset_settings_action.setToolTip("Forget the remembered settings and go back to the defaults")
     file_menu.addSeparator()
     file_menu.addAction("Quit (Esc)", window.close)
