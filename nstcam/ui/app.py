@@ -168,6 +168,9 @@ def run(args, launch: Launch | None = None) -> int:
         code = app.exec()
     finally:
         window.shutdown()
+        close_engine = getattr(launch.engine, "close", None)  # the engine process, if any
+        if close_engine is not None:
+            close_engine()
         signal.signal(signal.SIGINT, previous)
         QCoreApplication.removePostedEvents(app, QEvent.Type.Quit)
     return int(code)

@@ -1,0 +1,223 @@
+"""The CPU engine in a child process, so its OpenMP team belongs to a process's main thread.
+
+Why: libgomp shortens its spin-waits ("throttles") once a process manages more OpenMP threads than
+it has cores, and a torch team started from any thread but the main one always tips that count
+(the main thread counts too). The live stylize thread is such a thread, and on 2 cores it ran the
+light network at about 0.67x the main thread's rate. A child process runs the same `StyleEngine`
+on its main thread and gets the full rate; frames cross in shared memory, so a frame costs two
+memcpys and one pipe message each way.
+
+`ProcessEngine` wraps the in-process engine and has its interface. Until the child has loaded
+(about as long as importing torch), and for good after it fails, frames run in-process, so the
+first frame never waits for the child and a crashed child costs speed, never the video.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import threading
+import time
+from collections import deque
+from multiprocessing.connection import Connection
+from multiprocessing.shared_memory import SharedMemory
+from typing import Any
+
+import numpy as np
+
+from nstcam.engine import DEFAULT, EngineStats, StyleEngine
+from nstcam.frames import RateMeter
+
+log = logging.getLogger(__name__)
+
+START_SECONDS = 60.0  # the child must be ready within this, or the engine stays in-process
+CLOSE_SECONDS = 5.0
+
+
+def _child_main(conn: Connection, models: dict, size: int | None, precision: str, threads: int) -> None:
+    """The child: build the engine, then answer ("run", ...) requests until the pipe closes."""
+    import torch
+
+    from nstcam.malloc import keep_freed_memory
+
+    keep_freed_memory()
+    torch.set_num_threads(threads)
+    engine = StyleEngine(models, device="cpu", size=size, precision=precision)
+    buffers: dict[str, SharedMemory] = {}
+    conn.send(("ready", engine.precision))
+    try:
+        while True:
+            try:
+                msg = conn.recv()
+            except EOFError:
+                return  # the app went away
+            if msg[0] == "buffers":
+                for shm in buffers.values():
+                    shm.close()
+                buffers = {"in": SharedMemory(msg[1]), "out": SharedMemory(msg[2])}
+            elif msg[0] == "run":
+                _, shape, style, size_arg = msg  # the app's processing size, which the user may change
+                frame = np.ndarray(shape, np.uint8, buffer=buffers["in"].buf)
+                try:
+                    out = engine.stylize(frame, style, size_arg)
+                except Exception as exc:  # reported to the app, which raises it in its own thread
+                    conn.send(("error", f"{type(exc).__name__}: {exc}"))
+                    continue
+                if out.nbytes > buffers["out"].size:
+                    conn.send(("error", "output buffer too small"))
+                    continue
+                np.ndarray(out.shape, np.uint8, buffer=buffers["out"].buf)[...] = out
+                conn.send(("ok", out.shape))
+            elif msg[0] == "stop":
+                return
+    finally:
+        for shm in buffers.values():
+            shm.close()
+
+
+class ProcessEngine:
+    """`StyleEngine`'s interface; `stylize` at the engine's own size runs in the child process."""
+
+    def __init__(self, engine: StyleEngine, threads: int | None = None) -> None:
+        import torch
+
+        if engine.device.type != "cpu":
+            raise ValueError("the engine process is for CPU engines (CUDA runs asynchronously anyway)")
+        self.inner = engine
+        self._lock = threading.Lock()
+        self._meter = RateMeter()
+        self._durations: deque[float] = deque(maxlen=30)
+        self._buffers: tuple[SharedMemory, SharedMemory] | None = None
+        self._state = "starting"  # -> "running" | "in-process"
+        self._started = time.monotonic()
+        ctx = mp.get_context("spawn")  # never fork a process that has threads and Qt
+        self._conn, child_conn = ctx.Pipe()
+        self._process = ctx.Process(
+            target=_child_main, name="nstcam-engine", daemon=True,
+            args=(child_conn, dict(engine._models), engine.size, engine.precision, threads or torch.get_num_threads()))
+        self._process.start()
+        child_conn.close()
+
+    # ------------------------------------------------------------------ StyleEngine's interface
+    def __getattr__(self, name: str) -> Any:  # style, style_names, set_style, device, precision...
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    @property
+    def size(self) -> int | None:
+        return self.inner.size
+
+    @size.setter
+    def size(self, value: int | None) -> None:
+        self.inner.size = value  # the child is told the size with every frame
+
+    @property
+    def on_notice(self):
+        return self.inner.on_notice
+
+    @on_notice.setter
+    def on_notice(self, fn) -> None:
+        self.inner.on_notice = fn
+
+    @property
+    def stats(self) -> EngineStats:
+        inner = self.inner.stats
+        durations = list(self._durations)
+        latency = 1e3 * sum(durations) / len(durations) if durations else 0.0
+        return EngineStats(fps=max(self._meter.rate, inner.fps), latency_ms=latency or inner.latency_ms,
+                           frames=self._meter.count + inner.frames,
+                           max_fps=1e3 / latency if latency else inner.max_fps)
+
+    @property
+    def in_child(self) -> bool:
+        """True once frames run in the child process."""
+        return self._state == "running"
+
+    def describe(self) -> str:
+        return self.inner.describe() + (" · engine process" if self.in_child else "")
+
+    def stylize(self, frame_bgr: np.ndarray, style: str | None = None, size: Any = DEFAULT) -> np.ndarray:
+        if size is not DEFAULT or not self._child_ready():
+            return self.inner.stylize(frame_bgr, style, size)
+        if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.dtype != np.uint8:
+            raise ValueError(f"expected a BGR uint8 frame (H, W, 3), got {frame_bgr.dtype} {frame_bgr.shape}")
+        name = style if style is not None else self.inner.style
+        self.inner._check_style(name)
+        t0 = time.perf_counter()
+        with self._lock:
+            try:
+                out = self._round_trip(frame_bgr, name)
+            except (EOFError, OSError, BrokenPipeError) as exc:
+                self._give_up(f"the engine process ended ({exc or type(exc).__name__}); stylizing in-process")
+                return self.inner.stylize(frame_bgr, style, size)
+        self._durations.append(time.perf_counter() - t0)
+        self._meter.tick()
+        return out
+
+    # ------------------------------------------------------------------ the child
+    def _child_ready(self) -> bool:
+        if self._state == "starting":
+            if self._conn.poll():
+                try:
+                    msg = self._conn.recv()
+                except (EOFError, OSError):
+                    msg = ("failed",)
+                if msg[0] == "ready":
+                    self._state = "running"
+                    log.info("engine process ready after %.1f s", time.monotonic() - self._started)
+                else:
+                    self._give_up("the engine process could not start; stylizing in-process")
+            elif not self._process.is_alive() or time.monotonic() - self._started > START_SECONDS:
+                self._give_up("the engine process did not start; stylizing in-process")
+        return self._state == "running"
+
+    def _round_trip(self, frame: np.ndarray, style: str) -> np.ndarray:
+        h, w = frame.shape[:2]
+        out_w, out_h = self.inner.output_size(w, h)
+        need_in, need_out = frame.nbytes, out_w * out_h * 3
+        if self._buffers is None or self._buffers[0].size < need_in or self._buffers[1].size < need_out:
+            self._release_buffers()
+            self._buffers = (SharedMemory(create=True, size=need_in), SharedMemory(create=True, size=need_out))
+            self._conn.send(("buffers", self._buffers[0].name, self._buffers[1].name))
+        np.ndarray(frame.shape, np.uint8, buffer=self._buffers[0].buf)[...] = frame
+        self._conn.send(("run", frame.shape, style, self.inner.size))
+        reply = self._conn.recv()
+        if reply[0] == "error":
+            raise RuntimeError(reply[1])
+        return np.ndarray(reply[1], np.uint8, buffer=self._buffers[1].buf).copy()
+
+    def _give_up(self, message: str) -> None:
+        log.warning("%s", message)
+        self._state = "in-process"
+        self._stop_child()
+        if self.inner.on_notice is not None:
+            self.inner.on_notice(message)
+
+    def _release_buffers(self) -> None:
+        if self._buffers is not None:
+            for shm in self._buffers:
+                shm.close()
+                shm.unlink()
+            self._buffers = None
+
+    def _stop_child(self) -> bool:
+        try:
+            self._conn.send(("stop",))
+        except (OSError, BrokenPipeError):
+            pass  # already gone
+        self._conn.close()
+        self._process.join(CLOSE_SECONDS)
+        if self._process.is_alive():
+            log.warning("engine process did not stop within %.0f s; killing it", CLOSE_SECONDS)
+            self._process.kill()
+            self._process.join(CLOSE_SECONDS)
+        self._release_buffers()
+        return not self._process.is_alive()
+
+    def close(self) -> bool:
+        """Stop the child and free the shared memory; the wrapped engine stays usable. Idempotent."""
+        with self._lock:
+            if self._state == "closed":
+                return True
+            self._state = "closed"
+            return self._stop_child()

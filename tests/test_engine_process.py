@@ -1,0 +1,64 @@
+"""The engine in a child process: same output as in-process, in-process until ready and after a crash."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nstcam.engine import StyleEngine
+from nstcam.engine_process import ProcessEngine
+from nstcam_fixtures import media_dir, style_files, style_models, video_frame  # noqa: F401
+
+WAIT = 60.0
+
+
+@pytest.fixture(scope="module")
+def process_engine(style_models):
+    engine = ProcessEngine(StyleEngine(style_models, device="cpu", size=32, channels_last=False,
+                                       precision="fp32"), threads=1)
+    yield engine
+    assert engine.close()
+
+
+def wait_ready(engine: ProcessEngine) -> None:
+    import time
+
+    deadline = time.monotonic() + WAIT
+    while not engine._child_ready():  # polls the pipe; no event to await across processes
+        assert time.monotonic() < deadline, "engine process not ready"
+        engine._conn.poll(0.1)
+
+
+def test_child_output_matches_the_in_process_engine(process_engine) -> None:
+    frame = video_frame(3)
+    early = process_engine.stylize(frame, "beta")  # before the child is ready: in-process
+    wait_ready(process_engine)
+    assert process_engine.in_child and "engine process" in process_engine.describe()
+    child = process_engine.stylize(frame, "beta")
+    expected = process_engine.inner.stylize(frame, "beta")
+    assert child.shape == expected.shape == (32, 48, 3)
+    assert np.array_equal(child, expected) and np.array_equal(early, expected)
+    process_engine.size = 16  # the brush size reaches the child
+    assert process_engine.stylize(frame).shape == (16, 24, 3)
+    process_engine.size = 32
+    assert process_engine.stats.frames >= 3
+
+
+def test_child_errors_are_raised_in_the_caller(process_engine) -> None:
+    wait_ready(process_engine)
+    with pytest.raises(KeyError):
+        process_engine.stylize(video_frame(0), "no-such-style")
+    with pytest.raises(ValueError):
+        process_engine.stylize(np.zeros((4, 4), np.uint8))
+    assert process_engine.in_child  # an error in one frame keeps the child
+
+
+def test_a_dead_child_falls_back_in_process_with_a_notice(process_engine) -> None:
+    notices: list[str] = []
+    process_engine.on_notice = notices.append
+    wait_ready(process_engine)
+    process_engine._process.kill()
+    process_engine._process.join(WAIT)
+    out = process_engine.stylize(video_frame(1))
+    assert out.shape == (32, 48, 3) and not process_engine.in_child
+    assert notices and "in-process" in notices[0]
+    assert process_engine.stylize(video_frame(2)).shape == (32, 48, 3)
