@@ -80,12 +80,12 @@ def keep_luminance(stylized_rgb: np.ndarray, input_rgb: np.ndarray) -> np.ndarra
 def match_color_statistics(stylized_rgb: np.ndarray, input_rgb: np.ndarray) -> np.ndarray:
     """The stylized image with each Lab channel's mean and standard deviation moved to the
     input's (Reinhard et al. 2001): the painting's strokes, the photo's palette."""
-    src = cv2.cvtColor(stylized_rgb, cv2.COLOR_RGB2Lab).astype(np.float32)
-    ref = cv2.cvtColor(input_rgb, cv2.COLOR_RGB2Lab).astype(np.float32)
-    s_mean, s_std = src.reshape(-1, 3).mean(0), src.reshape(-1, 3).std(0)
-    r_mean, r_std = ref.reshape(-1, 3).mean(0), ref.reshape(-1, 3).std(0)
-    out = (src - s_mean) * (r_std / np.maximum(s_std, 1e-3)) + r_mean
-    return cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_Lab2RGB)
+    src = cv2.cvtColor(stylized_rgb, cv2.COLOR_RGB2Lab)
+    s_mean, s_std = cv2.meanStdDev(src)
+    r_mean, r_std = cv2.meanStdDev(cv2.cvtColor(input_rgb, cv2.COLOR_RGB2Lab))
+    gain = (r_std / np.maximum(s_std, 1e-3)).ravel()
+    affine = np.hstack([np.diag(gain), r_mean - gain[:, None] * s_mean])  # per channel: gain * x + offset
+    return cv2.cvtColor(cv2.transform(src, affine), cv2.COLOR_Lab2RGB)  # uint8, saturated
 
 
 def apply_look(raw_bgr: np.ndarray, stylized_rgb: np.ndarray, look: Look) -> np.ndarray:
