@@ -23,6 +23,37 @@ log = logging.getLogger(__name__)
 
 # A live source may fail a single grab now and then; this many failures in a row means it is gone.
 MAX_READ_FAILURES = 5
+MIN_SIDE = 8  # frames smaller than this are a driver fault, not a picture
+
+
+class BadFrame(ValueError):
+    """A frame that cannot be turned into BGR uint8; its message says what was wrong."""
+
+
+def to_bgr8(frame: object) -> np.ndarray:
+    """A frame from any source as contiguous BGR uint8 (H, W, 3): grey, BGRA, 16-bit and float
+    frames are converted; anything else (wrong rank, channel count, dtype, empty) is BadFrame."""
+    if not isinstance(frame, np.ndarray):
+        raise BadFrame(f"not an image array ({type(frame).__name__})")
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        frame = frame[:, :, 0]
+    if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in (3, 4)):
+        raise BadFrame(f"unexpected shape {frame.shape}")
+    if min(frame.shape[:2]) < MIN_SIDE:
+        raise BadFrame(f"frame of {frame.shape[1]}x{frame.shape[0]} is too small")
+    if frame.dtype == np.uint16:  # some depth/IR cameras
+        frame = (frame >> 8).astype(np.uint8)
+    elif frame.dtype in (np.float32, np.float64):
+        if not np.isfinite(frame).all():
+            raise BadFrame("frame holds NaN or infinite values")
+        frame = (np.clip(frame, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    elif frame.dtype != np.uint8:
+        raise BadFrame(f"unsupported pixel type {frame.dtype}")
+    if frame.ndim == 2:
+        frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    elif frame.shape[2] == 4:
+        frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(frame)
 
 
 class CaptureThread(threading.Thread):
@@ -59,6 +90,8 @@ class CaptureThread(threading.Thread):
         self._meter = RateMeter()
         self._recovering = False
         self._stop_event = threading.Event()
+        self.bad_frames = 0  # frames skipped as corrupt
+        self._bad_kinds: set[str] = set()
 
     @property
     def fps(self) -> float:
@@ -134,7 +167,7 @@ class CaptureThread(threading.Thread):
         self.open_error = None
         self.description = source.description
         self.source_fps = source.fps
-        self.frame_size = source.size
+        self.frame_size = None  # set by the first frame (a driver's announced size may differ)
         self.state = "running"
         self.ready.set()
         return source
@@ -154,10 +187,15 @@ class CaptureThread(threading.Thread):
                     continue
                 return delivered
             failures = 0
+            try:
+                frame = to_bgr8(frame)
+            except BadFrame as exc:
+                self._bad_frame(source, exc)
+                continue
             now = time.monotonic()
             if self.mirror:
                 frame = cv2.flip(frame, 1)
-            self.frame_size = (frame.shape[1], frame.shape[0])
+            self._note_size(source, (frame.shape[1], frame.shape[0]))
             self.slot.put(frame, stamp=now)
             self._meter.tick(now)
             delivered += 1
@@ -169,6 +207,20 @@ class CaptureThread(threading.Thread):
                 elif delay < -0.25:
                     next_due = time.monotonic()  # fell behind (slow decode): don't burst to catch up
         return delivered
+
+    def _bad_frame(self, source: FrameSource, exc: BadFrame) -> None:
+        """Skip the frame; say so once per kind of fault (a broken driver repeats it every frame)."""
+        self.bad_frames += 1
+        kind = str(exc)
+        if kind not in self._bad_kinds:
+            self._bad_kinds.add(kind)
+            self._status(f"{source.description} delivered a corrupt frame ({kind}); skipping such frames")
+
+    def _note_size(self, source: FrameSource, size: tuple[int, int]) -> None:
+        if self.frame_size is not None and size != self.frame_size and self.state == "running":
+            self._status(f"{source.description} changed its frame size from "
+                         f"{self.frame_size[0]}x{self.frame_size[1]} to {size[0]}x{size[1]}")
+        self.frame_size = size
 
     def _after_end(self, source: FrameSource, delivered: int) -> None:
         if source.is_file and delivered > 0:

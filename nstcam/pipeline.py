@@ -27,7 +27,6 @@ from nstcam.frames import LatestSlot, Stamped
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.1  # how often a waiting thread checks its stop flag
-ERROR_REPEAT_SECONDS = 2.0  # the same error message is reported at most this often
 GAP_SECONDS = 0.5  # captured frames further apart than this are a cut, not motion
 
 
@@ -69,14 +68,15 @@ class FramePath:
     """Engine + processor chain for one stream of frames; not thread-safe (one caller at a time).
 
     The chain is reset before the next frame when `reset()` was called (a source switch, a resume),
-    when the style changes, when capture time jumps by more than `GAP_SECONDS`, and when sequence
-    numbers go backwards (a new capture).
+    when the style changes, when capture time jumps by more than `GAP_SECONDS`, when sequence
+    numbers go backwards (a new capture), and when the frame size changes (a camera switching
+    modes).
     """
 
     def __init__(self, engine: Stylizer, processors: Sequence[FrameProcessor] = ()) -> None:
         self.engine = engine
         self.processors = list(processors)
-        self._last: tuple[str, float, int] | None = None  # style, capture time, seq
+        self._last: tuple[str, float, int, tuple[int, ...]] | None = None  # style, time, seq, shape
         self._reset_pending = True
 
     def reset(self) -> None:
@@ -90,14 +90,14 @@ class FramePath:
         stamp = time.monotonic() if t_captured is None else t_captured
         style = self.engine.style if style is None else style
         stylized = self.engine.stylize(frame_bgr, style)
-        fresh = self._discontinuous(style, stamp, seq)
+        fresh = self._discontinuous(style, stamp, seq, frame_bgr.shape)
         processors = self.processors  # one chain per frame, even if another thread swaps it
         if fresh:
             for processor in processors:
                 processor.reset()
         for processor in processors:
             stylized = processor.process(frame_bgr, stylized)
-        self._last = (style, stamp, seq)
+        self._last = (style, stamp, seq, frame_bgr.shape)
         engine_stats = getattr(self.engine, "stats", None)
         return FrameResult(
             seq=seq, raw_bgr=frame_bgr, stylized_rgb=stylized, style=style,
@@ -106,12 +106,13 @@ class FramePath:
             t_captured=stamp, fresh=fresh,
         )
 
-    def _discontinuous(self, style: str, stamp: float, seq: int) -> bool:
+    def _discontinuous(self, style: str, stamp: float, seq: int, shape: tuple[int, ...]) -> bool:
         pending, self._reset_pending = self._reset_pending, False
         if pending or self._last is None:
             return True
-        last_style, last_stamp, last_seq = self._last
-        return style != last_style or stamp - last_stamp > GAP_SECONDS or seq < last_seq
+        last_style, last_stamp, last_seq, last_shape = self._last
+        return (style != last_style or stamp - last_stamp > GAP_SECONDS or seq < last_seq
+                or shape != last_shape)
 
 
 class ResultSink(Protocol):
@@ -147,7 +148,7 @@ class StylizeThread(threading.Thread):
         self._state = threading.Condition()
         self._pause_requested = False
         self._idle = True  # not inside a frame
-        self._last_error: tuple[str, float] | None = None
+        self._last_error: str | None = None  # cleared by the next frame that succeeds
 
     # ------------------------------------------------------------------ commands (any thread)
     def stop(self, timeout: float = 5.0) -> bool:
@@ -201,6 +202,7 @@ class StylizeThread(threading.Thread):
             result = self._run_one(got)
             if result is None:
                 continue
+            self._last_error = None
             self.results.put(result)
             self.sink.offer(result)
         self.results.close()
@@ -221,13 +223,14 @@ class StylizeThread(threading.Thread):
                 self._state.notify_all()
 
     def _report(self, exc: Exception) -> None:
+        """Log and pass on an error once: the same error again before a frame succeeds (e.g. an
+        allocation that fails every frame) is only counted, so it is one message, not a flood."""
         self.errors += 1
         message = f"stylizing failed: {exc}"
-        now = time.monotonic()
-        if self._last_error and self._last_error[0] == message and now - self._last_error[1] < ERROR_REPEAT_SECONDS:
+        if self._last_error == message:
             log.debug("%s (repeated)", message)
             return
-        self._last_error = (message, now)
+        self._last_error = message
         log.error("%s", message, exc_info=exc)
         if self.on_error is not None:
             self.on_error(exc)

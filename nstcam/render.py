@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from nstcam.capture import BadFrame, to_bgr8
 from nstcam.pipeline import FramePath, FrameProcessor, Stylizer
 from nstcam.recorder import Recorder, RecorderError
 from nstcam.sinks import RecorderSink
@@ -71,6 +72,10 @@ def render_video(
             frame = source.read()
             if frame is None:
                 break
+            try:
+                frame = to_bgr8(frame)
+            except BadFrame as exc:
+                raise SourceError(f"{input_path}: frame {frames + 1} is corrupt ({exc})") from None
             frames += 1
             result = path.run(frame, seq=frames, t_captured=frames / source.fps, style=style)
             if sink is None:

@@ -136,15 +136,11 @@ class CvSource:
         )
 
     def read(self) -> np.ndarray | None:
+        """The next frame as OpenCV decoded it (BGR, or grey/BGRA/16-bit from odd cameras: the
+        capture thread and render normalise it with `nstcam.capture.to_bgr8`); None at the end."""
         ok, frame = self._cap.read()
         if not ok or frame is None or frame.size == 0:
             return None
-        if frame.ndim == 2:
-            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-        elif frame.shape[2] == 4:
-            frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
-        if frame.dtype == np.uint16:  # some depth/IR cameras
-            frame = (frame >> 8).astype(np.uint8)
         self.size = (frame.shape[1], frame.shape[0])
         return frame
 

@@ -324,3 +324,9 @@ def test_python_dash_m(styles_dir, tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=300, env=isolated_env(tmp_path))
     assert proc.returncode == 2
     assert_one_error(proc.stderr, "unknown style 'nope'")
+
+
+def test_an_absurd_processing_size_is_refused_before_anything_starts(capsys, styles_dir):
+    code, _, err = run(capsys, "--size", "100000", "--styles-dir", str(styles_dir), "--camera", "demo")
+    assert code == 2 and "--size 100000: too large" in err and "at most 2160" in err
+    assert "Traceback" not in err

@@ -128,12 +128,27 @@ def test_results_slot_holds_the_latest_result(engine: StyleEngine, no_leftover_t
         worker.stop()
 
 
-def test_stylize_errors_are_reported_and_the_loop_continues(engine: StyleEngine, no_leftover_threads: None) -> None:
-    slow = SlowEngine(engine, extra_s=0.0, fail_every=2)
+class FailingFor(SlowEngine):
+    """Fails calls number `fail_calls` (1-based), succeeds otherwise."""
+
+    def __init__(self, engine: StyleEngine, fail_calls: set[int]) -> None:
+        super().__init__(engine, extra_s=0.0)
+        self.fail_calls = fail_calls
+
+    def stylize(self, frame: np.ndarray, style: str | None = None) -> np.ndarray:
+        if self.calls + 1 in self.fail_calls:
+            self.calls += 1
+            raise MemoryError("could not allocate 40 GB")
+        return super().stylize(frame, style)
+
+
+def test_a_repeated_error_is_one_message_until_a_frame_succeeds(engine: StyleEngine,
+                                                                no_leftover_threads: None) -> None:
+    failing = FailingFor(engine, fail_calls={1, 2, 3, 4, 5, 7})
     slot: LatestSlot[np.ndarray] = LatestSlot()
     errors: list[Exception] = []
     results, enough, on_result = collect_results(3)
-    worker = stylize_thread(slot, slow, on_result, on_error=errors.append)
+    worker = stylize_thread(slot, failing, on_result, on_error=errors.append)
     worker.start()
     try:
         last = 0
@@ -144,9 +159,10 @@ def test_stylize_errors_are_reported_and_the_loop_continues(engine: StyleEngine,
             worker.results.get(after=worker.results.seq, timeout=0.05)  # pace to the worker
     finally:
         worker.stop()
-    assert errors and isinstance(errors[0], RuntimeError) and str(errors[0]) == "simulated failure"
-    assert len(errors) == 1  # identical messages are not repeated within 2 s
-    assert worker.errors >= 2
+    assert worker.errors == 6
+    # calls 1-5 fail alike: one message; 6 succeeds; 7 fails again: reported again
+    assert [str(e) for e in errors] == ["could not allocate 40 GB"] * 2
+    assert all(isinstance(e, MemoryError) for e in errors)
 
 
 def test_stop_without_frames_and_on_closed_input(engine: StyleEngine, no_leftover_threads: None) -> None:
