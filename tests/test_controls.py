@@ -14,7 +14,8 @@ from nstcam.recorder import Recorder
 def camera_frame(w: int = 96, h: int = 64) -> np.ndarray:
     """A colourful BGR frame: a hue ramp with a bright disc."""
     hue = np.tile(np.linspace(0, 179, w, dtype=np.float32), (h, 1)).astype(np.uint8)
-    hsv = np.dstack([hue, np.full((h, w), 200, np.uint8), np.linspace(60, 230, h, dtype=np.uint8)[:, None].repeat(w, 1)])
+    value = np.linspace(60, 230, h, dtype=np.uint8)[:, None].repeat(w, 1)
+    hsv = np.dstack([hue, np.full((h, w), 200, np.uint8), value])
     bgr = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
     cv2.circle(bgr, (w // 3, h // 2), h // 4, (250, 250, 250), -1)
     return bgr

@@ -478,7 +478,9 @@ def test_title_tooltips_and_help(qtbot, open_window):
         assert f"({key})" in getattr(w, name).toolTip(), name
     assert "[ / ]" in w.look.strength.toolTip()
     assert {k for k, _ in SHORTCUTS} >= set(keys.values())
-    w.shortcuts_action.trigger()
+    w.activateWindow()
+    qtbot.waitUntil(w.isActiveWindow, timeout=5000)
+    press(qtbot, w, Qt.Key.Key_F1)
     dialog = w.findChild(QDialog, "keyboard_shortcuts")
     assert dialog is not None and "less / more style" in dialog.findChild(QTextBrowser).toPlainText()
 

@@ -171,7 +171,8 @@ class LookBar(QObject):
         """The brush label: processing size and the engine's frame rate at it (its max_fps)."""
         size, fps = self.engine.size, self.engine.stats.max_fps
         if not self.brush.isSliderDown():
-            self.brush_label.setText("full size" if size is None else f"{size} px" + (f" · {fps:.0f} fps" if fps else ""))
+            rate = f" · {fps:.0f} fps" if fps else ""
+            self.brush_label.setText("full size" if size is None else f"{size} px{rate}")
 
     def _preview_brush(self, size: int) -> None:
         """While dragging: the frame rate to expect, from the pixel count (cost ~ area)."""

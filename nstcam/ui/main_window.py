@@ -270,7 +270,8 @@ class MainWindow(QMainWindow):
         """For the next recording: "camera" (upscaled) or "processing"."""
         self.options.record_size = size
         self._set_checked(self.record_size_actions[size], True)
-        self.status.show_status(f"next recordings at the {'camera resolution' if size == 'camera' else 'processing size'}")
+        where = "camera resolution" if size == "camera" else "processing size"
+        self.status.show_status(f"next recordings at the {where}")
         self.remember()
 
     def set_virtual_camera(self, on: bool) -> None:

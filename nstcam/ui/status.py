@@ -1,6 +1,7 @@
 """The status line: measured rates, latency, device, messages, and the recording indicator.
 
-    camera 30.0 fps | stylize 12.4 fps | latency 95 ms | cpu fp32 | strength 60% | [message…]  ⚠ 1 broken style  ● REC 0:07 · 640×480
+    camera 30.0 fps | stylize 12.4 fps | latency 95 ms | cpu fp32 | strength 60% | [message…]
+                                                            ⚠ 1 style file…   ● REC 0:07 · 640×480 camera
 
 Figures are read from the capture thread and the engine by the window's timer (twice a second),
 never pushed per frame. Messages (camera problems, engine notices) stay until replaced; the
