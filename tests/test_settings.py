@@ -121,10 +121,12 @@ def test_reset_settings_forgets_and_restores_the_defaults(qtbot, settings_dir, s
     engine = StyleEngine(registry.select("cpu"), device="cpu", size=64)
     saved = SavedSettings()
     w = MainWindow(engine, registry, WindowOptions(camera=str(video), strength=0.5, colors="statistics",
-                                                   mirror=True, thumbnails=False), settings=saved)
+                                                   mirror=True, thumbnails=False, record_size="camera",
+                                                   pictures_dir=settings_dir / "pics"), settings=saved)
     qtbot.addWidget(w)
     w.reset_settings_action.trigger()
     assert w.controls.look == Look() and not w.mirror_action.isChecked() and w.controls.fade
+    assert engine.size == 240 and w.options.record_size == "processing" and w.options.pictures_dir is None
     assert SavedSettings().get("strength", float) == 1.0  # the defaults, remembered from now on
     assert SavedSettings().get("device", str) is None
     w.close()

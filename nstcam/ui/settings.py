@@ -145,13 +145,19 @@ def restore_layout(window: MainWindow, settings: SavedSettings) -> None:
 
 
 def reset_window(window: MainWindow) -> None:
-    """File -> Reset settings: forget everything remembered and return the controls to their
-    defaults (the device and precision defaults apply at the next start)."""
+    """File -> Reset settings: forget everything remembered and return the controls and output
+    folders to their defaults (the device and precision defaults apply at the next start)."""
+    from nstcam.launch import DEFAULT_SIZE_CPU, DEFAULT_SIZE_CUDA
+
     if window.settings is not None:
         window.settings.clear()
+    cuda = window.options.device_type == "cuda"
+    window.options.pictures_dir = window.options.videos_dir = None
+    window.set_record_size("camera" if cuda else "processing")
     window.look.set_strength(1.0)
     window.look.set_colors("off")
     window.look.set_fade(True)
+    window.look.set_brush(DEFAULT_SIZE_CUDA if cuda else DEFAULT_SIZE_CPU)
     for action, on in ((window.mirror_action, False), (window.stabilize_action, window.stabilizer is not None)):
         if action.isChecked() != on:
             action.toggle()
