@@ -9,16 +9,14 @@ as a tensor, argparse namespaces as dicts).
 """
 from __future__ import annotations
 
-import pickle
 import random
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from trainer.fileio import UnsafeFileError, atomic_torch_save, load_tensors
+from trainer.fileio import CorruptFileError, UnsafeFileError, atomic_torch_save, load_tensors
 
 FORMAT = "nstcam-checkpoint"
 VERSION = 1
@@ -120,14 +118,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"no checkpoint at {path}")
     try:
         payload = load_tensors(path)
-    except UnsafeFileError:
-        raise CheckpointError(
-            f"{path}: not a training checkpoint; refused for safety (it holds Python objects other "
-            "than tensors, and loading them could run code)"
-        ) from None
-    except (zipfile.BadZipFile, pickle.UnpicklingError, EOFError, RuntimeError, OSError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({first})") from None
+    except UnsafeFileError as exc:
+        raise CheckpointError(f"{path}: not a training checkpoint; {exc}") from None
+    except CorruptFileError as exc:
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({exc})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a training checkpoint of trainer.fast")
     if not isinstance(payload.get("version"), int) or payload["version"] > VERSION:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import pickle
 import pickletools
 import tempfile
 import warnings
@@ -31,7 +30,12 @@ _WEIGHTS_ONLY_REFUSAL = "Weights only load failed"
 
 class UnsafeFileError(ValueError):
     """A pickle holding Python objects other than tensors and plain containers; not loaded,
-    since unpickling such objects can run arbitrary code."""
+    since unpickling such objects can run arbitrary code. The message says so, without a path."""
+
+
+class CorruptFileError(ValueError):
+    """A file torch cannot read (truncated, damaged, not a torch file); the message is the reason
+    in one short sentence, without a path."""
 
 
 @contextlib.contextmanager
@@ -111,25 +115,31 @@ def check_writable(path: str | Path) -> None:
 def load_tensors(path: str | Path) -> Any:
     """`torch.load(path, map_location="cpu", weights_only=True)`, refusing unsafe pickles cleanly.
 
-    Raises UnsafeFileError for a pickle the weights-only unpickler refuses, and a plain
-    UnpicklingError for garbage it refuses; other errors of a corrupt or truncated file propagate
-    as torch raises them. torch's UserWarnings about the
+    Raises UnsafeFileError for a pickle the weights-only unpickler refuses and CorruptFileError
+    for anything else unreadable (torch raises many types on garbage). torch's UserWarnings about the
     pickle protocol of such files are silenced (the refusal says what matters).
     """
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\._weights_only_unpickler")
             return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
+    except Exception as exc:
         text = str(exc)
-        if text.startswith(_WEIGHTS_ONLY_REFUSAL) and ("GLOBAL" in text or _is_whole_pickle(path)):
+        if not text.startswith(_WEIGHTS_ONLY_REFUSAL):
+            raise CorruptFileError(_first_sentence(text) or type(exc).__name__) from None
+        if "GLOBAL" in text or _is_whole_pickle(path):
             raise UnsafeFileError(
-                f"{path}: holds Python objects other than tensors; refused for safety "
-                "(loading it could run code)"
+                "refused for safety (it holds Python objects other than tensors, and loading them could run code)"
             ) from None
-        if text.startswith(_WEIGHTS_ONLY_REFUSAL):  # garbage: do not pass on torch's unsafe advice
-            raise pickle.UnpicklingError("not a PyTorch file, or a damaged one") from None
-        raise
+        # Garbage the unpickler choked on: do not pass on torch's advice (weights_only=False).
+        raise CorruptFileError("not a PyTorch file, or a damaged one") from None
+
+
+def _first_sentence(text: str) -> str:
+    """"PytorchStreamReader failed ...: failed finding central directory. This is an internal
+    miniz error. If you are seeing..." -> its first sentence."""
+    line = (text.strip().splitlines() or [""])[0]
+    return line.split(". ", 1)[0].rstrip(".")
 
 
 def _is_whole_pickle(path: str | Path) -> bool:

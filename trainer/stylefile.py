@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from trainer.fileio import UnsafeFileError, atomic_torch_save, load_tensors
+from trainer.fileio import CorruptFileError, UnsafeFileError, atomic_torch_save, load_tensors
 from trainer.transformer import TransformerConfig, TransformerNet
 
 FORMAT = "nstcam-style"
@@ -72,13 +72,10 @@ def load_style(path: str | Path) -> StyleModel:
         raise StyleFileError(f"{path}: no such style file")
     try:
         payload = load_tensors(path)
-    except UnsafeFileError:
-        raise StyleFileError(
-            f"{path}: not a style file; refused for safety (it holds Python objects other than "
-            "tensors, and loading them could run code)"
-        ) from None
-    except Exception as exc:  # torch.load raises many types on garbage; all mean "unreadable"
-        raise StyleFileError(f"{path}: corrupt or truncated style file ({_first_line(exc)})") from None
+    except UnsafeFileError as exc:
+        raise StyleFileError(f"{path}: not a style file; {exc}") from None
+    except CorruptFileError as exc:
+        raise StyleFileError(f"{path}: corrupt or truncated style file ({exc})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise StyleFileError(f"{path}: not an nstcam style file (no '{FORMAT}' header)")
     version = payload.get("version")
