@@ -112,18 +112,22 @@ def test_check_writable_fails_on_a_read_only_folder(readonly_dir: Path) -> None:
 # ------------------------------------------------------------------------------ trainer.fast
 
 
+@pytest.mark.parametrize("first_write", ["checkpoint", "sample image"])
 def test_training_on_a_full_disk_is_one_line_exit_1_and_keeps_the_checkpoint(
-        training_data, small_disk: Path, capsys, one_torch_thread) -> None:
+        training_data, small_disk: Path, capsys, one_torch_thread, first_write: str) -> None:
     out = small_disk / "s.pt"
     assert fast.main(train_args(training_data, out, "--steps", "2", "--checkpoint-every", "1")) == 0
     before = (small_disk / "checkpoint.pt").read_bytes()
     fill(small_disk)
     capsys.readouterr()
-    assert fast.main(train_args(training_data, out, "--resume", "--steps", "4")) == 1
+    extra = ["--checkpoint-every", "1"] if first_write == "checkpoint" else ["--checkpoint-every", "0",
+                                                                             "--sample-every", "1"]
+    assert fast.main(train_args(training_data, out, "--resume", "--steps", "4", *extra)) == 1
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: cannot write the checkpoint {small_disk / 'checkpoint.pt'}: No space left on "
-                      "device; training stopped at step 3; the previous checkpoint is kept (continue with --resume)"]
+    path = small_disk / ("checkpoint.pt" if first_write == "checkpoint" else "samples/step_000003.png")
+    assert errors == [f"error: cannot write the {first_write} {path}: No space left on device; training stopped "
+                      "at step 3; the previous checkpoint is kept (continue with --resume)"]
     assert "Traceback" not in err and "enforce" not in err
     assert (small_disk / "checkpoint.pt").read_bytes() == before
     assert leftovers(small_disk) == []
