@@ -7,9 +7,9 @@ from the loss net's Gatys defaults with a gentler style weight (see `_loss_setti
 are those the style's targets were computed for. Three
 PNGs are written with a timestamped name that never overwrites anything:
 
-    20250131-142501_starry-night_raw.png        the camera frame as captured
-    20250131-142501_starry-night_stylized.png   the fast network at full resolution
-    20250131-142501_starry-night_refined.png    after refinement (absent when cancelled)
+    20250131-142501_van_gogh_raw.png            the camera frame as captured
+    20250131-142501_van_gogh_stylized.png       the fast network at full resolution
+    20250131-142501_van_gogh_refined.png        after refinement (absent when cancelled)
 
 Each is written atomically (temp file + rename): a full disk leaves a PNG absent, never
 truncated, and the SnapshotError names the file and those kept.
@@ -126,7 +126,8 @@ def _targets_for(style_model, loss_net: str) -> dict[str, torch.Tensor]:
 
 
 def _slug(text: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
+    """The style name as recordings spell it (van_gogh): letters, digits and underscores kept."""
+    slug = re.sub(r"[^A-Za-z0-9_]+", "-", text).strip("-_").lower()
     return slug[:40] or "style"
 
 

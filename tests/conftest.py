@@ -52,6 +52,18 @@ def one_torch_thread_module() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_settings(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The window's remembered settings (QSettings) go to a temporary folder, never the user's."""
+    try:
+        from PySide6.QtCore import QSettings
+    except ImportError:  # a machine without Qt (the GPU check) runs no window test
+        return
+    folder = str(tmp_path_factory.mktemp("settings"))
+    for fmt in (QSettings.Format.IniFormat, QSettings.Format.NativeFormat):
+        QSettings.setPath(fmt, QSettings.Scope.UserScope, folder)
+
+
 @pytest.fixture
 def no_leftover_threads() -> Iterator[None]:
     """Fails the test if it leaves a thread running (every worker must be joined)."""
