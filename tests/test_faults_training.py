@@ -87,6 +87,7 @@ def _wait_for_line(proc: subprocess.Popen, text: str, timeout: float) -> str:
     return seen
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
 def test_kill_9_of_training_takes_its_data_loader_workers_with_it(training_data, tmp_path):
     proc = subprocess.Popen(
