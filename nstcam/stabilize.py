@@ -45,7 +45,7 @@ class FlowStabilizer:
         self,
         keep: float = 0.93,
         flow_scale: float = 0.5,
-        refine_iterations: int = 3,
+        refine_iterations: int = 1,
         match_tolerance: float = 12.0,
         consistency_floor: float = 0.75,
         consistency_tolerance: float = 1.5,
