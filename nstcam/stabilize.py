@@ -21,6 +21,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+SOFTEN = 1.0  # Gaussian sigma (flow-size pixels) applied before the raw frames are compared
+
 class FlowStabilizer:
     """Flow-guided blend of the previous output into each new stylized frame.
 
@@ -71,63 +73,64 @@ class FlowStabilizer:
 
     def reset(self) -> None:
         """Forget the past: the next frame passes through unchanged and starts a new history."""
-        self._prev_gray: np.ndarray | None = None
         self._prev_small: np.ndarray | None = None
         self._prev_out: np.ndarray | None = None
 
     def process(self, raw_bgr: np.ndarray, stylized_rgb: np.ndarray) -> np.ndarray:
         """The stabilized RGB uint8 frame, the size of `stylized_rgb`, for the raw frame it came from."""
         h, w = stylized_rgb.shape[:2]
-        gray = _gray_at(raw_bgr, (w, h))
-        small = _resize(gray, self._flow_size(w, h))
+        small = _gray_at(raw_bgr, self._flow_size(w, h))
         prev_out = self._prev_out
         if prev_out is None or prev_out.shape != stylized_rgb.shape or self._prev_small.shape != small.shape:
-            return self._start(gray, small, stylized_rgb)
-        map_x, map_y, disagreement = self._backward_map(small, (w, h))
-        weight, static = self._confidence(gray, map_x, map_y, disagreement)
+            return self._start(small, stylized_rgb)
+        back, map_x, map_y, disagreement = self._flows(small)
+        weight, static = self._confidence(small, map_x, map_y, disagreement * (w / small.shape[1]))
         if np.count_nonzero(weight > 0.5) < self.cut_fraction * weight.size:
             self.cuts += 1
             log.debug("scene cut: %.0f%% of the frame matches the previous one", 100 * np.mean(weight > 0.5))
-            return self._start(gray, small, stylized_rgb)
-        warped = cv2.remap(prev_out, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        np.copyto(warped, prev_out, where=static[..., None])
+            return self._start(small, stylized_rgb)
+        warped = cv2.remap(prev_out, *self._full_map(back, (w, h)), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        cv2.copyTo(prev_out, _resize(static.view(np.uint8), (w, h), cv2.INTER_NEAREST), warped)
+        weight = _resize(weight, (w, h), cv2.INTER_LINEAR)
         weight *= self.keep
         out = cv2.blendLinear(warped, stylized_rgb, weight, 1.0 - weight)
-        self._prev_gray, self._prev_small, self._prev_out = gray, small, out
+        self._prev_small, self._prev_out = small, out
         return out
 
     # ----------------------------------------------------------------------------------------
-    def _start(self, gray: np.ndarray, small: np.ndarray, stylized_rgb: np.ndarray) -> np.ndarray:
+    def _start(self, small: np.ndarray, stylized_rgb: np.ndarray) -> np.ndarray:
         """Begin a new history at this frame, which is returned as is (a copy: we keep it)."""
         out = stylized_rgb.copy()
-        self._prev_gray, self._prev_small, self._prev_out = gray, small, out
+        self._prev_small, self._prev_out = small, out
         return out
 
     def _flow_size(self, w: int, h: int) -> tuple[int, int]:
         return max(8, round(w * self.flow_scale)), max(8, round(h * self.flow_scale))
 
-    def _backward_map(self, small: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Where each current pixel was in the previous frame (remap maps at `size`), and the
-        forward-backward disagreement there in pixels: occluded or mismatched pixels disagree."""
+    def _flows(self, small: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """At the flow size: the backward flow, the remap maps it gives (where each current pixel
+        was in the previous frame) and the forward-backward disagreement there in pixels
+        (occluded or mismatched pixels disagree)."""
         back = self._dis.calc(small, self._prev_small, None)  # current -> previous
         fwd = self._dis.calc(self._prev_small, small, None)  # previous -> current
         gx, gy = self._grid_at(small.shape[1], small.shape[0])
-        sx, sy = gx + back[..., 0], gy + back[..., 1]
-        fwd_there = cv2.remap(fwd, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        map_x, map_y = gx + back[..., 0], gy + back[..., 1]
+        fwd_there = cv2.remap(fwd, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         fwd_there += back
-        disagreement = cv2.magnitude(fwd_there[..., 0], fwd_there[..., 1])
-        if (small.shape[1], small.shape[0]) == size:
-            return sx, sy, disagreement
-        scale = size[0] / small.shape[1]
-        back = cv2.resize(back, size, interpolation=cv2.INTER_LINEAR)
-        disagreement = cv2.resize(disagreement, size, interpolation=cv2.INTER_LINEAR)
-        fx, fy = self._grid_at(*size)
-        return fx + scale * back[..., 0], fy + scale * back[..., 1], disagreement * scale
+        return back, map_x, map_y, cv2.magnitude(fwd_there[..., 0], fwd_there[..., 1])
 
-    def _confidence(self, gray: np.ndarray, map_x: np.ndarray, map_y: np.ndarray,
+    def _full_map(self, back: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """The backward flow as remap maps for frames of `size` (w, h)."""
+        scale = size[0] / back.shape[1]
+        back = _resize(back, size, cv2.INTER_LINEAR)
+        fx, fy = self._grid_at(*size)
+        return fx + scale * back[..., 0], fy + scale * back[..., 1]
+
+    def _confidence(self, small: np.ndarray, map_x: np.ndarray, map_y: np.ndarray,
                     disagreement: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-pixel trust in carrying the previous output over (0..1), and where to carry it
-        unmoved instead of along the flow.
+        unmoved instead of along the flow, at the flow size (a confidence is smooth: computing it
+        at the stylized size would cost four times as much for nothing).
 
         Along the flow, the warped previous raw frame must match the current one and the two flows
         must agree. Differences up to the frame's typical one (twice the median: sensor noise and
@@ -136,13 +139,15 @@ class FlowStabilizer:
         smears a moving object's motion onto the still background around it; a webcam's background
         usually is still, so where the unmoved previous frame matches clearly better (by a quarter),
         that is what is carried."""
-        warped_gray = cv2.remap(self._prev_gray, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        mismatch = _smoothed_difference(warped_gray, gray)
-        floor = min(2.0 * float(np.median(mismatch[::4, ::4])) + 1.0, self.match_tolerance)
+        prev = _soften(self._prev_small)
+        now = _soften(small)
+        warped = cv2.remap(prev, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        mismatch = _smoothed_difference(warped, now)
+        floor = min(2.0 * float(np.median(mismatch)) + 1.0, self.match_tolerance)
         match = 1.0 - (mismatch - floor) / self.match_tolerance
         agree = 1.0 - (disagreement - self.consistency_floor) / self.consistency_tolerance
         weight = np.minimum(match, agree)
-        still = 1.0 - (_smoothed_difference(self._prev_gray, gray) - floor) / self.match_tolerance
+        still = 1.0 - (_smoothed_difference(prev, now) - floor) / self.match_tolerance
         static = still > weight + 0.25
         np.copyto(weight, still, where=static)
         np.clip(weight, 0.0, 1.0, out=weight)
@@ -159,19 +164,25 @@ class FlowStabilizer:
         return grid
 
 
+def _soften(gray: np.ndarray) -> np.ndarray:
+    """Blurred a little, so that the resampling blur of a sub-pixel warp does not read as a
+    mismatch along every edge (without it, a slow pan loses the history on all its edges)."""
+    return cv2.GaussianBlur(gray, (0, 0), SOFTEN)
+
+
 def _smoothed_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """|a - b| averaged over 5x5 pixels (float32): a misalignment shows as a patch, noise does not."""
-    return cv2.blur(cv2.absdiff(a, b), (5, 5)).astype(np.float32)
+    """|a - b| averaged over 3x3 pixels (float32): a misalignment shows as a patch, noise does not."""
+    return cv2.blur(cv2.absdiff(a, b), (3, 3)).astype(np.float32)
 
 
 def _gray_at(bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """uint8 grey (what DIS takes) at `size` (w, h): area-averaged when shrinking, which also
     lowers the sensor noise."""
-    return _resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), size)
+    shrink = size[0] < bgr.shape[1]
+    return _resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), size, cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
-def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def _resize(img: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
     if (img.shape[1], img.shape[0]) == size:
         return img
-    interp = cv2.INTER_AREA if size[0] < img.shape[1] else cv2.INTER_LINEAR
-    return cv2.resize(img, size, interpolation=interp)
+    return cv2.resize(img, size, interpolation=interpolation)
