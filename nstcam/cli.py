@@ -25,12 +25,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nstcam.launch import (DEFAULT_SIZE_CPU, DEFAULT_SIZE_CUDA, CliError, app_version, apply_threads,
+from nstcam.launch import (DEFAULT_SIZE_CPU, DEFAULT_SIZE_CUDA, PROG, CliError, app_version, apply_threads,
                            build_engine, check_size, check_style, load_registry, look_from_args,
                            make_processors, prepare_window, resolve_device)
 from trainer.cliargs import int_at_least, number
 
-PROG = "nstcam"
 DEVICE_CHOICES = ("auto", "cuda", "cpu")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # nstcam.engine.PRECISIONS, without importing torch
 COLOR_MODES = ("luminance", "statistics", "off")  # nstcam.controls.COLOR_MODES, without importing cv2

@@ -10,6 +10,7 @@ the bundled styles, the user styles folder (nstcam.userdirs) and `--styles-dir`.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,9 @@ from typing import Any
 DEFAULT_SIZE_CUDA = 480
 DEFAULT_SIZE_CPU = 240
 MAX_SIZE = 2160  # short side of 4K UHD; larger sizes need tens of GB per frame
+
+
+PROG = "nstcam"
 
 
 class CliError(Exception):
@@ -88,6 +92,8 @@ def build_engine(registry, device, size: int | None, style: str, precision: str 
     from nstcam.malloc import keep_freed_memory
 
     keep_freed_memory()  # before the first frame: every later frame then reuses its pages
+    for message in registry.fallbacks(style, device.type):  # a broken file of this style was skipped
+        print(f"{PROG}: warning: {message}", file=sys.stderr)
     try:
         engine = StyleEngine(registry.select(device.type), device=str(device), size=size, precision=precision)
         engine.set_style(style)

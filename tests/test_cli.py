@@ -330,3 +330,14 @@ def test_an_absurd_processing_size_is_refused_before_anything_starts(capsys, sty
     code, _, err = run(capsys, "--size", "100000", "--styles-dir", str(styles_dir), "--camera", "demo")
     assert code == 2 and "--size 100000: too large" in err and "at most 2160" in err
     assert "Traceback" not in err
+
+
+def test_a_style_falling_back_from_a_broken_file_is_warned_about(capsys, styles_dir, video, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "ember-light.pt").write_bytes(b"truncated")
+    out = tmp_path / "o.mp4"
+    code, _, err = run(capsys, "render", str(video), "-o", str(out), "--style", "ember", "--size", "32",
+                       "--styles-dir", str(styles_dir), "--styles-dir", str(mine), "--no-stabilize")
+    assert code == 0 and out.is_file()
+    assert "warning" in err and str(mine / "ember-light.pt") in err and "instead" in err

@@ -45,6 +45,7 @@ from torch import nn
 
 from trainer.cliargs import int_at_least
 from trainer.devices import cpu_bf16_supported, resolve_device
+from trainer.fileio import atomic_write_bytes
 from trainer.lossnets import DEFAULT_WEIGHTS, LOSS_NETS, build_loss_net
 from trainer.lossnets.vgg import VGG19LossNet, vgg19_weights_on_disk
 from trainer.perceptual import PerceptualLoss
@@ -82,9 +83,8 @@ def steps_per_second(step: Callable[[], None], device: torch.device) -> Callable
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """A benchmark's results as indented JSON, creating the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    """A benchmark's results as indented JSON, written atomically (the folder is created)."""
+    atomic_write_bytes(path, json.dumps(data, indent=2).encode("utf-8"))
 
 
 def cpu_name() -> str:

@@ -62,6 +62,7 @@ def tensor_to_pil(t: torch.Tensor) -> Image.Image:
 
 
 def save_image(t: torch.Tensor, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensor_to_pil(t).save(path)
+    """Written atomically: a full disk or a kill leaves the old file or none, never half a PNG."""
+    from trainer.fileio import atomic_save_image
+
+    atomic_save_image(tensor_to_pil(t), path)

@@ -244,7 +244,9 @@ class MainWindow(QMainWindow):
             self.controls.fade_from(old)
         self.gallery.select(name)
         self._update_title()
-        self.status.show_status(f"style: {self._style_row(name)[1]} (--style {name})")
+        fallbacks = self.registry.fallbacks(name, self.options.device_type)  # a broken file was skipped
+        self.status.show_status("; ".join(fallbacks) if fallbacks else
+                                f"style: {self._style_row(name)[1]} (--style {name})", error=bool(fallbacks))
         self.remember()
 
     def step_style(self, delta: int) -> None:

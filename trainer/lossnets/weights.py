@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from trainer.fileio import CorruptFileError, UnsafeFileError, load_tensors
+
 from .errors import LossNetUnavailable
 
 _MAX_LISTED = 5
@@ -27,12 +29,13 @@ def read_state_dict(path: str | Path, what: str) -> dict[str, torch.Tensor]:
         reason = "is a directory, not a file" if path.is_dir() else "no such file"
         raise LossNetUnavailable(f"{what} file {path}: {reason}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch.load raises a different type for each kind of damage
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        obj = load_tensors(path)
+    except UnsafeFileError as exc:
+        raise LossNetUnavailable(f"{what} file {path}: not a weights file; {exc}") from None
+    except CorruptFileError as exc:
         raise LossNetUnavailable(
             f"{what} file {path}: cannot be read as a PyTorch weights file; it may be truncated, "
-            f"corrupt or not a torch.save() file ({type(exc).__name__}: {detail})"
+            f"corrupt or not a torch.save() file ({exc})"
         ) from None
     if not isinstance(obj, Mapping) or not obj:
         kind = "an empty mapping" if isinstance(obj, Mapping) else f"a {type(obj).__name__}"
