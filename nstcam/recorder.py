@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from fractions import Fraction
 from pathlib import Path
 
@@ -63,7 +63,8 @@ def _av_encoder(name: str) -> bool:
 class _AvWriter:
     """PyAV encoder; `codec` libx264 (H.264) or, when that is missing, mpeg4."""
 
-    def __init__(self, path: Path, fps: float, size: tuple[int, int], codec: str, crf: int) -> None:
+    def __init__(self, path: Path, fps: float, size: tuple[int, int], codec: str, crf: int,
+                 metadata: Mapping[str, str]) -> None:
         import av
 
         rate = Fraction(fps).limit_denominator(1001)
@@ -74,6 +75,7 @@ class _AvWriter:
         elif path.suffix.lower() == ".mkv":
             container_options["cluster_time_limit"] = str(round(FRAGMENT_SECONDS * 1000))  # milliseconds
         self._container = av.open(str(path), mode="w", container_options=container_options)
+        self._container.metadata.update(metadata)
         try:
             stream = self._container.add_stream(codec, rate=rate)
             stream.width, stream.height = size
@@ -166,6 +168,7 @@ class Recorder:
         realtime: bool = True,
         queue_frames: int = 60,
         crf: int = 20,
+        metadata: Mapping[str, str] | None = None,
     ) -> None:
         if not fps or fps <= 0:
             raise ValueError(f"recording frame rate must be positive, got {fps}")
@@ -179,6 +182,7 @@ class Recorder:
         self.on_error = on_error
         self.realtime = realtime
         self.crf = crf
+        self.metadata = dict(metadata or {})  # container tags, e.g. {"comment": "..."} (PyAV writers)
         self.frames_written = 0
         self.frames_dropped = 0
         self.error: str | None = None
@@ -307,7 +311,7 @@ class Recorder:
         self.size = (w - w % 2, h - h % 2)
         if self.codec == "mjpg":
             return _CvWriter(self.path, self.fps, self.size)
-        return _AvWriter(self.path, self.fps, self.size, self.codec, self.crf)
+        return _AvWriter(self.path, self.fps, self.size, self.codec, self.crf, self.metadata)
 
     def _fit(self, frame: np.ndarray) -> np.ndarray:
         assert self.size is not None

@@ -183,6 +183,11 @@ def test_recording_is_fed_off_the_gui_thread_at_the_cameras_rate(qtbot, open_win
     assert frames / rec.fps >= 0.5 * wall  # real-time pacing: held frames fill what the stylizer skipped
     assert size == (96, 64) and rec.path.parent == tmp_path / "videos"
     assert "saved" in w.status.message
+    import av
+
+    with av.open(str(rec.path)) as container:  # the file says how it was made
+        assert "96×64 camera" in container.metadata.get("comment", "") or \
+            "processing size" in container.metadata.get("comment", "")
 
 
 def test_record_at_launch_is_finalised_on_close(qtbot, open_window, tmp_path):

@@ -57,6 +57,7 @@ class RecordingControl(QObject):
 
     def start(self, path: Path | None = None) -> None:
         from nstcam.controls import CameraSizeRecorderSink
+        from nstcam.launch import app_version
         from nstcam.recorder import Recorder, RecorderError
         from nstcam.sinks import RecorderSink
 
@@ -70,16 +71,18 @@ class RecordingControl(QObject):
             w._set_checked(w.record_action, True)
             w.status.show_status(f"recording will start with the first frame: {path}")
             return
+        camera = w.options.record_size == "camera"
+        shape = (w._last_result.raw_bgr if camera else w._last_result.stylized_rgb).shape
+        self.size_text = f"{shape[1]}×{shape[0]} {'camera' if camera else 'processing size'}"
+        comment = f"nstcam {app_version()}: style {w.engine.style}, {self.size_text}"
         try:
-            recorder = Recorder(path, fps, on_error=lambda m: w.notifier.sink_error.emit(RecorderError(m)))
+            recorder = Recorder(path, fps, on_error=lambda m: w.notifier.sink_error.emit(RecorderError(m)),
+                                metadata={"comment": comment})
         except (OSError, RecorderError, ValueError) as exc:
             w._set_checked(w.record_action, False)
             w.status.show_status(f"cannot record to {path}: {exc}", error=True)
             return
-        camera = w.options.record_size == "camera"
         self.sink = (CameraSizeRecorderSink if camera else RecorderSink)(recorder)
-        shape = (w._last_result.raw_bgr if camera else w._last_result.stylized_rgb).shape
-        self.size_text = f"{shape[1]}×{shape[0]} {'camera' if camera else 'processing size'}"
         w.session.add_sink(self.sink)
         self.started = time.monotonic()
         w._set_checked(w.record_action, True)
