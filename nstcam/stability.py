@@ -445,31 +445,45 @@ class EmaBlend:
         return np.clip(np.rint(self._avg), 0, 255).astype(np.uint8)
 
 
+@dataclass
+class FrameTimes:
+    """Per-frame processing times in ms: wall clock, and the calling thread's CPU time, which a
+    machine shared with other work inflates far less (OpenCV runs single-threaded here unless
+    told otherwise, so the thread's CPU time is the processor's whole cost)."""
+
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+    def medians(self) -> tuple[float, float]:
+        return statistics.median(self.wall), statistics.median(self.cpu)
+
+
 def apply_processors(frames_bgr: Sequence[np.ndarray], stylized: Sequence[np.ndarray],
-                     processors: Sequence[FrameProcessor], timings_ms: list[float] | None = None) -> list[np.ndarray]:
+                     processors: Sequence[FrameProcessor], times: FrameTimes | None = None) -> list[np.ndarray]:
     """Run already-stylized frames through `processors` in order, as the live session does (each
-    reset first: a clip is a new scene). Appends each frame's processing time to `timings_ms`."""
+    reset first: a clip is a new scene), recording each frame's processing time in `times`."""
     for p in processors:
         p.reset()
     outputs = []
     for raw, out in zip(frames_bgr, stylized):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         for p in processors:
             out = p.process(raw, out)
-        if timings_ms is not None:
-            timings_ms.append(1e3 * (time.perf_counter() - t0))
+        if times is not None:
+            times.cpu.append(1e3 * (time.thread_time() - c0))
+            times.wall.append(1e3 * (time.perf_counter() - t0))
         outputs.append(out)
     return outputs
 
 
 def engine_stylizer(engine: Any, style: str | None = None, processors: Sequence[FrameProcessor] = (),
-                    timings_ms: list[float] | None = None) -> StylizeClip:
+                    times: FrameTimes | None = None) -> StylizeClip:
     """A `StylizeClip` running each frame through `engine` (a `nstcam.engine.StyleEngine`) with
     `style`, then through `processors`."""
 
     def stylize_clip(frames_bgr: list[np.ndarray]) -> list[np.ndarray]:
         stylized = [engine.stylize(f, style=style) for f in frames_bgr]
-        return apply_processors(frames_bgr, stylized, processors, timings_ms) if processors else stylized
+        return apply_processors(frames_bgr, stylized, processors, times) if processors else stylized
 
     return stylize_clip
 
@@ -493,7 +507,8 @@ class Comparison:
 
     style: str
     figures: dict[str, dict[str, Figures]] = field(default_factory=dict)  # clip -> renderer -> figures
-    ms_per_frame: dict[str, float] = field(default_factory=dict)  # renderer -> median ms/frame
+    ms_per_frame: dict[str, float] = field(default_factory=dict)  # renderer -> median wall ms/frame
+    cpu_ms_per_frame: dict[str, float] = field(default_factory=dict)  # renderer -> median CPU ms/frame
 
 
 def compare_style(engine: Any, style: str, clips: Sequence[Clip],
@@ -501,14 +516,15 @@ def compare_style(engine: Any, style: str, clips: Sequence[Clip],
     """Stylize each clip once and run the same stylized frames through each renderer's processors,
     so the renderers are compared side by side on identical input ("baseline": no processor)."""
     result = Comparison(style)
-    timings: dict[str, list[float]] = {name: [] for name in renderers}
+    times = {name: FrameTimes() for name in renderers}
     for clip in clips:
         stylized = [engine.stylize(f, style=style) for f in clip.frames]
         result.figures[clip.name] = {"baseline": evaluate(clip, stylized)}
         for name, make in renderers.items():
-            outputs = apply_processors(clip.frames, stylized, make(), timings[name])
+            outputs = apply_processors(clip.frames, stylized, make(), times[name])
             result.figures[clip.name][name] = evaluate(clip, outputs)
-    result.ms_per_frame = {name: statistics.median(t) for name, t in timings.items() if t}
+    for name, t in times.items():
+        result.ms_per_frame[name], result.cpu_ms_per_frame[name] = t.medians()
     return result
 
 
@@ -547,7 +563,8 @@ def _summary(results: Sequence[Comparison]) -> list[dict[str, Any]]:
                     bands.append(r["edge_band"])
                 ok &= all(meets_goals(r, WARP_GOAL if clip != "still" else 1.0).values())
             row.update(strength=min(strengths), edge=min(edges), band=min(bands) if bands else None,
-                       ms=res.ms_per_frame.get(name), goals="yes" if ok else "no")
+                       ms=res.ms_per_frame.get(name), cpu_ms=res.cpu_ms_per_frame.get(name),
+                       goals="yes" if ok else "no")
             rows.append(row)
     return rows
 
@@ -565,7 +582,7 @@ def format_report(results: Sequence[Comparison], clip_names: Sequence[str]) -> s
         ("style", "style", ""), ("renderer", "renderer", ""),
         *[(f"{c} warp x", c, ".2f") for c in clip_names],
         ("strength x", "strength", ".2f"), ("edge x", "edge", ".2f"), ("band x", "band", ".2f"),
-        ("ms/frame", "ms", ".2f"), ("goals", "goals", ""),
+        ("ms/frame", "ms", ".2f"), ("CPU ms/frame", "cpu_ms", ".2f"), ("goals", "goals", ""),
     ])
     return (f"{detail}\n\nRatios to the baseline (warp: lower is steadier; worst clip for strength and "
             f"edges; goals: warp <= {WARP_GOAL:.2f}x except on the still clip, strength >= {STRENGTH_GOAL}x, "
@@ -675,8 +692,11 @@ def _load_clips(args: argparse.Namespace, parser: argparse.ArgumentParser) -> li
 def _average(per_image: Sequence[Comparison]) -> Comparison:
     """The figures of one style averaged over the photos (one Comparison each)."""
     first = per_image[0]
-    merged = Comparison(first.style, ms_per_frame={
-        k: statistics.median(c.ms_per_frame[k] for c in per_image) for k in first.ms_per_frame})
+    merged = Comparison(
+        first.style,
+        ms_per_frame={k: statistics.median(c.ms_per_frame[k] for c in per_image) for k in first.ms_per_frame},
+        cpu_ms_per_frame={k: statistics.median(c.cpu_ms_per_frame[k] for c in per_image) for k in first.cpu_ms_per_frame},
+    )
     for clip, by_renderer in first.figures.items():
         merged.figures[clip] = {}
         for name in by_renderer:

@@ -145,7 +145,7 @@ class FlowStabilizer:
         now = _soften(small)
         warped = cv2.remap(prev, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         mismatch = _difference(warped, now)
-        floor = min(2.0 * float(np.median(mismatch)) + 1.0, self.match_tolerance)
+        floor = min(2.0 * float(np.median(mismatch[::2, ::2])) + 1.0, self.match_tolerance)
         match = 1.0 - (mismatch - floor) / self.match_tolerance
         agree = 1.0 - (disagreement - self.consistency_floor) / self.consistency_tolerance
         weight = np.minimum(match, agree)

@@ -27,7 +27,7 @@ from nstcam.stability import (
     zoom_clip,
 )
 from nstcam.stabilize import FlowStabilizer
-from nstcam_fixtures import media_dir, style_files, write_video  # noqa: F401
+from nstcam_fixtures import media_dir, style_files, style_models, write_video  # noqa: F401
 
 SIZE = (160, 120)
 NOISE_MEAN_ABS_DIFF = 3.0 * 2 / math.sqrt(math.pi)  # E|n1 - n2| for two Gaussian noises of sigma 3
@@ -195,3 +195,19 @@ def test_cli_compares_renderers_and_writes_json(tmp_path: Path, style_files: dic
     summary = {r["renderer"]: r for r in data["summary"]}
     assert summary["stabilized"]["style"] == "alpha" and summary["stabilized"]["ms"] > 0
     assert "pan1 warp x" in capsys.readouterr().out
+
+
+def test_engine_stylizer_runs_engine_then_processors(style_models: dict, one_torch_thread: None,  # noqa: F811
+                                                     scene: np.ndarray) -> None:
+    from nstcam.engine import StyleEngine
+    from nstcam.stability import FrameTimes, engine_stylizer
+
+    engine = StyleEngine(style_models, device="cpu", size=None, precision="fp32")
+    clip = pan_clip(scene, 1, 4, (96, 64), noise=3.0, rng=np.random.default_rng(0))
+    times = FrameTimes()
+    plain = engine_stylizer(engine, "beta")(clip.frames)
+    stabilized = engine_stylizer(engine, "beta", [FlowStabilizer()], times)(clip.frames)
+    assert [o.shape for o in stabilized] == [(64, 96, 3)] * 4
+    np.testing.assert_array_equal(stabilized[0], plain[0])  # the first frame has no history
+    assert not np.array_equal(stabilized[-1], plain[-1])
+    assert len(times.wall) == len(times.cpu) == 4 and min(times.medians()) > 0
