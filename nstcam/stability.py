@@ -666,10 +666,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load_clips(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[list[Clip]]:
-    """One list of clips per photo or video; a bad path ends the run with a message."""
+    """One list of clips per photo (their figures are averaged), or one list of all the videos;
+    a bad path ends the run with a message."""
     if args.video:
         try:
-            return [[video_clip(v, args.size, max(args.frames, 2))] for v in args.video]
+            return [[video_clip(v, args.size, max(args.frames, 2)) for v in args.video]]
         except ValueError as exc:
             parser.error(str(exc))
     images = args.images or [DEFAULT_EVAL / name for name in DEFAULT_IMAGES]

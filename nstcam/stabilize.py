@@ -10,7 +10,9 @@ occlusion, a newly revealed background, a flow error, a scene cut -- the new sty
 through at once, which is what keeps moving objects free of trails (an unweighted exponential blend
 of past outputs smears them).
 
-Cost at 320x240 on one CPU core: about 1-2 ms (two DIS flows, two remaps, one blend).
+Cost at 320x240: two DIS flows and the confidence at 160x120, one remap and one blend at
+320x240; measured 2.5 ms of CPU per frame (median, one thread) on the project's shared 2-core
+machine, 5.6-6.5 ms of wall time there while other work kept the load at 9-10.
 """
 from __future__ import annotations
 

@@ -211,3 +211,14 @@ def test_engine_stylizer_runs_engine_then_processors(style_models: dict, one_tor
     np.testing.assert_array_equal(stabilized[0], plain[0])  # the first frame has no history
     assert not np.array_equal(stabilized[-1], plain[-1])
     assert len(times.wall) == len(times.cpu) == 4 and min(times.medians()) > 0
+
+
+def test_cli_measures_videos(media_dir: Path, style_files: dict[str, Path], one_torch_thread: None,  # noqa: F811
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    first = write_video(media_dir / "first.avi", frames=5)
+    second = write_video(media_dir / "second.avi", frames=5)
+    code = main(["--video", str(first), str(second), "--size", "96x64", "--styles-dir",
+                 str(style_files["alpha"].parent), "--styles", "alpha"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "first warp x" in out and "second warp x" in out
