@@ -90,7 +90,7 @@ class Clip:
 
 def synthetic_scene(width: int = 480, height: int = 360, seed: int = 0) -> np.ndarray:
     """A generated BGR "photo" with smooth shading, fine texture and hard edges (what style
-    networks and optical flow both need), for tests and for machines without the eval photos."""
+    networks and optical flow both need), so tests need no photo files."""
     rng = np.random.default_rng(seed)
     coarse = rng.uniform(0, 255, (max(2, height // 40), max(2, width // 40), 3)).astype(np.float32)
     fine = rng.uniform(-40, 40, (max(2, height // 6), max(2, width // 6), 3)).astype(np.float32)
@@ -448,8 +448,8 @@ class EmaBlend:
 @dataclass
 class FrameTimes:
     """Per-frame processing times in ms: wall clock, and the calling thread's CPU time, which a
-    machine shared with other work inflates far less (OpenCV runs single-threaded here unless
-    told otherwise, so the thread's CPU time is the processor's whole cost)."""
+    machine shared with other work inflates far less. The CPU time leaves out OpenCV's worker
+    threads: it is the whole cost only with one OpenCV thread (the CLI's --threads 1)."""
 
     wall: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
