@@ -318,13 +318,14 @@ def test_recipe_defaults_follow_the_device():
     assert epochs.steps is None and epochs.epochs == 3
 
 
-def test_stability_loss_and_anti_aliased_net_train_and_are_recorded(data, tmp_path, caplog):
+def test_stability_loss_smoothing_and_anti_aliased_net_train_and_are_recorded(data, tmp_path, caplog):
     out = tmp_path / "stab" / "s.pt"
     with caplog.at_level("INFO", logger="trainer"):
         assert _run(data, out, "--steps", "3", "--stability-weight", "500", "--stability-shift", "1.5",
                     "--stability-rotate", "0", "--stability-noise", "0.01", "--blur-downsample",
-                    "--upsample", "bilinear", "--sample-every", "0") == 0
+                    "--upsample", "bilinear", "--smoothing", "4", "--sample-every", "0") == 0
     style = load_style(out)
+    assert style.meta["smoothing"] == 4.0
     assert style.meta["stability"] == {"weight": 500.0, "shift": 1.5, "rotate": 0.0, "noise": 0.01}
     assert style.config.blur_downsample and style.config.upsample == "bilinear"
     assert any("stability" in r.getMessage() and "step 3/3" in r.getMessage() for r in caplog.records)

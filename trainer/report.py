@@ -197,6 +197,7 @@ def style_objective(style: StyleVariant, nets: LossNetCache) -> tuple[Perceptual
             tv_weight=weight("tv_weight", defaults.tv if defaults else 0.0),
             style_layers={str(k): float(v) for k, v in layers.items()} if isinstance(layers, dict) else None,
             content_layer=str(meta["content_layer"]) if meta.get("content_layer") else None,
+            smoothing=weight("smoothing", 0.0),  # the stored targets are Grams of smoothed features then
         )
         loss.set_style_targets(targets[loss_net])
     except ValueError as exc:
