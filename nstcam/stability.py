@@ -693,11 +693,12 @@ def _load_clips(args: argparse.Namespace, parser: argparse.ArgumentParser) -> li
 def _average(per_image: Sequence[Comparison]) -> Comparison:
     """The figures of one style averaged over the photos (one Comparison each)."""
     first = per_image[0]
-    merged = Comparison(
-        first.style,
-        ms_per_frame={k: statistics.median(c.ms_per_frame[k] for c in per_image) for k in first.ms_per_frame},
-        cpu_ms_per_frame={k: statistics.median(c.cpu_ms_per_frame[k] for c in per_image) for k in first.cpu_ms_per_frame},
-    )
+
+    def median_over_images(attr: str) -> dict[str, float]:
+        return {k: statistics.median(getattr(c, attr)[k] for c in per_image) for k in getattr(first, attr)}
+
+    merged = Comparison(first.style, ms_per_frame=median_over_images("ms_per_frame"),
+                        cpu_ms_per_frame=median_over_images("cpu_ms_per_frame"))
     for clip, by_renderer in first.figures.items():
         merged.figures[clip] = {}
         for name in by_renderer:
