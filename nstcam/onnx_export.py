@@ -124,17 +124,13 @@ def demo_calibration_frames(count: int = CALIBRATION_FRAMES,
 
 def export_style(style_path: Path, out: Path | None = None, quantization: str = "fp32",
                  calibration: Sequence[np.ndarray] | None = None, sha256: str | None = None) -> Path:
-    """Export `style_path` to `out` (default: `onnx_path`) atomically; returns the path written.
+    """Export the style file `style_path` to `out` (default: `onnx_path`); returns the path written.
 
     `calibration`: BGR uint8 frames for static int8 (default: demo-scene frames). Raises
     ExportError (bad style file, unwritable folder, exporter failure).
     """
-    import torch
-
     from trainer.stylefile import StyleFileError, load_style
 
-    if quantization not in QUANTIZATIONS:
-        raise ExportError(f"unknown quantization {quantization!r}; choose one of {', '.join(QUANTIZATIONS)}")
     style_path = Path(style_path)
     try:
         model = load_style(style_path)
@@ -142,17 +138,33 @@ def export_style(style_path: Path, out: Path | None = None, quantization: str = 
         raise ExportError(str(exc)) from None
     digest = sha256 or file_sha256(style_path)
     target = Path(out) if out is not None else onnx_path(style_path, quantization, digest)
+    source = {"source": style_path.name, "source_sha256": digest, "name": style_path.stem.split("-")[0]}
+    return export_model(model, target, quantization, calibration, source)
+
+
+def export_model(model, out: Path, quantization: str = "fp32", calibration: Sequence[np.ndarray] | None = None,
+                 source: dict[str, str] | None = None) -> Path:
+    """Export a loaded StyleModel to `out` atomically (benchmarks export models never saved).
+
+    `source`: metadata naming where it came from (source, source_sha256, a default name); the
+    model's own name, variant, title, artist and year are stored too.
+    """
+    import torch
+
+    if quantization not in QUANTIZATIONS:
+        raise ExportError(f"unknown quantization {quantization!r}; choose one of {', '.join(QUANTIZATIONS)}")
+    target = Path(out)
     meta = {
         "format": FORMAT,
         "version": VERSION,
-        "source": style_path.name,
-        "source_sha256": digest,
+        **(source or {}),
         "quantization": quantization,
         "side_multiple": str(SIDE_MULTIPLE),
         "min_side": str(MIN_SIDE),
         **{k: str(model.meta[k]) for k in ("name", "variant", "title", "artist", "year") if model.meta.get(k)},
     }
-    meta.setdefault("name", style_path.stem.split("-")[0])
+    meta.setdefault("name", target.name.split(".")[0].split("-")[0])
+    label = meta.get("source") or target.name
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="nstcam-onnx-", dir=target.parent) as tmp:
@@ -163,10 +175,10 @@ def export_style(style_path: Path, out: Path | None = None, quantization: str = 
     except ExportError:
         raise
     except OSError as exc:
-        raise ExportError(f"{style_path}: could not write {target} ({exc})") from None
+        raise ExportError(f"{label}: could not write {target} ({exc})") from None
     except Exception as exc:  # exporter/quantizer failures come as many types
-        raise ExportError(f"{style_path}: ONNX export failed ({type(exc).__name__}: {exc})") from None
-    log.info("exported %s -> %s (%s)", style_path, target, quantization)
+        raise ExportError(f"{label}: ONNX export failed ({type(exc).__name__}: {exc})") from None
+    log.info("exported %s -> %s (%s)", label, target, quantization)
     return target
 
 

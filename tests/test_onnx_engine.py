@@ -170,3 +170,14 @@ def test_running_exported_styles_imports_no_torch(styles_dir):
                             cwd=Path(__file__).resolve().parent.parent)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "(64, 86, 3) ['torch']"  # only the None placeholder
+
+
+def test_export_model_of_an_unsaved_model_runs(style_pt, tmp_path):
+    from trainer.stylefile import load_style
+
+    model = load_style(style_pt)
+    model.meta = {}  # e.g. a benchmark's randomly initialised network: no name, no file
+    path = onnx_export.export_model(model, tmp_path / "bench-net.int8.onnx", "int8")
+    engine = OnnxStyleEngine({"x": path}, device="cpu", size=64, threads=1)
+    assert engine.precision == "int8" and onnx_export.read_metadata(path)["name"] == "bench"
+    assert engine.stylize(np.zeros((48, 64, 3), np.uint8)).shape == (64, 86, 3)
