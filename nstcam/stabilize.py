@@ -17,6 +17,7 @@ machine, 5.6-6.5 ms of wall time there while other work kept the load at 9-10.
 from __future__ import annotations
 
 import logging
+import threading
 
 import cv2
 import numpy as np
@@ -73,15 +74,27 @@ class FlowStabilizer:
         self._dis.setVariationalRefinementIterations(refine_iterations)
         self._grids: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         self.cuts = 0  # scene cuts detected since construction, for tests and logs
+        self._lock = threading.Lock()
         self.reset()
 
     def reset(self) -> None:
-        """Forget the past: the next frame passes through unchanged and starts a new history."""
-        self._prev_small: np.ndarray | None = None
-        self._prev_out: np.ndarray | None = None
+        """Forget the past: the next frame passes through unchanged and starts a new history.
+        Any thread may call it (a style switch comes from the UI); it waits for the frame being
+        processed, if any, so that frame cannot bring the old history back."""
+        with self._lock:
+            self._prev_small: np.ndarray | None = None
+            self._prev_out: np.ndarray | None = None
 
     def process(self, raw_bgr: np.ndarray, stylized_rgb: np.ndarray) -> np.ndarray:
         """The stabilized RGB uint8 frame, the size of `stylized_rgb`, for the raw frame it came from."""
+        for name, frame in (("raw_bgr", raw_bgr), ("stylized_rgb", stylized_rgb)):
+            if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+                raise ValueError(f"{name}: expected a uint8 (H, W, 3) frame, got {frame.dtype} {frame.shape}")
+        with self._lock:
+            return self._stabilize(raw_bgr, stylized_rgb)
+
+    # ----------------------------------------------------------------------------------------
+    def _stabilize(self, raw_bgr: np.ndarray, stylized_rgb: np.ndarray) -> np.ndarray:
         h, w = stylized_rgb.shape[:2]
         small = _gray_at(raw_bgr, self._flow_size(w, h))
         prev_out = self._prev_out
@@ -101,7 +114,6 @@ class FlowStabilizer:
         self._prev_small, self._prev_out = small, out
         return out
 
-    # ----------------------------------------------------------------------------------------
     def _start(self, small: np.ndarray, stylized_rgb: np.ndarray) -> np.ndarray:
         """Begin a new history at this frame, which is returned as is (a copy: we keep it)."""
         out = stylized_rgb.copy()

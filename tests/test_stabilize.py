@@ -1,6 +1,8 @@
 """FlowStabilizer: pass-through and resets, scene cuts, steadier pans, no trails behind moving objects."""
 from __future__ import annotations
 
+import threading
+
 import cv2
 import numpy as np
 import pytest
@@ -109,3 +111,32 @@ def test_no_ghosting_around_a_moving_object(scene: np.ndarray) -> None:
 def test_bad_settings_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         FlowStabilizer(**kwargs)
+
+
+def test_reset_from_another_thread_while_processing(scene: np.ndarray, no_leftover_threads: None) -> None:
+    clip = pan_clip(scene, 1, 12, SIZE, noise=3.0, rng=np.random.default_rng(0))
+    stylized = unstable_style(clip.frames)
+    stab = FlowStabilizer()
+    done = threading.Event()
+
+    def keep_resetting() -> None:
+        while not done.is_set():
+            stab.reset()
+
+    worker = threading.Thread(target=keep_resetting)
+    worker.start()
+    try:
+        outputs = [stab.process(raw, out) for raw, out in zip(clip.frames, stylized)]
+    finally:
+        done.set()
+        worker.join(timeout=5)
+    assert not worker.is_alive()
+    assert all(o.shape == stylized[0].shape for o in outputs)
+
+
+def test_bad_frames_are_refused() -> None:
+    stab = FlowStabilizer()
+    with pytest.raises(ValueError, match="stylized_rgb"):
+        stab.process(np.zeros((24, 32, 3), np.uint8), np.zeros((24, 32), np.uint8))
+    with pytest.raises(ValueError, match="raw_bgr"):
+        stab.process(np.zeros((24, 32, 3), np.float32), np.zeros((24, 32, 3), np.uint8))
