@@ -70,6 +70,9 @@ def _add_common(p: argparse.ArgumentParser, size_help: str) -> None:
     p.add_argument("--styles-dir", metavar="DIR", action="append", default=[],
                    help="extra folder of style files (*.pt); may be repeated; searched after the "
                    "bundled and user styles, and wins over them for the same name")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="log what the app decides and measures (engine set-up, time to the first "
+                   "stylized frame, ...)")
     p.add_argument("--threads", type=int_at_least(1), default=None, metavar="N",
                    help="CPU threads torch may use per operation (default: torch's choice, the "
                    "number of cores); on a CPU busy with other work, 1 can be faster")
@@ -288,6 +291,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2, message already printed)
         return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+    if getattr(args, "verbose", False):
+        logging.getLogger("nstcam").setLevel(logging.INFO)
+        logging.getLogger("trainer").setLevel(logging.INFO)
     try:
         return command(args)
     except CliError as exc:

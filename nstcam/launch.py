@@ -10,7 +10,9 @@ the bundled styles, the user styles folder (nstcam.userdirs) and `--styles-dir`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,21 @@ MAX_SIZE = 2160  # short side of 4K UHD; larger sizes need tens of GB per frame
 
 
 PROG = "nstcam"
+
+
+_IMPORTED = time.monotonic()
+
+
+def seconds_since_start() -> float:
+    """Seconds since this process started (Linux: from /proc, so interpreter start-up and imports
+    count too); elsewhere since this module was imported."""
+    try:
+        with open("/proc/self/stat") as f:
+            started = int(f.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+        with open("/proc/uptime") as f:
+            return float(f.read().split()[0]) - started
+    except (OSError, ValueError, IndexError):
+        return time.monotonic() - _IMPORTED
 
 
 class CliError(Exception):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -153,13 +154,15 @@ class StyleRegistry:
             if problem:
                 errors.append((folder / MANIFEST, problem))
             by_file = {str(item.get("file")): item for item in manifest if item.get("file")}
-            for pt in sorted(folder.glob("*.pt")):
-                try:
-                    model = load_style(pt)
-                except StyleFileError as exc:
+            files = sorted(folder.glob("*.pt"))
+            # In parallel: loading validates each network on the CPU, which is what start-up waits on.
+            with ThreadPoolExecutor(max_workers=min(4, len(files) or 1)) as pool:
+                loaded = list(pool.map(_load_or_error, files))
+            for pt, (model, exc) in zip(files, loaded):
+                if isinstance(exc, StyleFileError):
                     errors.append((pt, str(exc)))
                     log.warning("skipping style file: %s", exc)
-                except Exception as exc:  # anything else a hostile file may trigger
+                elif exc is not None:
                     errors.append((pt, f"{pt}: could not be loaded ({exc})"))
                     log.warning("skipping style file %s: %r", pt, exc)
                 else:
@@ -233,6 +236,13 @@ class StyleRegistry:
 
 def _preference(device_type: str) -> tuple[str, ...]:
     return ("full", "light") if str(device_type).split(":")[0] == "cuda" else ("light", "full")
+
+
+def _load_or_error(path: Path) -> tuple[StyleModel | None, Exception | None]:
+    try:
+        return load_style(path), None
+    except Exception as exc:  # StyleFileError, or anything else a hostile file may trigger
+        return None, exc
 
 
 def _make_entry(path: Path, model: StyleModel, manifest_item: dict[str, Any]) -> StyleEntry:

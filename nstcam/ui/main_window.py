@@ -28,6 +28,7 @@ from PySide6.QtWidgets import QMainWindow, QVBoxLayout, QWidget
 
 from nstcam import userdirs
 from nstcam.controls import Look, OutputControls
+from nstcam.launch import seconds_since_start
 from nstcam.session import LiveSession, SessionOptions
 from nstcam.ui.dialogs import report_broken_styles
 from nstcam.ui.gallery import StyleGallery, start_thumbnails
@@ -107,6 +108,7 @@ class MainWindow(QMainWindow):
         self.virtual_camera = virtual_camera
         self._thumbs: TaskWorker | None = None
         self._last_result = None
+        self.first_frame_seconds: float | None = None
         self._display_latency: deque[float] = deque(maxlen=30)
         self._shut = False
 
@@ -218,6 +220,9 @@ class MainWindow(QMainWindow):
         result = self.display.take()
         if result is None or self._shut:
             return
+        if self._last_result is None and self.first_frame_seconds is None:
+            self.first_frame_seconds = seconds_since_start()
+            log.info("first stylized frame on screen %.2f s after launch", self.first_frame_seconds)
         self._last_result = result
         self.view.set_frame(result.stylized_rgb, result.raw_bgr)
         if self._thumbs is None and self.options.thumbnails:
