@@ -76,6 +76,7 @@ def test_shows_stylized_frames_that_differ_from_the_camera(qtbot, open_window):
     shown = w.view.frame
     raw = w._last_result.raw_bgr
     assert shown.shape[:2] == (64, 96)  # processing size 64, aspect kept
+    assert 0 < w.first_frame_seconds < 600  # time from process start to the first frame, for -v
     raw_rgb = cv2.cvtColor(cv2.resize(raw, (shown.shape[1], shown.shape[0])), cv2.COLOR_BGR2RGB)
     assert np.abs(shown.astype(int) - raw_rgb.astype(int)).mean() > 10
     # ... and they are really painted: the centre of the view is not the empty background
