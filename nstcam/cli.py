@@ -99,8 +99,8 @@ def window_parser() -> argparse.ArgumentParser:
         "with the camera, T toggles the stabilizer, V the virtual camera, F full screen, F1 lists "
         "the keys, Esc quits. The window remembers its settings; flags given here win.",
         epilog="Other commands: `nstcam render INPUT -o OUTPUT --style NAME` stylizes a video "
-        "file headless; `nstcam styles` lists the installed styles. Use `nstcam render --help` "
-        "for theirs.",
+        "file headless; `nstcam styles` lists the installed styles; `nstcam doctor` checks this "
+        "machine for what the app needs. Use `nstcam render --help` (and so on) for theirs.",
     )
     p.add_argument("--camera", metavar="SOURCE", default=None,
                    help="frame source: a camera index (0, 1, ...), a video file (played in a "
@@ -169,6 +169,11 @@ def styles_parser() -> argparse.ArgumentParser:
 
 
 def run_window(args: argparse.Namespace) -> int:
+    from nstcam.qtcheck import startup_message
+
+    problem = startup_message()  # Qt would abort (rc 134) on a missing system library: say which
+    if problem:
+        raise CliError(problem)
     from nstcam.ui.settings import fill_from_settings  # QtCore only: no widgets before validation
 
     fill_from_settings(args)
@@ -281,6 +286,10 @@ COMMANDS = {"render": (render_parser, run_render), "styles": (styles_parser, run
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _quiet_logs()
+    if argv and argv[0] == "doctor":
+        from nstcam.doctor import main as doctor
+
+        return doctor(argv[1:])
     if argv and argv[0] in COMMANDS:
         make_parser, command = COMMANDS[argv[0]]
         argv = argv[1:]

@@ -341,3 +341,18 @@ def test_a_style_falling_back_from_a_broken_file_is_warned_about(capsys, styles_
                        "--styles-dir", str(styles_dir), "--styles-dir", str(mine), "--no-stabilize")
     assert code == 0 and out.is_file()
     assert "warning" in err and str(mine / "ember-light.pt") in err and "instead" in err
+
+
+def test_missing_window_libraries_are_one_line_and_exit_2_before_qt(capsys, styles_dir, monkeypatch):
+    import nstcam.qtcheck
+
+    line = ("the Qt window cannot start: libxcb-icccm.so.4, libxcb-keysyms.so.1 are missing; install them "
+            "with: sudo apt install libxcb-icccm4 libxcb-keysyms1")
+    monkeypatch.setattr(nstcam.qtcheck, "startup_message", lambda environ=None: line)
+    code, _, err = run(capsys, "--styles-dir", str(styles_dir), "--camera", "demo")
+    assert code == 2 and err.strip() == f"nstcam: error: {line}"
+
+
+def test_doctor_is_a_subcommand(capsys):
+    code, out, _ = run(capsys, "doctor", "--cameras", "0")
+    assert code == 0 and "styles" in out and "nstcam can run here" in out
