@@ -279,6 +279,20 @@ class StyleEngine:
     def set_style(self, name: str) -> None:
         self._style = self._check_style(name)
 
+    def add_style(self, name: str, model: StyleModel) -> None:
+        """Add (or replace) a style while frames run, e.g. one just trained in the app. Built on
+        the engine's device, precision and memory format under the frame lock; the style dicts
+        are swapped whole, so other threads see the old set or the new one, never a half."""
+        with self._lock:
+            net = model.build(self._device, self._dtype)
+            if self._channels_last:
+                net = net.to(memory_format=torch.channels_last)
+            if self._device.type == "cuda":
+                torch.cuda.synchronize(self._device)  # weights ready before the side stream uses them
+            self._models = {**self._models, name: model}
+            self._nets = {**self._nets, name: net}
+        log.info("style %s added", name)
+
     def _check_style(self, name: str) -> str:
         if name not in self._models:
             raise KeyError(f"unknown style {name!r}; available: {', '.join(self._models)}")
