@@ -176,6 +176,18 @@ class StyleRegistry:
             order.extend(str(item["name"]) for item in manifest if item.get("name"))
         return cls(list(found.values()), errors, order, broken, folders)
 
+    def add(self, path: Path, model: Any) -> StyleEntry:
+        """Rediscover one style file that appeared while the app runs (a style trained in the
+        window), already loaded as `model`: it replaces a loaded style of the same name and
+        variant, and its folder joins the search order last (so it wins, as the user folder does)."""
+        path = Path(path)
+        manifest, _ = _read_manifest(path.parent)
+        entry = _make_entry(path, model, next((m for m in manifest if m.get("file") == path.name), {}))
+        self.entries = [e for e in self.entries if (e.name, e.variant) != (entry.name, entry.variant)] + [entry]
+        if path.parent not in self._folders:
+            self._folders.append(path.parent)
+        return entry
+
     def names(self) -> list[str]:
         return list(dict.fromkeys(e.name for e in self.entries))
 
