@@ -25,9 +25,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nstcam.launch import (DEFAULT_SIZE_CPU, DEFAULT_SIZE_CUDA, PROG, CliError, app_version, apply_threads,
-                           build_engine, check_size, check_style, load_registry, look_from_args,
-                           make_processors, prepare_window, resolve_device)
+from nstcam.launch import (BACKENDS, DEFAULT_SIZE_CPU, DEFAULT_SIZE_CUDA, PROG, CliError, app_version,
+                           apply_threads, build_engine, check_size, check_style, load_registry,
+                           look_from_args, make_processors, prepare_window, resolve_backend,
+                           resolve_device)
 from trainer.cliargs import int_at_least, number
 
 DEVICE_CHOICES = ("auto", "cuda", "cpu")
@@ -66,6 +67,11 @@ def _add_common(p: argparse.ArgumentParser, size_help: str) -> None:
                    help="number format of the style network: auto = fp16 on CUDA and, on CPU, bf16 "
                    "where the CPU computes it natively (about twice as fast), else fp32; fp32 forces "
                    "full precision (default: auto)")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="what runs the style network: torch (needed for snapshot refinement and "
+                   "training; bf16 on CPUs that have it) or onnxruntime (the torch-free runtime of the "
+                   "desktop bundle; styles are exported to ONNX once and cached); auto = torch where "
+                   "installed (default: auto)")
     p.add_argument("--size", type=int_at_least(1), default=None, metavar="N", help=size_help)
     p.add_argument("--styles-dir", metavar="DIR", action="append", default=[],
                    help="extra folder of style files (*.pt); may be repeated; searched after the "
@@ -204,11 +210,12 @@ def run_render(args: argparse.Namespace) -> int:
         raise CliError(f"-o {args.output}: folder {out.parent} does not exist")
     if out.resolve() == src.resolve():
         raise CliError("-o: the output would overwrite the input; choose another file name")
-    device = resolve_device(args.device)
-    registry, dirs = load_registry(args.styles_dir)
+    backend = resolve_backend(args.backend)
+    device = resolve_device(args.device, backend)
+    registry, dirs = load_registry(args.styles_dir, backend)
     style = check_style(registry, args.style, dirs, required=True)
     apply_threads(args.threads)
-    engine = build_engine(registry, device, check_size(args.size), style, args.precision)
+    engine = build_engine(registry, device, check_size(args.size), style, args.precision, backend)
 
     from tqdm import tqdm
 
@@ -240,7 +247,7 @@ def run_render(args: argparse.Namespace) -> int:
 
 
 def run_styles(args: argparse.Namespace) -> int:
-    registry, dirs = load_registry(args.styles_dir)
+    registry, dirs = load_registry(args.styles_dir, resolve_backend("auto"))
     rows = [(e.name, e.title, e.artist, e.variant, str(e.path)) for e in registry.entries]
     if rows:
         header = ("NAME", "TITLE", "ARTIST", "VARIANT", "FILE")

@@ -10,6 +10,7 @@ the bundled styles, the user styles folder (nstcam.userdirs) and `--styles-dir`.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import time
@@ -21,6 +22,7 @@ from typing import Any
 # Processing short side of the live view: what a CPU keeps interactive vs. what a GPU affords.
 DEFAULT_SIZE_CUDA = 480
 DEFAULT_SIZE_CPU = 240
+BACKENDS = ("auto", "torch", "onnxruntime")
 MAX_SIZE = 2160  # short side of 4K UHD; larger sizes need tens of GB per frame
 
 
@@ -59,18 +61,51 @@ def style_dirs(extra: Sequence[str]) -> list[Path]:
     return dirs
 
 
-def load_registry(extra_dirs: Sequence[str]):
+def _installed(module: str) -> bool:
+    """Whether `module` imports (it is imported next anyway, so this costs nothing extra)."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_backend(name: str | None) -> str:
+    """"torch" or "onnxruntime" for `--backend auto|torch|onnxruntime` (auto: torch if installed)."""
+    name = name or "auto"
+    if name == "auto":
+        name = "torch" if _installed("torch") else "onnxruntime"
+    if name == "torch" and not _installed("torch"):
+        raise CliError("--backend torch: PyTorch is not installed here; use --backend onnxruntime "
+                       "(the desktop bundle's runtime) or install torch")
+    if name == "onnxruntime" and not _installed("onnxruntime"):
+        raise CliError("--backend onnxruntime: ONNX Runtime is not installed; `pip install onnxruntime` "
+                       "(onnxruntime-gpu for CUDA), or use --backend torch")
+    return name
+
+
+def load_registry(extra_dirs: Sequence[str], backend: str = "torch"):
+    """The styles and the folders searched. Without torch, the styles' ONNX exports are read
+    instead: those next to the style files and those in the user cache (nstcam.onnx_export)."""
     from nstcam.registry import StyleRegistry
 
     dirs = style_dirs(extra_dirs)
+    if backend == "onnxruntime" and not _installed("torch"):
+        from nstcam.onnx_export import cache_dir
+
+        return StyleRegistry.discover([cache_dir(), *dirs], runtime="onnx"), dirs
     return StyleRegistry.discover(dirs), dirs
 
 
-def resolve_device(name: str):
-    from trainer.devices import resolve_device as trainer_resolve
+def resolve_device(name: str, backend: str = "torch"):
+    """The device to run on (an object with `.type`: "cpu" or "cuda"); CliError if unusable."""
+    if backend == "onnxruntime" and not _installed("torch"):
+        from nstcam.onnx_engine import resolve_device as ort_resolve
+    else:
+        from trainer.devices import resolve_device as ort_resolve  # torch's view of the devices
 
     try:
-        return trainer_resolve(name)
+        return ort_resolve(name)
     except ValueError as exc:
         raise CliError(str(exc)) from None
 
@@ -104,19 +139,42 @@ def apply_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def build_engine(registry, device, size: int | None, style: str, precision: str = "auto"):
-    from nstcam.engine import StyleEngine
+def build_engine(registry, device, size: int | None, style: str, precision: str = "auto",
+                 backend: str = "torch"):
     from nstcam.malloc import keep_freed_memory
 
     keep_freed_memory()  # before the first frame: every later frame then reuses its pages
     for message in registry.fallbacks(style, device.type):  # a broken file of this style was skipped
         print(f"{PROG}: warning: {message}", file=sys.stderr)
     try:
-        engine = StyleEngine(registry.select(device.type), device=str(device), size=size, precision=precision)
+        if backend == "onnxruntime":
+            engine = _onnx_engine(registry, device, size, precision)
+        else:
+            from nstcam.engine import StyleEngine
+
+            engine = StyleEngine(registry.select(device.type), device=str(device), size=size, precision=precision)
         engine.set_style(style)
-    except (RuntimeError, ValueError) as exc:
+    except (RuntimeError, ValueError, OSError) as exc:
         raise CliError(f"cannot start the style engine on {device}: {exc}") from None
     return engine
+
+
+def _onnx_engine(registry, device, size: int | None, precision: str):
+    """ONNX Runtime over the registry's styles: their ONNX exports, made (once, cached) from the
+    style files where torch is installed."""
+    from nstcam.onnx_engine import OnnxStyle, OnnxStyleEngine
+
+    if precision not in ("auto", "fp32"):
+        raise CliError(f"--precision {precision}: the onnxruntime backend runs fp32; use --backend torch for {precision}")
+    models = {}
+    for name, model in registry.select(device.type).items():
+        if isinstance(model, OnnxStyle):
+            models[name] = model
+        else:
+            from nstcam.onnx_export import ensure_onnx
+
+            models[name] = ensure_onnx(model.path)
+    return OnnxStyleEngine(models, device=device.type, size=size)
 
 
 def make_stabilizer():
@@ -185,8 +243,9 @@ class Launch:
 
 def prepare_window(args: argparse.Namespace) -> Launch:
     """Validate the window's arguments and build the engine; raises CliError."""
-    device = resolve_device(args.device or "auto")
-    registry, dirs = load_registry(args.styles_dir)
+    backend = resolve_backend(args.backend)
+    device = resolve_device(args.device or "auto", backend)
+    registry, dirs = load_registry(args.styles_dir, backend)
     style = check_style(registry, args.style, dirs)
     size = check_size(args.size) or (DEFAULT_SIZE_CUDA if device.type == "cuda" else DEFAULT_SIZE_CPU)
 

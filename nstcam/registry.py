@@ -16,12 +16,13 @@ import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from trainer.stylefile import StyleFileError, StyleModel, load_style
+if TYPE_CHECKING:
+    from trainer.stylefile import StyleModel
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class StyleEntry:
     year: int | str | None
     variant: str
     path: Path
-    model: StyleModel
+    model: Any  # a trainer StyleModel (.pt) or an nstcam.onnx_engine.OnnxStyle (.onnx, no torch)
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -139,8 +140,11 @@ class StyleRegistry:
         )
 
     @classmethod
-    def discover(cls, dirs: Sequence[Path | str]) -> StyleRegistry:
-        """Load every `*.pt` in `dirs`; a later folder's (name, variant) replaces an earlier one."""
+    def discover(cls, dirs: Sequence[Path | str], runtime: str = "torch") -> StyleRegistry:
+        """Load every style in `dirs`; a later folder's (name, variant) replaces an earlier one.
+
+        `runtime` "torch" loads the style files (`*.pt`); "onnx" their fp32 ONNX exports
+        (`*.onnx`, nstcam.onnx_export), for the torch-free runtime."""
         found: dict[tuple[str, str], StyleEntry] = {}
         errors: list[tuple[Path, str]] = []
         broken: list[BrokenStyle] = []
@@ -154,12 +158,12 @@ class StyleRegistry:
             if problem:
                 errors.append((folder / MANIFEST, problem))
             by_file = {str(item.get("file")): item for item in manifest if item.get("file")}
-            files = sorted(folder.glob("*.pt"))
+            files, load = _files_and_loader(folder, runtime)
             # In parallel: loading validates each network on the CPU, which is what start-up waits on.
             with ThreadPoolExecutor(max_workers=min(4, len(files) or 1)) as pool:
-                loaded = list(pool.map(_load_or_error, files))
+                loaded = list(pool.map(lambda path: _load_or_error(load, path), files))
             for pt, (model, exc) in zip(files, loaded):
-                if isinstance(exc, StyleFileError):
+                if isinstance(exc, ValueError):  # StyleFileError, or an ONNX file that is no style
                     errors.append((pt, str(exc)))
                     log.warning("skipping style file: %s", exc)
                 elif exc is not None:
@@ -250,14 +254,24 @@ def _preference(device_type: str) -> tuple[str, ...]:
     return ("full", "light") if str(device_type).split(":")[0] == "cuda" else ("light", "full")
 
 
-def _load_or_error(path: Path) -> tuple[StyleModel | None, Exception | None]:
+def _files_and_loader(folder: Path, runtime: str) -> tuple[list[Path], Callable[[Path], Any]]:
+    if runtime == "onnx":
+        from nstcam.onnx_engine import export_quantization, read_style
+
+        return [p for p in sorted(folder.glob("*.onnx")) if export_quantization(p) == "fp32"], read_style
+    from trainer.stylefile import load_style  # torch: only the torch runtime needs it
+
+    return sorted(folder.glob("*.pt")), load_style
+
+
+def _load_or_error(load: Callable[[Path], Any], path: Path) -> tuple[Any, Exception | None]:
     try:
-        return load_style(path), None
+        return load(path), None
     except Exception as exc:  # StyleFileError, or anything else a hostile file may trigger
         return None, exc
 
 
-def _make_entry(path: Path, model: StyleModel, manifest_item: dict[str, Any]) -> StyleEntry:
+def _make_entry(path: Path, model: Any, manifest_item: dict[str, Any]) -> StyleEntry:
     meta = {**manifest_item, **model.meta}  # the file's own metadata is authoritative
     name = str(meta.get("name") or path.stem)
     variant = str(meta.get("variant") or "full")
