@@ -132,6 +132,10 @@ def window_parser() -> argparse.ArgumentParser:
     p.add_argument("--pictures-dir", metavar="DIR", default=None,
                    help="where snapshots are saved (default: <Pictures>/nstcam); recordings "
                    "started with R go to <Videos>/nstcam")
+    p.add_argument("--engine-process", choices=("on", "off"), default="on",
+                   help="on a CPU with the torch backend, run the style network in a child process "
+                   "(on), where its thread team gets the CPU's full speed, or in a thread of the app "
+                   "(off); frames run in the app until the child is ready and if it fails (default: on)")
     p.add_argument("--virtual-camera", metavar="DEVICE", nargs="?", const="", default=None,
                    help="also send the stylized video to a virtual webcam that video-call apps can "
                    "select (1280x720 at 30 fps); DEVICE picks one, e.g. /dev/video10 (default: the "

@@ -275,7 +275,11 @@ def prepare_window(args: argparse.Namespace) -> Launch:
             raise CliError(f"--pictures-dir {args.pictures_dir}: exists and is not a folder")
 
     apply_threads(args.threads)
-    engine = build_engine(registry, device, size, style, args.precision or "auto")
+    engine = build_engine(registry, device, size, style, args.precision or "auto", backend)
+    if device.type == "cpu" and backend == "torch" and args.engine_process == "on":
+        from nstcam.engine_process import ProcessEngine
+
+        engine = ProcessEngine(engine, threads=args.threads)
     virtual_camera = open_virtual_camera(args.virtual_camera or None) if args.virtual_camera is not None else None
     return Launch(args, registry, engine, device, style, camera, camera_explicit, size,
                   record_path, pictures, dirs, virtual_camera)

@@ -62,3 +62,17 @@ def test_a_dead_child_falls_back_in_process_with_a_notice(process_engine) -> Non
     assert out.shape == (32, 48, 3) and not process_engine.in_child
     assert notices and "in-process" in notices[0]
     assert process_engine.stylize(video_frame(2)).shape == (32, 48, 3)
+
+
+def test_the_window_launch_puts_a_cpu_torch_engine_in_a_process_unless_told_not_to(style_files) -> None:
+    from nstcam.cli import window_parser
+    from nstcam.launch import prepare_window
+
+    folder = str(next(iter(style_files.values())).parent)
+    common = ["--camera", "demo", "--device", "cpu", "--styles-dir", folder, "--size", "32"]
+    on = prepare_window(window_parser().parse_args(common))
+    off = prepare_window(window_parser().parse_args([*common, "--engine-process", "off"]))
+    try:
+        assert isinstance(on.engine, ProcessEngine) and isinstance(off.engine, StyleEngine)
+    finally:
+        assert on.engine.close()
