@@ -196,7 +196,10 @@ class TrainingJob:
             if self.cancelled or self._exit == INTERRUPTED_EXIT:
                 self.cancelled = True
             elif self._exit == 0 and self.out.is_file():
-                self.result = self._publish()
+                try:
+                    self.result = self._publish()
+                except TrainingError as exc:
+                    self.error = exc
             else:
                 reason = self._error_line.removeprefix("error: ") or f"the trainer ended with status {self._exit}"
                 self.error = TrainingError(reason)
@@ -210,7 +213,10 @@ class TrainingJob:
         from trainer.fileio import atomic_write_bytes
         from trainer.stylefile import load_style
 
-        load_style(self.out)  # StyleFileError (a ValueError) if the trainer wrote something unusable
+        try:
+            load_style(self.out)
+        except ValueError as exc:  # StyleFileError: the trainer wrote something unusable
+            raise TrainingError(str(exc)) from None
         target = self.styles_dir / f"{self.name}.pt"
         try:
             atomic_write_bytes(target, self.out.read_bytes(), overwrite=False)

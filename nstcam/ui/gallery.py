@@ -71,6 +71,8 @@ class StyleGallery(QListWidget):
             item.setToolTip(tip)
             item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
             self.addItem(item)
+        for name in [n for n in self._thumbs if n in self._names]:  # a style added later keeps the others'
+            self.set_thumbnail(name, self._thumbs[name])
         self._fit()
 
     def resizeEvent(self, event) -> None:  # noqa: N802, ANN001
@@ -122,13 +124,14 @@ class StyleGallery(QListWidget):
         self.styleChosen.emit(str(item.data(NAME_ROLE)))
 
 
-def start_thumbnails(window: MainWindow) -> TaskWorker:
-    """Each style's thumbnail, rendered by its own network once the first live frame is shown
-    (so the engine settles its set-up, e.g. the CPU memory format, on real frames first)."""
+def start_thumbnails(window: MainWindow, names: list[str] | None = None) -> TaskWorker:
+    """Each style's thumbnail (or those of `names`: a style added later), rendered by its own
+    network once the first live frame is shown (so the engine settles its set-up, e.g. the CPU
+    memory format, on real frames first)."""
     from nstcam.demo import DemoSource
 
     frame = DemoSource(*THUMB_SOURCE_SIZE).frame_at(75)
-    names, engine = list(window.engine.style_names), window.engine
+    names, engine = list(window.engine.style_names if names is None else names), window.engine
 
     def job(worker: TaskWorker) -> int:
         return render_thumbnails(names, lambda name: engine.stylize(frame, style=name, size=THUMB_SHORT_SIDE),

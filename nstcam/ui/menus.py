@@ -1,4 +1,4 @@
-"""The window's menus: output folders, recording size and Reset settings; Help -> Shortcuts, About."""
+"""The window's menus: New style, output folders, recording size and Reset settings; Help -> Shortcuts, About."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from nstcam.controls import RECORD_SIZES
 from nstcam.ui.dialogs import about_html, shortcuts_html, show_text
+from nstcam.ui.new_style import open_new_style
 from nstcam.ui.settings import reset_window
 
 if TYPE_CHECKING:
@@ -19,10 +20,13 @@ RECORD_SIZE_TEXT = {"camera": "Record at the camera's resolution (upscaled)",
 
 
 def build_menus(window: MainWindow) -> None:
-    """File and Help menus; `record_size_actions`, `reset_settings_action`, `shortcuts_action` and
-    `about_action` become attributes of the window."""
+    """File and Help menus; `new_style_action`, `record_size_actions`, `reset_settings_action`,
+    `shortcuts_action` and `about_action` become attributes of the window."""
     bar = window.menuBar()
     file_menu = bar.addMenu("&File")
+    window.new_style_action = file_menu.addAction("New style…", lambda: open_new_style(window))
+    window.new_style_action.setToolTip("Train a style from a painting; the live view keeps running")
+    file_menu.addSeparator()
     file_menu.addAction("Snapshot folder…", lambda: choose_folder(window, "pictures_dir", "Save snapshots in"))
     file_menu.addAction("Recording folder…", lambda: choose_folder(window, "videos_dir", "Save recordings in"))
     file_menu.addSeparator()
