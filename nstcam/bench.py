@@ -21,6 +21,9 @@ where the CPU has native bf16; cuda: fp16 and fp32), at each frame size:
 * parity: PSNR (dB) of every variant's output against a strict fp32 eager reference (TF32 off)
   on the same frames (aim: >= 40 dB for fp16 / bf16 / compiled).
 
+`--stability [its flags]` instead runs the temporal stability report (`python -m nstcam.stability
+--help`): warp error, strength and edge alignment of every style with and without the stabilizer.
+
 `--compare-archs` instead times candidate light TransformerNet configurations on the CPU at
 320x240 and 640x480 against the CPU targets (24 fps and 8 fps).
 
@@ -779,6 +782,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--capture-fps", type=float, metavar="FPS",
                    help="pace of the generated video (default: 2x the engine fps, 30..1000)")
     p.add_argument("--parity-frames", type=int, default=3, metavar="N", help="frames compared for PSNR (0: skip)")
+    p.add_argument("--stability", action="store_true",
+                   help="instead, the temporal stability report; must come first, and the flags after it "
+                   "are nstcam.stability's (see python -m nstcam.stability --help)")
     p.add_argument("--compare-archs", action="store_true",
                    help="only compare candidate light architectures on the CPU (320x240, 640x480)")
     p.add_argument("--mallopt", action=argparse.BooleanOptionalAction, default=True,
@@ -791,6 +797,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--stability"]:  # the temporal stability report (nstcam.stability) has its own flags
+        from nstcam.stability import main as stability_main
+
+        return stability_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

@@ -20,20 +20,21 @@ runtime stabilizer (`nstcam.stabilize.FlowStabilizer`).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import cv2
 import numpy as np
+
+from nstcam.pipeline import FrameProcessor
+from trainer.bench import write_json
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +49,6 @@ STRENGTH_GOAL = 0.85  # ... with strength at least this fraction of the baseline
 EDGE_GOAL = 0.95  # ... and edge alignment (whole frame and band) at least this fraction
 DEFAULT_EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "eval"
 DEFAULT_IMAGES = ("chicago.jpg", "monarch.jpg")
-
-
-class FrameProcessor(Protocol):
-    """What runs after the engine on each stylized frame (e.g. `FlowStabilizer`)."""
-
-    def process(self, raw_bgr: np.ndarray, stylized_rgb: np.ndarray) -> np.ndarray: ...
-
-    def reset(self) -> None: ...
 
 
 # ----------------------------------------------------------------------------------------------
@@ -589,22 +582,6 @@ def format_report(results: Sequence[Comparison], clip_names: Sequence[str]) -> s
             f"edges >= {EDGE_GOAL}x)\n{summary}")
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temp file beside `path`, then rename it over `path`: never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def to_json(results: Sequence[Comparison], meta: dict[str, Any]) -> dict[str, Any]:
     return {"meta": meta, "rows": _rows(results), "summary": _summary(results)}
 
@@ -759,7 +736,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "sources": [str(p) for p in (args.video or args.images or [DEFAULT_EVAL / n for n in DEFAULT_IMAGES])],
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        write_json_atomic(args.json, to_json(results, meta))
+        write_json(args.json, to_json(results, meta))
     return 0
 
 

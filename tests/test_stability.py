@@ -23,7 +23,6 @@ from nstcam.stability import (
     synthetic_scene,
     video_clip,
     warp_error,
-    write_json_atomic,
     zoom_clip,
 )
 from nstcam.stabilize import FlowStabilizer
@@ -142,14 +141,6 @@ def test_standard_clips_names_and_unknown(scene: np.ndarray) -> None:
     assert all(len(c.motions) == 2 for c in clips)
     with pytest.raises(ValueError, match="unknown clip"):
         standard_clips(scene, ["spin"], frames=3, size=SIZE)
-
-
-def test_write_json_atomic_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
-    path = tmp_path / "out" / "figures.json"
-    write_json_atomic(path, {"a": 1})
-    write_json_atomic(path, {"a": 2})
-    assert json.loads(path.read_text()) == {"a": 2}
-    assert [p.name for p in path.parent.iterdir()] == ["figures.json"]
 
 
 def test_cli_help_explains_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
