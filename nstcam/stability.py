@@ -490,6 +490,25 @@ def default_engine(device: str = "cpu", styles_dir: str | None = None) -> Any:
     return build_engine(registry, resolve_device(device), None, style)
 
 
+def strip_image(clip: Clip, baseline: Sequence[np.ndarray], stabilized: Sequence[np.ndarray],
+                count: int = 4, gain: float = 4.0) -> np.ndarray:
+    """Before/after as one picture (RGB): for `count` consecutive frames, today's output, its
+    change from the previous frame once the camera's motion is undone (amplified by `gain`: the
+    shimmer a viewer sees), then the same two rows with the stabilizer."""
+    rows = []
+    for outputs in (baseline, stabilized):
+        h, w = outputs[0].shape[:2]
+        frames, changes = [], []
+        for t in range(1, count + 1):
+            m = _motion_at(clip.motions[t - 1], (w, h), clip.size)
+            back = cv2.remap(outputs[t], m.map_x, m.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            change = cv2.absdiff(back, outputs[t - 1]).mean(axis=2) * m.valid
+            frames.append(outputs[t])
+            changes.append(cv2.applyColorMap(np.clip(change * gain, 0, 255).astype(np.uint8), cv2.COLORMAP_INFERNO)[..., ::-1])
+        rows += [np.hstack(frames), np.hstack(changes)]
+    return np.vstack(rows)
+
+
 # ----------------------------------------------------------------------------------------------
 # Report
 
@@ -638,6 +657,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "past (e.g. 0.7), to show what ignoring motion costs")
     p.add_argument("--seed", type=int, default=0, help="seed of the sensor noise (default: 0)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write every figure as JSON (atomically)")
+    p.add_argument("--strip", type=Path, metavar="PNG",
+                   help="also save a before/after picture: the first style on the first clip, four "
+                   "frames and their motion-compensated change (the shimmer), without and with the stabilizer")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress")
     return p
 
@@ -725,6 +747,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         results.append(_average([compare_style(engine, style, clips, renderers) for clips in clip_sets]))
     clip_names = list(results[0].figures) if results else []
     print(format_report(results, clip_names))
+    if args.strip:
+        clip = clip_sets[0][0]
+        plain = engine_stylizer(engine, styles[0])(clip.frames)
+        steady = apply_processors(clip.frames, plain, [FlowStabilizer()])
+        from trainer.fileio import atomic_write_bytes
+
+        ok, png = cv2.imencode(".png", strip_image(clip, plain, steady)[..., ::-1])
+        atomic_write_bytes(args.strip, png.tobytes())
     if args.json:
         import torch
 
