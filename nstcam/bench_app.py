@@ -7,7 +7,8 @@ the CPU engine (a thread of the app, or the engine process), rounds interleave:
 * pipeline: the live session (capture at 60 fps -> stylize thread -> a counting sink);
 * window: `nstcam --camera demo --benchmark-seconds S` in its own process, offscreen, its
   BENCHMARK_JSON line (stylized frames/s of the 30 the camera gives) and its time from process
-  start to the first stylized frame on screen (`-v`);
+  start to the first stylized frame on screen (`-v`); with the engine in a thread (off) or in
+  its process (on), and once more without the stabilizer (its cost);
 * render: `nstcam render` of a 240-frame clip minus a 1-frame clip (steady fps; the 1-frame run
   is the start-up time).
 
@@ -93,10 +94,11 @@ def nstcam(*args: str, env: dict[str, str] | None = None, timeout: float = 300) 
     return time.perf_counter() - t0, run.stdout + run.stderr
 
 
-def window(size: int, engine_process: str, seconds: float, style: str) -> dict[str, float]:
+def window(size: int, engine_process: str, seconds: float, style: str, stabilize: bool = True) -> dict[str, float]:
     env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
     _, out = nstcam("--camera", "demo", "--style", style, "--size", str(size), "--engine-process", engine_process,
-                    "--benchmark-seconds", str(seconds), "--no-crossfade", "-v", env=env)
+                    "--benchmark-seconds", str(seconds), "--no-crossfade", "-v",
+                    *(() if stabilize else ("--no-stabilize",)), env=env)
     result = json.loads(out.split("BENCHMARK_JSON ", 1)[1].splitlines()[0])
     first = FIRST_FRAME.search(out)
     return {"stylize_fps": result["stylize_fps"], "first_frame_s": float(first.group(1)) if first else float("nan")}
@@ -138,6 +140,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     got = window(size, placement, args.seconds, args.style)
                     row[f"window_{placement}_fps"] = got["stylize_fps"]
                     row[f"window_{placement}_first_frame_s"] = got["first_frame_s"]
+                row["window_on_unstabilized_fps"] = window(size, "on", args.seconds, args.style, False)["stylize_fps"]
                 row.update(render(size, clip, one, folder, args.style))
                 rows.setdefault(str(size), []).append(row)
     return {size: summarise(runs) for size, runs in rows.items()}
