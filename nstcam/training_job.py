@@ -22,9 +22,11 @@ import os
 import re
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -105,8 +107,10 @@ class TrainingJob:
         ctx = mp.get_context("spawn")
         self._up, child_up = ctx.Pipe(duplex=False)
         child_down, self._down = ctx.Pipe(duplex=False)
+        # Not a daemon: the trainer starts DataLoader worker processes. It still never outlives the
+        # app: the down pipe closing stops it (`_watch`), and the window cancels it at shutdown.
         self._process = ctx.Process(target=_child_main, args=(self.argv, child_up, child_down),
-                                    name=f"nstcam-train-{self.name}", daemon=True)
+                                    name=f"nstcam-train-{self.name}")
         self._process.start()
         child_up.close()
         child_down.close()
@@ -297,6 +301,10 @@ def _child_main(argv: list[str], up: Connection, down: Connection) -> None:
             code = fast.main(argv)
     except KeyboardInterrupt:  # cancelled before trainer.fast took over SIGINT
         code = INTERRUPTED_EXIT
+    except Exception as exc:  # a bug, not bad input (trainer.fast reports that itself): say what
+        traceback.print_exc(file=sys.__stderr__)
+        with contextlib.suppress(OSError, BrokenPipeError):
+            up.send(("error", f"error: {type(exc).__name__}: {exc}"))
     finally:
         with contextlib.suppress(OSError, BrokenPipeError):
             up.send(("exit", code))

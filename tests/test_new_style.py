@@ -133,7 +133,7 @@ def _dialog(window, photos, trainer_args):
 
 
 def test_window_trains_a_new_style_into_the_gallery(qtbot, window, photos, user_styles):
-    dialog = _dialog(window, photos, [*TINY, "--steps", "3"])
+    dialog = _dialog(window, photos, [*TINY, "--steps", "3", "--workers", "1"])  # DataLoader processes too
     assert dialog.start()
     qtbot.waitUntil(lambda: not dialog.running, timeout=WAIT)
     assert dialog.result_path == user_styles / "scene_003.pt", dialog.status_label.text()
