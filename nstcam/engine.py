@@ -20,8 +20,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Final
 
 import cv2
 import numpy as np
@@ -29,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nstcam.engine_api import DEFAULT, EngineStats, _Default, processing_size
 from nstcam.frames import RateMeter
 from trainer.devices import cpu_bf16_supported, resolve_device
 from trainer.stylefile import StyleModel
@@ -41,40 +40,11 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-class _Default:
-    def __repr__(self) -> str:
-        return "DEFAULT"
-
-
-DEFAULT: Final = _Default()
-"""Sentinel for `stylize(size=...)`: use the engine's own processing size."""
-
-
-@dataclass(frozen=True)
-class EngineStats:
-    """`fps`: stylized frames per second actually produced over the last ~2 s (0 when idle).
-    `latency_ms`: mean time of one `stylize` call over the last 30. `max_fps`: 1000 / latency_ms,
-    what the engine could reach if frames came fast enough. `frames`: total stylized."""
-
-    fps: float
-    latency_ms: float
-    frames: int
-    max_fps: float = 0.0
-
-
 def default_precision(device: torch.device) -> str:
     """What "auto" runs on `device`: fp16 on CUDA; bf16 on a CPU with native bf16, else fp32."""
     if device.type == "cuda":
         return "fp16"
     return "bf16" if cpu_bf16_supported() else "fp32"
-
-
-def processing_size(width: int, height: int, size: int | None) -> tuple[int, int]:
-    """(w, h) with the short side = `size`, aspect kept, both even; `size` None keeps (w, h)."""
-    if size is None:
-        return width, height
-    k = size / min(width, height)
-    return max(2, round(width * k / 2) * 2), max(2, round(height * k / 2) * 2)
 
 
 def is_cuda_fault(exc: BaseException) -> bool:

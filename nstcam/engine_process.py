@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from nstcam.engine import DEFAULT, EngineStats, StyleEngine
+from nstcam.engine import StyleEngine
+from nstcam.engine_api import DEFAULT, EngineStats
 from nstcam.frames import RateMeter
 
 log = logging.getLogger(__name__)

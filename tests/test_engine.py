@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from nstcam.engine import MIN_SIZE, StyleEngine, default_precision, is_cuda_fault, processing_size
+from nstcam.engine import MIN_SIZE, StyleEngine, default_precision, is_cuda_fault
+from nstcam.engine_api import processing_size
 from nstcam_fixtures import media_dir, style_files, style_models, video_frame  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
