@@ -66,6 +66,7 @@ from nstcam.pipeline import FrameResult
 from nstcam.session import LiveSession
 from nstcam.sinks import CallbackSink
 from trainer.bench import cpu_name, table, write_json
+from trainer.cliargs import frame_size
 from trainer.devices import cpu_bf16_supported
 from trainer.stylefile import StyleModel
 from trainer.transformer import TransformerConfig, TransformerNet
@@ -125,14 +126,7 @@ def parse_arch(text: str) -> TransformerConfig:
     return cfg
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
-    if w < 16 or h < 16:
-        raise argparse.ArgumentTypeError(f"{text}: 16x16 at least")
-    return w, h
+parse_size = frame_size(16)
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:

@@ -35,6 +35,7 @@ import numpy as np
 
 from nstcam.pipeline import FrameProcessor
 from trainer.bench import write_json
+from trainer.cliargs import frame_size
 
 log = logging.getLogger(__name__)
 
@@ -609,16 +610,6 @@ def to_json(results: Sequence[Comparison], meta: dict[str, Any]) -> dict[str, An
 # CLI
 
 
-def _parse_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
-    if w < 64 or h < 64:
-        raise argparse.ArgumentTypeError(f"{text}: 64x64 at least")
-    return w, h
-
-
 def _parse_keep(text: str) -> float:
     try:
         value = float(text)
@@ -644,7 +635,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clips", default=",".join(CLIP_NAMES), metavar="NAME[,NAME...]",
                    help=f"generated clips to run (default: all of {','.join(CLIP_NAMES)}; pans in px/frame)")
     p.add_argument("--frames", type=int, default=24, metavar="N", help="frames per clip (default: 24)")
-    p.add_argument("--size", type=_parse_size, default=(320, 240), metavar="WxH",
+    p.add_argument("--size", type=frame_size(64), default=(320, 240), metavar="WxH",
                    help="clip size; the engine stylizes at this size (default: 320x240)")
     p.add_argument("--noise", type=float, default=3.0, metavar="SIGMA",
                    help="Gaussian sensor noise added to generated clips, 0-255 scale (default: 3)")

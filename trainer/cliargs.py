@@ -34,3 +34,19 @@ def number(positive: bool) -> Callable[[str], float]:
 
     parse.__name__ = "positive number" if positive else "non-negative number"
     return parse
+
+
+def frame_size(at_least: int) -> Callable[[str], tuple[int, int]]:
+    """"WIDTHxHEIGHT" -> (w, h), each side at least `at_least`."""
+
+    def parse(text: str) -> tuple[int, int]:
+        try:
+            w, h = (int(v) for v in text.lower().split("x"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
+        if w < at_least or h < at_least:
+            raise argparse.ArgumentTypeError(f"{text}: {at_least}x{at_least} at least")
+        return w, h
+
+    parse.__name__ = "WIDTHxHEIGHT"
+    return parse
