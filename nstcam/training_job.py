@@ -1,12 +1,14 @@
 """One style training (trainer.fast) in a background process, for "New style…" in the window.
 
-Why a process: training wants every core for minutes; in a child, at a lower priority and with
-its own thread budget, it cannot stall the live view's thread, and cancelling it can never leave
-the app's state half-changed. The child runs `trainer.fast.main` ("spawn": never fork a process
-that has threads and Qt) and sends its progress up a pipe: the step of each `--log-every` log
-line, warnings, and the one-line error trainer.fast prints. A second pipe goes down: "cancel"
+Why a process: training wants every core for minutes; in a child with its own thread budget
+(half the cores) it cannot stall the live view's thread, and cancelling it can never leave the
+app's state half-changed. It runs at normal priority (at nice 10, on a busy 2-core machine, a
+step took ~20 s). The child runs `trainer.fast.main` ("spawn": never fork a process that has
+threads and Qt) and sends its progress up a pipe: the step of each `--log-every` log line,
+warnings, and the one-line error trainer.fast prints. A second pipe goes down: "cancel"
 raises SIGINT in the child (trainer.fast stops after the current step and exits cleanly), and the
-pipe closing, because the app went away, does the same, so an orphaned training never runs on.
+pipe closing, because the app went away, does the same, so an orphaned training never runs on
+(and removes its own temporary folder).
 
 The style file is trained into a temporary folder; only a finished, loadable file is copied into
 the styles folder, atomically and never over an existing file. A cancelled or failed training
@@ -37,7 +39,6 @@ log = logging.getLogger(__name__)
 LOG_EVERY = 10  # steps between progress messages (one host sync each; negligible on a CPU)
 SAMPLE_EVERY = 50  # steps between preview grids
 CANCEL_SECONDS = 20.0  # to stop after "cancel" (the current step, the checkpoint), then again, then kill
-NICE = 10  # the child's priority drop: the live view wins the cores it needs
 INTERRUPTED_EXIT = 130  # trainer.fast's status when stopped by SIGINT
 
 
@@ -109,7 +110,7 @@ class TrainingJob:
         child_down, self._down = ctx.Pipe(duplex=False)
         # Not a daemon: the trainer starts DataLoader worker processes. It still never outlives the
         # app: the down pipe closing stops it (`_watch`), and the window cancels it at shutdown.
-        self._process = ctx.Process(target=_child_main, args=(self.argv, child_up, child_down),
+        self._process = ctx.Process(target=_child_main, args=(self.argv, child_up, child_down, self.workdir),
                                     name=f"nstcam-train-{self.name}")
         self._process.start()
         child_up.close()
@@ -277,23 +278,24 @@ class _ErrorLines(io.TextIOBase):
         return len(text)
 
 
-def _watch(down: Connection) -> None:
-    """Raise SIGINT in this process on "cancel", or when the app's end of the pipe closes."""
+def _watch(down: Connection, orphaned: threading.Event) -> None:
+    """Raise SIGINT in this process on "cancel", or when the app's end of the pipe closes (then
+    `orphaned` is set: nobody is left to remove the temporary folder)."""
     while True:
         try:
             down.recv()
         except (EOFError, OSError):
+            orphaned.set()
             signal.raise_signal(signal.SIGINT)
             return
         signal.raise_signal(signal.SIGINT)
 
 
-def _child_main(argv: list[str], up: Connection, down: Connection) -> None:
+def _child_main(argv: list[str], up: Connection, down: Connection, workdir: Path) -> None:
     code = 1
+    orphaned = threading.Event()
     try:
-        threading.Thread(target=_watch, args=(down,), name="cancel-watch", daemon=True).start()
-        if hasattr(os, "nice"):
-            os.nice(NICE)
+        threading.Thread(target=_watch, args=(down, orphaned), name="cancel-watch", daemon=True).start()
         logging.getLogger().addHandler(_ProgressHandler(up))  # before trainer.fast's basicConfig
         from trainer import fast
 
@@ -308,3 +310,5 @@ def _child_main(argv: list[str], up: Connection, down: Connection) -> None:
     finally:
         with contextlib.suppress(OSError, BrokenPipeError):
             up.send(("exit", code))
+        if orphaned.is_set():
+            shutil.rmtree(workdir, ignore_errors=True)

@@ -7,6 +7,13 @@ child process importing torch and building the loss net.
 """
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -166,3 +173,34 @@ def test_window_refuses_an_unreadable_painting(qtbot, window, tmp_path):
     dialog.painting_edit.setText(str(bad))
     assert not dialog.start() and not dialog.running
     assert "cannot be used" in dialog.status_label.text()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="watches /proc")
+def test_a_training_whose_app_is_killed_stops_and_removes_its_folder(photos, tmp_path):
+    """kill -9 of the app: the child sees its pipe close, stops after the step, cleans up."""
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from nstcam.training_job import TrainingJob\n"
+        "if __name__ == '__main__':\n"
+        f"    job = TrainingJob(Path({str(photos / 'scene_001.png')!r}), Path({str(photos)!r}),\n"
+        f"                      Path({str(tmp_path / 'styles')!r}), 'orphan', {ENDLESS!r}, threads=1)\n"
+        "    job.start()\n"
+        "    while job.progress().step < 2:\n"
+        "        assert not job.poll(1.0)\n"
+        "    print(job.workdir, job._process.pid, flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    app = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        workdir, pid = app.stdout.readline().split()
+        assert Path(workdir).is_dir()
+    finally:
+        app.send_signal(signal.SIGKILL)
+        app.wait(60)
+    deadline = time.monotonic() + 120
+    while Path(workdir).exists() or Path(f"/proc/{pid}").exists():
+        assert time.monotonic() < deadline, "the orphaned training ran on"
+        time.sleep(0.5)  # another process: nothing to await but its exit
+    assert not (tmp_path / "styles").exists()
