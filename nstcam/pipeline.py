@@ -34,8 +34,9 @@ GAP_SECONDS = 0.5  # captured frames further apart than this are a cut, not moti
 class FrameResult:
     """One stylized frame. `raw_bgr` is the captured frame as is; `stylized_rgb` is at the engine's
     processing size, after the processors. `latency_ms`: capture -> result ready. `engine_fps`:
-    stylized frames/s. `fresh`: the first frame after a discontinuity (processors were reset), so
-    a recording must not stretch the previous frame over the gap."""
+    stylized frames/s. `fresh`: the processors were reset before this frame (any discontinuity,
+    a style switch included). `cut`: a break in time (a pause, a new source, a gap), across which
+    a recording must not stretch the previous frame."""
 
     seq: int
     raw_bgr: np.ndarray
@@ -45,6 +46,7 @@ class FrameResult:
     engine_fps: float
     t_captured: float = 0.0  # time.monotonic() at capture
     fresh: bool = False
+    cut: bool = False
 
 
 class FrameProcessor(Protocol):
@@ -90,7 +92,8 @@ class FramePath:
         stamp = time.monotonic() if t_captured is None else t_captured
         style = self.engine.style if style is None else style
         stylized = self.engine.stylize(frame_bgr, style)
-        fresh = self._discontinuous(style, stamp, seq, frame_bgr.shape)
+        cut = self._cut(stamp, seq)
+        fresh = cut or self._last is None or (style, frame_bgr.shape) != (self._last[0], self._last[3])
         processors = self.processors  # one chain per frame, even if another thread swaps it
         if fresh:
             for processor in processors:
@@ -103,16 +106,15 @@ class FramePath:
             seq=seq, raw_bgr=frame_bgr, stylized_rgb=stylized, style=style,
             latency_ms=(time.monotonic() - stamp) * 1e3,
             engine_fps=engine_stats.fps if engine_stats is not None else 0.0,
-            t_captured=stamp, fresh=fresh,
+            t_captured=stamp, fresh=fresh, cut=cut,
         )
 
-    def _discontinuous(self, style: str, stamp: float, seq: int, shape: tuple[int, ...]) -> bool:
+    def _cut(self, stamp: float, seq: int) -> bool:
         pending, self._reset_pending = self._reset_pending, False
         if pending or self._last is None:
             return True
-        last_style, last_stamp, last_seq, last_shape = self._last
-        return (style != last_style or stamp - last_stamp > GAP_SECONDS or seq < last_seq
-                or shape != last_shape)
+        _, last_stamp, last_seq, _ = self._last
+        return stamp - last_stamp > GAP_SECONDS or seq < last_seq
 
 
 class ResultSink(Protocol):

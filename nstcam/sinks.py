@@ -88,8 +88,9 @@ class RecorderSink:
     Live (`recorder.realtime`), each stylized frame is written once per *captured* frame it stands
     for (the capture sequence numbers tell how many the stylizer skipped, capped at
     `MAX_HOLD_SECONDS`), so a recording plays at real speed even when stylizing is slower than the
-    camera. After a discontinuity (`FrameResult.fresh`) the frame is written once: a pause is a
-    cut, not a frozen picture. Offline (`render`), every result is one frame.
+    camera. After a break in time (`FrameResult.cut`) the frame is written once: a pause is a
+    cut, not a frozen picture; a style switch is no break. Offline (`render`), every result is one
+    frame.
     """
 
     def __init__(self, recorder: Recorder) -> None:
@@ -102,7 +103,7 @@ class RecorderSink:
 
     def offer(self, result: FrameResult) -> None:
         hold = 1
-        if self.recorder.realtime and self._last_seq and not result.fresh and result.seq > self._last_seq:
+        if self.recorder.realtime and self._last_seq and not result.cut and result.seq > self._last_seq:
             hold = min(result.seq - self._last_seq, self._max_hold)
         self._last_seq = result.seq
         self.frames_in += 1

@@ -107,6 +107,7 @@ def soak(minutes: float, out_dir: Path, switch_seconds: float = 1.0, sample_seco
     session.capture.ready.wait(30)
     recorder = RecorderSink(Recorder(out_dir / "soak.mp4", session.source_fps or 30.0))
     camera = VirtualCameraSink(backend=BACKEND)
+    captured0 = session.frames_captured
     session.add_sink(recorder)
     session.add_sink(camera)
     samples: list[Sample] = []
@@ -125,9 +126,10 @@ def soak(minutes: float, out_dir: Path, switch_seconds: float = 1.0, sample_seco
             time.sleep(max(0.0, min(next_switch, next_sample, end) - time.monotonic()))
     finally:
         wall = time.monotonic() - t0
+        captured = session.frames_captured - captured0
         late = session.stop(timeout=30)
     decoded, errors = decode_check(recorder.recorder.path)
-    return summarise(samples, wall, late, recorder, camera, decoded, errors, i)
+    return summarise(samples, wall, late, recorder, camera, decoded, errors, i, captured)
 
 
 def _rate(samples: list[Sample], first: bool) -> float:
@@ -140,7 +142,8 @@ def _rate(samples: list[Sample], first: bool) -> float:
 
 
 def summarise(samples: list[Sample], wall: float, late: list[str], recorder: RecorderSink,
-              camera: VirtualCameraSink, decoded: int, errors: int, switches: int) -> dict[str, Any]:
+              camera: VirtualCameraSink, decoded: int, errors: int, switches: int,
+              captured: int) -> dict[str, Any]:
     running = [s for s in samples if s.frames > 0] or samples  # once frames flow: threads started
     t = np.array([s.t for s in samples]) / 60
     rss = np.array([s.rss_mb for s in samples])
@@ -166,6 +169,8 @@ def summarise(samples: list[Sample], wall: float, late: list[str], recorder: Rec
         "recording_decode_errors": errors,
         "recording_seconds": round(rec.frames_written / rec.fps, 2),
         "recording_vs_wall": round(rec.frames_written / rec.fps / wall, 3),
+        "frames_captured": captured,  # the recording holds one frame per captured frame
+        "recording_vs_captured": round(rec.frames_written / max(1, captured), 3),
         "virtual_camera_frames": camera.frames_sent,
         "not_stopped": late,
         "samples": [[round(s.t, 1), round(s.rss_mb, 1), s.threads, s.frames] for s in samples],

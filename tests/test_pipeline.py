@@ -223,21 +223,23 @@ def test_frame_path_resets_on_style_switch_gap_new_capture_and_request(engine: S
     path = FramePath(engine, [Recording("p", calls)])
     frame = video_frame(0)
 
-    def resets_after(**kwargs) -> bool:
+    def resets_after(**kwargs) -> tuple[bool, bool]:
+        """(processors reset, break in time) for one frame."""
         calls.clear()
         result = path.run(frame, **kwargs)
         assert result.fresh == (("p", "reset") in calls)
-        return result.fresh
+        assert result.fresh or not result.cut
+        return result.fresh, result.cut
 
-    assert resets_after(seq=1, t_captured=1.0)  # the first frame
-    assert not resets_after(seq=3, t_captured=1.07)  # skipped frames are motion, not a cut
+    assert resets_after(seq=1, t_captured=1.0) == (True, True)  # the first frame
+    assert resets_after(seq=3, t_captured=1.07) == (False, False)  # skipped frames are motion, not a cut
     engine.set_style("beta")
-    assert resets_after(seq=4, t_captured=1.1)  # style switch
-    assert not resets_after(seq=5, t_captured=1.13)
-    assert resets_after(seq=6, t_captured=2.0)  # a gap of 0.87 s in capture time
-    assert resets_after(seq=1, t_captured=2.03)  # sequence restarted: a new capture
+    assert resets_after(seq=4, t_captured=1.1) == (True, False)  # style switch: same time line
+    assert resets_after(seq=5, t_captured=1.13) == (False, False)
+    assert resets_after(seq=6, t_captured=2.0) == (True, True)  # a gap of 0.87 s in capture time
+    assert resets_after(seq=1, t_captured=2.03) == (True, True)  # sequence restarted: a new capture
     path.reset()
-    assert resets_after(seq=2, t_captured=2.06)  # asked for (source switch, resume)
+    assert resets_after(seq=2, t_captured=2.06) == (True, True)  # asked for (source switch, resume)
 
 
 def test_pause_waits_for_the_frame_in_progress_and_resume_resets(engine: StyleEngine,

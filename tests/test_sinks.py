@@ -16,11 +16,11 @@ from nstcam_fixtures import read_all_frames
 WAIT = 10.0
 
 
-def result(seq: int, fresh: bool = False, value: int = 100, size=(48, 32)) -> FrameResult:
+def result(seq: int, cut: bool = False, value: int = 100, size=(48, 32), fresh: bool = False) -> FrameResult:
     w, h = size
     rgb = np.full((h, w, 3), value, np.uint8)
     return FrameResult(seq=seq, raw_bgr=rgb, stylized_rgb=rgb, style="s", latency_ms=1.0, engine_fps=1.0,
-                       t_captured=float(seq), fresh=fresh)
+                       t_captured=float(seq), fresh=fresh or cut, cut=cut)
 
 
 class Broken:
@@ -76,10 +76,10 @@ def test_close_shares_one_deadline_and_names_what_did_not_finish() -> None:
 def test_recorder_sink_holds_frames_for_the_captures_they_stand_for(tmp_path: Path) -> None:
     rec = Recorder(tmp_path / "live.mp4", fps=10.0)
     sink = RecorderSink(rec)
-    for seq, fresh in ((1, True), (2, False), (5, False), (6, True), (200, False)):
-        sink.offer(result(seq, fresh))
+    for seq, cut, fresh in ((1, True, True), (2, False, False), (5, False, True), (6, True, True), (200, False, False)):
+        sink.offer(result(seq, cut, fresh=fresh))  # seq 5: a style switch (fresh), no break in time
     assert sink.close(WAIT)
-    # 1 + 1 + 3 (seq 2 -> 5) + 1 (fresh: a cut, not a hold) + the cap of MAX_HOLD_SECONDS
+    # 1 + 1 + 3 (seq 2 -> 5, held across the style switch) + 1 (a cut, not a hold) + the cap
     cap = round(10.0 * MAX_HOLD_SECONDS)
     assert sink.frames_in == 5 and sink.frames_written == 1 + 1 + 3 + 1 + cap
     assert rec.frames_written == sink.frames_written
