@@ -70,6 +70,15 @@ def open_camera(size: tuple[int, int] = DEFAULT_SIZE, fps: float = DEFAULT_FPS,
             f"no virtual camera{where} could be opened ({reason}); to get one, {install_advice()}") from None
 
 
+def unavailable_reason(size: tuple[int, int] = DEFAULT_SIZE, fps: float = DEFAULT_FPS) -> str | None:
+    """None when a virtual camera can be opened here, else what to install (opens and closes one)."""
+    try:
+        open_camera(size, fps).close()
+    except VirtualCameraUnavailable as exc:
+        return str(exc)
+    return None
+
+
 class VirtualCameraSink:
     """Sends the newest stylized frame to a virtual camera from its own thread."""
 

@@ -333,6 +333,7 @@ def test_stabilizer_toggle_swaps_the_processor_chain(qtbot, styles_dir, video, t
 
 def test_virtual_camera_toggle_without_a_device_is_disabled_with_the_reason(qtbot, open_window):
     w = open_window(camera=DEMO)
+    assert not w.virtual_camera_action.isEnabled()  # known at start, before anyone presses V
     wait_frames(qtbot, w, 1)
     press(qtbot, w, Qt.Key.Key_V)
     assert not w.virtual_camera_action.isChecked() and not w.virtual_camera_action.isEnabled()

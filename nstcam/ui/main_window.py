@@ -41,7 +41,7 @@ from nstcam.ui.snapshot_panel import add_snapshot_dock
 from nstcam.ui.status import StatusPanel
 from nstcam.ui.toolbar import build_toolbar
 from nstcam.ui.video_view import VideoView
-from nstcam.ui.virtual_camera_control import toggle_virtual_camera
+from nstcam.ui.virtual_camera_control import virtual_camera_failed
 from nstcam.ui.workers import LatestResultBridge, Notifier, TaskWorker, WorkerRegistry
 
 log = logging.getLogger(__name__)
@@ -281,9 +281,6 @@ class MainWindow(QMainWindow):
         self.status.show_status(f"next recordings at the {where}")
         self.remember()
 
-    def set_virtual_camera(self, on: bool) -> None:
-        toggle_virtual_camera(self, on)
-
     def set_fullscreen(self, on: bool) -> None:
         if on and not self.isFullScreen():
             self.showFullScreen()
@@ -360,9 +357,7 @@ class MainWindow(QMainWindow):
             return
         self.status.show_status(str(exc), error=True)
         self.recording.failed()
-        if self.virtual_camera is not None and self.virtual_camera.error is not None:
-            self._set_checked(self.virtual_camera_action, False)
-            self.set_virtual_camera(False)
+        virtual_camera_failed(self)
 
     def pictures_dir(self) -> Path:
         return self.options.pictures_dir or userdirs.pictures_dir()

@@ -8,6 +8,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QToolBar, QToolButton
 
+from nstcam.ui.virtual_camera_control import TIP as VIRTUAL_CAMERA_TIP
+from nstcam.ui.virtual_camera_control import check_virtual_camera, toggle_virtual_camera
+
 if TYPE_CHECKING:
     from nstcam.ui.main_window import MainWindow
 
@@ -37,8 +40,8 @@ def build_toolbar(window: MainWindow) -> None:
                                 window.recording.toggled, checkable=True)
     window.stabilize_action = action("Stabilize", "Keep textures still when things move (T)",
                                    window.set_stabilize, checkable=True)
-    window.virtual_camera_action = action("Virtual camera", "Send the stylized video to a virtual webcam (V)",
-                                        window.set_virtual_camera, checkable=True)
+    window.virtual_camera_action = action("Virtual camera", VIRTUAL_CAMERA_TIP,
+                                        lambda on: toggle_virtual_camera(window, on), checkable=True)
     window.mirror_action = action("Mirror", "Flip the image horizontally (M)", window.set_mirror, checkable=True)
     window.compare_action = action("Compare", "Before / after: the camera next to the stylized image (B)",
                                  window.view.set_compare, checkable=True)
@@ -49,3 +52,4 @@ def build_toolbar(window: MainWindow) -> None:
                     (window.stabilize_action, window.options.stabilize and window.stabilizer is not None)):
         window._set_checked(act, bool(on))
     window.stabilize_action.setEnabled(window.stabilizer is not None)
+    check_virtual_camera(window)

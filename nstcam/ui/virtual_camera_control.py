@@ -6,8 +6,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+TIP = "Send the stylized video to a virtual webcam (V)"
+
 if TYPE_CHECKING:
     from nstcam.ui.main_window import MainWindow
+
+
+def check_virtual_camera(window: MainWindow) -> None:
+    """At start-up: disable the toggle, saying what to install, where no virtual camera exists."""
+    from nstcam.virtualcam import unavailable_reason
+
+    if window.virtual_camera is None and (reason := unavailable_reason()) is not None:
+        window.virtual_camera_action.setEnabled(False)
+        window.virtual_camera_action.setToolTip(f"{TIP} — unavailable: {reason}")
 
 
 def toggle_virtual_camera(window: MainWindow, on: bool) -> None:
@@ -20,7 +31,7 @@ def toggle_virtual_camera(window: MainWindow, on: bool) -> None:
         except VirtualCameraUnavailable as exc:
             window._set_checked(action, False)
             action.setEnabled(False)
-            action.setToolTip(str(exc))
+            action.setToolTip(f"{TIP} — unavailable: {exc}")
             status.show_status(str(exc), error=True)
             return
         window.session.add_sink(window.virtual_camera)
@@ -30,3 +41,10 @@ def toggle_virtual_camera(window: MainWindow, on: bool) -> None:
         window.session.remove_sink(sink)
         sink.close(timeout=2.0)
         status.show_status("virtual camera off")
+
+
+def virtual_camera_failed(window: MainWindow) -> None:
+    """After a sink error: if it was the virtual camera (device gone), switch the toggle off."""
+    if window.virtual_camera is not None and window.virtual_camera.error is not None:
+        window._set_checked(window.virtual_camera_action, False)
+        toggle_virtual_camera(window, False)
