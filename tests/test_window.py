@@ -321,11 +321,13 @@ def test_stabilizer_toggle_swaps_the_processor_chain(qtbot, styles_dir, video, t
         wait_frames(qtbot, w, 2)
         press(qtbot, w, Qt.Key.Key_T)
         assert not w.stabilize_action.isChecked() and w.session.path.processors == [w.controls]
-        shown: list = []
-        w.frameShown.connect(shown.append)
+        from nstcam.sinks import CallbackSink
+
+        results: list = []  # every result: the display keeps only the newest
+        w.session.add_sink(CallbackSink(results.append))
         press(qtbot, w, Qt.Key.Key_T)
         assert w.session.path.processors == [stabilizer, w.controls]  # the controls stay last
-        qtbot.waitUntil(lambda: any(r.fresh for r in shown), timeout=WAIT)  # the chain restarted
+        qtbot.waitUntil(lambda: any(r.fresh for r in results), timeout=WAIT)  # the chain restarted
         assert "stabilizer on" in w.status.message
     finally:
         w.close()
