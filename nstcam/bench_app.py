@@ -8,7 +8,8 @@ the CPU engine (a thread of the app, or the engine process), rounds interleave:
 * window: `nstcam --camera demo --benchmark-seconds S` in its own process, offscreen, its
   BENCHMARK_JSON line (stylized frames/s of the 30 the camera gives) and its time from process
   start to the first stylized frame on screen (`-v`); with the engine in a thread (off) or in
-  its process (on), and once more without the stabilizer (its cost);
+  its process (on), once more without the stabilizer (its cost), and in a thread with
+  OMP_WAIT_POLICY=PASSIVE (OpenMP threads sleep at once instead of spinning);
 * render: `nstcam render` of a 240-frame clip minus a 1-frame clip (steady fps; the 1-frame run
   is the start-up time).
 
@@ -94,8 +95,9 @@ def nstcam(*args: str, env: dict[str, str] | None = None, timeout: float = 300) 
     return time.perf_counter() - t0, run.stdout + run.stderr
 
 
-def window(size: int, engine_process: str, seconds: float, style: str, stabilize: bool = True) -> dict[str, float]:
-    env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
+def window(size: int, engine_process: str, seconds: float, style: str, stabilize: bool = True,
+           **extra_env: str) -> dict[str, float]:
+    env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen"), **extra_env}
     _, out = nstcam("--camera", "demo", "--style", style, "--size", str(size), "--engine-process", engine_process,
                     "--benchmark-seconds", str(seconds), "--no-crossfade", "-v",
                     *(() if stabilize else ("--no-stabilize",)), env=env)
@@ -141,6 +143,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     row[f"window_{placement}_fps"] = got["stylize_fps"]
                     row[f"window_{placement}_first_frame_s"] = got["first_frame_s"]
                 row["window_on_unstabilized_fps"] = window(size, "on", args.seconds, args.style, False)["stylize_fps"]
+                row["window_off_passive_fps"] = window(size, "off", args.seconds, args.style,
+                                                       OMP_WAIT_POLICY="PASSIVE")["stylize_fps"]
                 row.update(render(size, clip, one, folder, args.style))
                 rows.setdefault(str(size), []).append(row)
     return {size: summarise(runs) for size, runs in rows.items()}
