@@ -153,13 +153,13 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
 
 
 def check_bf16(ctx: Context) -> list[Check]:
-    if has_module("torch"):
-        from trainer.devices import cpu_bf16_supported
-
-        native = cpu_bf16_supported()
-    else:
+    if not has_module("torch"):
         native = bool(cpu_flags() & set(BF16_FLAGS))
-    if native:
+        return [Check("CPU bf16", INFO, f"{'native' if native else 'no native'} bf16 on this CPU; unused here: "
+                      "without torch, ONNX Runtime runs the styles in fp32")]
+    from trainer.devices import cpu_bf16_supported
+
+    if cpu_bf16_supported():
         return [Check("CPU bf16", OK, "native bf16 (AVX512-BF16 / AMX): the torch engine runs bf16 on the CPU, "
                       "about twice its fp32 frame rate")]
     return [Check("CPU bf16", INFO, "no native bf16 on this CPU: the torch engine runs fp32 on the CPU")]

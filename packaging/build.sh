@@ -47,6 +47,19 @@ fi
 NSTCAM_FLAVOUR="$flavour" NSTCAM_STYLES_DIR="$styles" "$PYTHON" -m PyInstaller --noconfirm --clean \
     --log-level WARN --workpath "$work" --distpath "$dist" packaging/nstcam.spec
 
+# Strip debug symbols (~60 MB in libpython, lib-dynload and PyAV's modules), but not from the
+# libraries auditwheel vendored into <package>.libs/ nor from the modules patchelf gave an RPATH
+# to them: strip rewrites their patched ELF headers into files the loader rejects ("ELF load
+# command address/offset not page-aligned", seen with numpy's OpenBLAS).
+if command -v strip >/dev/null && command -v readelf >/dev/null; then
+    find "$dist/nstcam/_internal" -type f -name '*.so*' -not -path '*.libs/*' -print0 |
+        while IFS= read -r -d '' lib; do
+            if ! readelf -d "$lib" 2>/dev/null | grep -q 'R.*PATH.*\.libs'; then
+                strip --strip-unneeded "$lib" 2>/dev/null || true
+            fi
+        done
+fi
+
 # Desktop integration files in the XDG layout: `cp -r dist/<flavour>/nstcam/share ~/.local/`.
 share="$dist/nstcam/share"
 id="io.github.nstcam.nstcam"
