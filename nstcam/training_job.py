@@ -95,6 +95,7 @@ class TrainingJob:
         self.result: Path | None = None
         self.error: TrainingError | None = None
         self.cancelled = False
+        self.final_grid: bytes | None = None  # the last preview grid (PNG), kept when the folder goes
         self._step, self._total, self._notice, self._error_line = 0, 0, "", ""
         self._rate_start: tuple[int, float] | None = None
         self._last: tuple[int, float] | None = None
@@ -201,6 +202,8 @@ class TrainingJob:
             if self.cancelled or self._exit == INTERRUPTED_EXIT:
                 self.cancelled = True
             elif self._exit == 0 and self.out.is_file():
+                sample = self.latest_sample()
+                self.final_grid = sample.read_bytes() if sample else None
                 try:
                     self.result = self._publish()
                 except TrainingError as exc:

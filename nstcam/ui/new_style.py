@@ -10,11 +10,12 @@ registry and the gallery, and chosen.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget)
@@ -27,7 +28,8 @@ from nstcam.ui.workers import TaskWorker
 if TYPE_CHECKING:
     from nstcam.ui.main_window import MainWindow
 
-POLL_SECONDS = 0.25
+POLL_SECONDS = 0.25  # the worker thread's wait for the training process's messages
+SHOW_MS = 500  # the dialog's refresh of the progress
 PREVIEW_WIDTH = 480
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.webp *.tif *.tiff);;All files (*)"
 BUILT_IN = "built-in scenes (generated, no photos of yours needed)"
@@ -58,6 +60,13 @@ class NewStyleDialog(QDialog):
         self.result_path: Path | None = None
         self.photos: Path | None = None  # None: the built-in scenes
         self._sample: Path | None = None
+        # The worker thread leaves its newest Progress here and the GUI thread's timer shows it:
+        # no signal per update (PySide6 6.12 crashed, refcount errors, after some thousands of
+        # cross-thread emissions in a stress test; a training sends one every 0.25 s for minutes).
+        self._latest: deque[Progress] = deque(maxlen=1)
+        self._show_timer = QTimer(self)
+        self._show_timer.setInterval(SHOW_MS)
+        self._show_timer.timeout.connect(self._show_latest)
         self.setWindowTitle("New style")
         self.setModal(False)
 
@@ -155,12 +164,11 @@ class NewStyleDialog(QDialog):
         engine, photos, args = self.window_.engine, self.photos, self.trainer_args
 
         def job(worker: TaskWorker):
-            return _train(worker, painting, photos, name, args, engine)
+            return _train(worker, painting, photos, name, args, engine, self._latest.append)
 
         self.result_path, self._sample = None, None
         self.preview.clear()
         self.worker = TaskWorker(job, name=f"new style {name}", parent=self)
-        self.worker.progress.connect(self._on_progress)
         self.worker.finished.connect(self._on_finished)
         self.worker.failed.connect(self._on_failed)
         self._set_running(True, f"Preparing {name}: reading the photos, measuring the painting…")
@@ -174,29 +182,41 @@ class NewStyleDialog(QDialog):
             self.cancel_button.setEnabled(False)
             self.status_label.setText("Cancelling…")
 
-    def _on_progress(self, step: int, total: int, info: Progress) -> None:
+    def _show_latest(self) -> None:
+        if self._latest:
+            self._on_progress(self._latest[-1])
+
+    def _on_progress(self, info: Progress) -> None:
+        step, total = info.step, info.total
         if total:
             self.bar.setRange(0, total)
             self.bar.setValue(step)
             eta = format_eta(info.eta_seconds)
             self.status_label.setText(f"Training: step {step} of {total}" + (f" · {eta}" if eta else "")
                                       + (f"\n{info.notice}" if info.notice else ""))
-        if info.sample is not None and info.sample != self._sample:
-            pixmap = QPixmap(str(info.sample))
+        self._show_sample(info.sample)
+
+    def _show_sample(self, sample: Path | None) -> None:
+        if sample is not None and sample != self._sample:
+            pixmap = QPixmap(str(sample))
             if not pixmap.isNull():
-                self._sample = info.sample
+                self._sample = sample
                 self.preview.setPixmap(pixmap.scaledToWidth(min(PREVIEW_WIDTH, pixmap.width()),
                                                             Qt.TransformationMode.SmoothTransformation))
 
-    def _on_finished(self, result: tuple[Path, str, object] | None) -> None:
+    def _on_finished(self, result: tuple[Path, str, object, bytes | None] | None) -> None:
         window = self.window_
         if result is None:
             self._set_running(False, "Cancelled: nothing was saved.")
             self.bar.setRange(0, 1)
             self.bar.setValue(0)
             return
-        path, name, model = result
+        path, name, model, grid = result
         self.result_path = path
+        final = QPixmap()
+        if grid and final.loadFromData(grid):  # the trained network on the preview photos
+            self.preview.setPixmap(final.scaledToWidth(min(PREVIEW_WIDTH, final.width()),
+                                                       Qt.TransformationMode.SmoothTransformation))
         self.bar.setRange(0, 1)
         self.bar.setValue(1)
         if model is None or window._shut:
@@ -219,6 +239,11 @@ class NewStyleDialog(QDialog):
         return False
 
     def _set_running(self, on: bool, text: str, error: bool = False) -> None:
+        if on:
+            self._latest.clear()
+            self._show_timer.start()
+        else:
+            self._show_timer.stop()
         self.start_button.setEnabled(not on)
         self.cancel_button.setEnabled(on)
         self.status_label.setText(text)
@@ -226,9 +251,11 @@ class NewStyleDialog(QDialog):
 
 
 def _train(worker: TaskWorker, painting: Path, photos: Path | None, name: str, trainer_args: Sequence[str],
-           engine) -> tuple[Path, str, object] | None:
-    """The TaskWorker's job: train, and on success load the style and add it to the engine.
-    Returns (style file, name, model or None where the engine cannot add styles), None if cancelled."""
+           engine, show: Callable[[Progress], None]) -> tuple[Path, str, object, bytes | None] | None:
+    """The TaskWorker's job: train (`show` gets each Progress), and on success load the style
+    and add it to the engine.
+    Returns (style file, name, model or None where the engine cannot add styles, the final preview
+    grid as PNG bytes), None if cancelled."""
     from nstcam.scene_photos import ensure_scene_photos
     from trainer.stylefile import load_style
 
@@ -240,8 +267,7 @@ def _train(worker: TaskWorker, painting: Path, photos: Path | None, name: str, t
     job.start()
     try:
         while not job.poll(POLL_SECONDS):
-            progress = job.progress()
-            worker.report(progress.step, progress.total, progress)
+            show(job.progress())
             if worker.cancelled():
                 job.cancel()
                 return None
@@ -255,9 +281,9 @@ def _train(worker: TaskWorker, painting: Path, photos: Path | None, name: str, t
     model = load_style(job.result)
     add = getattr(engine, "add_style", None)
     if add is None:
-        return job.result, name, None
+        return job.result, name, None, job.final_grid
     add(name, model)
-    return job.result, name, model
+    return job.result, name, model, job.final_grid
 
 
 def _row(*widgets: QWidget) -> QWidget:
