@@ -86,7 +86,7 @@ def pipeline_fps(engine, clip: Path, seconds: float) -> float:
     return sum(1 for t in got if t0 <= t <= t1) / (t1 - t0)
 
 
-def nstcam(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> tuple[float, str]:
+def nstcam(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> tuple[float, str]:
     t0 = time.perf_counter()
     run = subprocess.run([sys.executable, "-m", "nstcam", *args], capture_output=True, text=True,
                          timeout=timeout, env=env)
