@@ -1,11 +1,11 @@
 """Snapshots: one camera frame, stylized at full resolution, then refined by Gatys optimisation.
 
-The fast network gives a good first guess; a few steps of Gatys optimisation against the style's
-stored Gram targets (in the style file, so no painting is needed) pull the texture and colours
-closer to the painting and the shapes back towards the camera frame. The loss weights derive
-from the loss net's Gatys defaults with a gentler style weight (see `_loss_settings`); the layers
-are those the style's targets were computed for. Three
-PNGs are written with a timestamped name that never overwrites anything:
+The fast network gives a good first guess; Gatys optimisation against the style's stored Gram
+targets (in the style file, so no painting is needed) then paints the painting's texture and
+colours further into it, at the camera's full resolution. The loss weights are the loss net's
+Gatys defaults with a stronger smoothness term (see `_loss_settings`); the layers are those the
+style's targets were computed for. Three PNGs are written with a timestamped name that never
+overwrites anything:
 
     20250131-142501_van_gogh_raw.png            the camera frame as captured
     20250131-142501_van_gogh_stylized.png       the fast network at full resolution
@@ -14,19 +14,25 @@ PNGs are written with a timestamped name that never overwrites anything:
 Each is written atomically (temp file + rename): a full disk leaves a PNG absent, never
 truncated, and the SnapshotError names the file and those kept.
 
-Budget. On a CPU one forward+backward of EfficientNet-Lite0 at 1280x720 takes about a second,
-so refining at full resolution would cost minutes. Instead the optimisation runs on a copy whose
-short side is `refine_side` (360 px on CPU by default: ~4x fewer pixels than 720p) and the
-*change* it makes is upsampled and added to the full-resolution stylized frame: the fine detail
-of the full-resolution network output is kept and the refinement's texture and colour
-corrections are carried over. On CUDA the default is full resolution. DEFAULT_STEPS (30) of
-those take ~10 s on an idle 2-core CPU; on a busy one a step can cost several times as much, so a
-time budget (45 s from the start of the snapshot) ends the refinement early, keeping its best
-image, and a snapshot stays under a minute. No Qt here: the window runs `take_snapshot` on a
-worker thread and passes `progress` / `should_stop`.
+Coarse to fine. The scales halve from full resolution down to a short side of COARSE_SIDE
+(1280x720: 320x180, 640x360, 1280x720) and most steps run on the coarse ones: they cost a
+sixteenth and a quarter of a full-resolution step, and there the Gram targets (computed from
+the painting at a 384 px short side) paint strokes of the painting's own size, which upsampling
+makes large motifs; the last few steps at full resolution work on the frame's own detail. Each
+scale adds only its *change*, upsampled, to the stylized frame at the next size
+(`keep_detail`), so the fast network's full-resolution strokes are kept, not blurred by the
+coarse scales. DEFAULT_STEPS of them cost ~10 full-resolution steps. A time budget (45 s from
+the start of the snapshot) ends the refinement early on a busy machine, keeping its best image
+(and the full-resolution detail).
+
+Torch. Only refinement needs PyTorch (imported when refining): with the torch-free runtime
+(nstcam.onnx_engine) a snapshot saves the raw and stylized frames and `refine_unavailable` says
+why it was not refined. No Qt here: the window runs `take_snapshot` on a worker thread and passes
+`progress` / `should_stop`.
 """
 from __future__ import annotations
 
+import importlib.util
 import re
 import threading
 import time
@@ -34,26 +40,31 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-import torch
 
 from trainer.fileio import atomic_write_bytes
 
+if TYPE_CHECKING:
+    import torch
+
 DEFAULT_LOSS_NET = "efficientnet-lite0"
-# Optimiser steps; with the default refine_side that is ~10 s of an idle 2-core CPU for a 720p
-# frame (one step at 640x360 costs ~0.55 CPU-seconds).
-DEFAULT_STEPS = 30
+# Optimiser steps, shared out coarse to fine (refine_schedule).
+DEFAULT_STEPS = 40
 # Seconds from the start of a snapshot after which refinement stops and keeps its best image so
 # far (not a cancel): a snapshot then ends within about this long even on a slower or busy machine.
 DEFAULT_TIME_BUDGET = 45.0
-# Short side of the image the optimisation runs on (CPU); None = full resolution.
-CPU_REFINE_SIDE = 360
+# The coarsest scale's short side is at least this (the scales halve from full resolution).
+COARSE_SIDE = 180
+# Share of the steps spent at the finest scale (at least one).
+FINE_SHARE = 1 / 8
+# refine_side "auto": the camera's full resolution on every device.
 AUTO = "auto"
-# Style weight of the refinement relative to the loss net's Gatys default (see _loss_settings).
-REFINE_STYLE_SCALE = 0.1
+NEEDS_TORCH = "refinement needs PyTorch (pip install torch), which is not installed here"
+# Smoothness weight of the refinement relative to the loss net's Gatys default (see _loss_settings).
+REFINE_TV_SCALE = 3.0
 
 Progress = Callable[[int, int, Mapping[str, float]], None]
 
@@ -75,6 +86,7 @@ class SnapshotResult:
     steps_done: int = 0
     refine_size: tuple[int, int] | None = None  # (w, h) the optimisation ran at
     out_of_time: bool = False  # refinement stopped at the time budget, before `steps`
+    mean_change: float | None = None  # mean |refined - stylized| over pixels and channels, of 255
 
     @property
     def best_path(self) -> Path:
@@ -92,6 +104,8 @@ _net_lock = threading.Lock()
 
 def get_loss_net(name: str = DEFAULT_LOSS_NET, device: torch.device | str = "cpu"):
     """The frozen loss net `name` on `device`, built once per process and reused."""
+    import torch
+
     from trainer.lossnets import build_loss_net
 
     dev = torch.device(device)
@@ -107,6 +121,15 @@ def get_loss_net(name: str = DEFAULT_LOSS_NET, device: torch.device | str = "cpu
 def has_refine_targets(style_model, loss_net: str = DEFAULT_LOSS_NET) -> bool:
     """Whether `style_model` stores the Gram targets refinement with `loss_net` needs."""
     return bool(getattr(style_model, "style_targets", {}).get(loss_net))
+
+
+def refine_unavailable(style_model, loss_net: str = DEFAULT_LOSS_NET) -> str | None:
+    """Why a snapshot of `style_model` cannot be refined here, for the user; None when it can."""
+    if importlib.util.find_spec("torch") is None:
+        return NEEDS_TORCH
+    if not has_refine_targets(style_model, loss_net):
+        return f"this style has no {loss_net} Gram targets to refine with"
+    return None
 
 
 def _targets_for(style_model, loss_net: str) -> dict[str, torch.Tensor]:
@@ -178,26 +201,43 @@ def refine_size_for(size_wh: tuple[int, int], refine_side: int | None) -> tuple[
     return max(1, round(w * scale)), max(1, round(h * scale))
 
 
-def _loss_settings(style_model, net, defaults) -> dict[str, Any]:
-    """Loss weights and layers for refining with `net`.
+def refine_schedule(size_wh: tuple[int, int], steps: int) -> tuple[tuple[float, ...], list[int]]:
+    """Coarse-to-fine scales for an image of `size_wh` and the steps of each.
 
-    Weights: the net's Gatys defaults (content, tv) with the style weight scaled by
-    REFINE_STYLE_SCALE. Those defaults are tuned for a full Gatys run from the content image; a
-    short refinement that starts from an already stylized frame, with them, satisfies the Gram
-    targets by painting colourful high-frequency noise over it (the stride-2 stem barely sees
-    it), and so would the style's *training* weights (a feed-forward network cannot produce
-    such noise, pixel optimisation can). A tenth of the style weight gives a clean result that
-    still lowers the style loss ~3x and brings shapes back towards the camera frame (measured on
-    the bundled styles, 720p frames refined at 640x360). Layers: those the style's targets were
-    computed for (its metadata), else the net's defaults that the targets cover.
+    The scales halve from 1 while the short side stays >= COARSE_SIDE; the finest gets FINE_SHARE
+    of the steps (at least one), the coarser ones share the rest evenly (the coarsest any
+    remainder). Scales left with no step are dropped.
+    """
+    scales = [1.0]
+    while min(size_wh) * scales[0] / 2 >= COARSE_SIDE:
+        scales.insert(0, scales[0] / 2)
+    fine = max(1, round(steps * FINE_SHARE)) if len(scales) > 1 else steps
+    base, extra = divmod(steps - fine, len(scales) - 1) if len(scales) > 1 else (0, 0)
+    counts = [base + (i < extra) for i in range(len(scales) - 1)] + [fine]
+    kept = [(scale, n) for scale, n in zip(scales, counts) if n > 0]
+    return tuple(scale for scale, _ in kept), [n for _, n in kept]
+
+
+def _loss_settings(style_model, net, defaults) -> dict[str, Any]:
+    """Loss weights, layers and feature smoothing for refining with `net`.
+
+    Weights: the net's Gatys defaults (content, style), which paint the painting's strokes over
+    the whole frame, with the smoothness (TV) weight scaled by REFINE_TV_SCALE: pixel
+    optimisation, unlike a feed-forward network, can satisfy the Gram targets with colourful
+    pixel-level speckle that the stride-2 stem barely sees, and the stronger TV term keeps the
+    strokes and drops the speckle (measured on the bundled styles; the old refinement, style
+    weight x0.1, changed a 720p frame by under 2/255 on average). Layers: those the style's
+    targets were computed for (its metadata), else the net's defaults that the targets cover.
+    Smoothing: the style's own, as its Gram targets are of smoothed features then.
     """
     meta = getattr(style_model, "meta", {}) or {}
     trained_here = meta.get("loss_net") == net.name
     targets = (getattr(style_model, "style_targets", {}) or {}).get(net.name, {})
     settings: dict[str, Any] = {
         "content_weight": float(defaults.content),
-        "style_weight": float(defaults.style) * REFINE_STYLE_SCALE,
-        "tv_weight": float(defaults.tv),
+        "style_weight": float(defaults.style),
+        "tv_weight": float(defaults.tv) * REFINE_TV_SCALE,
+        "smoothing": float(meta.get("smoothing") or 0.0) if trained_here else 0.0,
     }
     layers = meta.get("style_layers") if trained_here else None
     if not (isinstance(layers, dict) and layers and set(layers) <= set(net.tap_index) & set(targets)):
@@ -248,14 +288,18 @@ def take_snapshot(
     name, else the engine's current style). `progress(step, total, losses)` is called after each
     optimiser step, `should_stop()` before each; when it returns True the refinement stops,
     nothing more is written and the result says `cancelled`. `refine=False` skips refinement
-    (for styles without Gram targets). `time_budget` (seconds since the call began) ends the
-    optimisation early, keeping its best image (`out_of_time`). Raises SnapshotError for a style
-    that lacks the targets, or an unusable frame or folder.
+    (for styles without Gram targets, or without torch: see `refine_unavailable`). `steps` are
+    shared out coarse to fine (`refine_schedule`); `refine_side` caps the finest scale's short
+    side ("auto": the frame's full resolution). `time_budget` (seconds since the call began)
+    ends the optimisation early, keeping its best image (`out_of_time`). Raises SnapshotError
+    for a style that lacks the targets, refinement without torch, or an unusable frame or folder.
     """
     t0 = time.perf_counter()
     stop = should_stop or (lambda: False)
     if frame_bgr is None or frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.size == 0:
         raise SnapshotError("no camera frame to take a snapshot of")
+    if refine and importlib.util.find_spec("torch") is None:
+        raise SnapshotError(f"{NEEDS_TORCH}; take the snapshot without refinement")
     targets = _targets_for(style_model, loss_net) if refine else None
     out_dir = Path(out_dir)
     try:
@@ -284,9 +328,10 @@ def take_snapshot(
     _write_png(stylized_path, stylized, (raw_path,))
 
     def done(refined: Path | None, cancelled: bool, before=None, after=None, steps_done=0, size=None,
-             out_of_time=False):
+             out_of_time=False, change=None):
         return SnapshotResult(
             out_of_time=out_of_time,
+            mean_change=change,
             raw_path=raw_path,
             stylized_path=stylized_path,
             refined_path=refined,
@@ -304,31 +349,32 @@ def take_snapshot(
     if stop():
         return done(None, True)
 
+    import torch
+
     from trainer.gatys import refine as gatys_refine
+    from trainer.images import tensor_to_rgb_array
     from trainer.lossnets import DEFAULT_WEIGHTS
     from trainer.perceptual import PerceptualLoss
 
     device = torch.device(str(getattr(engine, "device", "cpu")))
-    if refine_side == AUTO:
-        refine_side = None if device.type == "cuda" else CPU_REFINE_SIDE
-    rw, rh = refine_size_for((w, h), refine_side)  # type: ignore[arg-type]
-    scaled = (rw, rh) != (w, h)
-
+    rw, rh = refine_size_for((w, h), None if refine_side == AUTO else refine_side)  # type: ignore[arg-type]
+    scales, per_scale = refine_schedule((rw, rh), steps)
     net = get_loss_net(loss_net, device)
     loss = PerceptualLoss(net, **_loss_settings(style_model, net, DEFAULT_WEIGHTS[net.name]))
     loss.set_style_targets(targets)
 
-    def small(img: np.ndarray) -> np.ndarray:
-        return cv2.resize(img, (rw, rh), interpolation=cv2.INTER_AREA) if scaled else img
+    def at_refine_size(img: np.ndarray) -> torch.Tensor:
+        if (rw, rh) != (w, h):
+            img = cv2.resize(img, (rw, rh), interpolation=cv2.INTER_AREA)
+        return _to_tensor(img, device)
 
-    content_t = _to_tensor(small(raw_rgb), device)
-    init_t = _to_tensor(small(stylized), device)
+    content_t = at_refine_size(raw_rgb)
+    init_t = at_refine_size(stylized)
+    with torch.no_grad():
+        content_features = loss.content_features(content_t)
+        before = float(loss(init_t, content_features).style)
     if stop():
-        return done(None, True, None, None, 0, (rw, rh))
-
-    def on_step(step: int, total: int, losses: Mapping[str, float]) -> None:
-        if progress is not None:
-            progress(step, total, losses)
+        return done(None, True, before, None, 0, (rw, rh))
 
     deadline = None if time_budget is None else t0 + time_budget
     out_of_time = user_stop = False
@@ -344,27 +390,22 @@ def take_snapshot(
         return False
 
     result = gatys_refine(
-        content_t, loss=loss, init=init_t, steps=steps, progress=on_step, should_stop=stop_or_timeout
+        content_t, loss=loss, init=init_t, steps=per_scale, scales=scales, progress=progress,
+        should_stop=stop_or_timeout, keep_detail=True,
     )
     cancelled = result.cancelled and user_stop
-    # history[0] is the loss of the initial (stylized) image; result.loss that of the image
-    # returned. Both at the refinement size, against the same targets and content.
-    before = float(result.history[0]["style"]) if result.history else None
     if cancelled or result.steps_done == 0:
         return done(None, cancelled, before, None, result.steps_done, (rw, rh), out_of_time)
-    refined_t = result.image.detach().to(device).clamp(0, 1)
-    after = float(result.loss["style"]) if "style" in result.loss else None
-
-    from trainer.images import tensor_to_rgb_array
-
-    if scaled:
-        # Carry the refinement's change over to full resolution; keep the full-res detail.
-        delta = (refined_t - init_t).float()
-        delta = torch.nn.functional.interpolate(delta, size=(h, w), mode="bilinear", align_corners=False)
-        full = _to_tensor(stylized, device) + delta
-        refined_rgb = tensor_to_rgb_array(full.clamp(0, 1))
-    else:
-        refined_rgb = tensor_to_rgb_array(refined_t)
+    refined_t = result.image.to(device)
+    with torch.no_grad():
+        after = float(loss(refined_t, content_features).style)
+        if (rw, rh) != (w, h):
+            # Refined at a smaller size (refine_side): add its change, upsampled, to the
+            # full-resolution stylized frame, whose detail it lacks.
+            change = torch.nn.functional.interpolate(refined_t - init_t, size=(h, w), mode="bilinear")
+            refined_t = (_to_tensor(stylized, device) + change).clamp_(0, 1)
+    refined_rgb = tensor_to_rgb_array(refined_t)
+    change = float(np.abs(refined_rgb.astype(np.int16) - stylized.astype(np.int16)).mean())
     try:
         _write_png(refined_path, refined_rgb, (raw_path, stylized_path))
     except FileExistsError:
@@ -374,4 +415,4 @@ def take_snapshot(
         (out_dir / f"{stem2}_raw.png").unlink()
         refined_path = out_dir / f"{stem2}_refined.png"
         _write_png(refined_path, refined_rgb, (raw_path, stylized_path))
-    return done(refined_path, False, before, after, result.steps_done, (rw, rh), out_of_time)
+    return done(refined_path, False, before, after, result.steps_done, (rw, rh), out_of_time, change)

@@ -187,6 +187,27 @@ def test_coarse_to_fine_shares_the_steps_between_scales(content, loss):
     assert [h["scale"] for h in explicit.history] == [0.5] * 5 + [1.0]
 
 
+def test_keep_detail_carries_only_the_coarse_change_to_the_finer_scale(content, loss):
+    """With keep_detail the init's pixel detail survives the coarse scales; without it, upsampling
+    the coarse image blurs it away."""
+    checker = (torch.arange(48).view(1, 1, 48, 1) + torch.arange(48).view(1, 1, 1, 48)) % 2 * 0.2 - 0.1
+    init = (content + checker).clamp(0, 1)
+    kept = refine(content, loss=loss, init=init, steps=[4, 1], scales=(0.5, 1.0), keep_detail=True)
+    blurred = refine(content, loss=loss, init=init, steps=[4, 1], scales=(0.5, 1.0))
+    assert kept.steps_done == blurred.steps_done == 5
+
+    def detail(image):  # correlation of the image's finest pattern with the checkerboard
+        return float(((image - content) * checker).mean() / (checker * checker).mean())
+
+    assert detail(kept.image) > 0.5 and abs(detail(blurred.image)) < 0.2
+    # a stop before the finest scale still returns the init's detail at full size
+    seen: list[int] = []
+    stopped = refine(content, loss=loss, init=init, steps=[4, 1], scales=(0.5, 1.0), keep_detail=True,
+                     should_stop=lambda: len(seen) >= 4, progress=lambda s, t, terms: seen.append(s))
+    assert stopped.cancelled and stopped.steps_done == 4 and stopped.image.shape == content.shape
+    assert detail(stopped.image) > 0.5
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [{"steps": 0}, {"optimizer": "sgd"}, {"init": "zeros"}, {"scales": (0.0,)}, {"steps": [1, 2]}],

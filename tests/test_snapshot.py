@@ -1,8 +1,12 @@
-"""nstcam.snapshot: full-resolution stylize + Gatys refinement, three PNGs, cancel, budget."""
+"""nstcam.snapshot: full-resolution stylize + coarse-to-fine Gatys refinement, three PNGs, cancel,
+budget, and saving without torch."""
 from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -61,9 +65,32 @@ def test_snapshot_writes_three_pngs_and_refinement_lowers_style_loss(registry, e
     assert res.steps_done == 8
     assert res.style_loss_after < res.style_loss_before
     assert res.refine_size == (96, 72)
-    # the refined image really differs from the fast network's output
+    # the refined image really differs from the fast network's output, as the result reports
     diff = np.abs(read_png(res.refined_path).astype(int) - read_png(res.stylized_path).astype(int)).mean()
-    assert diff > 0.5
+    assert diff > 0.5 and res.mean_change == pytest.approx(diff, abs=0.01)
+
+
+@pytest.mark.parametrize("size, steps, scales, per_scale", [
+    ((1280, 720), 40, (0.25, 0.5, 1.0), [18, 17, 5]),
+    ((640, 480), 40, (0.5, 1.0), [35, 5]),
+    ((96, 72), 8, (1.0,), [8]),
+    ((1280, 720), 1, (1.0,), [1]),
+    ((1280, 720), 2, (0.25, 1.0), [1, 1]),
+])
+def test_refine_schedule_halves_down_to_the_coarse_side(size, steps, scales, per_scale):
+    assert snapshot.refine_schedule(size, steps) == (scales, per_scale)
+
+
+def test_refinement_runs_coarse_to_fine_at_full_resolution(registry, engine, tmp_path, monkeypatch):
+    monkeypatch.setattr(snapshot, "COARSE_SIDE", 18)  # a 96x72 frame: 24x18, 48x36, 96x72
+    frame = camera_frame()
+    totals: list[int] = []
+    res = snapshot.take_snapshot(frame, engine, registry.choose("ember", "cpu").model, tmp_path, steps=8,
+                                 progress=lambda s, t, losses: totals.append(t))
+    assert res.steps_done == 8 and totals == [8] * 8
+    assert res.refine_size == (96, 72) and read_png(res.refined_path).shape == frame.shape
+    assert res.style_loss_after < res.style_loss_before
+    assert res.mean_change > 0.5
 
 
 def test_snapshot_never_overwrites(registry, engine, tmp_path):
@@ -82,8 +109,13 @@ def test_refinement_at_reduced_scale_keeps_full_resolution(registry, engine, tmp
     model = registry.choose("moss", "cpu").model
     res = snapshot.take_snapshot(frame, engine, model, tmp_path, steps=3, refine_side=48)
     assert res.refine_size == (64, 48)
-    assert read_png(res.refined_path).shape == (120, 160, 3)
+    refined, stylized = read_png(res.refined_path), read_png(res.stylized_path)
+    assert refined.shape == (120, 160, 3)
     assert res.style_loss_after < res.style_loss_before
+    # the change is carried over smoothly: the stylized frame's pixel detail survives
+    change = refined.astype(np.float32) - stylized.astype(np.float32)
+    detail = np.abs(cv2.Laplacian(change, cv2.CV_32F)).mean()
+    assert detail < 0.5 * np.abs(cv2.Laplacian(stylized.astype(np.float32), cv2.CV_32F)).mean()
 
 
 def test_cancel_stops_refinement_promptly(registry, engine, tmp_path):
@@ -109,6 +141,8 @@ def test_style_without_targets_is_a_clear_error(registry, engine, tmp_path):
         snapshot.take_snapshot(camera_frame(), engine, model, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     assert not snapshot.has_refine_targets(model)
+    assert snapshot.refine_unavailable(model) == "this style has no efficientnet-lite0 Gram targets to refine with"
+    assert snapshot.refine_unavailable(registry.choose("ember", "cpu").model) is None
     # ... but it can still be saved unrefined
     res = snapshot.take_snapshot(camera_frame(), engine, model, tmp_path / "out", refine=False)
     assert res.refined_path is None and res.stylized_path.is_file()
@@ -138,7 +172,7 @@ def test_720p_snapshot_within_budget(registry, engine, tmp_path):
     snapshot.get_loss_net()  # built once per process; not part of a snapshot's cost
     res = snapshot.take_snapshot(frame, engine, model, tmp_path)
     assert not res.cancelled and res.refined_path is not None
-    assert res.refine_size == (640, 360)
+    assert res.refine_size == (1280, 720)  # coarse to fine, ending at full resolution
     assert res.steps_done == snapshot.DEFAULT_STEPS or res.out_of_time
     assert res.style_loss_after < res.style_loss_before
     assert read_png(res.refined_path).shape == (720, 1280, 3)
@@ -147,7 +181,8 @@ def test_720p_snapshot_within_budget(registry, engine, tmp_path):
 
 def test_refinement_uses_the_layers_the_targets_cover(registry):
     """A style trained on fewer layers than the net's defaults (no stage5 Gram) still refines;
-    weights are the net's Gatys defaults with the gentler refinement style weight."""
+    weights are the net's Gatys defaults with the stronger refinement TV weight; the style's own
+    feature smoothing is kept."""
     from trainer.lossnets import DEFAULT_WEIGHTS
 
     net = snapshot.get_loss_net()
@@ -157,14 +192,15 @@ def test_refinement_uses_the_layers_the_targets_cover(registry):
                           {net.name: {k: v for k, v in model.style_targets[net.name].items() if k != "stage5"}})
     settings = snapshot._loss_settings(trimmed, net, defaults)
     assert set(settings["style_layers"]) == set(net.style_weights) - {"stage5"}
-    assert settings["style_weight"] == pytest.approx(defaults.style * snapshot.REFINE_STYLE_SCALE)
-    assert settings["content_weight"] == defaults.content and settings["tv_weight"] == defaults.tv
+    assert settings["style_weight"] == defaults.style and settings["content_weight"] == defaults.content
+    assert settings["tv_weight"] == pytest.approx(defaults.tv * snapshot.REFINE_TV_SCALE)
+    assert settings["smoothing"] == 0.0
     meta = {"name": "x", "loss_net": net.name, "style_layers": {"stem": 1.0, "stage2": 0.5}, "content_layer": "stage2",
-            "style_weight": 25.0}
+            "style_weight": 25.0, "smoothing": 0.5}
     trained = type(model)(model.config, model.state_dict, meta, model.style_targets)
     settings = snapshot._loss_settings(trained, net, defaults)
     assert settings["style_layers"] == {"stem": 1.0, "stage2": 0.5} and settings["content_layer"] == "stage2"
-    assert settings["style_weight"] == pytest.approx(defaults.style * snapshot.REFINE_STYLE_SCALE)
+    assert settings["style_weight"] == defaults.style and settings["smoothing"] == 0.5
 
 
 def test_a_full_disk_leaves_no_truncated_png_and_no_placeholder(registry, engine, small_disk):
@@ -193,3 +229,46 @@ def test_a_failed_write_keeps_the_finished_pngs_only(registry, engine, tmp_path,
                                refine=False, style="ember")
     assert [p.name for p in tmp_path.iterdir()] == [calls[0].name]
     assert read_png(calls[0]).shape == (72, 96, 3)
+
+
+def test_without_torch_the_raw_and_stylized_frames_are_saved(tmp_path):
+    """With torch unimportable (the torch-free runtime), a snapshot saves the camera frame and the
+    stylized one, and says that refinement needs torch."""
+    script = textwrap.dedent("""
+        import sys
+        sys.modules["torch"] = None  # import torch now raises ImportError
+        from pathlib import Path
+        from types import SimpleNamespace
+        import numpy as np
+        from nstcam import snapshot
+
+        class Engine:  # an engine with StyleEngine's interface, as nstcam.onnx_engine's
+            style_names = ["ink"]
+            def stylize(self, frame, style=None, size=None):
+                return np.ascontiguousarray(255 - frame[:, :, ::-1])
+
+        model = SimpleNamespace(name="ink", meta={})
+        frame = np.zeros((24, 32, 3), np.uint8)
+        frame[:, 16:] = (10, 200, 30)
+        print(snapshot.refine_unavailable(model))
+        res = snapshot.take_snapshot(frame, Engine(), model, Path(sys.argv[1]), refine=False)
+        print(res.raw_path.name, res.stylized_path.name, res.refined_path)
+        try:
+            snapshot.take_snapshot(frame, Engine(), model, Path(sys.argv[1]))
+        except snapshot.SnapshotError as exc:
+            print(exc)
+        print("torch" in sys.modules and sys.modules["torch"] is None)
+    """)
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=root, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == snapshot.NEEDS_TORCH
+    raw_name, stylized_name, refined = lines[1].split()
+    assert raw_name.endswith("_ink_raw.png") and stylized_name.endswith("_ink_stylized.png") and refined == "None"
+    raw, stylized = read_png(tmp_path / raw_name), read_png(tmp_path / stylized_name)
+    assert raw[0, 20].tolist() == [10, 200, 30] and stylized[0, 20].tolist() == [245, 55, 225]  # BGR of the inverted RGB
+    assert lines[2] == f"{snapshot.NEEDS_TORCH}; take the snapshot without refinement"
+    assert lines[3] == "True"  # nothing imported torch behind the shim's back
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([raw_name, stylized_name])

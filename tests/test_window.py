@@ -136,9 +136,50 @@ def test_snapshot_saves_three_pngs_and_lowers_style_loss(qtbot, open_window, tmp
     assert res.style_loss_after < res.style_loss_before
     assert str(tmp_path / "pictures") in w.snapshot_panel.where.text()
     assert w.snapshot_panel.image.pixmap() is not None and not w.snapshot_panel.image.pixmap().isNull()
+    # before and after: the slider wipes from the stylized frame to the refined one
+    from PySide6.QtGui import QImage
+
+    panel = w.snapshot_panel
+    assert panel.compare_row.isVisible()
+    stats = panel.stats.text()
+    assert stats.startswith(f"style loss {res.style_loss_before:.3g} → {res.style_loss_after:.3g} (−")
+    assert stats.endswith(f"mean change {res.mean_change:.1f}/255") and res.mean_change > 0.1
+
+    def shown() -> np.ndarray:
+        image = panel.shown_image().toImage().convertToFormat(QImage.Format.Format_RGB888)
+        return np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())[
+            :, : image.width() * 3].reshape(image.height(), image.width(), 3).astype(int)
+
+    panel.compare.setValue(0)
+    live = shown()
+    panel.compare.setValue(100)
+    refined = shown()
+    panel.compare.setValue(50)
+    half = shown()
+    assert np.abs(live - refined).mean() > 0.1
+    mid = half.shape[1] // 2
+    assert np.array_equal(half[:, : mid - 1], refined[:, : mid - 1]) and np.array_equal(half[:, mid + 1:], live[:, mid + 1:])
     # live stylizing paused during the CPU refinement and resumed afterwards
     assert not w.session.paused and w.session.stylizer.is_alive()
     wait_frames(qtbot, w, 3)
+
+
+def test_snapshot_without_torch_saves_the_stylized_frame_and_says_why(qtbot, open_window, monkeypatch):
+    from nstcam import snapshot
+
+    monkeypatch.setattr(snapshot, "refine_unavailable", lambda model: snapshot.NEEDS_TORCH)
+    w = open_window()
+    wait_frames(qtbot, w, 2)
+    with qtbot.waitSignal(w.snapshotFinished, timeout=WAIT * 2) as blocker:
+        press(qtbot, w, Qt.Key.Key_Space)
+        assert w.snapshot_panel.where.text().startswith("Refinement needs PyTorch (pip install torch)")
+        assert not w.session.paused  # nothing to refine: the live view goes on
+    res = blocker.args[0]
+    assert res.refined_path is None and res.raw_path.is_file() and res.stylized_path.is_file()
+    panel = w.snapshot_panel
+    assert panel.where.text().startswith("Refinement needs PyTorch (pip install torch), which is not installed here.\nSaved to ")
+    assert "saved (not refined)" in panel.progress.format()
+    assert not panel.compare_row.isVisible() and not panel.stats.isVisible()
 
 
 def test_snapshot_cancel(qtbot, open_window):

@@ -18,8 +18,9 @@ L-BFGS copes with it in practice (it is what the common Gatys implementations do
 
 Scales. `scales=(0.5, 1.0)` runs coarse-to-fine: the steps are shared out between the scales,
 the content target is recomputed at each scale's size, and each scale's result is upsampled to
-start the next. Coarse steps are ~4x cheaper and settle the large structures, so a large image
-gets further in a given time. The style targets (Gram matrices) are used as they are.
+start the next (with `keep_detail`, only its change is, added to the init at the next size).
+Coarse steps are ~4x cheaper and settle the large structures, so a large image gets further in
+a given time. The style targets (Gram matrices) are used as they are.
 """
 from __future__ import annotations
 
@@ -113,6 +114,7 @@ def refine(
     should_stop: Callable[[], bool] | None = None,
     seed: int | None = None,
     on_image: Callable[[int, torch.Tensor], None] | None = None,
+    keep_detail: bool = False,
 ) -> GatysResult:
     """Optimise an image to have `content`'s content and the style `loss` holds targets for.
 
@@ -124,7 +126,9 @@ def refine(
     image that step started from; `on_image(steps_done, image)` likewise with the current image
     (at the current scale; a view of the live tensor, clone it to keep it). `should_stop()` is
     checked before every step; when it returns True the best image so far is returned with
-    `cancelled=True`.
+    `cancelled=True`. `keep_detail`: each finer scale (and a stop before the finest) starts from
+    the init at its size plus the upsampled change the coarser scales made, rather than their
+    upsampled image, so the init's fine detail (a fast-stylised frame's strokes) survives.
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
@@ -138,11 +142,12 @@ def refine(
 
     start = time.perf_counter()
     history: list[dict[str, float]] = []
+    base = x if keep_detail else None
     done, cancelled, last = 0, False, {}
     for scale, n_steps in zip(scales, per_scale):
         size = _scaled_size(full_size, scale)
         # Contiguous: L-BFGS views the gradient flat (and images from PIL are channels-last).
-        x = _resize(x, size).clamp(0, 1).contiguous().requires_grad_(True)
+        x = _start_at(x, size, base).clamp(0, 1).contiguous().requires_grad_(True)
         target = loss.content_features(_resize(content, size))
         opt = _make_optimizer(optimizer, x, lr)
         best, best_terms = x.detach().clone(), {"total": math.inf}
@@ -179,7 +184,7 @@ def refine(
         if cancelled:
             break
 
-    image = _resize(x, full_size).clamp_(0, 1).cpu()
+    image = _start_at(x, full_size, base).clamp_(0, 1).cpu()
     seconds = time.perf_counter() - start
     return GatysResult(image, history, done, cancelled, seconds, last if done else {})
 
@@ -196,6 +201,14 @@ def _split_steps(steps: int | Sequence[int], scales: Sequence[float]) -> list[in
     if len(per_scale) != len(scales) or any(n < 0 for n in per_scale) or sum(per_scale) < 1:
         raise ValueError(f"steps {tuple(steps)} must be one count >= 0 per scale {tuple(scales)}")
     return per_scale
+
+
+def _start_at(x: torch.Tensor, size: tuple[int, int], base: torch.Tensor | None) -> torch.Tensor:
+    """`x` at `size`; with a `base` (the full-size init), base at `size` plus x's change from it."""
+    if base is None:
+        return _resize(x, size)
+    change = x.detach() - _resize(base, tuple(x.shape[-2:]))
+    return _resize(base, size) + _resize(change, size)
 
 
 def _as_batch(image: torch.Tensor, what: str) -> torch.Tensor:

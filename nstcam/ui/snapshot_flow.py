@@ -6,6 +6,8 @@ half speed). The pause waits for the current frame on the worker thread, never o
 the session resumes (and its processors restart) when the snapshot ends, however it ends.
 The look in force when the snapshot is taken (strength, colours: nstcam.controls) is applied to
 its stylized and refined images, as the live view, recordings and the virtual camera get it.
+When a snapshot cannot be refined (no torch, a style without Gram targets) it saves the camera
+frame and the stylized frame and the panel says what refinement needs.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ class SnapshotFlow(QObject):
         self.worker: TaskWorker | None = None
         self.paused_live = False
         self.last = None  # the last SnapshotResult
+        self.not_refined_because: str | None = None  # snapshot.refine_unavailable of the one in flight
         window.snapshot_panel.cancelRequested.connect(self.cancel)
 
     @property
@@ -63,7 +66,8 @@ class SnapshotFlow(QObject):
         except KeyError as exc:
             w.status.show_status(f"snapshot: {exc}", error=True)
             return
-        refine = snapshot.has_refine_targets(model)
+        self.not_refined_because = snapshot.refine_unavailable(model)
+        refine = self.not_refined_because is None
         steps = w.options.snapshot_steps or snapshot.DEFAULT_STEPS
         frame, engine, out_dir, session = result.raw_bgr, w.engine, w.pictures_dir(), w.session
         refine_side, look = w.options.snapshot_refine_side, w.controls.look
@@ -94,17 +98,19 @@ class SnapshotFlow(QObject):
         else:
             w.status.show_status(f"snapshot of a {wd}x{h} frame: refining…" if refine else "snapshot…")
 
-    def _show_started(self, result, style: str, refine: bool, steps: int) -> None:
-        from nstcam import snapshot
+    def _why_not_refined(self) -> str:
+        reason = self.not_refined_because or ""
+        return reason[:1].upper() + reason[1:]
 
+    def _show_started(self, result, style: str, refine: bool, steps: int) -> None:
         w, panel = self.window, self.window.snapshot_panel
         panel.title.setText(f"Snapshot — {w._style_row(style)[1]}")
         panel.progress.setRange(0, steps if refine else 0)
         panel.progress.setValue(0)
         panel.progress.setFormat("stylizing at full resolution…")
         panel.cancel.setEnabled(True)
-        panel.where.setText("" if refine else
-                            f"This style has no {snapshot.DEFAULT_LOSS_NET} Gram targets: saving without refinement.")
+        panel.where.setText("" if refine else f"{self._why_not_refined()}: saving the camera frame and the stylized frame.")
+        panel.set_stats("")
         panel.set_image(QPixmap.fromImage(rgb_to_qimage(np.ascontiguousarray(result.stylized_rgb))))
         if not w.snapshot_dock.isVisible():
             w.snapshot_dock.show()
@@ -145,9 +151,12 @@ class SnapshotFlow(QObject):
             else:
                 panel.progress.setFormat(f"done in {res.seconds:.0f} s")
             pixmap = QPixmap(str(res.best_path))
-            panel.set_image(pixmap if not pixmap.isNull() else None)
+            before = QPixmap(str(res.stylized_path)) if res.refined_path else None
+            panel.set_image(pixmap if not pixmap.isNull() else None, before)
+            panel.set_stats(refinement_summary(res))
             names = [p.name for p in (res.raw_path, res.stylized_path, res.refined_path) if p]
-            panel.where.setText(f"Saved to {res.raw_path.parent}:\n" + "\n".join(names))
+            why = f"{self._why_not_refined()}.\n" if self.not_refined_because else ""
+            panel.where.setText(f"{why}Saved to {res.raw_path.parent}:\n" + "\n".join(names))
             panel.where.setToolTip(str(res.best_path))
             panel.open_folder.setEnabled(True)
             w.status.show_status(f"snapshot saved: {res.best_path}")
@@ -164,3 +173,17 @@ class SnapshotFlow(QObject):
             panel.where.setText(str(exc))
             w.status.show_status(f"snapshot failed: {exc}", error=True)
         w.snapshotFailed.emit(exc)
+
+
+def refinement_summary(res) -> str:
+    """'style loss 2.1 → 0.9 (−57%) · mean change 14.0/255' for a refined SnapshotResult, else ''."""
+    if res.refined_path is None:
+        return ""
+    parts = []
+    before, after = res.style_loss_before, res.style_loss_after
+    if before is not None and after is not None:
+        change = f" ({(after - before) / before:+.0%})".replace("-", "−") if before > 0 else ""
+        parts.append(f"style loss {before:.3g} → {after:.3g}{change}")
+    if res.mean_change is not None:
+        parts.append(f"mean change {res.mean_change:.1f}/255")
+    return " · ".join(parts)

@@ -1,19 +1,24 @@
-"""The snapshot dock's panel: progress and Cancel while refining, then the image and where it went."""
+"""The snapshot dock's panel: progress and Cancel while refining, then the image and where it went.
+
+A refined snapshot is shown against the stylized frame it started from: the slider wipes between
+the two (left of the split the refined image, right of it the stylized one), and a line gives the
+style loss before and after and the mean change.
+"""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QPixmap
-from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtGui import QDesktopServices, QPainter, QPixmap
+from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSlider,
+                               QVBoxLayout, QWidget)
 
 if TYPE_CHECKING:
     from nstcam.ui.main_window import MainWindow
 
 
 class SnapshotPanel(QWidget):
-    """Progress, Cancel, then the result image and where it was saved."""
+    """Progress, Cancel, then the result image (against the stylized frame) and where it was saved."""
 
     cancelRequested = Signal()  # noqa: N815
 
@@ -34,6 +39,22 @@ class SnapshotPanel(QWidget):
         self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.image.setMinimumSize(240, 135)
         self.image.setStyleSheet("background: #121214;")
+        self.compare = QSlider(Qt.Orientation.Horizontal)
+        self.compare.setRange(0, 100)
+        self.compare.setValue(100)
+        self.compare.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.compare.setToolTip("Drag to compare: refined on the left of the split, the live stylized frame on the right")
+        self.compare.valueChanged.connect(self._rescale)
+        self.compare_row = QWidget()
+        compare = QHBoxLayout(self.compare_row)
+        compare.setContentsMargins(0, 0, 0, 0)
+        compare.addWidget(QLabel("live"))
+        compare.addWidget(self.compare, 1)
+        compare.addWidget(QLabel("refined"))
+        self.compare_row.hide()
+        self.stats = QLabel()
+        self.stats.setWordWrap(True)
+        self.stats.hide()
         self.where = QLabel()
         self.where.setWordWrap(True)
         self.where.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -43,24 +64,51 @@ class SnapshotPanel(QWidget):
         layout.addWidget(self.title)
         layout.addLayout(row)
         layout.addWidget(self.image, 1)
+        layout.addWidget(self.compare_row)
+        layout.addWidget(self.stats)
         layout.addWidget(self.where)
         layout.addWidget(self.open_folder)
         self._pixmap: QPixmap | None = None
+        self._before: QPixmap | None = None
 
-    def set_image(self, pixmap: QPixmap | None) -> None:
-        self._pixmap = pixmap
+    def set_image(self, pixmap: QPixmap | None, before: QPixmap | None = None) -> None:
+        """Show `pixmap`; with `before` (same size), the slider compares the two."""
+        usable = before is not None and not before.isNull() and pixmap is not None and before.size() == pixmap.size()
+        self._pixmap, self._before = pixmap, before if usable else None
+        self.compare_row.setVisible(usable)
         self._rescale()
+
+    def set_stats(self, text: str) -> None:
+        """The line under the image (style loss, mean change); empty hides it."""
+        self.stats.setText(text)
+        self.stats.setVisible(bool(text))
+
+    def shown_image(self) -> QPixmap | None:
+        """What the image area shows at the slider's position, at the label's size."""
+        if self._pixmap is None or self._pixmap.isNull():
+            return None
+        size, aspect, smooth = self.image.size(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+        after = self._pixmap.scaled(size, aspect, smooth)
+        if self._before is None:
+            return after
+        shown = self._before.scaled(size, aspect, smooth)
+        split = round(shown.width() * self.compare.value() / 100)
+        if split > 0:  # (a source width of 0 would draw all of it)
+            painter = QPainter(shown)
+            painter.drawPixmap(0, 0, after, 0, 0, split, after.height())
+            painter.end()
+        return shown
 
     def resizeEvent(self, event) -> None:  # noqa: N802, ANN001
         super().resizeEvent(event)
         self._rescale()
 
     def _rescale(self) -> None:
-        if self._pixmap is None or self._pixmap.isNull():
+        shown = self.shown_image()
+        if shown is None:
             self.image.clear()
-            return
-        self.image.setPixmap(self._pixmap.scaled(
-            self.image.size(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
+        else:
+            self.image.setPixmap(shown)
 
 
 def add_snapshot_dock(window: MainWindow) -> tuple[SnapshotPanel, QDockWidget]:
