@@ -60,6 +60,7 @@ class NewStyleDialog(QDialog):
         self.result_path: Path | None = None
         self.photos: Path | None = None  # None: the built-in scenes
         self._sample: Path | None = None
+        self._busy = False
         # The worker thread leaves its newest Progress here and the GUI thread's timer shows it:
         # no signal per update (PySide6 6.12 crashed, refcount errors, after some thousands of
         # cross-thread emissions in a stress test; a training sends one every 0.25 s for minutes).
@@ -141,7 +142,8 @@ class NewStyleDialog(QDialog):
 
     @property
     def running(self) -> bool:
-        return self.worker is not None and self.worker.is_running()
+        """From Start until the dialog has shown the outcome (done, cancelled or failed)."""
+        return self._busy
 
     # ------------------------------------------------------------------ training
     def start(self) -> bool:
@@ -239,6 +241,7 @@ class NewStyleDialog(QDialog):
         return False
 
     def _set_running(self, on: bool, text: str, error: bool = False) -> None:
+        self._busy = on
         if on:
             self._latest.clear()
             self._show_timer.start()
