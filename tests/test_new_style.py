@@ -204,3 +204,13 @@ def test_a_training_whose_app_is_killed_stops_and_removes_its_folder(photos, tmp
         assert time.monotonic() < deadline, "the orphaned training ran on"
         time.sleep(0.5)  # another process: nothing to await but its exit
     assert not (tmp_path / "styles").exists()
+
+
+def test_an_install_without_torch_is_told_what_training_needs(qtbot, window, photos, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    dialog = _dialog(window, photos, TINY)
+    assert not dialog.start() and not dialog.running
+    assert "needs torch" in dialog.status_label.text()

@@ -10,6 +10,7 @@ registry and the gallery, and chosen.
 """
 from __future__ import annotations
 
+import importlib.util
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,6 +39,15 @@ BUILT_IN = "built-in scenes (generated, no photos of yours needed)"
 def scene_photos_dir() -> Path:
     """Where the generated training set is kept (made on first use, then reused)."""
     return userdirs.app_data_dir() / "scene_photos"
+
+
+def training_missing() -> str | None:
+    """Why this installation cannot train (the torch-free bundle), or None."""
+    missing = [m for m in ("torch", "trainer") if importlib.util.find_spec(m) is None]
+    if missing:
+        return (f"Training a style needs {' and '.join(missing)}, which this installation lacks "
+                "(the torch-free bundle plays styles only); install nstcam with PyTorch to train.")
+    return None
 
 
 def format_eta(seconds: float | None) -> str:
@@ -150,6 +160,8 @@ class NewStyleDialog(QDialog):
         """Check the choices and start the training; False (and a message) when one is unusable."""
         if self.running:
             return False
+        if (missing := training_missing()) is not None:
+            return self._problem(missing)
         from trainer.images import ImageLoadError, load_image
 
         text = self.painting_edit.text().strip()
