@@ -29,10 +29,10 @@ from nstcam.launch import (BACKENDS, DEFAULT_SIZE_CPU, DEFAULT_SIZE_CUDA, PROG, 
                            apply_threads, build_engine, check_size, check_style, load_registry,
                            look_from_args, make_processors, prepare_window, resolve_backend,
                            resolve_device)
+from nstcam.engine_api import PRECISIONS
 from trainer.cliargs import int_at_least, number
 
 DEVICE_CHOICES = ("auto", "cuda", "cpu")
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # nstcam.engine.PRECISIONS, without importing torch
 COLOR_MODES = ("luminance", "statistics", "off")  # nstcam.controls.COLOR_MODES, without importing cv2
 
 log = logging.getLogger(__name__)
@@ -219,7 +219,7 @@ def run_render(args: argparse.Namespace) -> int:
     registry, dirs = load_registry(args.styles_dir, backend)
     style = check_style(registry, args.style, dirs, required=True)
     apply_threads(args.threads)
-    engine = build_engine(registry, device, check_size(args.size), style, args.precision, backend)
+    engine = build_engine(registry, device, check_size(args.size), style, args.precision, backend, args.threads)
 
     from tqdm import tqdm
 

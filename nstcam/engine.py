@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nstcam.engine_api import DEFAULT, EngineStats, _Default, processing_size
+from nstcam.engine_api import DEFAULT, PRECISIONS, EngineStats, _Default, processing_size
 from nstcam.frames import RateMeter
 from trainer.devices import cpu_bf16_supported, resolve_device
 from trainer.stylefile import StyleModel
@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 
 MIN_SIZE = 128  # short side below which an out-of-memory GPU gives up and hands over to the CPU
 SHRINK = 0.75
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from typing import Final
 
 
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
 class _Default:
     def __repr__(self) -> str:
         return "DEFAULT"

@@ -133,14 +133,15 @@ def check_size(size: int | None) -> int | None:
 
 
 def apply_threads(threads: int | None) -> None:
-    if threads:
+    """torch's CPU threads (the ONNX Runtime engine gets `threads` itself)."""
+    if threads and _installed("torch"):
         import torch
 
         torch.set_num_threads(threads)
 
 
 def build_engine(registry, device, size: int | None, style: str, precision: str = "auto",
-                 backend: str = "torch"):
+                 backend: str = "torch", threads: int | None = None):
     from nstcam.malloc import keep_freed_memory
 
     keep_freed_memory()  # before the first frame: every later frame then reuses its pages
@@ -148,7 +149,7 @@ def build_engine(registry, device, size: int | None, style: str, precision: str 
         print(f"{PROG}: warning: {message}", file=sys.stderr)
     try:
         if backend == "onnxruntime":
-            engine = _onnx_engine(registry, device, size, precision)
+            engine = _onnx_engine(registry, device, size, precision, threads)
         else:
             from nstcam.engine import StyleEngine
 
@@ -159,7 +160,7 @@ def build_engine(registry, device, size: int | None, style: str, precision: str 
     return engine
 
 
-def _onnx_engine(registry, device, size: int | None, precision: str):
+def _onnx_engine(registry, device, size: int | None, precision: str, threads: int | None):
     """ONNX Runtime over the registry's styles: their ONNX exports, made (once, cached) from the
     style files where torch is installed."""
     from nstcam.onnx_engine import OnnxStyle, OnnxStyleEngine
@@ -174,7 +175,7 @@ def _onnx_engine(registry, device, size: int | None, precision: str):
             from nstcam.onnx_export import ensure_onnx
 
             models[name] = ensure_onnx(model.path)
-    return OnnxStyleEngine(models, device=device.type, size=size)
+    return OnnxStyleEngine(models, device=device.type, size=size, threads=threads)
 
 
 def make_stabilizer():
@@ -275,7 +276,7 @@ def prepare_window(args: argparse.Namespace) -> Launch:
             raise CliError(f"--pictures-dir {args.pictures_dir}: exists and is not a folder")
 
     apply_threads(args.threads)
-    engine = build_engine(registry, device, size, style, args.precision or "auto", backend)
+    engine = build_engine(registry, device, size, style, args.precision or "auto", backend, args.threads)
     if device.type == "cpu" and backend == "torch" and args.engine_process == "on":
         from nstcam.engine_process import ProcessEngine
 

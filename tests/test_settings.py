@@ -71,6 +71,13 @@ def test_remembered_values_that_no_longer_fit_are_skipped(settings_dir):
     assert args.device is None  # no such device here: auto
 
 
+def test_a_torch_precision_is_not_carried_to_the_onnxruntime_backend(settings_dir):
+    SavedSettings().put_all({"device": "cpu", "precision": "bf16"})
+    args = window_parser().parse_args(["--backend", "onnxruntime"])
+    fill_from_settings(args)
+    assert args.device == "cpu" and args.precision is None  # ONNX Runtime runs fp32
+
+
 def run_window(monkeypatch, styles_dir, video, *flags: str):
     """Run the real launch path for a moment; returns the window it opened (closed by then)."""
     import nstcam.ui.app as app

@@ -81,18 +81,20 @@ class SavedSettings:
 def _fits(key: str, value: Any, args: argparse.Namespace) -> bool:
     """Whether a remembered value can still be used here (the flag's own checks, quietly)."""
     from nstcam.controls import COLOR_MODES, RECORD_SIZES
-    from nstcam.engine import PRECISIONS
-    from nstcam.launch import MAX_SIZE
+    from nstcam.engine_api import PRECISIONS
+    from nstcam.launch import MAX_SIZE, CliError, resolve_backend, resolve_device
 
-    if key == "device":
-        from trainer.devices import resolve_device
-
+    if key in ("device", "precision"):
         try:
-            resolve_device(value)
-        except ValueError:
+            backend = resolve_backend(getattr(args, "backend", None))
+            if key == "device":
+                resolve_device(value, backend)
+        except CliError:
             return False
-        return True
-    if key == "precision":
+        if key == "device":
+            return True
+        if backend != "torch":  # ONNX Runtime runs fp32 only: a torch run's bf16 does not apply
+            return value in ("auto", "fp32")
         device = str(args.device or "auto")
         cuda = device.startswith("cuda") or (device == "auto" and _cuda_available())
         return value in PRECISIONS and (value, cuda) not in (("bf16", True), ("fp16", False))
