@@ -68,6 +68,8 @@ def _child_main(conn: Connection, models: dict, size: int | None, precision: str
                     continue
                 np.ndarray(out.shape, np.uint8, buffer=buffers["out"].buf)[...] = out
                 conn.send(("ok", out.shape))
+            elif msg[0] == "add":  # a style added at run time (nstcam.ui.new_style)
+                engine.add_style(msg[1], msg[2])
             elif msg[0] == "stop":
                 return
     finally:
@@ -89,6 +91,7 @@ class ProcessEngine:
         self._durations: deque[float] = deque(maxlen=30)
         self._buffers: tuple[SharedMemory, SharedMemory] | None = None
         self._state = "starting"  # -> "running" | "in-process"
+        self._child_styles = set(engine.style_names)  # the child gets a style added later with its first frame
         self._started = time.monotonic()
         ctx = mp.get_context("spawn")  # never fork a process that has threads and Qt
         self._conn, child_conn = ctx.Pipe()
@@ -147,6 +150,9 @@ class ProcessEngine:
         t0 = time.perf_counter()
         with self._lock:
             try:
+                if name not in self._child_styles:
+                    self._conn.send(("add", name, self.inner._models[name]))
+                    self._child_styles.add(name)
                 out = self._round_trip(frame_bgr, name)
             except (EOFError, OSError, BrokenPipeError) as exc:
                 self._give_up(f"the engine process ended ({exc or type(exc).__name__}); stylizing in-process")

@@ -76,3 +76,17 @@ def test_the_window_launch_puts_a_cpu_torch_engine_in_a_process_unless_told_not_
         assert isinstance(on.engine, ProcessEngine) and isinstance(off.engine, StyleEngine)
     finally:
         assert on.engine.close()
+
+
+def test_a_style_added_at_run_time_runs_in_the_child(style_models) -> None:
+    engine = ProcessEngine(StyleEngine({"alpha": style_models["alpha"]}, device="cpu", size=32,
+                                       channels_last=False, precision="fp32"), threads=1)
+    try:
+        wait_ready(engine)
+        engine.add_style("late", style_models["beta"])  # StyleEngine.add_style, via the wrapper
+        frame = video_frame(2)
+        out = engine.stylize(frame, "late")
+        assert engine.in_child and np.array_equal(out, engine.inner.stylize(frame, "late"))
+        assert not np.array_equal(out, engine.stylize(frame, "alpha"))
+    finally:
+        assert engine.close()
