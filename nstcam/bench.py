@@ -519,8 +519,29 @@ def _check_engine(runner: Runner, device: torch.device) -> None:
     eng = runner.engine
     if eng is None:
         return
-    if eng.device.type != device.type or eng.processing_scale != 1.0 or eng.notices:
+    if eng.device.type != device.type or getattr(eng, "processing_scale", 1.0) != 1.0 or eng.notices:
         raise RuntimeError("the engine recovered from a fault, figures dropped: " + "; ".join(eng.notices))
+
+
+def onnx_runners(model: StyleModel, name: str, tmp: Path, out: dict[str, Any]) -> list[Runner]:
+    """The same network on ONNX Runtime (the torch-free backend), fp32 and static int8, where
+    onnxruntime is installed (backend "onnxruntime" in the rows)."""
+    try:
+        from nstcam.onnx_engine import SUFFIXES, OnnxStyleEngine
+        from nstcam.onnx_export import export_model
+    except ImportError as exc:
+        out["errors"].append(f"onnxruntime not measured: {exc}")
+        return []
+    runners = []
+    for quantization in ("fp32", "int8"):
+        try:
+            path = export_model(model, tmp / f"{name}{SUFFIXES[quantization]}", quantization)
+            eng = OnnxStyleEngine({name: path}, device="cpu", size=None, threads=torch.get_num_threads())
+        except Exception as exc:  # an exporter or quantiser failure: record, carry on with the rest
+            out["errors"].append(f"onnxruntime {quantization}: {type(exc).__name__}: {exc}")
+            continue
+        runners.append(Runner("onnxruntime", quantization, eng.stylize, torch.device("cpu"), engine=eng))
+    return runners
 
 
 def bench_device(device: torch.device, args: argparse.Namespace, sizes: list[tuple[int, int]],
@@ -543,6 +564,8 @@ def bench_device(device: torch.device, args: argparse.Namespace, sizes: list[tup
             out["errors"].append(f"{device} {prec}: {type(exc).__name__}: {exc}")
             continue
         runners.append(Runner("engine", prec, eng.stylize, device, engine=eng))
+    if device.type == "cpu":
+        runners += onnx_runners(model, name, tmp, out)
     naive = NaiveStylizer(model, device)
     naive_flags = (lambda: cudnn_flags(benchmark=False)) if device.type == "cuda" else contextlib.nullcontext
     runners.append(Runner("naive", "fp32", naive, device, flags=naive_flags))
@@ -575,8 +598,8 @@ def bench_device(device: torch.device, args: argparse.Namespace, sizes: list[tup
             if r.engine is None:
                 continue
             s = r.summary()
-            if r.precision == precisions[0]:
-                fp_base = s["fps"]
+            if r.name == "engine" and r.precision == precisions[0]:
+                fp_base = s["fps"]  # every row, ORT's too, against torch's first precision
             row = {
                 "device": device.type,
                 "precision": r.precision,
@@ -584,7 +607,8 @@ def bench_device(device: torch.device, args: argparse.Namespace, sizes: list[tup
                 "width": w,
                 "height": h,
                 "arch": desc["arch"],
-                "channels_last": r.engine.channels_last,
+                "backend": "onnxruntime" if r.name == "onnxruntime" else "torch",
+                "channels_last": getattr(r.engine, "channels_last", None),
                 "engine_fps": s["fps"],
                 "engine_p50_ms": s["p50_ms"],
                 "engine_p95_ms": s["p95_ms"],
@@ -627,7 +651,7 @@ def bench_device(device: torch.device, args: argparse.Namespace, sizes: list[tup
         # Pipeline with the app's own precision.
         if args.pipeline_seconds > 0:
             app_precision = default_precision(device)
-            primary = next((r for r in active if r.engine is not None and r.precision == app_precision), None)
+            primary = next((r for r in active if r.name == "engine" and r.precision == app_precision), None)
             if primary is not None:
                 engine_fps = primary.summary()["fps"]
                 try:
@@ -677,7 +701,8 @@ def compare_archs(args: argparse.Namespace, sizes: list[tuple[int, int]], out: d
                 "p95_ms": s["p95_ms"],
                 "gmacs": count_macs(cfg, w, h) / 1e9,
                 "params": sum(v.numel() for v in model.state_dict.values()),
-                "channels_last": r.engine.channels_last,
+                "backend": "onnxruntime" if r.name == "onnxruntime" else "torch",
+                "channels_last": getattr(r.engine, "channels_last", None),
                 "target_fps": target,
                 "meets_target": (s["fps"] >= target) if target else None,
             })
@@ -696,14 +721,15 @@ def print_report(out: dict[str, Any]) -> None:
     if out["engine"]:
         print("\nEngine (BGR host -> RGB host, full frame size) vs naive example loop")
         print(table(out["engine"], [
-            ("device", "device", ""), ("prec", "precision", ""), ("size", "size", ""), ("ch_last", "channels_last", ""),
+            ("device", "device", ""), ("backend", "backend", ""), ("prec", "precision", ""), ("size", "size", ""),
+            ("ch_last", "channels_last", ""),
             ("fps", "engine_fps", ".1f"), ("p50 ms", "engine_p50_ms", ".1f"), ("p95 ms", "engine_p95_ms", ".1f"),
             ("naive fps", "naive_fps", ".1f"), ("naive p50", "naive_p50_ms", ".1f"), ("naive p95", "naive_p95_ms", ".1f"),
             ("x naive", "speedup_vs_naive", ".2f"), ("vs 1st prec", "vs_first_precision", ".2f"),
             ("target", "cpu_target_fps", ".0f"), ("meets", "meets_cpu_target", ""),
         ]))
     if out["pipeline"]:
-        print("\nPipeline (CaptureThread -> StylizeThread -> consumer), frames arriving faster than stylized")
+        print("\nPipeline (the live session: capture -> stylize thread -> sink), frames arriving faster than stylized")
         print(table(out["pipeline"], [
             ("device", "device", ""), ("prec", "precision", ""), ("size", "size", ""),
             ("capture fps", "capture_fps", ".1f"), ("pipe fps", "pipeline_fps", ".1f"), ("engine fps", "engine_fps", ".1f"),
