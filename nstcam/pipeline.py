@@ -114,7 +114,11 @@ class FramePath:
         if pending or self._last is None:
             return True
         _, last_stamp, last_seq, _ = self._last
-        return stamp - last_stamp > GAP_SECONDS or seq < last_seq
+        if seq < last_seq:  # a new capture
+            return True
+        # A gap is time in which the *source* delivered nothing (a camera that stalled), not a slow
+        # stylize: frames captured meanwhile (seq advanced) make it continuous video.
+        return stamp - last_stamp > GAP_SECONDS * max(1, seq - last_seq)
 
 
 class ResultSink(Protocol):

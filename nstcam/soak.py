@@ -171,6 +171,7 @@ def summarise(samples: list[Sample], wall: float, late: list[str], recorder: Rec
         "recording_vs_wall": round(rec.frames_written / rec.fps / wall, 3),
         "frames_captured": captured,  # the recording holds one frame per captured frame
         "recording_vs_captured": round(rec.frames_written / max(1, captured), 3),
+        "recording_frames_dropped": rec.frames_dropped,  # the encoder fell 2 s behind (live: drop, not stall)
         "virtual_camera_frames": camera.frames_sent,
         "not_stopped": late,
         "samples": [[round(s.t, 1), round(s.rss_mb, 1), s.threads, s.frames] for s in samples],
