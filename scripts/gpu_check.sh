@@ -56,13 +56,13 @@ if [ $DRY = 1 ]; then
     BENCH_ARGS=(--device cpu --sizes 64x48 --frames 2 --repeats 1 --warmup 1 --pipeline-seconds 1
                 --pipeline-warmup 0.5 --parity-frames 1 --cpu-bf16 off)
     SNAP_SIZE=160x90
-    SNAP_STEPS=2
+    SNAP_STEPS=3  # one step at each of the coarse-to-fine scales
     TRAIN_ARGS=(--steps 2 --image-size 64 --threads 1)
 else
     DEVICE=cuda
     BENCH_ARGS=(--device cuda --sizes 640x480,1280x720,1920x1080)
     SNAP_SIZE=1280x720
-    SNAP_STEPS=30
+    SNAP_STEPS=default
     TRAIN_ARGS=(--steps 100000)  # ended by the time limit; checkpoints every 500 steps
 fi
 
@@ -111,17 +111,19 @@ out, device, size, steps, folder = sys.argv[1:]
 w, h = map(int, size.split("x"))
 from nstcam.demo import DemoSource
 from nstcam.launch import build_engine, load_registry, resolve_device
-from nstcam.snapshot import take_snapshot
+from nstcam.snapshot import DEFAULT_STEPS, take_snapshot
 registry, _ = load_registry([])
 style = registry.names()[0]
 engine = build_engine(registry, resolve_device(device), None, style)
 frame = DemoSource(w, h).frame_at(30)
 model = registry.choose(style, resolve_device(device).type).model
-take_snapshot(frame, engine, model, Path(folder) / "warmup", steps=1)  # loss net and kernels loaded
+take_snapshot(frame, engine, model, Path(folder) / "warmup", steps=3)  # every scale's kernels loaded
 t0 = time.perf_counter()
-res = take_snapshot(frame, engine, model, Path(folder), steps=int(steps))
+res = take_snapshot(frame, engine, model, Path(folder), time_budget=None,
+                    steps=DEFAULT_STEPS if steps == "default" else int(steps))
 result = {"size": size, "steps": res.steps_done, "seconds": round(time.perf_counter() - t0, 2),
           "style_loss_before": res.style_loss_before, "style_loss_after": res.style_loss_after,
+          "mean_change": res.mean_change,
           "refine_size": res.refine_size, "device": engine.describe()}
 with open(out, "w") as f:
     json.dump(result, f, indent=1)

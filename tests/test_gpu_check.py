@@ -31,6 +31,6 @@ def test_gpu_check_dry_run_passes_without_qt_and_pyav(tmp_path: Path) -> None:
     bench = json.loads((out / "bench_cpu.json").read_text())
     assert bench  # the benchmark wrote its figures
     snap = json.loads((out / "snapshot.json").read_text())
-    assert snap["steps"] == 2 and snap["seconds"] > 0
+    assert snap["steps"] == 3 and snap["seconds"] > 0 and snap["style_loss_after"] < snap["style_loss_before"]
     if "train skipped" not in summary:  # the training photos are there (../shared)
         assert "train_monet rc=0" in summary and list((out / "styles").glob("monet*.pt"))

@@ -19,10 +19,10 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import torch
-from PIL import Image
+if TYPE_CHECKING:
+    from PIL import Image
 
 # torch's UnpicklingError for a file its weights-only unpickler refuses starts with this.
 _WEIGHTS_ONLY_REFUSAL = "Weights only load failed"
@@ -84,6 +84,8 @@ def atomic_write_bytes(path: str | Path, data: bytes | bytearray | memoryview, *
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """`torch.save` atomically. Serialised in memory first, so a full disk is one plain OSError
     (ENOSPC) rather than torch's chained "enforce fail" RuntimeError."""
+    import torch  # here, not at the top: the torch-free runtime writes its files with this module
+
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(path, buffer.getbuffer())
@@ -91,6 +93,8 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
 
 def atomic_save_image(image: Image.Image, path: str | Path, *, overwrite: bool = True) -> None:
     """Save a PIL image atomically (see `atomic_write`), in the format its extension names."""
+    from PIL import Image
+
     path = Path(path)
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
@@ -122,6 +126,8 @@ def load_tensors(path: str | Path) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\._weights_only_unpickler")
+            import torch
+
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         text = str(exc)
