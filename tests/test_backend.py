@@ -69,3 +69,26 @@ def test_the_app_runs_without_torch(styles_dir, video, tmp_path) -> None:
     listed = subprocess.run([sys.executable, "-m", "nstcam", "styles", "--styles-dir", str(styles_dir)], env=env,
                             capture_output=True, text=True, timeout=300)
     assert listed.returncode == 0 and "ember" in listed.stdout and ".onnx" in listed.stdout
+
+
+def test_the_anti_aliased_network_exports_and_matches(tmp_path) -> None:
+    """The pack's nets blur before striding and upsample bilinearly; ONNX must run them alike."""
+    import torch
+
+    from nstcam.engine import StyleEngine
+    from nstcam.onnx_engine import OnnxStyleEngine
+    from nstcam.onnx_export import export_model
+    from nstcam_fixtures import video_frame
+    from trainer.stylefile import load_style, save_style
+    from trainer.transformer import TransformerConfig, TransformerNet
+
+    torch.manual_seed(0)
+    net = TransformerNet(TransformerConfig(width=4, res_blocks=1, outer_kernel=3, blur_downsample=True,
+                                           upsample="bilinear"))
+    save_style(tmp_path / "aa.pt", net, {"name": "aa", "variant": "light"}, {})
+    model = load_style(tmp_path / "aa.pt")
+    torch_engine = StyleEngine({"aa": model}, device="cpu", size=None, precision="fp32", channels_last=False)
+    ort_engine = OnnxStyleEngine({"aa": export_model(model, tmp_path / "aa.onnx")}, device="cpu", size=None)
+    frame = video_frame(5)
+    a, b = torch_engine.stylize(frame).astype(float), ort_engine.stylize(frame).astype(float)
+    assert 10 * np.log10(255**2 / max(np.mean((a - b) ** 2), 1e-12)) >= 40.0

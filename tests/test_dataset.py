@@ -14,10 +14,10 @@ from trainer.dataset import (
     ImageFolderDataset,
     ResumableSampler,
     check_image,
-    load_rgb,
     sample_seed,
     scan_images,
 )
+from trainer.images import load_image, load_rgb
 
 
 def _photo(path: Path, w: int = 64, h: int = 64, seed: int = 0) -> Path:
@@ -139,6 +139,8 @@ def test_16_bit_png_is_scaled_not_clipped_to_white(tmp_path):
     np.testing.assert_allclose(rgb[..., 0], ramp / 257.0, atol=1)
     item = ImageFolderDataset([tmp_path / "deep.png"], 32, random_crop=False, flip=False)[0]
     assert 0.3 < float(item.mean()) < 0.7
+    painting = np.asarray(load_image(tmp_path / "deep.png")).astype(float)  # a 16-bit painting too
+    assert abs(painting.mean() - 127.5) < 2
 
 
 @pytest.mark.parametrize("min_side", [None, 32])
@@ -156,6 +158,7 @@ def test_exif_orientation_is_applied(tmp_path, min_side):
     assert arr[:40].mean() > 200 and arr[40:].mean() < 50
     item = ImageFolderDataset([tmp_path / "phone.jpg"], 40, random_crop=False, flip=False)[0]
     assert item.shape == (3, 40, 40)
+    assert load_image(tmp_path / "phone.jpg").size == (40, 80)  # a painting photographed upright too
 
 
 def test_sampler_order_depends_only_on_seed_epoch_and_start():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 
 class ImageLoadError(ValueError):
@@ -20,9 +20,7 @@ def load_image(path: str | Path, size: int | None = None) -> Image.Image:
     """Open an image as RGB, optionally resized so its *short* side is `size` (aspect kept)."""
     path = Path(path)
     try:
-        with Image.open(path) as img:
-            img.load()
-            img = img.convert("RGB")
+        img = load_rgb(path)
     except FileNotFoundError:
         raise ImageLoadError(f"{path}: no such file") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
@@ -66,3 +64,34 @@ def save_image(t: torch.Tensor, path: str | Path) -> None:
     from trainer.fileio import atomic_save_image
 
     atomic_save_image(tensor_to_pil(t), path)
+
+
+def load_rgb(path: Path, min_side: int | None = None) -> Image.Image:
+    """Decode as 8-bit RGB, upright; JPEGs are decoded at reduced scale when the short side allows.
+
+    Upright: a camera's EXIF orientation tag is applied (phones store portraits sideways and
+    let the tag turn them). 8-bit: PIL's own `convert("RGB")` clips 16-bit and 32-bit pixels at
+    255, which turns a 16-bit PNG almost white, so high-depth modes are rescaled first.
+    """
+    with Image.open(path) as img:
+        if min_side is not None and img.format == "JPEG":
+            img.draft("RGB", (min_side, min_side))  # keeps both sides >= min_side
+        img.load()
+        return ImageOps.exif_transpose(_to_8bit(img)).convert("RGB")
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """`img` with 16-bit ("I;16*", "I") or float ("F") pixels mapped onto 0..255 ("L")."""
+    if img.mode == "F":
+        arr = np.asarray(img, dtype=np.float32)
+        scale = 255.0 if float(arr.max(initial=0.0)) <= 1.0 else 1.0  # [0, 1] floats or [0, 255]
+    elif img.mode == "I" or img.mode.startswith("I;16"):
+        # 16-bit files (PNG, TIFF) open as "I;16*" or as 32-bit "I" holding 0..65535.
+        arr = np.asarray(img, dtype=np.float32)
+        scale = 255.0 / 65535.0
+    else:
+        return img
+    out = Image.fromarray(np.clip(arr * scale + 0.5, 0, 255).astype(np.uint8), "L")
+    out.info = dict(img.info)
+    out.getexif().update(img.getexif())  # keep the orientation tag for exif_transpose
+    return out
