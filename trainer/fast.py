@@ -208,9 +208,6 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
         help="passes over the dataset (default: --steps 1200 on CPU, 10000 on CUDA)")
     add(length, "--steps", type=int_at_least(1), metavar="N",
         help="optimizer steps to train for (instead of --epochs)")
-    add(tr, "--max-minutes", type=number(positive=True), metavar="M",
-        help="stop after M minutes of training (counted across --resume) and write the style file "
-        "as trained so far, e.g. to fill a fixed slot of GPU time (default: no limit)")
     add(tr, "--lr", type=number(positive=True), default=1e-3, help="Adam learning rate (default: 1e-3)")
     add(tr, "--content-weight", type=number(positive=False), metavar="W",
         help="content loss weight (default: the loss net's default)")
@@ -816,11 +813,6 @@ def _train(args, explicit, info, device, amp, channels_last, out, checkpoint_pat
                         interrupted = True
                         break
                     if step >= total_steps:
-                        break
-                    if args.max_minutes and step % stop_check == 0 and _should_stop(
-                            totals["training_seconds"] + time.perf_counter() - tick >= 60 * args.max_minutes,
-                            info, device):
-                        logger.info("--max-minutes %g reached at step %d of %d", args.max_minutes, step, total_steps)
                         break
     finally:
         totals["training_seconds"] += time.perf_counter() - tick
