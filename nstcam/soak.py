@@ -128,6 +128,7 @@ def soak(minutes: float, out_dir: Path, switch_seconds: float = 1.0, sample_seco
         wall = time.monotonic() - t0
         captured = session.frames_captured - captured0
         late = session.stop(timeout=30)
+        pyvirtualcam.camera.BACKENDS.pop(BACKEND, None)  # later code must see the real devices only
     decoded, errors = decode_check(recorder.recorder.path)
     return summarise(samples, wall, late, recorder, camera, decoded, errors, i, captured)
 
