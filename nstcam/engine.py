@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 
 import cv2
@@ -27,8 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nstcam.engine_api import DEFAULT, PRECISIONS, EngineStats, _Default, processing_size
-from nstcam.frames import RateMeter
+from nstcam.engine_api import DEFAULT, PRECISIONS, EngineStats, FrameTimer, _Default, processing_size
 from trainer.devices import cpu_bf16_supported, resolve_device
 from trainer.stylefile import StyleModel
 
@@ -114,8 +112,7 @@ class StyleEngine:
         self._channels_last_request = channels_last
         self._precision_request = precision
         self._lock = threading.RLock()
-        self._durations: deque[float] = deque(maxlen=30)
-        self._meter = RateMeter()
+        self._timer = FrameTimer()
         self.notices: list[str] = []  # every on_notice message so far, for a UI attached later
         dev = resolve_device(str(device))  # ValueError for an unknown or unavailable device
         if dev.type == "cuda" and dev.index is None:
@@ -230,14 +227,7 @@ class StyleEngine:
 
     @property
     def stats(self) -> EngineStats:
-        durations = list(self._durations)
-        latency = 1e3 * sum(durations) / len(durations) if durations else 0.0
-        return EngineStats(
-            fps=self._meter.rate,
-            latency_ms=latency,
-            frames=self._meter.count,
-            max_fps=1e3 / latency if latency > 0 else 0.0,
-        )
+        return self._timer.stats()
 
     def describe(self) -> str:
         text = f"{self._device} {self.precision}"
@@ -302,15 +292,13 @@ class StyleEngine:
                         raise
                     self._recover(exc, (tw, th), w, h, size)
             elapsed = time.perf_counter() - t0
-        self._durations.append(elapsed)
-        self._meter.tick()
+        self._timer.tick(elapsed)
         return out
 
     def warmup(self, width: int = 640, height: int = 480) -> None:
         """Run one black frame (cuDNN autotuning / CPU memory-format choice) without counting it."""
         self.stylize(np.zeros((height, width, 3), np.uint8))
-        self._durations.clear()
-        self._meter = RateMeter()
+        self._timer.reset()
 
     @torch.inference_mode()
     def _run_cpu(self, net: nn.Module, frame: np.ndarray, tw: int, th: int) -> np.ndarray:

@@ -4,8 +4,11 @@ processing-size rule, so the torch engine (`nstcam.engine`) and the ONNX Runtime
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Final
+
+from nstcam.frames import RateMeter
 
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -30,6 +33,28 @@ class EngineStats:
     latency_ms: float
     frames: int
     max_fps: float = 0.0
+
+
+class FrameTimer:
+    """Each engine's frame count, rate and mean `stylize` time, as its `stats` reports them."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._durations: deque[float] = deque(maxlen=30)
+        self._meter = RateMeter()
+
+    def tick(self, seconds: float) -> None:
+        """One frame stylized in `seconds`."""
+        self._durations.append(seconds)
+        self._meter.tick()
+
+    def stats(self) -> EngineStats:
+        durations = list(self._durations)
+        latency = 1e3 * sum(durations) / len(durations) if durations else 0.0
+        return EngineStats(fps=self._meter.rate, latency_ms=latency, frames=self._meter.count,
+                           max_fps=1e3 / latency if latency > 0 else 0.0)
 
 
 def processing_size(width: int, height: int, size: int | None) -> tuple[int, int]:

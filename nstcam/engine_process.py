@@ -17,7 +17,6 @@ import logging
 import multiprocessing as mp
 import threading
 import time
-from collections import deque
 from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
 from typing import Any
@@ -25,8 +24,7 @@ from typing import Any
 import numpy as np
 
 from nstcam.engine import StyleEngine
-from nstcam.engine_api import DEFAULT, EngineStats
-from nstcam.frames import RateMeter
+from nstcam.engine_api import DEFAULT, EngineStats, FrameTimer
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +85,7 @@ class ProcessEngine:
             raise ValueError("the engine process is for CPU engines (CUDA runs asynchronously anyway)")
         self.inner = engine
         self._lock = threading.Lock()
-        self._meter = RateMeter()
-        self._durations: deque[float] = deque(maxlen=30)
+        self._timer = FrameTimer()  # frames that ran in the child
         self._buffers: tuple[SharedMemory, SharedMemory] | None = None
         self._state = "starting"  # -> "running" | "in-process"
         self._child_styles = set(engine.style_names)  # the child gets a style added later with its first frame
@@ -125,12 +122,9 @@ class ProcessEngine:
 
     @property
     def stats(self) -> EngineStats:
-        inner = self.inner.stats
-        durations = list(self._durations)
-        latency = 1e3 * sum(durations) / len(durations) if durations else 0.0
-        return EngineStats(fps=max(self._meter.rate, inner.fps), latency_ms=latency or inner.latency_ms,
-                           frames=self._meter.count + inner.frames,
-                           max_fps=1e3 / latency if latency else inner.max_fps)
+        inner, child = self.inner.stats, self._timer.stats()
+        return EngineStats(fps=max(child.fps, inner.fps), latency_ms=child.latency_ms or inner.latency_ms,
+                           frames=child.frames + inner.frames, max_fps=child.max_fps or inner.max_fps)
 
     @property
     def in_child(self) -> bool:
@@ -157,8 +151,7 @@ class ProcessEngine:
             except (EOFError, OSError, BrokenPipeError) as exc:
                 self._give_up(f"the engine process ended ({exc or type(exc).__name__}); stylizing in-process")
                 return self.inner.stylize(frame_bgr, style, size)
-        self._durations.append(time.perf_counter() - t0)
-        self._meter.tick()
+        self._timer.tick(time.perf_counter() - t0)
         return out
 
     # ------------------------------------------------------------------ the child

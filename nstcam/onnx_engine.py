@@ -16,15 +16,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 import cv2
 import numpy as np
 
-from nstcam.engine_api import DEFAULT, EngineStats, _Default, processing_size
-from nstcam.frames import RateMeter
+from nstcam.engine_api import DEFAULT, EngineStats, FrameTimer, _Default, processing_size
 
 log = logging.getLogger(__name__)
 
@@ -200,8 +198,7 @@ class OnnxStyleEngine:
         self._threads = threads
         self.on_notice = on_notice
         self._lock = threading.RLock()
-        self._durations: deque[float] = deque(maxlen=30)
-        self._meter = RateMeter()
+        self._timer = FrameTimer()
         self.notices: list[str] = []
         self._load(resolve_device(device))
 
@@ -253,10 +250,7 @@ class OnnxStyleEngine:
 
     @property
     def stats(self) -> EngineStats:
-        durations = list(self._durations)
-        latency = 1e3 * sum(durations) / len(durations) if durations else 0.0
-        return EngineStats(fps=self._meter.rate, latency_ms=latency, frames=self._meter.count,
-                           max_fps=1e3 / latency if latency > 0 else 0.0)
+        return self._timer.stats()
 
     def describe(self) -> str:
         return f"{self._device} {self._precision} (ONNX Runtime)"
@@ -299,8 +293,7 @@ class OnnxStyleEngine:
                 out = self._run(name, padded)
             result = np.ascontiguousarray(out[0, :ph, :pw])
             elapsed = time.perf_counter() - t0
-        self._durations.append(elapsed)
-        self._meter.tick()
+        self._timer.tick(elapsed)
         return result
 
     def _run(self, name: str, padded: np.ndarray) -> np.ndarray:
@@ -309,8 +302,7 @@ class OnnxStyleEngine:
     def warmup(self, width: int = 640, height: int = 480) -> None:
         """Run one black frame (ORT's first-run allocations) without counting it."""
         self.stylize(np.zeros((height, width, 3), np.uint8))
-        self._durations.clear()
-        self._meter = RateMeter()
+        self._timer.reset()
 
     def _notice(self, message: str) -> None:
         log.warning("%s", message)
