@@ -72,7 +72,8 @@ def test_the_app_runs_without_torch(styles_dir, video, tmp_path) -> None:
 
 
 def test_the_anti_aliased_network_exports_and_matches(tmp_path) -> None:
-    """The pack's nets blur before striding and upsample bilinearly; ONNX must run them alike."""
+    """Nets trained with the anti-aliasing options (blur before striding, bilinear upsampling) must
+    run alike in ONNX."""
     import torch
 
     from nstcam.engine import StyleEngine

@@ -1,7 +1,7 @@
 """Train the bundled style pack and write its manifest: `python -m trainer.stylepack`.
 
 Every style is trained with `trainer.fast`'s own defaults (its CPU recipe: the light network,
-content at stage2, the automatic style weight, the stability loss and the anti-aliased network),
+content at stage2, the automatic style weight and the stability loss),
 so the pack shows what `python -m trainer.fast --dataset PHOTOS --style PAINTING.jpg` gives for
 any painting; the recipes below only name the paintings. Rerunning this command with the same
 data reproduces `styles/`.
