@@ -7,9 +7,11 @@ light network at about 0.67x the main thread's rate. A child process runs the sa
 on its main thread and gets the full rate; frames cross in shared memory, so a frame costs two
 memcpys and one pipe message each way.
 
-`ProcessEngine` wraps the in-process engine and has its interface. Until the child has loaded
-(about as long as importing torch), and for good after it fails, frames run in-process, so the
-first frame never waits for the child and a crashed child costs speed, never the video.
+`ProcessEngine` wraps the in-process engine and has its interface. The child is started only once
+the first frame has run in-process: its start-up (importing torch, about a core-second) would
+otherwise compete with the app's own launch for the same cores and delay the first picture. Until
+the child has loaded, and for good after it fails, frames run in-process, so no frame waits for
+the child and a crashed child costs speed, never the video.
 """
 from __future__ import annotations
 
@@ -87,16 +89,23 @@ class ProcessEngine:
         self._lock = threading.Lock()
         self._timer = FrameTimer()  # frames that ran in the child
         self._buffers: tuple[SharedMemory, SharedMemory] | None = None
-        self._state = "starting"  # -> "running" | "in-process"
+        self._state = "idle"  # -> "starting" (after the first frame) -> "running" | "in-process"
         self._child_styles = set(engine.style_names)  # the child gets a style added later with its first frame
-        self._started = time.monotonic()
+        self._threads = threads or torch.get_num_threads()
+        self._started = 0.0
+        self._conn: Connection | None = None
+        self._process: mp.process.BaseProcess | None = None
+
+    def _spawn(self) -> None:
         ctx = mp.get_context("spawn")  # never fork a process that has threads and Qt
         self._conn, child_conn = ctx.Pipe()
         self._process = ctx.Process(
             target=_child_main, name="nstcam-engine", daemon=True,
-            args=(child_conn, dict(engine._models), engine.size, engine.precision, threads or torch.get_num_threads()))
+            args=(child_conn, dict(self.inner._models), self.inner.size, self.inner.precision, self._threads))
+        self._started = time.monotonic()
         self._process.start()
         child_conn.close()
+        self._state = "starting"
 
     # ------------------------------------------------------------------ StyleEngine's interface
     def __getattr__(self, name: str) -> Any:  # style, style_names, set_style, device, precision...
@@ -136,7 +145,11 @@ class ProcessEngine:
 
     def stylize(self, frame_bgr: np.ndarray, style: str | None = None, size: Any = DEFAULT) -> np.ndarray:
         if size is not DEFAULT or not self._child_ready():
-            return self.inner.stylize(frame_bgr, style, size)
+            out = self.inner.stylize(frame_bgr, style, size)
+            with self._lock:
+                if self._state == "idle":
+                    self._spawn()
+            return out
         if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.dtype != np.uint8:
             raise ValueError(f"expected a BGR uint8 frame (H, W, 3), got {frame_bgr.dtype} {frame_bgr.shape}")
         name = style if style is not None else self.inner.style
@@ -201,6 +214,8 @@ class ProcessEngine:
             self._buffers = None
 
     def _stop_child(self) -> bool:
+        if self._process is None:
+            return True  # never started
         try:
             self._conn.send(("stop",))
         except (OSError, BrokenPipeError):

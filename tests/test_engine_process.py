@@ -22,6 +22,8 @@ def process_engine(style_models):
 def wait_ready(engine: ProcessEngine) -> None:
     import time
 
+    if engine._process is None:
+        engine.stylize(video_frame(0))  # the child starts after the first frame
     deadline = time.monotonic() + WAIT
     while not engine._child_ready():  # polls the pipe; no event to await across processes
         assert time.monotonic() < deadline, "engine process not ready"
@@ -30,7 +32,9 @@ def wait_ready(engine: ProcessEngine) -> None:
 
 def test_child_output_matches_the_in_process_engine(process_engine) -> None:
     frame = video_frame(3)
+    assert process_engine._process is None  # nothing competes with the launch for the cores
     early = process_engine.stylize(frame, "beta")  # before the child is ready: in-process
+    assert process_engine._process is not None  # the first frame started the child
     wait_ready(process_engine)
     assert process_engine.in_child and "engine process" in process_engine.describe()
     child = process_engine.stylize(frame, "beta")
