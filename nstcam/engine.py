@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nstcam.engine_api import DEFAULT, PRECISIONS, EngineStats, FrameTimer, _Default, processing_size
+from nstcam.engine_api import DEFAULT, PRECISIONS, EngineBase, _Default, processing_size
 from trainer.devices import cpu_bf16_supported, resolve_device
 from trainer.stylefile import StyleModel
 
@@ -79,7 +79,7 @@ class _CudaBuffers:
         return self.in_shape == in_shape and self.out_hw == out_hw
 
 
-class StyleEngine:
+class StyleEngine(EngineBase):
     """Stylizes BGR frames into RGB frames with one of several preloaded styles.
 
     Thread-safe: `stylize` calls are serialised by a lock (one frame at a time is what the device
@@ -102,17 +102,14 @@ class StyleEngine:
             raise ValueError("no styles to run: give at least one style model")
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-        if size is not None and size < 2:
-            raise ValueError(f"processing size {size} is too small")
         self._models = dict(models)
         self._style = next(iter(self._models))
-        self._size = size
+        super().__init__(size)
         self._scale = 1.0  # lowered by GPU out-of-memory faults
         self.on_notice = on_notice
         self._channels_last_request = channels_last
         self._precision_request = precision
         self._lock = threading.RLock()
-        self._timer = FrameTimer()
         self.notices: list[str] = []  # every on_notice message so far, for a UI attached later
         dev = resolve_device(str(device))  # ValueError for an unknown or unavailable device
         if dev.type == "cuda" and dev.index is None:
@@ -210,24 +207,9 @@ class StyleEngine:
         return self._channels_last
 
     @property
-    def size(self) -> int | None:
-        """Requested processing short side (None: full input resolution)."""
-        return self._size
-
-    @size.setter
-    def size(self, value: int | None) -> None:
-        if value is not None and value < 2:
-            raise ValueError(f"processing size {value} is too small")
-        self._size = value
-
-    @property
     def processing_scale(self) -> float:
         """1.0 unless GPU out-of-memory faults lowered the processing size."""
         return self._scale
-
-    @property
-    def stats(self) -> EngineStats:
-        return self._timer.stats()
 
     def describe(self) -> str:
         text = f"{self._device} {self.precision}"
@@ -259,7 +241,7 @@ class StyleEngine:
 
     def output_size(self, width: int, height: int, size: int | None | _Default = DEFAULT) -> tuple[int, int]:
         """The (w, h) `stylize` returns for a width x height frame."""
-        requested = self._size if isinstance(size, _Default) else size
+        requested = self._requested(size)
         if self._scale == 1.0:
             return processing_size(width, height, requested)
         short = min(width, height) if requested is None else requested
@@ -347,7 +329,7 @@ class StyleEngine:
             torch.cuda.empty_cache()
         except Exception:  # a broken CUDA context may refuse even this
             pass
-        requested = self._size if isinstance(size, _Default) else size
+        requested = self._requested(size)
         short = min(w, h) if requested is None else requested
         if _is_oom(exc) and round(short * self._scale * SHRINK) >= MIN_SIZE:
             self._scale *= SHRINK

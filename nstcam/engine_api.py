@@ -1,5 +1,5 @@
-"""What every style engine shares, without torch: the `size` sentinel, the stats record and the
-processing-size rule, so the torch engine (`nstcam.engine`) and the ONNX Runtime engine
+"""What every style engine shares, without torch: the `size` sentinel, the stats record, the
+processing size and its rule, so the torch engine (`nstcam.engine`) and the ONNX Runtime engine
 (`nstcam.onnx_engine`) answer `output_size`, `stats` and `stylize(size=DEFAULT)` alike.
 """
 from __future__ import annotations
@@ -55,6 +55,33 @@ class FrameTimer:
         latency = 1e3 * sum(durations) / len(durations) if durations else 0.0
         return EngineStats(fps=self._meter.rate, latency_ms=latency, frames=self._meter.count,
                            max_fps=1e3 / latency if latency > 0 else 0.0)
+
+
+class EngineBase:
+    """The processing size and frame timing every engine keeps, checked and reported alike."""
+
+    def __init__(self, size: int | None) -> None:
+        self.size = size
+        self._timer = FrameTimer()
+
+    @property
+    def size(self) -> int | None:
+        """Requested processing short side (None: full input resolution)."""
+        return self._size
+
+    @size.setter
+    def size(self, value: int | None) -> None:
+        if value is not None and value < 2:
+            raise ValueError(f"processing size {value} is too small")
+        self._size = value
+
+    def _requested(self, size: "int | None | _Default") -> int | None:
+        """`stylize`'s size argument, with DEFAULT meaning the engine's own."""
+        return self._size if isinstance(size, _Default) else size
+
+    @property
+    def stats(self) -> EngineStats:
+        return self._timer.stats()
 
 
 def processing_size(width: int, height: int, size: int | None) -> tuple[int, int]:

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from nstcam.engine_api import DEFAULT, EngineStats, FrameTimer, _Default, processing_size
+from nstcam.engine_api import DEFAULT, EngineBase, _Default, processing_size
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ def discover(dirs: Iterable[Path | str], quantization: str = "fp32",
     return chosen, errors
 
 
-class OnnxStyleEngine:
+class OnnxStyleEngine(EngineBase):
     """Stylizes BGR frames into RGB frames with one of several preloaded exported styles.
 
     Thread-safe like StyleEngine: `stylize` calls are serialised by a lock; `set_style` may be
@@ -190,15 +190,12 @@ class OnnxStyleEngine:
     ) -> None:
         if not models:
             raise ValueError("no styles to run: give at least one exported style (.onnx)")
-        if size is not None and size < 2:
-            raise ValueError(f"processing size {size} is too small")
         self._paths = {name: Path(m.path if isinstance(m, OnnxStyle) else m) for name, m in models.items()}
         self._style = next(iter(self._paths))
-        self._size = size
+        super().__init__(size)
         self._threads = threads
         self.on_notice = on_notice
         self._lock = threading.RLock()
-        self._timer = FrameTimer()
         self.notices: list[str] = []
         self._load(resolve_device(device))
 
@@ -237,21 +234,6 @@ class OnnxStyleEngine:
     def backend(self) -> str:
         return "onnxruntime"
 
-    @property
-    def size(self) -> int | None:
-        """Requested processing short side (None: full input resolution)."""
-        return self._size
-
-    @size.setter
-    def size(self, value: int | None) -> None:
-        if value is not None and value < 2:
-            raise ValueError(f"processing size {value} is too small")
-        self._size = value
-
-    @property
-    def stats(self) -> EngineStats:
-        return self._timer.stats()
-
     def describe(self) -> str:
         return f"{self._device} {self._precision} (ONNX Runtime)"
 
@@ -265,7 +247,7 @@ class OnnxStyleEngine:
 
     def output_size(self, width: int, height: int, size: int | None | _Default = DEFAULT) -> tuple[int, int]:
         """The (w, h) `stylize` returns for a width x height frame."""
-        return processing_size(width, height, self._size if isinstance(size, _Default) else size)
+        return processing_size(width, height, self._requested(size))
 
     # ----------------------------------------------------------------------------- running
     def stylize(self, frame_bgr: np.ndarray, style: str | None = None,
