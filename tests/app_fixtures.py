@@ -110,3 +110,15 @@ def count_frames(path: Path) -> tuple[int, tuple[int, int]]:
         size = (frame.shape[1], frame.shape[0])
     cap.release()
     return n, size
+
+
+@pytest.fixture(scope="module")
+def styles_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three tiny styles in a folder, made once per test module."""
+    return make_styles_dir(tmp_path_factory.mktemp("styles"))
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 30-frame 96x64 clip, made once per test module."""
+    return make_video(tmp_path_factory.mktemp("video") / "clip.avi")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import QSettings
 
-from app_fixtures import make_styles_dir, make_video
+from app_fixtures import styles_dir, video  # noqa: F401
 from nstcam.cli import main, window_parser
 from nstcam.controls import Look
 from nstcam.ui.settings import SavedSettings, fill_from_settings, open_settings
@@ -20,16 +20,6 @@ def settings_dir(tmp_path):
     folder = tmp_path / "config"
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
     return folder
-
-
-@pytest.fixture(scope="module")
-def styles_dir(tmp_path_factory):
-    return make_styles_dir(tmp_path_factory.mktemp("styles"))
-
-
-@pytest.fixture(scope="module")
-def video(tmp_path_factory):
-    return make_video(tmp_path_factory.mktemp("video") / "clip.avi", frames=30, size=(96, 64))
 
 
 def test_settings_file_is_where_the_test_put_it(settings_dir):

@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QTextBrowser
 
-from app_fixtures import count_frames, make_styles_dir, make_video
+from app_fixtures import count_frames, styles_dir, video  # noqa: F401
 from nstcam.engine import StyleEngine
 from nstcam.registry import StyleRegistry
 from nstcam.ui.main_window import DEMO, MainWindow, WindowOptions
@@ -19,16 +19,6 @@ from nstcam.ui.video_view import BACKGROUND
 WAIT = 60_000  # ms; generous: two CPU cores shared with other jobs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread_module")
-
-
-@pytest.fixture(scope="module")
-def styles_dir(tmp_path_factory):
-    return make_styles_dir(tmp_path_factory.mktemp("styles"))
-
-
-@pytest.fixture(scope="module")
-def video(tmp_path_factory):
-    return make_video(tmp_path_factory.mktemp("video") / "clip.avi", frames=30, size=(96, 64))
 
 
 @pytest.fixture
