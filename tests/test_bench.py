@@ -123,6 +123,8 @@ def test_trainer_bench_writes_gatys_and_training_with_ratios(tmp_path: Path, cap
         assert base["ratio_vs_baseline"] == pytest.approx(1.0)
     for row in data["train"]:
         assert _positive(row["images_per_s"])
+        # the timed step is trainer.fast's default recipe, stability loss included
+        assert row["baseline"] or row["variant"].endswith("+stability")
     assert "x baseline" in capsys.readouterr().out
 
 

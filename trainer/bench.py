@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainer.cliargs import int_at_least
+from trainer.cliargs import int_at_least, number
 from trainer.devices import cpu_bf16_supported, resolve_device
 from trainer.fileio import atomic_write_bytes
 from trainer.lossnets import DEFAULT_WEIGHTS, LOSS_NETS, build_loss_net
@@ -308,7 +308,7 @@ def baseline_gatys(device: torch.device, content: torch.Tensor, style: torch.Ten
 
 def project_train(name: str, args: argparse.Namespace, device: torch.device, amp: torch.dtype | None,
                   batch_u8: torch.Tensor, style: torch.Tensor) -> Variant:
-    from trainer.fast import train_step
+    from trainer.fast import Stability, train_step
 
     channels_last = device.type == "cuda"  # as trainer.fast
     perceptual, weights = _perceptual(name, args.vgg_weights, device)
@@ -323,13 +323,15 @@ def project_train(name: str, args: argparse.Namespace, device: torch.device, amp
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
     batch = batch_u8.pin_memory() if device.type == "cuda" else batch_u8
-    sums = torch.zeros(3, device=device)
+    stability = Stability(args.stability_weight) if args.stability_weight > 0 else None
+    sums = torch.zeros(3 if stability is None else 4, device=device)
 
     def step() -> None:
-        sums.add_(train_step(batch, model, perceptual, optimizer, scaler, device, amp, channels_last))
+        sums.add_(train_step(batch, model, perceptual, optimizer, scaler, device, amp, channels_last, stability))
 
     prec = "fp32" if amp is None else str(amp).removeprefix("torch.")
-    label = f"project {name} {prec}" + ("+channels_last" if channels_last else "")
+    label = (f"project {name} {prec}" + ("+channels_last" if channels_last else "")
+             + ("+stability" if stability is not None else ""))
     return Variant("train", label, name, prec, False, steps_per_second(step, device), device, benchmark=True,
                    tf32=True if device.type == "cuda" else None, channels_last=channels_last, weights=weights,
                    batch=len(batch_u8))
@@ -445,6 +447,8 @@ def table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> st
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from trainer.fast import build_parser as fast_parser
+
     p = argparse.ArgumentParser(
         prog="python -m trainer.bench",
         description="Gatys steps/s and fast-style training images/s of the trainer vs the PyTorch "
@@ -464,6 +468,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="project TransformerNet for training (default: width=32,res_blocks=5,outer_kernel=9)")
     p.add_argument("--amp", choices=("auto", "on", "off"), default="auto",
                    help="also time the AMP training variant (auto: on CUDA, and on CPUs with native bf16)")
+    p.add_argument("--stability-weight", type=number(positive=False), metavar="W",
+                   default=fast_parser().get_default("stability_weight"),
+                   help="weight of the training step's stability loss, as in trainer.fast (default: "
+                        "trainer.fast's, %(default)s; 0 times the step without it)")
     p.add_argument("--only", choices=("gatys", "train"), help="time only one of the two")
     p.add_argument("--threads", type=int_at_least(1), metavar="N", help="torch CPU threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=0)
