@@ -63,7 +63,7 @@ else
     BENCH_ARGS=(--device cuda --sizes 640x480,1280x720,1920x1080)
     SNAP_SIZE=1280x720
     SNAP_STEPS=default
-    TRAIN_ARGS=(--steps 100000)  # ended by the time limit; checkpoints every 500 steps
+    TRAIN_ARGS=(--steps 100000)  # ended by --max-minutes; checkpoints every 250 steps
 fi
 
 left() { echo $(( BUDGET - ($(date +%s) - START) )); }
@@ -136,12 +136,15 @@ if [ -z "$PHOTOS" ] || [ -z "$PAINTINGS" ]; then
 elif [ "$REMAIN" -lt 90 ]; then
     echo "train skipped: only ${REMAIN}s left" | tee -a "$OUT/summary.txt"
 else
-    LIMIT=$(( REMAIN - 30 ))  # INT at the limit: trainer.fast saves a checkpoint and the style so far
+    LIMIT=$(( REMAIN - 30 ))  # a backstop: INT at the limit leaves only a checkpoint
+    # trainer.fast stops itself well before that and writes the style file with the steps done;
+    # the rest of the limit covers loading, the style-weight probe and the final save.
+    MINUTES=$(awk "BEGIN { m = ($LIMIT - 60) / 60; print (m < 0.1 ? 0.1 : m) }")
     if [ $DRY = 1 ]; then STYLES=monet; else STYLES="monet van_gogh munch hokusai kandinsky picabia"; fi
     for style in $STYLES; do
         step "train_$style" "$LIMIT" "$PY" -m trainer.stylepack --variant full --photos "$PHOTOS" \
             --paintings "$PAINTINGS" --out "$OUT/styles" --work "$OUT/runs" \
-            "${TRAIN_ARGS[@]}" --only "$style" &
+            "${TRAIN_ARGS[@]}" --max-minutes "$MINUTES" --only "$style" &
     done
     wait
 fi

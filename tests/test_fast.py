@@ -154,6 +154,20 @@ def test_ctrl_c_checkpoints_and_resume_gives_the_same_weights(data, tmp_path, mo
     assert load_style(broken).meta["steps"] == 8
 
 
+def test_max_minutes_ends_training_with_a_style_file_that_resume_continues(data, tmp_path, caplog):
+    out = tmp_path / "budget" / "s.pt"
+    # 6 ms: every step takes longer (~20 ms), so the budget runs out after the first one.
+    with caplog.at_level("WARNING", logger="trainer"):
+        assert _run(data, out, "--steps", "50", "--max-minutes", "0.0001", "--sample-every", "0") == 0
+    assert load_style(out).meta["steps"] == 1
+    assert load_checkpoint(out.parent / "checkpoint.pt")["step"] == 1
+    assert any("--max-minutes" in r.getMessage() and "step 1 of 50" in r.getMessage() for r in caplog.records)
+    photos, style = data
+    assert fast.main(["--dataset", str(photos), "--style", str(style), "--out", str(out), "--resume",
+                      "--steps", "3", "--workers", "0"]) == 0
+    assert load_style(out).meta["steps"] == 3
+
+
 def test_resume_refuses_a_different_architecture(data, tmp_path, capsys):
     out = tmp_path / "r" / "s.pt"
     assert _run(data, out, "--steps", "1") == 0

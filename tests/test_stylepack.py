@@ -35,7 +35,7 @@ def test_manifest_lists_style_files_in_recipe_order(tmp_path: Path) -> None:
 
 def test_recipe_is_trainer_fast_defaults_plus_names(tmp_path: Path) -> None:
     args = argparse.Namespace(photos=Path("p"), paintings=Path("s"), work=tmp_path, steps=0, image_size=0,
-                              threads=1, variant="light")
+                              threads=1, variant="light", max_minutes=0)
     recipe = next(r for r in stylepack.RECIPES if r.name == "van_gogh")
     argv = stylepack.train_args(recipe, args)
     parsed = stylepack.fast.build_parser().parse_args(argv)
@@ -44,12 +44,13 @@ def test_recipe_is_trainer_fast_defaults_plus_names(tmp_path: Path) -> None:
     for key in ("steps", "image_size", "style_weight", "style_layers", "content_layer", "tv_weight",
                 "stability_weight", "blur_downsample", "upsample", "smoothing", "batch_size"):
         assert getattr(parsed, key) == getattr(defaults, key), key  # the pack is the CLI's recipe
-    assert parsed.loss_net == "efficientnet-lite0" and parsed.threads == 1
+    assert parsed.loss_net == "efficientnet-lite0" and parsed.threads == 1 and parsed.max_minutes is None
     assert parsed.out == tmp_path / "van_gogh-light" / "van_gogh-light.pt"
     assert (parsed.width, parsed.outer_kernel, parsed.variant) == (16, 5, "light")
-    args.variant, args.steps = "full", 7
+    args.variant, args.steps, args.max_minutes = "full", 7, 2.5  # the GPU check's time budget
     parsed = stylepack.fast.build_parser().parse_args(stylepack.train_args(recipe, args))
     assert parsed.out == tmp_path / "van_gogh-full" / "van_gogh-full.pt" and parsed.steps == 7
+    assert parsed.max_minutes == 2.5
     assert (parsed.width, parsed.outer_kernel, parsed.variant) == (32, 9, "full")
 
 

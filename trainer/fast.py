@@ -208,6 +208,10 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
         help="passes over the dataset (default: --steps 1200 on CPU, 10000 on CUDA)")
     add(length, "--steps", type=int_at_least(1), metavar="N",
         help="optimizer steps to train for (instead of --epochs)")
+    add(tr, "--max-minutes", type=number(positive=True), metavar="M",
+        help="stop after M minutes of training even if steps remain, and write the style file with "
+             "the steps done (a fixed time budget, e.g. on a borrowed GPU); --resume continues "
+             "(default: no limit)")
     add(tr, "--lr", type=number(positive=True), default=1e-3, help="Adam learning rate (default: 1e-3)")
     add(tr, "--content-weight", type=number(positive=False), metavar="W",
         help="content loss weight (default: the loss net's default)")
@@ -758,7 +762,8 @@ def _train(args, explicit, info, device, amp, channels_last, out, checkpoint_pat
     if info.is_main:
         bar = tqdm(total=total_steps, initial=step, desc=name, unit="step", dynamic_ncols=True, smoothing=0.1)
     stop_check = 1 if not info.enabled else min(10, args.log_every)
-    interrupted = False
+    interrupted = out_of_time = False
+    deadline = time.monotonic() + 60.0 * args.max_minutes if args.max_minutes else None
     model.train()
     sums = torch.zeros(4 if stability else 3, device=device)  # running content, style, tv[, stability]: on device
     window_steps, window_start = 0, time.perf_counter()
@@ -768,7 +773,7 @@ def _train(args, explicit, info, device, amp, channels_last, out, checkpoint_pat
     try:
         # While the bar is shown, log lines go through tqdm.write so they don't tear it.
         with _StopFlag() as stop, logging_redirect_tqdm() if bar is not None else contextlib.nullcontext():
-            while step < total_steps and not interrupted:
+            while step < total_steps and not (interrupted or out_of_time):
                 sampler.set_epoch(epoch)
                 sampler.set_start(batch_in_epoch * args.batch_size)
                 for batch in loader:
@@ -814,6 +819,10 @@ def _train(args, explicit, info, device, amp, channels_last, out, checkpoint_pat
                     if step % stop_check == 0 and _should_stop(stop.signum is not None, info, device):
                         interrupted = True
                         break
+                    if deadline is not None and step % stop_check == 0 \
+                            and _should_stop(time.monotonic() >= deadline, info, device):
+                        out_of_time = True
+                        break
                     if step >= total_steps:
                         break
     finally:
@@ -829,6 +838,9 @@ def _train(args, explicit, info, device, amp, channels_last, out, checkpoint_pat
         _barrier(info)
         return INTERRUPTED_EXIT
 
+    if out_of_time and info.is_main:
+        logger.warning("--max-minutes %g reached at step %d of %d; writing the style file (continue with "
+                       "--resume)", args.max_minutes, step, total_steps)
     if info.is_main:
         save_ckpt()
         if held is not None and last_sample != step:

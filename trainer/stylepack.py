@@ -78,7 +78,8 @@ def train_args(recipe: Recipe, args: argparse.Namespace) -> list[str]:
         # What "auto" picks without VGG19 weights on disk; named so the pack never depends on them.
         "--loss-net", "efficientnet-lite0", "--sample-every", "250", "--checkpoint-every", "250",
     ]
-    for flag, value in (("--steps", args.steps), ("--image-size", args.image_size), ("--threads", args.threads)):
+    for flag, value in (("--steps", args.steps), ("--image-size", args.image_size), ("--threads", args.threads),
+                        ("--max-minutes", args.max_minutes)):
         if value:
             argv += [flag, str(value)]
     return argv
@@ -126,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=0, help="training steps per style (default: trainer.fast's)")
     p.add_argument("--image-size", type=int, default=0, help="training crop size (default: trainer.fast's)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--max-minutes", type=float, default=0,
+                   help="end each style's training after this many minutes, writing the style file with "
+                        "the steps done (trainer.fast --max-minutes; default: no limit)")
     p.add_argument("--manifest-only", action="store_true",
                    help="only rewrite the manifest from the style files already in --out")
     return p
