@@ -447,7 +447,7 @@ def table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> st
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from trainer.fast import build_parser as fast_parser
+    from trainer.fast import STABILITY_WEIGHT
 
     p = argparse.ArgumentParser(
         prog="python -m trainer.bench",
@@ -469,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--amp", choices=("auto", "on", "off"), default="auto",
                    help="also time the AMP training variant (auto: on CUDA, and on CPUs with native bf16)")
     p.add_argument("--stability-weight", type=number(positive=False), metavar="W",
-                   default=fast_parser().get_default("stability_weight"),
+                   default=STABILITY_WEIGHT,
                    help="weight of the training step's stability loss, as in trainer.fast (default: "
                         "trainer.fast's, %(default)s; 0 times the step without it)")
     p.add_argument("--only", choices=("gatys", "train"), help="time only one of the two")

@@ -95,6 +95,7 @@ FAST_LOSS_DEFAULTS: dict[str, dict[str, Any]] = {
 # Grams are close to a photo's, gets a high weight; a busy one (Woman with a Parasol) a low one.
 STYLE_BUDGET = {"efficientnet-lite0": 150.0}
 PROBE_IMAGES = 16
+STABILITY_WEIGHT = 2000.0  # the default recipe's; trainer.bench times the step with it
 
 # Settings a resumed run takes from the checkpoint unless they are given again.
 _RESUMABLE = (
@@ -224,7 +225,7 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
     add(tr, "--smoothing", type=number(positive=False), default=0.0, metavar="T",
         help="softmax smoothing of the style features before their Gram matrices (Wang et al. 2021), "
              "temperature T times the features' std; 0: off (default: 0)")
-    add(tr, "--stability-weight", type=number(positive=False), default=2000.0, metavar="W",
+    add(tr, "--stability-weight", type=number(positive=False), default=STABILITY_WEIGHT, metavar="W",
         help="weight of the compound stability loss (Wang et al. 2020): the stylized, slightly warped "
              "crop against the stylization of the warped, noisy crop; makes video flicker less; "
              "0: off (default: 2000; README 'The bundled styles' has its effect on flicker; it costs "
@@ -260,7 +261,7 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
              "with the stability loss it did not reduce pan flicker (The Starry Night, 300 steps: "
              "1 px pan 11.3 with it, 11.0 without) and it lowered edge correlation (0.54 vs 0.62)")
     add(net, "--upsample", choices=UPSAMPLE_MODES, default="nearest",
-        help="decoder upsampling. bilinear cuts the trained net's 1 px pan flicker by 13-20%% but "
+        help="decoder upsampling. bilinear cuts the trained net's pan flicker by 13-27%% but "
              "makes bf16 CPU playback about 20%% slower at 640x480, and the app's flow stabilizer "
              "removes most flicker anyway (default: nearest)")
 
@@ -816,13 +817,12 @@ def _train(args, explicit, info, device, amp, channels_last, out, checkpoint_pat
                     if held is not None and step % args.sample_every == 0:
                         sample()
                         last_sample = step
-                    if step % stop_check == 0 and _should_stop(stop.signum is not None, info, device):
-                        interrupted = True
-                        break
-                    if deadline is not None and step % stop_check == 0 \
-                            and _should_stop(time.monotonic() >= deadline, info, device):
-                        out_of_time = True
-                        break
+                    if step % stop_check == 0:
+                        interrupted = _should_stop(stop.signum is not None, info, device)
+                        out_of_time = not interrupted and deadline is not None \
+                            and _should_stop(time.monotonic() >= deadline, info, device)
+                        if interrupted or out_of_time:
+                            break
                     if step >= total_steps:
                         break
     finally:
