@@ -65,9 +65,9 @@ from nstcam.malloc import keep_freed_memory
 from nstcam.pipeline import FrameResult
 from nstcam.session import LiveSession
 from nstcam.sinks import CallbackSink
-from trainer.bench import cpu_name, table, write_json
+from trainer.bench import table, write_json
 from trainer.cliargs import frame_size
-from trainer.devices import cpu_bf16_supported
+from trainer.devices import cpu_bf16_supported, cpu_name
 from trainer.stylefile import StyleModel
 from trainer.transformer import TransformerConfig, TransformerNet
 

@@ -7,7 +7,7 @@ stream, and all conversion (BGR->RGB, scaling to [0, 1], resizing, back to uint8
 GPU, so the CPU only copies bytes. On CPU the nets run under `torch.inference_mode` in bf16 where
 the CPU computes it natively (AVX512-BF16 / AMX: ~1.8x the fp32 frame rate, ~52 dB PSNR to fp32),
 else fp32; the frame is shrunk with cv2.INTER_AREA first, and channels_last is used only if it
-measures faster on this machine (it is decided on the first frame).
+measures faster on this machine (timed on the first frame, then remembered across launches).
 
 Faults on the GPU never reach the caller: running out of memory lowers the processing size (x0.75
 per fault, down to `MIN_SIZE`), then, like any other CUDA error, moves the engine to the CPU;
@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nstcam import memory_formats
 from nstcam.engine_api import DEFAULT, PRECISIONS, EngineBase, _Default, processing_size
 from trainer.devices import cpu_bf16_supported, resolve_device
 from trainer.stylefile import StyleModel
@@ -164,7 +165,15 @@ class StyleEngine(EngineBase):
         self._channels_last = channels_last
 
     def _measure_memory_format(self, net: nn.Module, x: torch.Tensor) -> None:
-        """Pick channels_last or not on this CPU by timing both on the real first frame."""
+        """Pick channels_last or not on this CPU by timing both on the real first frame (or take
+        the choice timed by an earlier launch: nstcam.memory_formats)."""
+        key = memory_formats.choice_key(net, x)
+        choice = memory_formats.recall(key)
+        if choice is not None:
+            log.info("CPU memory format at %dx%d: %s (measured before)", x.shape[-1], x.shape[-2],
+                     "channels_last" if choice else "contiguous")
+            self._set_memory_format(choice)
+            return
         best: dict[bool, float] = {False: float("inf"), True: float("inf")}
         for rep in range(3):  # rep 0 warms up both (oneDNN primitive creation)
             for cl in (False, True):
@@ -181,6 +190,7 @@ class StyleEngine(EngineBase):
             best[False] * 1e3, best[True] * 1e3, x.shape[-1], x.shape[-2],
             "channels_last" if choice else "contiguous",
         )
+        memory_formats.remember(key, choice, {"contiguous_ms": best[False] * 1e3, "channels_last_ms": best[True] * 1e3})
         self._set_memory_format(choice)
 
     # ----------------------------------------------------------------------------- properties

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from nstcam.onnx_engine import FORMAT, MIN_SIDE, QUANTIZATIONS, SIDE_MULTIPLE, SUFFIXES, pad_frame
+from nstcam.userdirs import user_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +58,7 @@ def file_sha256(path: Path) -> str:
 
 def cache_dir() -> Path:
     """The user cache folder for exported styles (not created here)."""
-    home = Path.home()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = home / "Library" / "Caches"
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or home / ".cache")
-    return base / "nstcam" / "onnx"
+    return user_cache_dir() / "onnx"
 
 
 def _writable(folder: Path) -> bool:

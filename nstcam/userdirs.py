@@ -4,6 +4,7 @@
                                         ~/Library/Application Support/nstcam/styles, %APPDATA%\\nstcam\\styles
     snapshots     <Pictures>/nstcam     XDG_PICTURES_DIR (~/.config/user-dirs.dirs) or ~/Pictures
     recordings    <Videos>/nstcam       XDG_VIDEOS_DIR, ~/Movies on macOS, or ~/Videos
+    cache         <cache>/nstcam        XDG_CACHE_HOME (~/.cache), ~/Library/Caches, %LOCALAPPDATA%
 
 The same folders Qt's QStandardPaths names, computed here so that `nstcam styles`, `render` and
 the CLI's checks run without PySide6 (the torch-free and headless runtimes).
@@ -41,6 +42,18 @@ def app_data_dir() -> Path:
     if sys.platform == "darwin":
         return home / "Library" / "Application Support" / APP_NAME
     return Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share") / APP_NAME
+
+
+def user_cache_dir() -> Path:
+    """Files the app can rebuild (ONNX exports, measured choices); not created here."""
+    home = Path.home()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = home / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or home / ".cache")
+    return base / APP_NAME
 
 
 def user_styles_dir() -> Path:

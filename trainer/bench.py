@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainer.cliargs import int_at_least, number
-from trainer.devices import cpu_bf16_supported, resolve_device
+from trainer.devices import cpu_bf16_supported, cpu_name, resolve_device
 from trainer.fileio import atomic_write_bytes
 from trainer.lossnets import DEFAULT_WEIGHTS, LOSS_NETS, build_loss_net
 from trainer.lossnets.vgg import VGG19LossNet, vgg19_weights_on_disk
@@ -85,17 +85,6 @@ def steps_per_second(step: Callable[[], None], device: torch.device) -> Callable
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """A benchmark's results as indented JSON, written atomically (the folder is created)."""
     atomic_write_bytes(path, json.dumps(data, indent=2).encode("utf-8"))
-
-
-def cpu_name() -> str:
-    """The CPU's model name (Linux /proc/cpuinfo), else what `platform` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 @contextlib.contextmanager

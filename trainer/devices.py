@@ -1,6 +1,9 @@
 """Device selection shared by the CLIs."""
 from __future__ import annotations
 
+import platform
+from pathlib import Path
+
 import torch
 
 DEVICE_CHOICES = ("auto", "cuda", "cpu")
@@ -28,3 +31,14 @@ def cpu_bf16_supported() -> bool:
         except Exception:
             pass
     return False
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
