@@ -44,13 +44,10 @@ def _child_main(conn: Connection, models: dict, size: int | None, precision: str
     torch.set_num_threads(threads)
     engine = StyleEngine(models, device="cpu", size=size, precision=precision)
     buffers: dict[str, SharedMemory] = {}
-    conn.send(("ready", engine.precision))
     try:
+        conn.send(("ready", engine.precision))
         while True:
-            try:
-                msg = conn.recv()
-            except EOFError:
-                return  # the app went away
+            msg = conn.recv()
             if msg[0] == "buffers":
                 for shm in buffers.values():
                     shm.close()
@@ -72,6 +69,8 @@ def _child_main(conn: Connection, models: dict, size: int | None, precision: str
                 engine.add_style(msg[1], msg[2])
             elif msg[0] == "stop":
                 return
+    except (EOFError, ConnectionError):
+        return  # the app went away: it closed the pipe, or it was killed
     finally:
         for shm in buffers.values():
             shm.close()

@@ -151,9 +151,11 @@ def run(args, launch: Launch | None = None) -> int:
                         virtual_camera=launch.virtual_camera, settings=settings)
     if getattr(args, "benchmark_seconds", None) or getattr(args, "screenshot", None):
         window.benchmark = Benchmark(window, args.benchmark_seconds, args.screenshot)  # kept alive
-    # Ctrl-C in the terminal closes the window cleanly. Python runs signal handlers only when the
-    # interpreter gets control, so a timer wakes it up regularly while Qt's loop runs.
-    previous = signal.signal(signal.SIGINT, lambda *_: window.close())
+    # Ctrl-C in the terminal and SIGTERM (`kill`, a logout, a service manager) close the window
+    # cleanly: the recording is finished and the engine process stopped, not cut off. Python runs
+    # signal handlers only when the interpreter gets control, so a timer wakes it up regularly
+    # while Qt's loop runs.
+    previous = {sig: signal.signal(sig, lambda *_: window.close()) for sig in (signal.SIGINT, signal.SIGTERM)}
     wakeup = QTimer(window)
     wakeup.timeout.connect(lambda: None)
     wakeup.start(200)
@@ -171,6 +173,7 @@ def run(args, launch: Launch | None = None) -> int:
         close_engine = getattr(launch.engine, "close", None)  # the engine process, if any
         if close_engine is not None:
             close_engine()
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         QCoreApplication.removePostedEvents(app, QEvent.Type.Quit)
     return int(code)
