@@ -1,5 +1,6 @@
-"""SIGTERM (a `kill`, a logout) and Ctrl-C close the window as its close button does: the
-recording is finished and playable, the engine process ends, and nothing prints a traceback."""
+"""SIGTERM (a `kill`, a logout), SIGHUP (the terminal closed) and Ctrl-C close the window as its
+close button does: the recording is finished and playable, the engine process ends, and nothing
+prints a traceback."""
 from __future__ import annotations
 
 import os
@@ -34,7 +35,7 @@ def wait_for(proc: subprocess.Popen, text: str, timeout: float) -> str:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-@pytest.mark.parametrize("sig", [pytest.param(signal.SIGTERM, id="SIGTERM"), pytest.param(signal.SIGINT, id="SIGINT")])
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT", "SIGHUP"])
 def test_a_signal_closes_the_window_cleanly(styles_dir, tmp_path, sig):
     record = tmp_path / "take.mp4"
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config"),
@@ -46,7 +47,7 @@ def test_a_signal_closes_the_window_cleanly(styles_dir, tmp_path, sig):
     )
     try:
         seen = wait_for(proc, "engine process ready", timeout=120)
-        proc.send_signal(sig)
+        proc.send_signal(getattr(signal, sig))
         _, rest = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:

@@ -151,11 +151,12 @@ def run(args, launch: Launch | None = None) -> int:
                         virtual_camera=launch.virtual_camera, settings=settings)
     if getattr(args, "benchmark_seconds", None) or getattr(args, "screenshot", None):
         window.benchmark = Benchmark(window, args.benchmark_seconds, args.screenshot)  # kept alive
-    # Ctrl-C in the terminal and SIGTERM (`kill`, a logout, a service manager) close the window
-    # cleanly: the recording is finished and the engine process stopped, not cut off. Python runs
-    # signal handlers only when the interpreter gets control, so a timer wakes it up regularly
-    # while Qt's loop runs.
-    previous = {sig: signal.signal(sig, lambda *_: window.close()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # Ctrl-C in the terminal, SIGTERM (`kill`, a logout, a service manager) and SIGHUP (the
+    # terminal closed) close the window cleanly: the recording is finished and the engine process
+    # stopped, not cut off. Python runs signal handlers only when the interpreter gets control, so
+    # a timer wakes it up regularly while Qt's loop runs.
+    closing = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    previous = {sig: signal.signal(sig, lambda *_: window.close()) for sig in closing}
     wakeup = QTimer(window)
     wakeup.timeout.connect(lambda: None)
     wakeup.start(200)
