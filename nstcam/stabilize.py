@@ -127,8 +127,8 @@ class FlowStabilizer:
 
     def _confidence(self, small: np.ndarray, back: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """Per-pixel trust in carrying the previous output over (0..1), where to carry it unmoved
-        instead of along the flow, and the median difference along the flow; at the flow size (a confidence is smooth: computing it
-        at the stylized size would cost four times as much for nothing).
+        instead of along the flow, and the median difference along the flow; all at the flow size
+        (a confidence is smooth: at the stylized size it would cost four times as much for nothing).
 
         Along the flow (`back`, at the flow size), the warped previous raw frame must match the
         current one. Differences up to the frame's typical one (twice the median: sensor noise and
