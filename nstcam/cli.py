@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -294,6 +295,15 @@ def _quiet_logs() -> None:
 COMMANDS = {"render": (render_parser, run_render), "styles": (styles_parser, run_styles)}
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, a service manager) turned into the same clean stop as Ctrl-C: `render`
+    finishes the frames it wrote into a playable file and says so in one line."""
+
+
+def _terminate(_signum: int, _frame: Any) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _quiet_logs()
@@ -314,14 +324,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "verbose", False):
         logging.getLogger("nstcam").setLevel(logging.INFO)
         logging.getLogger("trainer").setLevel(logging.INFO)
+    previous = signal.signal(signal.SIGTERM, _terminate)  # the window installs its own while it is open
     try:
         return command(args)
     except CliError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(f"{PROG}: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

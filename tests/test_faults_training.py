@@ -6,7 +6,6 @@ thread (see test_fast.py); the kill and DDP tests run it in subprocesses.
 from __future__ import annotations
 
 import os
-import selectors
 import signal
 import socket
 import subprocess
@@ -19,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from subprocess_helpers import wait_for_stderr
 from trainer import checkpoint as ckpt
 from trainer import fast
 from trainer.stylefile import load_style
@@ -73,20 +73,6 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _wait_for_line(proc: subprocess.Popen, text: str, timeout: float) -> str:
-    """Read proc's stderr until a line containing `text`; returns everything read."""
-    seen = ""
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stderr, selectors.EVENT_READ)
-        while text not in seen:
-            left = deadline - time.monotonic()
-            assert left > 0 and proc.poll() is None, f"no {text!r} in time; stderr:\n{seen[-2000:]}"
-            if sel.select(left):
-                seen += os.read(proc.stderr.fileno(), 65536).decode(errors="replace")
-    return seen
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
 def test_kill_9_of_training_takes_its_data_loader_workers_with_it(training_data, tmp_path):
@@ -96,7 +82,7 @@ def test_kill_9_of_training_takes_its_data_loader_workers_with_it(training_data,
         cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     try:
-        _wait_for_line(proc, "step 3/", timeout=120)
+        wait_for_stderr(proc, "step 3/", timeout=120)
         workers = _children(proc.pid)
         assert len(workers) == 2
         os.kill(proc.pid, signal.SIGKILL)

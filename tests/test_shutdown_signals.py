@@ -1,37 +1,22 @@
 """SIGTERM (a `kill`, a logout), SIGHUP (the terminal closed) and Ctrl-C close the window as its
 close button does: the recording is finished and playable, the engine process ends, and nothing
-prints a traceback."""
+prints a traceback. SIGTERM stops `render` as Ctrl-C does."""
 from __future__ import annotations
 
 import os
-import selectors
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from app_fixtures import count_frames, styles_dir  # noqa: F401
+from app_fixtures import count_frames, make_video, styles_dir  # noqa: F401
 from nstcam.engine_process import _child_main
 from nstcam_fixtures import media_dir, style_files, style_models  # noqa: F401
+from subprocess_helpers import wait_for_stderr
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def wait_for(proc: subprocess.Popen, text: str, timeout: float) -> str:
-    """proc's stderr up to a line containing `text` (what was read so far)."""
-    seen = ""
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stderr, selectors.EVENT_READ)
-        while text not in seen:
-            left = deadline - time.monotonic()
-            assert left > 0 and proc.poll() is None, f"no {text!r} in time; stderr:\n{seen[-3000:]}"
-            if sel.select(left):
-                seen += os.read(proc.stderr.fileno(), 65536).decode(errors="replace")
-    return seen
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
@@ -46,7 +31,7 @@ def test_a_signal_closes_the_window_cleanly(styles_dir, tmp_path, sig):
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     try:
-        seen = wait_for(proc, "engine process ready", timeout=120)
+        seen = wait_for_stderr(proc, "engine process ready", timeout=120)
         proc.send_signal(getattr(signal, sig))
         _, rest = proc.communicate(timeout=60)
     finally:
@@ -58,6 +43,31 @@ def test_a_signal_closes_the_window_cleanly(styles_dir, tmp_path, sig):
     assert "Traceback" not in err and "leaked shared_memory" not in err, err[-3000:]
     frames, size = count_frames(record)
     assert frames > 0 and size == (64, 48)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigterm_stops_render_with_a_playable_file_and_one_line(styles_dir, tmp_path):
+    clip = make_video(tmp_path / "long.avi", frames=3000, size=(160, 120))
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nstcam", "render", str(clip), "-o", str(out), "--styles-dir", str(styles_dir),
+         "--style", "ember", "--size", "48"],
+        cwd=REPO, env={**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        seen = wait_for_stderr(proc, r"[1-9]\d*/3000 \[", timeout=120)  # the progress bar: frames are written
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = seen + rest.decode(errors="replace")
+    assert proc.returncode == 143, err[-3000:]
+    assert err.rstrip().endswith("nstcam: terminated") and "Traceback" not in err, err[-3000:]
+    frames, _ = count_frames(out)
+    assert 0 < frames < 3000
 
 
 class GoneParent:
