@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import signal
 import threading
 import time
 from multiprocessing.connection import Connection
@@ -32,10 +33,15 @@ log = logging.getLogger(__name__)
 
 START_SECONDS = 60.0  # the child must be ready within this, or the engine stays in-process
 CLOSE_SECONDS = 5.0
+# What a terminal sends its whole foreground process group (Ctrl-C, hang-up). The app closes on
+# them and stops the child itself; the child and the resource tracker must not die first.
+TERMINAL_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGHUP") if hasattr(signal, name))
 
 
 def _child_main(conn: Connection, models: dict, size: int | None, precision: str, threads: int) -> None:
     """The child: build the engine, then answer ("run", ...) requests until the pipe closes."""
+    for sig in TERMINAL_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     import torch
 
     from nstcam.malloc import keep_freed_memory
@@ -76,6 +82,24 @@ def _child_main(conn: Connection, models: dict, size: int | None, precision: str
             shm.close()
 
 
+def _start_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker (it frees the shared frames if the app dies) now,
+    ignoring the terminal's signals, which it inherits: otherwise it starts with the first frame
+    buffer and a closed terminal kills it before the app has shut down (the app then logs its
+    KeyErrors). Only the main thread may change signal handlers; elsewhere it starts as usual."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGHUP"):
+        return
+    from multiprocessing import resource_tracker
+
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in TERMINAL_SIGNALS}
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+
+
 class ProcessEngine:
     """`StyleEngine`'s interface; `stylize` at the engine's own size runs in the child process."""
 
@@ -94,6 +118,7 @@ class ProcessEngine:
         self._started = 0.0
         self._conn: Connection | None = None
         self._process: mp.process.BaseProcess | None = None
+        _start_resource_tracker()
 
     def _spawn(self) -> None:
         ctx = mp.get_context("spawn")  # never fork a process that has threads and Qt
