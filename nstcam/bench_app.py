@@ -9,9 +9,9 @@ the CPU engine (a thread of the app, or the engine process), rounds interleave:
   BENCHMARK_JSON line (stylized frames/s of the 30 the camera gives) and its time from process
   start to the first stylized frame on screen (`-v`); with the engine in a thread (off) or in
   its process (on), once more without the stabilizer (its cost), and in a thread with
-  OMP_WAIT_POLICY=PASSIVE (OpenMP threads sleep at once instead of spinning). These share one
-  app cache, filled before the rounds, as on any launch after the first; the first launch (an
-  empty cache: the CPU memory format is timed on the first frame) is measured on its own;
+  OMP_WAIT_POLICY=PASSIVE (OpenMP threads sleep at once instead of spinning). These and render
+  share one app cache, filled before the rounds, as on any launch after the first; the first
+  launch (an empty cache: the CPU memory format is timed on the first frame) is measured alone;
 * render: `nstcam render` of a 240-frame clip minus a 1-frame clip (steady fps; the 1-frame run
   is the start-up time).
 
@@ -108,10 +108,10 @@ def window(size: int, engine_process: str, seconds: float, style: str, stabilize
     return {"stylize_fps": result["stylize_fps"], "first_frame_s": float(first.group(1)) if first else float("nan")}
 
 
-def render(size: int, clip: Path, one: Path, folder: Path, style: str) -> dict[str, float]:
-    args = ("--style", style, "--size", str(size))
-    t_one, _ = nstcam("render", str(one), "-o", str(folder / f"one-{size}.mp4"), *args)
-    t_all, _ = nstcam("render", str(clip), "-o", str(folder / f"all-{size}.mp4"), *args)
+def render(size: int, clip: Path, one: Path, folder: Path, style: str, **extra_env: str) -> dict[str, float]:
+    args, env = ("--style", style, "--size", str(size)), {**os.environ, **extra_env}
+    t_one, _ = nstcam("render", str(one), "-o", str(folder / f"one-{size}.mp4"), *args, env=env)
+    t_all, _ = nstcam("render", str(clip), "-o", str(folder / f"all-{size}.mp4"), *args, env=env)
     for f in folder.glob("*.mp4"):
         f.unlink()
     return {"render_fps": 239 / max(1e-6, t_all - t_one), "render_start_s": t_one}
@@ -127,7 +127,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         folder = Path(tmp)
         clip, one = write_clip(folder / "clip.avi", 240), write_clip(folder / "one.avi", 1)
         fast = write_clip(folder / "fast.avi", 240, fps=120.0)
-        cache = {"XDG_CACHE_HOME": str(folder / "cache")}
+        cache = {"NSTCAM_CACHE_DIR": str(folder / "cache")}
         for size in args.sizes:
             window(size, "on", 1.0, args.style, **cache)  # what later launches find in the cache
         for _ in range(args.rounds):
@@ -148,12 +148,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     row[f"window_{placement}_fps"] = got["stylize_fps"]
                     row[f"window_{placement}_first_frame_s"] = got["first_frame_s"]
                 row["window_on_first_launch_first_frame_s"] = window(
-                    size, "on", 1.0, args.style, XDG_CACHE_HOME=tempfile.mkdtemp(dir=folder))["first_frame_s"]
+                    size, "on", 1.0, args.style, NSTCAM_CACHE_DIR=tempfile.mkdtemp(dir=folder))["first_frame_s"]
                 row["window_on_unstabilized_fps"] = window(size, "on", args.seconds, args.style, False,
                                                            **cache)["stylize_fps"]
                 row["window_off_passive_fps"] = window(size, "off", args.seconds, args.style,
                                                        OMP_WAIT_POLICY="PASSIVE", **cache)["stylize_fps"]
-                row.update(render(size, clip, one, folder, args.style))
+                row.update(render(size, clip, one, folder, args.style, **cache))
                 rows.setdefault(str(size), []).append(row)
     return {size: summarise(runs) for size, runs in rows.items()}
 

@@ -4,8 +4,10 @@ On a CPU the engine times a network in both layouts (contiguous and channels_las
 frame and keeps the faster one. Six forward passes at the processing size cost the first frame
 about 0.1 s at 320x240 and 0.4 s at 640x480, and the engine process pays them again. The answer
 depends only on the machine, the torch build, the precision, the threads, the frame size and the
-network's shapes, so it is kept under those in the user cache (`<cache>/nstcam/memory_formats.json`)
-and later launches skip the timing. A missing, unreadable or damaged file only means timing again.
+network, so it is kept under those in the user cache (`<cache>/nstcam/memory_formats.json`) and
+later launches skip the timing. A missing, unreadable or damaged file only means timing again, and
+deleting it makes the next launch time afresh (e.g. after measuring on a machine busy with
+other work). Two launches at once may each time and keep one answer: the file is written whole.
 """
 from __future__ import annotations
 
@@ -31,10 +33,13 @@ def cache_file() -> Path:
 
 
 def choice_key(net: nn.Module, x: torch.Tensor) -> str:
-    """What the faster layout depends on: CPU, torch, precision, threads, input shape, net shapes."""
-    shapes = hashlib.sha256(repr([tuple(p.shape) for p in net.parameters()]).encode()).hexdigest()[:16]
+    """What the faster layout depends on: CPU, torch, precision, threads, input shape, and the
+    network: its layers as printed (upsampling mode, blur), its configuration where it has one
+    (a TransformerNet's output bound is in its forward, not in a layer) and its tensors' shapes."""
+    tensors = [tuple(t.shape) for t in (*net.parameters(), *net.buffers())]
+    net_id = hashlib.sha256(f"{net!r} {getattr(net, 'config', None)!r} {tensors}".encode()).hexdigest()[:16]
     return (f"{cpu_name()} | torch {torch.__version__} | {x.dtype} | {torch.get_num_threads()} threads"
-            f" | {'x'.join(map(str, x.shape))} | net {shapes}")
+            f" | {'x'.join(map(str, x.shape))} | net {net_id}")
 
 
 def _load() -> dict[str, dict]:
@@ -42,7 +47,7 @@ def _load() -> dict[str, dict]:
         data = json.loads(cache_file().read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: no home folder to find the cache in
         log.info("ignoring the remembered memory formats (%s)", exc)
         return {}
     return data if isinstance(data, dict) else {}
@@ -63,5 +68,5 @@ def remember(key: str, channels_last: bool, timings_ms: dict[str, float]) -> Non
     entries = dict(list(entries.items())[-MAX_ENTRIES:])
     try:
         atomic_write_bytes(cache_file(), json.dumps(entries, indent=1).encode("utf-8"))
-    except OSError as exc:
-        log.info("could not remember the memory format in %s (%s)", cache_file(), exc)
+    except (OSError, RuntimeError) as exc:
+        log.info("could not remember the memory format (%s)", exc)

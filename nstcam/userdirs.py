@@ -4,7 +4,8 @@
                                         ~/Library/Application Support/nstcam/styles, %APPDATA%\\nstcam\\styles
     snapshots     <Pictures>/nstcam     XDG_PICTURES_DIR (~/.config/user-dirs.dirs) or ~/Pictures
     recordings    <Videos>/nstcam       XDG_VIDEOS_DIR, ~/Movies on macOS, or ~/Videos
-    cache         <cache>/nstcam        XDG_CACHE_HOME (~/.cache), ~/Library/Caches, %LOCALAPPDATA%
+    cache         <cache>/nstcam        XDG_CACHE_HOME (~/.cache), ~/Library/Caches, %LOCALAPPDATA%;
+                                        NSTCAM_CACHE_DIR replaces the whole path
 
 The same folders Qt's QStandardPaths names, computed here so that `nstcam styles`, `render` and
 the CLI's checks run without PySide6 (the torch-free and headless runtimes).
@@ -45,14 +46,20 @@ def app_data_dir() -> Path:
 
 
 def user_cache_dir() -> Path:
-    """Files the app can rebuild (ONNX exports, measured choices); not created here."""
-    home = Path.home()
+    """Files the app can rebuild (ONNX exports, measured choices); not created here.
+    NSTCAM_CACHE_DIR, if set, is used as is (tests, portable installs). The home folder is looked
+    up only when the platform's variable is unset: a service account may have none."""
+    override = os.environ.get("NSTCAM_CACHE_DIR")
+    if override:
+        return Path(override)
     if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local")
+        local = os.environ.get("LOCALAPPDATA")
+        base = Path(local) if local else Path.home() / "AppData" / "Local"
     elif sys.platform == "darwin":
-        base = home / "Library" / "Caches"
+        base = Path.home() / "Library" / "Caches"
     else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or home / ".cache")
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        base = Path(xdg) if xdg else Path.home() / ".cache"
     return base / APP_NAME
 
 

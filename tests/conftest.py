@@ -67,14 +67,14 @@ def private_settings(tmp_path_factory: pytest.TempPathFactory) -> None:
 @pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The app's cache (ONNX exports, remembered memory formats) goes to a temporary folder, for
-    this process and the app processes tests start, never the user's."""
-    before = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    this process and the app processes tests start, never the user's (on every platform)."""
+    before = os.environ.get("NSTCAM_CACHE_DIR")
+    os.environ["NSTCAM_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
     yield
     if before is None:
-        del os.environ["XDG_CACHE_HOME"]
+        del os.environ["NSTCAM_CACHE_DIR"]
     else:
-        os.environ["XDG_CACHE_HOME"] = before
+        os.environ["NSTCAM_CACHE_DIR"] = before
 
 
 @pytest.fixture

@@ -2,21 +2,24 @@
 (launches), and a damaged or unwritable cache only means timing again."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from nstcam import memory_formats
 from nstcam.engine import StyleEngine
-from nstcam_fixtures import media_dir, style_files, style_models, video_frame  # noqa: F401
+from nstcam_fixtures import TINY_CONFIG, media_dir, style_files, style_models, video_frame  # noqa: F401
+from trainer.transformer import TransformerNet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("NSTCAM_CACHE_DIR", str(tmp_path / "cache"))
     return memory_formats.cache_file()
 
 
@@ -69,9 +72,33 @@ def test_an_unwritable_cache_does_not_stop_the_engine(style_models, tmp_path: Pa
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the cache folder would go")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    monkeypatch.setenv("NSTCAM_CACHE_DIR", str(blocker))
     engine, passes = first_frame_passes(style_models)
     assert passes == 7 and engine.stylize(video_frame(1, (96, 64))).shape == (48, 72, 3)
+
+
+def test_no_home_folder_to_find_the_cache_in_does_not_stop_the_engine(style_models, monkeypatch) -> None:
+    """A service account without a home: Path.home() raises RuntimeError."""
+    for name in ("NSTCAM_CACHE_DIR", "XDG_CACHE_HOME", "LOCALAPPDATA"):
+        monkeypatch.delenv(name, raising=False)
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", no_home)
+    engine, passes = first_frame_passes(style_models)
+    assert passes == 7 and engine.channels_last in (True, False)
+
+
+@pytest.mark.parametrize("change", [{"upsample": "bilinear"}, {"blur_downsample": True}, {"bounded_output": False}])
+def test_networks_that_compute_differently_have_their_own_choice(change) -> None:
+    """Same parameter shapes, different layers: the key must tell them apart."""
+    x = torch.zeros(1, 3, 32, 48)
+    plain = TransformerNet(TINY_CONFIG)
+    other = TransformerNet(dataclasses.replace(TINY_CONFIG, **change))
+    assert memory_formats.choice_key(plain, x) != memory_formats.choice_key(other, x)
+    assert memory_formats.choice_key(plain, x) == memory_formats.choice_key(TransformerNet(TINY_CONFIG), x)
+    assert memory_formats.choice_key(plain, x) != memory_formats.choice_key(plain, torch.zeros(1, 3, 48, 32))
 
 
 def test_the_cache_keeps_only_the_newest_entries(cache: Path) -> None:

@@ -131,6 +131,7 @@ def test_discover_reads_exports_and_reports_bad_files(styles_dir, tmp_path):
 
 
 def test_unwritable_folder_falls_back_to_cache_path(style_pt, tmp_path, monkeypatch):
+    monkeypatch.delenv("NSTCAM_CACHE_DIR")  # the tests' private cache: here, the platform's own path
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(onnx_export, "_writable", lambda folder: False)
     target = onnx_export.onnx_path(style_pt, "int8")
