@@ -76,6 +76,20 @@ def test_new_content_shows_at_once(scene: np.ndarray) -> None:
     assert stab.cuts == 0
 
 
+def test_an_exposure_ramp_reaches_the_output_at_once(scene: np.ndarray) -> None:
+    """A camera's auto-exposure or a dimming light: the history is kept (no cuts), and the output's
+    brightness follows the new frames instead of lagging (it lagged 18 grey levels at 4 a frame)."""
+    clip = still_clip(scene, 10, SIZE, noise=3.0, rng=np.random.default_rng(0))
+    frames = [cv2.add(f, (4.0 * i, 4.0 * i, 4.0 * i, 0.0)) for i, f in enumerate(clip.frames)]
+    stylized = unstable_style(frames)
+    stab = FlowStabilizer()
+    outputs = [stab.process(raw, out) for raw, out in zip(frames, stylized)]
+    assert stab.cuts == 0
+    lags = [abs(float(out.mean()) - float(sty.mean())) for out, sty in zip(outputs[1:], stylized[1:])]
+    assert max(lags) < 1.0, lags
+    assert not np.array_equal(outputs[-1], stylized[-1])  # still stabilized, not passed through
+
+
 def test_stylized_size_differs_from_raw(scene: np.ndarray) -> None:
     clip = pan_clip(scene, 2, 4, SIZE, noise=3.0, rng=np.random.default_rng(0))
     small = [cv2.resize(s, (160, 120), interpolation=cv2.INTER_AREA) for s in unstable_style(clip.frames)]
