@@ -6,6 +6,7 @@ import re
 import selectors
 import subprocess
 import time
+from collections.abc import Callable
 
 
 def wait_for_stderr(proc: subprocess.Popen, pattern: str, timeout: float) -> str:
@@ -21,3 +22,18 @@ def wait_for_stderr(proc: subprocess.Popen, pattern: str, timeout: float) -> str
             if sel.select(left):
                 seen += os.read(proc.stderr.fileno(), 65536).decode(errors="replace")
     return seen
+
+
+def stop_when_printed(proc: subprocess.Popen, pattern: str, stop: Callable[[], None], timeout: float = 120) -> str:
+    """Once `pattern` shows on proc's stderr, call `stop` (e.g. send a signal) and wait for proc to
+    end; returns all of its stderr. proc is killed if anything fails on the way."""
+    rest = b""
+    try:
+        seen = wait_for_stderr(proc, pattern, timeout)
+        stop()
+        _, rest = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return seen + rest.decode(errors="replace")

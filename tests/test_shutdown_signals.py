@@ -14,7 +14,7 @@ import pytest
 from app_fixtures import count_frames, make_video, styles_dir  # noqa: F401
 from nstcam.engine_process import _child_main
 from nstcam_fixtures import media_dir, style_files, style_models  # noqa: F401
-from subprocess_helpers import wait_for_stderr
+from subprocess_helpers import stop_when_printed
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,15 +30,8 @@ def test_a_signal_closes_the_window_cleanly(styles_dir, tmp_path, sig):
          "--size", "48", "--device", "cpu", "--engine-process", "on", "--record", str(record), "-v"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
     )
-    try:
-        seen = wait_for_stderr(proc, "engine process ready", timeout=120)
-        os.killpg(proc.pid, getattr(signal, sig))  # as a terminal does: the app and its children
-        _, rest = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    err = seen + rest.decode(errors="replace")
+    # As a terminal does: the signal goes to the app and its children.
+    err = stop_when_printed(proc, "engine process ready", lambda: os.killpg(proc.pid, getattr(signal, sig)))
     assert proc.returncode == 0, err[-3000:]
     assert "Traceback" not in err and "leaked shared_memory" not in err and "died unexpectedly" not in err, err[-3000:]
     if sig != "SIGTERM":  # a terminal's signals: the app, not the signal, stops the engine process
@@ -57,15 +50,8 @@ def test_sigterm_stops_render_with_a_playable_file_and_one_line(styles_dir, tmp_
         cwd=REPO, env={**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")},
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
-    try:
-        seen = wait_for_stderr(proc, r"[1-9]\d*/3000 \[", timeout=120)  # the progress bar: frames are written
-        proc.send_signal(signal.SIGTERM)
-        _, rest = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    err = seen + rest.decode(errors="replace")
+    # Once the progress bar counts written frames.
+    err = stop_when_printed(proc, r"[1-9]\d*/3000 \[", lambda: proc.send_signal(signal.SIGTERM))
     assert proc.returncode == 143, err[-3000:]
     assert err.rstrip().endswith("nstcam: terminated") and "Traceback" not in err, err[-3000:]
     frames, _ = count_frames(out)
