@@ -11,14 +11,14 @@ through at once, which is what keeps moving objects free of trails (an unweighte
 of past outputs smears them).
 
 Cost: one DIS flow and the confidence at half the stylized size, one remap and one blend at the
-stylized size; about 1 ms per frame at 320x240 and 3.4-3.7 ms at 640x480 (median wall time,
+stylized size; about 1.0 ms per frame at 320x240 and 3.4 ms at 640x480 (median wall time,
 OpenCV's two threads, idle 2-core machine). A forward-backward flow check used to guard the warp
 too; on every measured clip (pans of 1-3 px, a zoom, a moving object; three styles; both sizes)
 dropping it moved no figure by more than 0.002 for the worse, and it cost a second flow: 1.5 and
 5.4-5.8 ms. What it also caught, a cut to a similar-looking scene, the median difference catches.
-The carried-over picture follows the new frame's mean colour half-way each frame, so exposure
-changes show within about a frame (they used to lag by 4.4 frames' worth of change); that raised
-the warp error by at most 0.03 of the unstabilized one (following all the way: 0.05).
+The carried-over picture follows the new frame's mean colour, measured where the warp is trusted,
+half-way each frame (`colour_follow`), so exposure and white-balance changes show within about a
+frame instead of lagging; that raised the warp error by at most 0.03 of the unstabilized one.
 """
 from __future__ import annotations
 
@@ -114,16 +114,17 @@ class FlowStabilizer:
             return self._start(small, stylized_rgb)
         back = self._dis.calc(small, self._prev_small, None)  # where each current pixel was before
         weight, static, typical = self._confidence(small, back)
-        if typical > self.match_tolerance or np.count_nonzero(weight > 0.5) < self.cut_fraction * weight.size:
+        trusted = weight > 0.5
+        if typical > self.match_tolerance or np.count_nonzero(trusted) < self.cut_fraction * weight.size:
             self.cuts += 1
             log.debug("scene cut: %.0f%% of the frame matches the previous one, median difference %.0f",
-                      100 * np.mean(weight > 0.5), typical)
+                      100 * np.mean(trusted), typical)
             return self._start(small, stylized_rgb)
         back = _resize(back, (w, h), cv2.INTER_LINEAR)
         back *= w / small.shape[1]
         warped = _warp(prev_out, back)
         cv2.copyTo(prev_out, _resize(static.view(np.uint8), (w, h), cv2.INTER_NEAREST), warped)
-        warped = _follow_mean(warped, stylized_rgb, self.colour_follow)
+        warped = _follow_mean(warped, stylized_rgb, trusted.view(np.uint8), self.colour_follow)
         weight = _resize(weight, (w, h), cv2.INTER_LINEAR)
         weight *= self.keep
         out = cv2.blendLinear(warped, stylized_rgb, weight, 1.0 - weight)
@@ -168,9 +169,15 @@ def _warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     return cv2.remap(image, flow, None, cv2.INTER_LINEAR | cv2.WARP_RELATIVE_MAP, borderMode=cv2.BORDER_REPLICATE)
 
 
-def _follow_mean(past: np.ndarray, now: np.ndarray, fraction: float) -> np.ndarray:
-    """`past` shifted per channel by `fraction` of the way to `now`'s mean colour."""
-    offset = [fraction * (n - p) for n, p in zip(cv2.mean(now)[:3], cv2.mean(past)[:3])]
+def _follow_mean(past: np.ndarray, now: np.ndarray, trusted: np.ndarray, fraction: float) -> np.ndarray:
+    """`past` shifted per channel by `fraction` of the way to `now`'s mean colour, both measured
+    where the warp is trusted (`trusted`, a uint8 mask at the flow size, where they are compared):
+    something new in view (a hand, a person walking in) changes `now`'s mean over the whole frame,
+    and the untouched background must not take that change."""
+    size = (max(1, trusted.shape[1] // 4), max(1, trusted.shape[0] // 4))  # a sample is plenty for a mean
+    mask = _resize(trusted, size, cv2.INTER_NEAREST)
+    now_mean, past_mean = (cv2.mean(_resize(img, size, cv2.INTER_NEAREST), mask)[:3] for img in (now, past))
+    offset = [fraction * (n - p) for n, p in zip(now_mean, past_mean)]
     return cv2.add(past, (*offset, 0.0))
 
 

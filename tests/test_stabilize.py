@@ -74,20 +74,27 @@ def test_new_content_shows_at_once(scene: np.ndarray) -> None:
     inner = (slice(95, 145), slice(135, 185))
     np.testing.assert_array_equal(outputs[3][inner], stylized[3][inner])
     assert stab.cuts == 0
+    background = np.ones(SIZE[::-1], bool)
+    background[60:180, 100:220] = False
+    change = outputs[3][background].mean(axis=0) - outputs[2][background].mean(axis=0)
+    assert np.all(np.abs(change) < 1.0), change  # the rest of the picture does not take the new light's colour
 
 
-def test_an_exposure_ramp_reaches_the_output_at_once(scene: np.ndarray) -> None:
-    """A camera's auto-exposure or a dimming light: the history is kept (no cuts), and the output's
-    brightness follows the new frames within about a frame's change (it lagged 18 grey levels on
-    this ramp of 4 a frame)."""
+@pytest.mark.parametrize("ramp", [(4.0, 4.0, 4.0), (4.0, 0.0, 0.0)], ids=["exposure", "white-balance"])
+def test_a_colour_ramp_reaches_the_output_at_once(scene: np.ndarray, ramp: tuple[float, float, float]) -> None:
+    """A camera's auto-exposure or white balance, a dimming light: the history is kept (no cuts),
+    and each channel of the output follows the new frames within about a frame's change (it lagged
+    18 grey levels on this ramp of 4 a frame); a channel that does not change stays put."""
     clip = still_clip(scene, 10, SIZE, noise=3.0, rng=np.random.default_rng(0))
-    frames = [cv2.add(f, (4.0 * i, 4.0 * i, 4.0 * i, 0.0)) for i, f in enumerate(clip.frames)]
+    frames = [cv2.add(f, (*(i * r for r in ramp), 0.0)) for i, f in enumerate(clip.frames)]
     stylized = unstable_style(frames)
     stab = FlowStabilizer()
     outputs = [stab.process(raw, out) for raw, out in zip(frames, stylized)]
     assert stab.cuts == 0
-    lags = [abs(float(out.mean()) - float(sty.mean())) for out, sty in zip(outputs[1:], stylized[1:])]
-    assert max(lags) < 5.0, lags
+    lags = np.array([[abs(float(out[..., c].mean()) - float(sty[..., c].mean())) for c in range(3)]
+                     for out, sty in zip(outputs[1:], stylized[1:])]).max(axis=0)
+    ramped = np.array(ramp[::-1]) > 0  # the fake style is RGB: the BGR ramp's channels reversed
+    assert np.all(lags[ramped] < 5.0) and np.all(lags[~ramped] < 1.0), lags
     assert not np.array_equal(outputs[-1], stylized[-1])  # still stabilized, not passed through
 
 
