@@ -36,31 +36,29 @@ def _xdg_user_dir(key: str, fallback: str) -> Path:
     return home / fallback
 
 
-def app_data_dir() -> Path:
-    home = Path.home()
-    if sys.platform == "win32":
-        return Path(os.environ.get("APPDATA") or home / "AppData" / "Roaming") / APP_NAME
+def _platform_dir(windows: tuple[str, str], macos: str, xdg: tuple[str, str]) -> Path:
+    """The platform's folder for a kind of file: `windows` and `xdg` name an environment variable
+    and the path under home used when it is unset, `macos` the path under home. The home folder is
+    looked up only when needed: a service account may have none (Path.home() then raises)."""
     if sys.platform == "darwin":
-        return home / "Library" / "Application Support" / APP_NAME
-    return Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share") / APP_NAME
+        return Path.home() / macos
+    variable, under_home = windows if sys.platform == "win32" else xdg
+    value = os.environ.get(variable)
+    return Path(value) if value else Path.home() / under_home
+
+
+def app_data_dir() -> Path:
+    return _platform_dir(("APPDATA", "AppData/Roaming"), "Library/Application Support",
+                         ("XDG_DATA_HOME", ".local/share")) / APP_NAME
 
 
 def user_cache_dir() -> Path:
     """Files the app can rebuild (ONNX exports, measured choices); not created here.
-    NSTCAM_CACHE_DIR, if set, is used as is (tests, portable installs). The home folder is looked
-    up only when the platform's variable is unset: a service account may have none."""
+    NSTCAM_CACHE_DIR, if set, is used as is (tests, portable installs)."""
     override = os.environ.get("NSTCAM_CACHE_DIR")
     if override:
         return Path(override)
-    if sys.platform == "win32":
-        local = os.environ.get("LOCALAPPDATA")
-        base = Path(local) if local else Path.home() / "AppData" / "Local"
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    else:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / APP_NAME
+    return _platform_dir(("LOCALAPPDATA", "AppData/Local"), "Library/Caches", ("XDG_CACHE_HOME", ".cache")) / APP_NAME
 
 
 def user_styles_dir() -> Path:
