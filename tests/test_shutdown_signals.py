@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app_fixtures import count_frames, make_video, styles_dir  # noqa: F401
-from nstcam.engine_process import _child_main
+from nstcam import engine_process
 from nstcam_fixtures import media_dir, style_files, style_models  # noqa: F401
 from subprocess_helpers import stop_when_printed
 
@@ -68,5 +68,6 @@ class GoneParent:
         raise ConnectionResetError(104, "Connection reset by peer")
 
 
-def test_the_engine_process_ends_quietly_when_the_app_is_killed(style_models, one_torch_thread):
-    _child_main(GoneParent(), style_models, 32, "fp32", 1)  # returns: no traceback in the child
+def test_the_engine_process_ends_quietly_when_the_app_is_killed(style_models, one_torch_thread, monkeypatch):
+    monkeypatch.setattr(engine_process, "TERMINAL_SIGNALS", ())  # run here, it must not make pytest ignore Ctrl-C
+    engine_process._child_main(GoneParent(), style_models, 32, "fp32", 1)  # returns: no traceback in the child
