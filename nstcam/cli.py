@@ -30,11 +30,11 @@ from nstcam.launch import (BACKENDS, DEFAULT_SIZE_CPU, DEFAULT_SIZE_CUDA, PROG, 
                            apply_threads, build_engine, check_size, check_style, load_registry,
                            look_from_args, make_processors, prepare_window, resolve_backend,
                            resolve_device)
-from nstcam.engine_api import PRECISIONS
+from nstcam.engines.api import PRECISIONS
 from trainer.cliargs import int_at_least, number
 
 DEVICE_CHOICES = ("auto", "cuda", "cpu")
-COLOR_MODES = ("luminance", "statistics", "off")  # nstcam.controls.COLOR_MODES, without importing cv2
+COLOR_MODES = ("luminance", "statistics", "off")  # nstcam.live.controls.COLOR_MODES, without importing cv2
 
 log = logging.getLogger(__name__)
 
@@ -199,9 +199,9 @@ def run_window(args: argparse.Namespace) -> int:
 
 
 def run_render(args: argparse.Namespace) -> int:
-    from nstcam.recorder import RecorderError
-    from nstcam.render import render_video
-    from nstcam.sources import SourceError
+    from nstcam.live.recorder import RecorderError
+    from nstcam.live.render import render_video
+    from nstcam.live.sources import SourceError
 
     src = Path(args.input).expanduser()
     if not src.exists():

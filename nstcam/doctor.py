@@ -169,7 +169,7 @@ def check_virtual_camera(ctx: Context) -> list[Check]:
     if not has_module("pyvirtualcam"):
         return [Check("virtual camera", WARN, "pyvirtualcam is not installed (pip install pyvirtualcam): "
                       "--virtual-camera is unavailable")]
-    from nstcam.virtualcam import VirtualCameraUnavailable, open_camera
+    from nstcam.live.virtualcam import VirtualCameraUnavailable, open_camera
 
     try:
         camera = open_camera(size=(64, 48), fps=5.0)
@@ -183,7 +183,7 @@ def check_virtual_camera(ctx: Context) -> list[Check]:
 def style_dirs(extra: Sequence[Path]) -> list[Path]:
     """The bundled styles, the user styles folder, then `extra` (the app's search order)."""
     from nstcam.registry import bundled_styles_dir
-    from nstcam.userdirs import user_styles_dir
+    from nstcam.host.userdirs import user_styles_dir
 
     return [bundled_styles_dir(), user_styles_dir(), *extra]
 
@@ -197,7 +197,7 @@ def check_styles(ctx: Context) -> list[Check]:
         registry = StyleRegistry.discover(dirs)
         names, errors, kind = registry.names(), registry.errors, "style files (*.pt)"
     else:
-        from nstcam.onnx_engine import discover
+        from nstcam.engines.ort import discover
 
         found, errors = discover(dirs)
         names, kind = list(found), "exported styles (*.onnx)"
@@ -224,7 +224,7 @@ def writable_folder(folder: Path) -> tuple[bool, str]:
 
 
 def output_folders() -> dict[str, Path]:
-    from nstcam.userdirs import pictures_dir, user_styles_dir, videos_dir
+    from nstcam.host.userdirs import pictures_dir, user_styles_dir, videos_dir
 
     return {"snapshots": pictures_dir(), "recordings": videos_dir(), "user styles": user_styles_dir()}
 

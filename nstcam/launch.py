@@ -5,7 +5,7 @@ prints it and exits 2. Kept apart from `nstcam.cli` so that the window (nstcam.u
 without importing the command line, and apart from nstcam.ui so that nothing here needs Qt.
 
 Styles are looked up in, in order (a later folder's style of the same name and variant wins):
-the bundled styles, the user styles folder (nstcam.userdirs) and `--styles-dir`.
+the bundled styles, the user styles folder (nstcam.host.userdirs) and `--styles-dir`.
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ class CliError(Exception):
 
 def style_dirs(extra: Sequence[str]) -> list[Path]:
     from nstcam.registry import bundled_styles_dir
-    from nstcam.userdirs import user_styles_dir
+    from nstcam.host.userdirs import user_styles_dir
 
     dirs = [bundled_styles_dir(), user_styles_dir()]
     for d in extra:
@@ -86,12 +86,12 @@ def resolve_backend(name: str | None) -> str:
 
 def load_registry(extra_dirs: Sequence[str], backend: str = "torch"):
     """The styles and the folders searched. Without torch, the styles' ONNX exports are read
-    instead: those next to the style files and those in the user cache (nstcam.onnx_export)."""
+    instead: those next to the style files and those in the user cache (nstcam.engines.onnx_export)."""
     from nstcam.registry import StyleRegistry
 
     dirs = style_dirs(extra_dirs)
     if backend == "onnxruntime" and not _installed("torch"):
-        from nstcam.onnx_export import cache_dir
+        from nstcam.engines.onnx_export import cache_dir
 
         return StyleRegistry.discover([cache_dir(), *dirs], runtime="onnx"), dirs
     return StyleRegistry.discover(dirs), dirs
@@ -100,7 +100,7 @@ def load_registry(extra_dirs: Sequence[str], backend: str = "torch"):
 def resolve_device(name: str, backend: str = "torch"):
     """The device to run on (an object with `.type`: "cpu" or "cuda"); CliError if unusable."""
     if backend == "onnxruntime" and not _installed("torch"):
-        from nstcam.onnx_engine import resolve_device as ort_resolve
+        from nstcam.engines.ort import resolve_device as ort_resolve
     else:
         from trainer.devices import resolve_device as ort_resolve  # torch's view of the devices
 
@@ -142,7 +142,7 @@ def apply_threads(threads: int | None) -> None:
 
 def build_engine(registry, device, size: int | None, style: str, precision: str = "auto",
                  backend: str = "torch", threads: int | None = None):
-    from nstcam.malloc import keep_freed_memory
+    from nstcam.host.malloc import keep_freed_memory
 
     keep_freed_memory()  # before the first frame: every later frame then reuses its pages
     for message in registry.fallbacks(style, device.type):  # a broken file of this style was skipped
@@ -151,7 +151,7 @@ def build_engine(registry, device, size: int | None, style: str, precision: str 
         if backend == "onnxruntime":
             engine = _onnx_engine(registry, device, size, precision, threads)
         else:
-            from nstcam.engine import StyleEngine
+            from nstcam.engines.torch_engine import StyleEngine
 
             engine = StyleEngine(registry.select(device.type), device=str(device), size=size, precision=precision)
         engine.set_style(style)
@@ -163,7 +163,7 @@ def build_engine(registry, device, size: int | None, style: str, precision: str 
 def _onnx_engine(registry, device, size: int | None, precision: str, threads: int | None):
     """ONNX Runtime over the registry's styles: their ONNX exports, made (once, cached) from the
     style files where torch is installed."""
-    from nstcam.onnx_engine import OnnxStyle, OnnxStyleEngine
+    from nstcam.engines.ort import OnnxStyle, OnnxStyleEngine
 
     if precision not in ("auto", "fp32"):
         raise CliError(f"--precision {precision}: the onnxruntime backend runs fp32; use --backend torch for {precision}")
@@ -172,7 +172,7 @@ def _onnx_engine(registry, device, size: int | None, precision: str, threads: in
         if isinstance(model, OnnxStyle):
             models[name] = model
         else:
-            from nstcam.onnx_export import ensure_onnx
+            from nstcam.engines.onnx_export import ensure_onnx
 
             models[name] = ensure_onnx(model.path)
     return OnnxStyleEngine(models, device=device.type, size=size, threads=threads)
@@ -180,15 +180,15 @@ def _onnx_engine(registry, device, size: int | None, precision: str, threads: in
 
 def make_stabilizer():
     """The runtime temporal stabilizer (a frame processor)."""
-    from nstcam.stabilize import FlowStabilizer
+    from nstcam.live.stabilize import FlowStabilizer
 
     return FlowStabilizer()
 
 
 def make_processors(stabilize: bool, look=None) -> list:
     """The frame processors `render` runs after the engine, in order: the stabilizer, then the
-    output controls (nstcam.controls.Look: strength, colours) unless they change nothing."""
-    from nstcam.controls import OutputControls
+    output controls (nstcam.live.controls.Look: strength, colours) unless they change nothing."""
+    from nstcam.live.controls import OutputControls
 
     processors = [make_stabilizer()] if stabilize else []
     if look is not None and not look.neutral:
@@ -197,8 +197,8 @@ def make_processors(stabilize: bool, look=None) -> list:
 
 
 def look_from_args(args: argparse.Namespace):
-    """--strength and --preserve-colors as a nstcam.controls.Look (not given: full strength, own colours)."""
-    from nstcam.controls import Look
+    """--strength and --preserve-colors as a nstcam.live.controls.Look (not given: full strength, own colours)."""
+    from nstcam.live.controls import Look
 
     strength = getattr(args, "strength", None)
     return Look(1.0 if strength is None else strength, getattr(args, "preserve_colors", None) or "off")
@@ -216,7 +216,7 @@ def app_version() -> str:
 
 def open_virtual_camera(device: str | None):
     """The virtual camera sink for `--virtual-camera [DEVICE]`; CliError says what to install."""
-    from nstcam.virtualcam import VirtualCameraSink, VirtualCameraUnavailable
+    from nstcam.live.virtualcam import VirtualCameraSink, VirtualCameraUnavailable
 
     try:
         return VirtualCameraSink(device=device)
@@ -253,7 +253,7 @@ def prepare_window(args: argparse.Namespace) -> Launch:
     camera_explicit = args.camera is not None
     camera = str(args.camera) if camera_explicit else "0"
     if camera_explicit:
-        from nstcam.sources import SourceError, open_source, parse_source
+        from nstcam.live.sources import SourceError, open_source, parse_source
 
         try:
             if parse_source(camera) != "demo":
@@ -278,7 +278,7 @@ def prepare_window(args: argparse.Namespace) -> Launch:
     apply_threads(args.threads)
     engine = build_engine(registry, device, size, style, args.precision or "auto", backend, args.threads)
     if device.type == "cpu" and backend == "torch" and args.engine_process == "on":
-        from nstcam.engine_process import ProcessEngine
+        from nstcam.engines.process import ProcessEngine
 
         engine = ProcessEngine(engine, threads=args.threads)
     virtual_camera = open_virtual_camera(args.virtual_camera or None) if args.virtual_camera is not None else None

@@ -40,7 +40,7 @@ class StyleEntry:
     year: int | str | None
     variant: str
     path: Path
-    model: Any  # a trainer StyleModel (.pt) or an nstcam.onnx_engine.OnnxStyle (.onnx, no torch)
+    model: Any  # a trainer StyleModel (.pt) or an nstcam.engines.ort.OnnxStyle (.onnx, no torch)
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -144,7 +144,7 @@ class StyleRegistry:
         """Load every style in `dirs`; a later folder's (name, variant) replaces an earlier one.
 
         `runtime` "torch" loads the style files (`*.pt`); "onnx" their fp32 ONNX exports
-        (`*.onnx`, nstcam.onnx_export), for the torch-free runtime."""
+        (`*.onnx`, nstcam.engines.onnx_export), for the torch-free runtime."""
         found: dict[tuple[str, str], StyleEntry] = {}
         errors: list[tuple[Path, str]] = []
         broken: list[BrokenStyle] = []
@@ -256,7 +256,7 @@ def _preference(device_type: str) -> tuple[str, ...]:
 
 def _files_and_loader(folder: Path, runtime: str) -> tuple[list[Path], Callable[[Path], Any]]:
     if runtime == "onnx":
-        from nstcam.onnx_engine import export_quantization, read_style
+        from nstcam.engines.ort import export_quantization, read_style
 
         return [p for p in sorted(folder.glob("*.onnx")) if export_quantization(p) == "fp32"], read_style
     from trainer.stylefile import load_style  # torch: only the torch runtime needs it

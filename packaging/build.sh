@@ -40,7 +40,7 @@ if [[ "$flavour" == "lite" ]]; then
     rm -rf "$styles"
     mkdir -p "$styles"
     echo "exporting the styles to ONNX in $styles"
-    "$PYTHON" -m nstcam.onnx_export "$root"/styles/*.pt -o "$styles" >/dev/null
+    "$PYTHON" -m nstcam.export "$root"/styles/*.pt -o "$styles" >/dev/null
     cp "$root/styles/manifest.json" "$styles/"
 fi
 

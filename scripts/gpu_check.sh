@@ -7,7 +7,7 @@
 # only torch, numpy and opencv-python-headless (no PySide6, no PyAV, no internet):
 #   1. the environment (torch, CUDA, the GPU)             -> OUTDIR/env.json
 #   2. the gpu-marked tests                               -> OUTDIR/tests.log
-#   3. nstcam.bench on CUDA at 640x480, 1280x720, 1920x1080 against the naive loop, fp16 parity
+#   3. nstcam.measure.bench on CUDA at 640x480, 1280x720, 1920x1080 against the naive loop, fp16 parity
 #                                                         -> OUTDIR/bench_cuda.json
 #   4. a 1280x720 snapshot, timed                         -> OUTDIR/snapshot.json
 #   5. with the time left, the full-width variant of every bundled style, trained in parallel
@@ -86,7 +86,7 @@ out, device = sys.argv[1], sys.argv[2]
 info = {"python": platform.python_version(), "torch": torch.__version__, "cuda": torch.cuda.is_available(),
         "cuda_version": torch.version.cuda, "device": device,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
-for module in ("nstcam.engine", "nstcam.bench", "nstcam.snapshot", "nstcam.session", "trainer.fast"):
+for module in ("nstcam.engines.torch_engine", "nstcam.measure.bench", "nstcam.jobs.snapshot", "nstcam.live.session", "trainer.fast"):
     __import__(module)  # the GPU path must import without Qt and PyAV
 with open(out, "w") as f:
     json.dump(info, f, indent=1)
@@ -102,16 +102,16 @@ else
     step tests 240 "$PY" -m pytest -q -p no:cacheprovider -p no:pytest-qt -m gpu $GPU_TESTS || FAILED=1
 fi
 
-step bench 240 "$PY" -m nstcam.bench "${BENCH_ARGS[@]}" --json "$OUT/bench_$DEVICE.json" || FAILED=1
+step bench 240 "$PY" -m nstcam.measure.bench "${BENCH_ARGS[@]}" --json "$OUT/bench_$DEVICE.json" || FAILED=1
 
 step snapshot 120 "$PY" - "$OUT/snapshot.json" "$DEVICE" "$SNAP_SIZE" "$SNAP_STEPS" "$OUT/pictures" <<'EOF' || FAILED=1
 import json, sys, time
 from pathlib import Path
 out, device, size, steps, folder = sys.argv[1:]
 w, h = map(int, size.split("x"))
-from nstcam.demo import DemoSource
+from nstcam.live.demo import DemoSource
 from nstcam.launch import build_engine, load_registry, resolve_device
-from nstcam.snapshot import DEFAULT_STEPS, take_snapshot
+from nstcam.jobs.snapshot import DEFAULT_STEPS, take_snapshot
 registry, _ = load_registry([])
 style = registry.names()[0]
 engine = build_engine(registry, resolve_device(device), None, style)

@@ -76,9 +76,9 @@ def test_the_anti_aliased_network_exports_and_matches(tmp_path) -> None:
     run alike in ONNX."""
     import torch
 
-    from nstcam.engine import StyleEngine
-    from nstcam.onnx_engine import OnnxStyleEngine
-    from nstcam.onnx_export import export_model
+    from nstcam.engines.torch_engine import StyleEngine
+    from nstcam.engines.ort import OnnxStyleEngine
+    from nstcam.engines.onnx_export import export_model
     from nstcam_fixtures import video_frame
     from trainer.stylefile import load_style, save_style
     from trainer.transformer import TransformerConfig, TransformerNet

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from nstcam import bench as nbench
-from nstcam.engine import default_precision
+from nstcam.measure import bench as nbench
+from nstcam.engines.torch_engine import default_precision
 from trainer import bench as tbench
 from trainer.transformer import TransformerConfig
 

@@ -7,11 +7,11 @@ import threading
 import numpy as np
 import pytest
 
-import nstcam.capture as capture_module
-from nstcam.capture import BadFrame, CaptureThread, to_bgr8
-from nstcam.engine import StyleEngine
-from nstcam.session import LiveSession
-from nstcam.sinks import CallbackSink
+import nstcam.live.capture as capture_module
+from nstcam.live.capture import BadFrame, CaptureThread, to_bgr8
+from nstcam.engines.torch_engine import StyleEngine
+from nstcam.live.session import LiveSession
+from nstcam.live.sinks import CallbackSink
 from nstcam_fixtures import media_dir, style_files, style_models  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-import nstcam.capture as capture_module
-from nstcam.capture import CaptureThread
-from nstcam.demo import DemoSource
-from nstcam.sources import SourceError, open_source, parse_source
+import nstcam.live.capture as capture_module
+from nstcam.live.capture import CaptureThread
+from nstcam.live.demo import DemoSource
+from nstcam.live.sources import SourceError, open_source, parse_source
 from nstcam_fixtures import media_dir, read_all_frames, short_video_file, video_file  # noqa: F401
 
 WAIT = 10.0  # generous ceiling for waits on shared 2-core CI machines

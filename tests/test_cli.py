@@ -156,7 +156,8 @@ def test_precision_not_offered_on_the_device(capsys, styles_dir):
 
 
 def test_cli_precisions_are_the_engines():
-    from nstcam import cli, engine
+    from nstcam import cli
+    from nstcam.engines import torch_engine as engine
 
     assert cli.PRECISIONS == engine.PRECISIONS
 

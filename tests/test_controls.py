@@ -5,10 +5,10 @@ import cv2
 import numpy as np
 import pytest
 
-from nstcam.controls import (FADE_SECONDS, CameraSizeRecorderSink, Look, OutputControls, apply_look,
+from nstcam.live.controls import (FADE_SECONDS, CameraSizeRecorderSink, Look, OutputControls, apply_look,
                              apply_look_to_files, at_camera_size, input_at)
-from nstcam.pipeline import FramePath, FrameResult
-from nstcam.recorder import Recorder
+from nstcam.live.pipeline import FramePath, FrameResult
+from nstcam.live.recorder import Recorder
 
 
 def camera_frame(w: int = 96, h: int = 64) -> np.ndarray:

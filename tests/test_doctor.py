@@ -69,7 +69,7 @@ def test_no_styles_fail_and_broken_files_are_listed(monkeypatch, tmp_path):
 
 def test_styles_without_torch_come_from_onnx_exports(monkeypatch, tmp_path):
     pytest.importorskip("onnxruntime")
-    from nstcam import onnx_export
+    from nstcam.engines import onnx_export
     from nstcam.registry import bundled_styles_dir
 
     style = Path(shutil.copy(sorted(bundled_styles_dir().glob("*.pt"))[0], tmp_path))
@@ -103,7 +103,7 @@ def test_virtual_camera_not_installed_or_no_device(monkeypatch):
     (missing,) = doctor.check_virtual_camera(Context())
     assert missing.status == WARN and "pip install pyvirtualcam" in missing.detail
     monkeypatch.setattr(doctor, "has_module", real)
-    from nstcam import virtualcam
+    from nstcam.live import virtualcam
 
     def no_device(**kwargs):
         raise virtualcam.VirtualCameraUnavailable("no virtual camera could be opened (no device)")

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from nstcam.engine import MIN_SIZE, StyleEngine, default_precision, is_cuda_fault
-from nstcam.engine_api import processing_size
+from nstcam.engines.torch_engine import MIN_SIZE, StyleEngine, default_precision, is_cuda_fault
+from nstcam.engines.api import processing_size
 from nstcam_fixtures import media_dir, style_files, style_models, video_frame  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -84,7 +84,7 @@ def test_stats_and_description(engine: StyleEngine) -> None:
 
 @pytest.mark.parametrize("native", [True, False])
 def test_auto_precision_is_bf16_only_on_cpus_with_native_bf16(style_models, monkeypatch, native) -> None:
-    import nstcam.engine as engine_module
+    import nstcam.engines.torch_engine as engine_module
 
     monkeypatch.setattr(engine_module, "cpu_bf16_supported", lambda: native)
     engine = StyleEngine(style_models, device="cpu", size=48)
@@ -192,7 +192,7 @@ def test_other_cuda_errors_fall_back_to_cpu_at_once(style_models, monkeypatch) -
 
 
 def test_gpu_out_of_memory_while_loading_falls_back_to_cpu(style_models, monkeypatch) -> None:
-    import nstcam.engine as engine_module
+    import nstcam.engines.torch_engine as engine_module
 
     real_load = StyleEngine._load
 

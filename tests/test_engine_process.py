@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nstcam.engine import StyleEngine
-from nstcam.engine_process import ProcessEngine
+from nstcam.engines.torch_engine import StyleEngine
+from nstcam.engines.process import ProcessEngine
 from nstcam_fixtures import media_dir, style_files, style_models, video_frame  # noqa: F401
 
 WAIT = 60.0

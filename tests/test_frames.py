@@ -4,7 +4,8 @@ from __future__ import annotations
 import threading
 import time
 
-from nstcam.frames import LatestSlot, RateMeter
+from nstcam.host.timing import RateMeter
+from nstcam.live.frames import LatestSlot
 
 
 def test_put_replaces_unread_item_and_counts_drops() -> None:

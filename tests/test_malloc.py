@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from nstcam.malloc import keep_freed_memory
+from nstcam.host.malloc import keep_freed_memory
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt is Linux-only")

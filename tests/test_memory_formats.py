@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from nstcam import memory_formats
-from nstcam.engine import StyleEngine
+from nstcam.engines import memory_formats
+from nstcam.engines.torch_engine import StyleEngine
 from nstcam_fixtures import TINY_CONFIG, media_dir, style_files, style_models, video_frame  # noqa: F401
 from trainer.transformer import TransformerNet
 

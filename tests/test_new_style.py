@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 from app_fixtures import make_style, make_styles_dir, make_video
-from nstcam.engine import StyleEngine
+from nstcam.engines.torch_engine import StyleEngine
 from nstcam.registry import StyleRegistry
-from nstcam.scene_photos import ensure_scene_photos, scene_photo
-from nstcam.training_job import TrainingJob, unique_style_name
+from nstcam.jobs.scene_photos import ensure_scene_photos, scene_photo
+from nstcam.jobs.training import TrainingJob, unique_style_name
 from nstcam.ui.main_window import MainWindow, WindowOptions
 from nstcam.ui.new_style import format_eta
 
@@ -40,10 +40,10 @@ def photos(tmp_path_factory):
 
 @pytest.fixture
 def user_styles(tmp_path, monkeypatch):
-    """The user's styles folder (nstcam.userdirs) in a temporary app-data folder."""
+    """The user's styles folder (nstcam.host.userdirs) in a temporary app-data folder."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.setattr("sys.platform", "linux")
-    from nstcam.userdirs import user_styles_dir
+    from nstcam.host.userdirs import user_styles_dir
 
     return user_styles_dir()
 
@@ -181,7 +181,7 @@ def test_a_training_whose_app_is_killed_stops_and_removes_its_folder(photos, tmp
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from nstcam.training_job import TrainingJob\n"
+        "from nstcam.jobs.training import TrainingJob\n"
         "if __name__ == '__main__':\n"
         f"    job = TrainingJob(Path({str(photos / 'scene_001.png')!r}), Path({str(photos)!r}),\n"
         f"                      Path({str(tmp_path / 'styles')!r}), 'orphan', {ENDLESS!r}, threads=1)\n"

@@ -12,10 +12,11 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from nstcam import onnx_export  # noqa: E402
-from nstcam.demo import DemoSource  # noqa: E402
-from nstcam.engine_api import DEFAULT  # noqa: E402
-from nstcam.onnx_engine import OnnxStyleEngine, discover, export_quantization, pad_frame  # noqa: E402
+from nstcam.engines import onnx_export  # noqa: E402
+from nstcam.live.demo import calibration_frames  # noqa: E402
+from nstcam.live.demo import DemoSource  # noqa: E402
+from nstcam.engines.api import DEFAULT  # noqa: E402
+from nstcam.engines.ort import OnnxStyleEngine, discover, export_quantization, pad_frame  # noqa: E402
 from nstcam.registry import bundled_styles_dir  # noqa: E402
 
 BUNDLED = sorted(bundled_styles_dir().glob("*-light.pt"))
@@ -34,7 +35,7 @@ def styles_dir(tmp_path_factory, one_torch_thread_module) -> Path:
     folder = tmp_path_factory.mktemp("styles")
     style = Path(shutil.copy(BUNDLED[0], folder))
     onnx_export.ensure_onnx(style)
-    onnx_export.ensure_onnx(style, "int8")
+    onnx_export.ensure_onnx(style, "int8", calibration_frames())
     return folder
 
 
@@ -61,7 +62,7 @@ def test_export_lands_beside_the_style_with_its_metadata(styles_dir, style_pt):
 
 
 def test_parity_with_torch_fp32_at_35_db_or_better(styles_dir, style_pt, frames):
-    from nstcam.engine import StyleEngine
+    from nstcam.engines.torch_engine import StyleEngine
     from trainer.stylefile import load_style
 
     torch_engine = StyleEngine({"s": load_style(style_pt)}, device="cpu", size=240, precision="fp32")
@@ -162,7 +163,7 @@ def test_running_exported_styles_imports_no_torch(styles_dir):
         "import sys\n"
         "sys.modules['torch'] = None  # any import of torch now fails\n"
         "import numpy as np\n"
-        "from nstcam.onnx_engine import engine_from_dirs\n"
+        "from nstcam.engines.ort import engine_from_dirs\n"
         f"engine, styles = engine_from_dirs([{str(styles_dir)!r}], device='cpu', size=64, threads=1)\n"
         "out = engine.stylize(np.zeros((48, 64, 3), np.uint8))\n"
         "print(out.shape, sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'trainer', 'PySide6')))\n"
@@ -178,7 +179,7 @@ def test_export_model_of_an_unsaved_model_runs(style_pt, tmp_path):
 
     model = load_style(style_pt)
     model.meta = {}  # e.g. a benchmark's randomly initialised network: no name, no file
-    path = onnx_export.export_model(model, tmp_path / "bench-net.int8.onnx", "int8")
+    path = onnx_export.export_model(model, tmp_path / "bench-net.int8.onnx", "int8", calibration_frames())
     engine = OnnxStyleEngine({"x": path}, device="cpu", size=64, threads=1)
     assert engine.precision == "int8" and onnx_export.read_metadata(path)["name"] == "bench"
     assert engine.stylize(np.zeros((48, 64, 3), np.uint8)).shape == (64, 86, 3)

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nstcam.capture import CaptureThread
-from nstcam.engine import StyleEngine
-from nstcam.frames import LatestSlot
-from nstcam.pipeline import FramePath, FrameResult, StylizeThread
-from nstcam.sinks import CallbackSink
+from nstcam.live.capture import CaptureThread
+from nstcam.engines.torch_engine import StyleEngine
+from nstcam.live.frames import LatestSlot
+from nstcam.live.pipeline import FramePath, FrameResult, StylizeThread
+from nstcam.live.sinks import CallbackSink
 from nstcam_fixtures import media_dir, style_files, style_models, video_file, video_frame  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

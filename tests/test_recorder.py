@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-import nstcam.recorder as recorder_module
-from nstcam.recorder import Recorder
+import nstcam.live.recorder as recorder_module
+from nstcam.live.recorder import Recorder
 from nstcam_fixtures import read_all_frames
 
 REPO = Path(__file__).resolve().parent.parent
@@ -159,7 +159,7 @@ CHILD = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from nstcam.recorder import Recorder
+    from nstcam.live.recorder import Recorder
 
     rec = Recorder(sys.argv[1], fps=10, realtime=False)
     for i in range(int(sys.argv[2])):
@@ -231,8 +231,8 @@ REALTIME_CHILD = textwrap.dedent(
     """
     import sys, time
     import cv2
-    from nstcam.demo import DemoSource
-    from nstcam.recorder import Recorder
+    from nstcam.live.demo import DemoSource
+    from nstcam.live.recorder import Recorder
     from test_recorder import draw_counter
 
     fps = 30.0

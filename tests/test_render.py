@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from nstcam.engine import StyleEngine
-from nstcam.render import render_video
-from nstcam.sources import SourceError
+from nstcam.engines.torch_engine import StyleEngine
+from nstcam.live.render import render_video
+from nstcam.live.sources import SourceError
 from nstcam_fixtures import media_dir, read_all_frames, style_files, style_models, video_file  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

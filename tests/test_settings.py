@@ -8,7 +8,7 @@ from PySide6.QtCore import QSettings
 
 from app_fixtures import styles_dir, video  # noqa: F401
 from nstcam.cli import main, window_parser
-from nstcam.controls import Look
+from nstcam.live.controls import Look
 from nstcam.ui.settings import SavedSettings, fill_from_settings, open_settings
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread_module")
@@ -110,7 +110,7 @@ def test_settings_survive_a_restart_and_flags_override_them(qapp, settings_dir, 
 
 
 def test_reset_settings_forgets_and_restores_the_defaults(qtbot, settings_dir, styles_dir, video):
-    from nstcam.engine import StyleEngine
+    from nstcam.engines.torch_engine import StyleEngine
     from nstcam.registry import StyleRegistry
     from nstcam.ui.main_window import MainWindow, WindowOptions
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app_fixtures import count_frames, make_video, styles_dir  # noqa: F401
-from nstcam import engine_process
+from nstcam.engines import process as engine_process
 from nstcam_fixtures import media_dir, style_files, style_models  # noqa: F401
 from subprocess_helpers import stop_when_printed
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nstcam.pipeline import FrameResult
-from nstcam.recorder import Recorder
-from nstcam.sinks import MAX_HOLD_SECONDS, CallbackSink, RecorderSink, SinkFanout
-from nstcam.virtualcam import VirtualCameraSink, VirtualCameraUnavailable, letterbox
+from nstcam.live.pipeline import FrameResult
+from nstcam.live.recorder import Recorder
+from nstcam.live.sinks import MAX_HOLD_SECONDS, CallbackSink, RecorderSink, SinkFanout
+from nstcam.live.virtualcam import VirtualCameraSink, VirtualCameraUnavailable, letterbox
 from nstcam_fixtures import read_all_frames
 
 WAIT = 10.0

@@ -1,4 +1,4 @@
-"""nstcam.snapshot: full-resolution stylize + coarse-to-fine Gatys refinement, three PNGs, cancel,
+"""nstcam.jobs.snapshot: full-resolution stylize + coarse-to-fine Gatys refinement, three PNGs, cancel,
 budget, and saving without torch."""
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from app_fixtures import make_style, make_styles_dir, pattern_image
-from nstcam import snapshot
-from nstcam.engine import StyleEngine
+from nstcam.jobs import snapshot
+from nstcam.engines.torch_engine import StyleEngine
 from nstcam.registry import StyleRegistry
 from test_faults_disk import fill, small_disk  # noqa: F401 (a fixture)
 
@@ -240,9 +240,9 @@ def test_without_torch_the_raw_and_stylized_frames_are_saved(tmp_path):
         from pathlib import Path
         from types import SimpleNamespace
         import numpy as np
-        from nstcam import snapshot
+        from nstcam.jobs import snapshot
 
-        class Engine:  # an engine with StyleEngine's interface, as nstcam.onnx_engine's
+        class Engine:  # an engine with StyleEngine's interface, as nstcam.engines.ort's
             style_names = ["ink"]
             def stylize(self, frame, style=None, size=None):
                 return np.ascontiguousarray(255 - frame[:, :, ::-1])

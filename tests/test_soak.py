@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from nstcam.soak import soak
+from nstcam.measure.soak import soak
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from nstcam.stability import (
+from nstcam.measure.stability import (
     EDGE_GOAL,
     EmaBlend,
     Motion,
@@ -25,7 +25,7 @@ from nstcam.stability import (
     warp_error,
     zoom_clip,
 )
-from nstcam.stabilize import FlowStabilizer
+from nstcam.live.stabilize import FlowStabilizer
 from nstcam_fixtures import media_dir, style_files, style_models, write_video  # noqa: F401
 
 SIZE = (160, 120)
@@ -190,8 +190,8 @@ def test_cli_compares_renderers_and_writes_json(tmp_path: Path, style_files: dic
 
 def test_engine_stylizer_runs_engine_then_processors(style_models: dict, one_torch_thread: None,  # noqa: F811
                                                      scene: np.ndarray) -> None:
-    from nstcam.engine import StyleEngine
-    from nstcam.stability import FrameTimes, engine_stylizer
+    from nstcam.engines.torch_engine import StyleEngine
+    from nstcam.measure.stability import FrameTimes, engine_stylizer
 
     engine = StyleEngine(style_models, device="cpu", size=None, precision="fp32")
     clip = pan_clip(scene, 1, 4, (96, 64), noise=3.0, rng=np.random.default_rng(0))

@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from nstcam.stability import apply_processors, evaluate, object_clip, pan_clip, still_clip, synthetic_scene
-from nstcam.stabilize import FlowStabilizer
+from nstcam.measure.stability import apply_processors, evaluate, object_clip, pan_clip, still_clip, synthetic_scene
+from nstcam.live.stabilize import FlowStabilizer
 
 SIZE = (320, 240)
 

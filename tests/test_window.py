@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QTextBrowser
 
 from app_fixtures import count_frames, styles_dir, video  # noqa: F401
-from nstcam.engine import StyleEngine
+from nstcam.engines.torch_engine import StyleEngine
 from nstcam.registry import StyleRegistry
 from nstcam.ui.main_window import DEMO, MainWindow, WindowOptions
 from nstcam.ui.video_view import BACKGROUND
@@ -155,7 +155,7 @@ def test_snapshot_saves_three_pngs_and_lowers_style_loss(qtbot, open_window, tmp
 
 
 def test_snapshot_without_torch_saves_the_stylized_frame_and_says_why(qtbot, open_window, monkeypatch):
-    from nstcam import snapshot
+    from nstcam.jobs import snapshot
 
     monkeypatch.setattr(snapshot, "refine_unavailable", lambda model: snapshot.NEEDS_TORCH)
     w = open_window()
@@ -313,10 +313,10 @@ class StallingSource:
 
 
 def test_camera_that_stops_delivering_is_reported_and_retried(qtbot, open_window, monkeypatch):
-    import nstcam.capture
+    import nstcam.live.capture
 
     StallingSource.opened = 0
-    monkeypatch.setattr(nstcam.capture, "open_source", lambda spec: StallingSource())
+    monkeypatch.setattr(nstcam.live.capture, "open_source", lambda spec: StallingSource())
     w = open_window(camera="0")
     qtbot.waitUntil(lambda: any("stopped delivering frames; retrying" in m for _, m in w.status.history),
                     timeout=WAIT)
@@ -337,7 +337,7 @@ def test_engine_notices_from_another_thread_reach_the_status_line(qtbot, open_wi
 
 
 def test_stabilizer_toggle_swaps_the_processor_chain(qtbot, styles_dir, video, tmp_path):
-    from nstcam.stabilize import FlowStabilizer
+    from nstcam.live.stabilize import FlowStabilizer
 
     registry = StyleRegistry.discover([styles_dir])
     engine = StyleEngine(registry.select("cpu"), device="cpu", size=64)
@@ -352,7 +352,7 @@ def test_stabilizer_toggle_swaps_the_processor_chain(qtbot, styles_dir, video, t
         wait_frames(qtbot, w, 2)
         press(qtbot, w, Qt.Key.Key_T)
         assert not w.stabilize_action.isChecked() and w.session.path.processors == [w.controls]
-        from nstcam.sinks import CallbackSink
+        from nstcam.live.sinks import CallbackSink
 
         results: list = []  # every result: the display keeps only the newest
         w.session.add_sink(CallbackSink(results.append))
@@ -387,7 +387,7 @@ def frames_after(qtbot, window: MainWindow, n: int, when=lambda r: True) -> list
 
 
 def test_strength_keys_and_slider_reach_the_frames(qtbot, open_window):
-    from nstcam.controls import input_at
+    from nstcam.live.controls import input_at
 
     w = open_window()
     wait_frames(qtbot, w, 2)
@@ -405,7 +405,7 @@ def test_strength_keys_and_slider_reach_the_frames(qtbot, open_window):
 
 
 def test_keep_colours_key_gives_the_cameras_chroma(qtbot, open_window):
-    from nstcam.controls import input_at
+    from nstcam.live.controls import input_at
 
     def chroma_error(r) -> float:
         size = (r.stylized_rgb.shape[1], r.stylized_rgb.shape[0])

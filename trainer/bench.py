@@ -427,7 +427,7 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 def table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> str:
-    """A plain-text table; columns are (header, key, format spec). Shared with nstcam.bench."""
+    """A plain-text table; columns are (header, key, format spec). Shared with nstcam.measure.bench."""
     cells = [[h for h, _, _ in columns]] + [[_fmt(r.get(k), s) for _, k, s in columns] for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(columns))]
     lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]

@@ -128,7 +128,7 @@ def start_thumbnails(window: MainWindow, names: list[str] | None = None) -> Task
     """Each style's thumbnail (or those of `names`: a style added later), rendered by its own
     network once the first live frame is shown (so the engine settles its set-up, e.g. the CPU
     memory format, on real frames first)."""
-    from nstcam.demo import DemoSource
+    from nstcam.live.demo import DemoSource
 
     frame = DemoSource(*THUMB_SOURCE_SIZE).frame_at(75)
     names, engine = list(window.engine.style_names if names is None else names), window.engine

@@ -1,6 +1,6 @@
 """The "Look" toolbar: strength, keep colours, brush size and the smooth style switch.
 
-Each control writes into the session's `OutputControls` (nstcam.controls), the last frame
+Each control writes into the session's `OutputControls` (nstcam.live.controls), the last frame
 processor, so the display, recordings and the virtual camera all get it; snapshots read
 `look` when they are taken. The brush size is the engine's processing size: a smaller size
 paints larger strokes and runs faster, and the label shows the frame rate it costs.
@@ -13,7 +13,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QLabel, QMenu, QSlider, QToolBar, QToolButton
 
-from nstcam.controls import Look, OutputControls
+from nstcam.live.controls import Look, OutputControls
 from nstcam.launch import MAX_SIZE
 from nstcam.ui.dialogs import key_for
 

@@ -1,7 +1,7 @@
 """The main window: shows a `LiveSession` and sends it commands; no frame work on the GUI thread.
 
-    LiveSession (nstcam.session): capture -> stylize -> processors -> sinks
-        processors: stabilizer (T), OutputControls (nstcam.controls: strength, colours, cross-fade;
+    LiveSession (nstcam.live.session): capture -> stylize -> processors -> sinks
+        processors: stabilizer (T), OutputControls (nstcam.live.controls: strength, colours, cross-fade;
                     set from the Look toolbar, nstcam.ui.look_bar)
         sinks: LatestResultBridge (display, newest only) -> _on_frame -> VideoView
                RecorderSink (R), VirtualCameraSink (V): fed on the stylize thread, never by the GUI
@@ -26,10 +26,10 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent
 from PySide6.QtWidgets import QMainWindow, QVBoxLayout, QWidget
 
-from nstcam import userdirs
-from nstcam.controls import Look, OutputControls
+from nstcam.host import userdirs
+from nstcam.live.controls import Look, OutputControls
 from nstcam.launch import seconds_since_start
-from nstcam.session import LiveSession, SessionOptions
+from nstcam.live.session import LiveSession, SessionOptions
 from nstcam.ui.dialogs import report_broken_styles
 from nstcam.ui.gallery import StyleGallery, start_thumbnails
 from nstcam.ui.look_bar import LookBar
@@ -60,7 +60,7 @@ class WindowOptions:
     pictures_dir: Path | None = None
     videos_dir: Path | None = None
     device_type: str = "cpu"
-    snapshot_steps: int | None = None  # None: nstcam.snapshot.DEFAULT_STEPS
+    snapshot_steps: int | None = None  # None: nstcam.jobs.snapshot.DEFAULT_STEPS
     snapshot_refine_side: Any = "auto"
     pause_live_while_refining: bool | None = None  # None: pause on CPU engines, not on CUDA
     retry_seconds: float = 1.0
@@ -68,7 +68,7 @@ class WindowOptions:
     thumbnails: bool = True
     stabilize: bool = True
     strength: float = 1.0
-    colors: str = "off"  # nstcam.controls.COLOR_MODES
+    colors: str = "off"  # nstcam.live.controls.COLOR_MODES
     crossfade: bool = True
     record_size: str | None = None  # "camera" | "processing"; None: camera on CUDA, processing on CPU
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QFileDialog
 
-from nstcam.controls import RECORD_SIZES
+from nstcam.live.controls import RECORD_SIZES
 from nstcam.ui.dialogs import about_html, shortcuts_html, show_text
 from nstcam.ui.new_style import open_new_style
 from nstcam.ui.settings import reset_window

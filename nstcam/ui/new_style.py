@@ -1,8 +1,8 @@
 """File -> New style…: train a style from a painting without leaving the window.
 
 The user picks a painting and, optionally, a folder of photos (default: the generated scene set,
-nstcam.scene_photos, which needs nothing of the user's). The training runs in a background
-process (nstcam.training_job) watched by a TaskWorker, so the live view keeps running (slower:
+nstcam.jobs.scene_photos, which needs nothing of the user's). The training runs in a background
+process (nstcam.jobs.training) watched by a TaskWorker, so the live view keeps running (slower:
 they share the cores) and window shutdown cancels it like any other task. The dialog shows a
 progress bar, the time left and the trainer's newest preview grid; Cancel stops it and nothing
 is saved. A finished style is copied into the user's styles folder, added to the engine, the
@@ -21,8 +21,8 @@ from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
-from nstcam import userdirs
-from nstcam.training_job import Progress, TrainingJob, unique_style_name
+from nstcam.host import userdirs
+from nstcam.jobs.training import Progress, TrainingJob, unique_style_name
 from nstcam.ui.gallery import start_thumbnails
 from nstcam.ui.workers import TaskWorker
 
@@ -271,7 +271,7 @@ def _train(worker: TaskWorker, painting: Path, photos: Path | None, name: str, t
     and add it to the engine.
     Returns (style file, name, model or None where the engine cannot add styles, the final preview
     grid as PNG bytes), None if cancelled."""
-    from nstcam.scene_photos import ensure_scene_photos
+    from nstcam.jobs.scene_photos import ensure_scene_photos
     from trainer.stylefile import load_style
 
     if photos is None:

@@ -1,10 +1,10 @@
 """Recording from the window: R starts a `RecorderSink` on the live session, R again stops it.
 
-The sink is fed on the stylize thread (nstcam.sinks), so what gets recorded never depends on the
+The sink is fed on the stylize thread (nstcam.live.sinks), so what gets recorded never depends on the
 Qt event loop; this object only starts it, shows the REC indicator, and finalises the file on a
 worker thread. A recording asked for before the first frame (--record) starts with that frame,
 when the camera's frame rate is known. It records at the camera's resolution (the stylized frames
-upscaled, nstcam.controls.CameraSizeRecorderSink) or at the processing size
+upscaled, nstcam.live.controls.CameraSizeRecorderSink) or at the processing size
 (`options.record_size`); the REC indicator says which, and the size.
 """
 from __future__ import annotations
@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
-from nstcam import userdirs
+from nstcam.host import userdirs
 from nstcam.ui.workers import TaskWorker
 
 if TYPE_CHECKING:
-    from nstcam.sinks import RecorderSink
+    from nstcam.live.sinks import RecorderSink
     from nstcam.ui.main_window import MainWindow
 
 FINALISE_SECONDS = 30.0
@@ -56,10 +56,10 @@ class RecordingControl(QObject):
             self.start(path)
 
     def start(self, path: Path | None = None) -> None:
-        from nstcam.controls import CameraSizeRecorderSink
+        from nstcam.live.controls import CameraSizeRecorderSink
         from nstcam.launch import app_version
-        from nstcam.recorder import Recorder, RecorderError
-        from nstcam.sinks import RecorderSink
+        from nstcam.live.recorder import Recorder, RecorderError
+        from nstcam.live.sinks import RecorderSink
 
         w = self.window
         if self.sink is not None or w._shut:

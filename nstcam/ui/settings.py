@@ -80,8 +80,8 @@ class SavedSettings:
 
 def _fits(key: str, value: Any, args: argparse.Namespace) -> bool:
     """Whether a remembered value can still be used here (the flag's own checks, quietly)."""
-    from nstcam.controls import COLOR_MODES, RECORD_SIZES
-    from nstcam.engine_api import PRECISIONS
+    from nstcam.live.controls import COLOR_MODES, RECORD_SIZES
+    from nstcam.engines.api import PRECISIONS
     from nstcam.launch import MAX_SIZE, CliError, resolve_backend, resolve_device
 
     if key in ("device", "precision"):

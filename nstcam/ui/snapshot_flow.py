@@ -4,7 +4,7 @@ On a CPU engine the live session pauses stylizing while the snapshot refines: bo
 core, and run together torch's thread teams oversubscribe the CPU and each crawls (far worse than
 half speed). The pause waits for the current frame on the worker thread, never on the GUI thread;
 the session resumes (and its processors restart) when the snapshot ends, however it ends.
-The look in force when the snapshot is taken (strength, colours: nstcam.controls) is applied to
+The look in force when the snapshot is taken (strength, colours: nstcam.live.controls) is applied to
 its stylized and refined images, as the live view, recordings and the virtual camera get it.
 When a snapshot cannot be refined (no torch, a style without Gram targets) it saves the camera
 frame and the stylized frame and the panel says what refinement needs.
@@ -48,7 +48,7 @@ class SnapshotFlow(QObject):
         return getattr(device, "type", str(device)) != "cuda"
 
     def take(self) -> None:
-        from nstcam import snapshot
+        from nstcam.jobs import snapshot
 
         w = self.window
         if w._shut:
@@ -76,7 +76,7 @@ class SnapshotFlow(QObject):
         def job(worker: TaskWorker):
             if self.paused_live:
                 session.pause()  # waits, here off the GUI thread, for the frame in progress
-            from nstcam.controls import apply_look_to_files
+            from nstcam.live.controls import apply_look_to_files
 
             res = snapshot.take_snapshot(
                 frame, engine, model, out_dir, steps=steps, refine=refine, refine_side=refine_side,

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 def check_virtual_camera(window: MainWindow) -> None:
     """At start-up: disable the toggle, saying what to install, where no virtual camera exists."""
-    from nstcam.virtualcam import unavailable_reason
+    from nstcam.live.virtualcam import unavailable_reason
 
     if window.virtual_camera is None and (reason := unavailable_reason()) is not None:
         window.virtual_camera_action.setEnabled(False)
@@ -22,7 +22,7 @@ def check_virtual_camera(window: MainWindow) -> None:
 
 
 def toggle_virtual_camera(window: MainWindow, on: bool) -> None:
-    from nstcam.virtualcam import VirtualCameraSink, VirtualCameraUnavailable
+    from nstcam.live.virtualcam import VirtualCameraSink, VirtualCameraUnavailable
 
     action, status = window.virtual_camera_action, window.status
     if on and window.virtual_camera is None:

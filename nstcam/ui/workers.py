@@ -1,6 +1,6 @@
 """Bridges from the app's plain Python threads to Qt signals, and background tasks for the window.
 
-The capture, stylize and recorder threads (nstcam.capture / pipeline / recorder) report through
+The capture, stylize and recorder threads (nstcam.live.capture / pipeline / recorder) report through
 callbacks that run on *their* threads. Each callback here only emits a Qt signal: the receiving
 QObjects live in the GUI thread, so Qt queues the call there (AutoConnection across threads) and
 no widget is ever touched from a worker thread.

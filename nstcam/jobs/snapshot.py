@@ -26,7 +26,7 @@ the start of the snapshot) ends the refinement early on a busy machine, keeping 
 (and the full-resolution detail).
 
 Torch. Only refinement needs PyTorch (imported when refining): with the torch-free runtime
-(nstcam.onnx_engine) a snapshot saves the raw and stylized frames and `refine_unavailable` says
+(nstcam.engines.ort) a snapshot saves the raw and stylized frames and `refine_unavailable` says
 why it was not refined. No Qt here: the window runs `take_snapshot` on a worker thread and passes
 `progress` / `should_stop`.
 """

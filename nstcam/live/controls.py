@@ -22,8 +22,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from nstcam.pipeline import FrameResult
-from nstcam.sinks import RecorderSink
+from nstcam.live.pipeline import FrameResult
+from nstcam.live.sinks import RecorderSink
 
 COLOR_MODES = ("off", "luminance", "statistics")
 """`luminance`: the output's brightness with the input's chroma (YCrCb, jcjohnson's
@@ -107,7 +107,7 @@ def apply_look(raw_bgr: np.ndarray, stylized_rgb: np.ndarray, look: Look) -> np.
 
 
 class OutputControls:
-    """The controls as a frame processor (nstcam.pipeline.FrameProcessor), last in the chain.
+    """The controls as a frame processor (nstcam.live.pipeline.FrameProcessor), last in the chain.
 
     `look` and `fade` may be changed from any thread; each frame reads them once. A style switch
     announced with `fade_from(old_style)` cross-fades over `FADE_SECONDS`: meanwhile each frame is

@@ -1,4 +1,4 @@
-"""What the user gets, side by side in one run: `python -m nstcam.bench_app --json docs/bench_app.json`.
+"""What the user gets, side by side in one run: `python -m nstcam.measure.bench_app --json docs/bench_app.json`.
 
 For each processing size (240 and 480, on the demo scene's 640x480 frames) and each placement of
 the CPU engine (a thread of the app, or the engine process), rounds interleave:
@@ -34,10 +34,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nstcam.demo import DemoSource
+from nstcam.live.demo import DemoSource
 from nstcam.launch import build_engine, load_registry, resolve_device
-from nstcam.session import LiveSession
-from nstcam.sinks import CallbackSink
+from nstcam.live.session import LiveSession
+from nstcam.live.sinks import CallbackSink
 from trainer.bench import write_json
 from trainer.cliargs import int_at_least, number
 
@@ -118,7 +118,7 @@ def render(size: int, clip: Path, one: Path, folder: Path, style: str, **extra_e
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    from nstcam.engine_process import ProcessEngine
+    from nstcam.engines.process import ProcessEngine
 
     registry, _ = load_registry([])
     device = resolve_device("cpu")
@@ -170,7 +170,7 @@ def summarise(runs: list[dict[str, float]]) -> dict[str, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m nstcam.bench_app", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m nstcam.measure.bench_app", description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int_at_least(16), nargs="+", default=[240, 480],
                    help="processing sizes (short side) to measure (default: 240 480)")
     p.add_argument("--rounds", type=int_at_least(1), default=3, help="interleaved rounds (default: 3)")

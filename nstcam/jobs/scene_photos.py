@@ -1,7 +1,7 @@
 """A small, varied, photo-like training set made on the spot: "New style…" works without photos.
 
 Why generated: the photos the bundled styles were trained on may not be redistributed, and a
-new user may have no photo folder at hand. Half the set is the demo scene (nstcam.demo) at
+new user may have no photo folder at hand. Half the set is the demo scene (nstcam.live.demo) at
 different moments, sizes and crops (sky gradients, hard edges, a face, text); the other half is
 procedural: soft colour fields with shapes, stripes and fine noise, for flat areas and textures
 the scene lacks. Photos of one's own train a better style; the window lets the user pick a folder.
@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from nstcam.demo import DemoSource
+from nstcam.live.demo import DemoSource
 
 COUNT = 48
 SHORT_SIDE = 256

@@ -14,8 +14,8 @@ slow zoom, a still scene, an object crossing a still background, all with Gaussi
 or read from a video, whose motion is then estimated with DIS optical flow and a forward-backward
 occlusion check. What is measured is any `stylize_clip(frames_bgr) -> frames_rgb` callable.
 
-CLI: `python -m nstcam.stability --help` compares every bundled style without and with the
-runtime stabilizer (`nstcam.stabilize.FlowStabilizer`).
+CLI: `python -m nstcam.measure.stability --help` compares every bundled style without and with the
+runtime stabilizer (`nstcam.live.stabilize.FlowStabilizer`).
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from nstcam.pipeline import FrameProcessor
+from nstcam.live.pipeline import FrameProcessor
 from trainer.bench import write_json
 from trainer.cliargs import frame_size
 
@@ -48,7 +48,7 @@ BAND_RADIUS = 12  # half-width of the band around a moving object, in pixels at 
 WARP_GOAL = 1 / 3  # warp error at most this fraction of the baseline's ...
 STRENGTH_GOAL = 0.85  # ... with strength at least this fraction of the baseline's ...
 EDGE_GOAL = 0.95  # ... and edge alignment (whole frame and band) at least this fraction
-DEFAULT_EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "eval"
+DEFAULT_EVAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "eval"
 DEFAULT_IMAGES = ("chicago.jpg", "monarch.jpg")
 
 
@@ -472,7 +472,7 @@ def apply_processors(frames_bgr: Sequence[np.ndarray], stylized: Sequence[np.nda
 
 def engine_stylizer(engine: Any, style: str | None = None, processors: Sequence[FrameProcessor] = (),
                     times: FrameTimes | None = None) -> StylizeClip:
-    """A `StylizeClip` running each frame through `engine` (a `nstcam.engine.StyleEngine`) with
+    """A `StylizeClip` running each frame through `engine` (a `nstcam.engines.torch_engine.StyleEngine`) with
     `style`, then through `processors`."""
 
     def stylize_clip(frames_bgr: list[np.ndarray]) -> list[np.ndarray]:
@@ -622,7 +622,7 @@ def _parse_keep(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m nstcam.stability",
+        prog="python -m nstcam.measure.stability",
         description="Measure how steady the stylized video is, for every style, without and with the "
                     "runtime stabilizer, on clips with known motion (or on videos).",
     )
@@ -706,7 +706,7 @@ def _average(per_image: Sequence[Comparison]) -> Comparison:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from nstcam.launch import CliError
-    from nstcam.stabilize import FlowStabilizer
+    from nstcam.live.stabilize import FlowStabilizer
 
     parser = build_parser()
     args = parser.parse_args(argv)

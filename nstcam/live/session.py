@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from nstcam.capture import CaptureThread
-from nstcam.pipeline import FramePath, FrameProcessor, FrameResult, StylizeThread, Stylizer
-from nstcam.sinks import FrameSink, SinkFanout
+from nstcam.live.capture import CaptureThread
+from nstcam.live.pipeline import FramePath, FrameProcessor, FrameResult, StylizeThread, Stylizer
+from nstcam.live.sinks import FrameSink, SinkFanout
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Soak test of the live session: `python -m nstcam.soak --minutes 30 --json soak.json`.
+"""Soak test of the live session: `python -m nstcam.measure.soak --minutes 30 --json soak.json`.
 
 Runs what a long video call does to the app, headless: the demo scene at its 30 fps into a
 `LiveSession` with the default processors, the style switched every second, a recording on, and a
@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 
 from nstcam.launch import build_engine, load_registry, make_processors, resolve_device
-from nstcam.recorder import Recorder
-from nstcam.session import LiveSession
-from nstcam.sinks import RecorderSink
-from nstcam.virtualcam import VirtualCameraSink
+from nstcam.live.recorder import Recorder
+from nstcam.live.session import LiveSession
+from nstcam.live.sinks import RecorderSink
+from nstcam.live.virtualcam import VirtualCameraSink
 from trainer.bench import write_json
 from trainer.cliargs import number
 
@@ -180,7 +180,7 @@ def summarise(samples: list[Sample], wall: float, late: list[str], recorder: Rec
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nstcam.soak", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m nstcam.measure.soak", description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=number(positive=True), default=30.0, help="how long to run (default: 30)")
     p.add_argument("--out", type=Path, default=Path("soak-out"), help="folder for the recording (default: soak-out)")
     p.add_argument("--switch-seconds", type=number(positive=True), default=1.0,

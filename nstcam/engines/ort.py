@@ -1,6 +1,6 @@
-"""The torch-free style engine: the same job and interface as `nstcam.engine.StyleEngine`, on ONNX Runtime.
+"""The torch-free style engine: the same job and interface as `nstcam.engines.torch_engine.StyleEngine`, on ONNX Runtime.
 
-It runs the ONNX exports of the style files (`nstcam.onnx_export`), which take BGR uint8 frames
+It runs the ONNX exports of the style files (`nstcam.engines.onnx_export`), which take BGR uint8 frames
 and return RGB uint8, so a frame costs one resize (cv2, as StyleEngine does on the CPU), an edge
 pad to the graph's side multiple, the network and a crop. Nothing here imports torch: a bundle
 with exported styles runs without it (the "lite" desktop build). On CPU it measured 1.3-1.9x
@@ -22,11 +22,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from nstcam.engine_api import DEFAULT, EngineBase, _Default, processing_size
+from nstcam.engines.api import DEFAULT, EngineBase, _Default, processing_size
 
 log = logging.getLogger(__name__)
 
-FORMAT = "nstcam-style-onnx"  # the metadata tag nstcam.onnx_export writes
+FORMAT = "nstcam-style-onnx"  # the metadata tag nstcam.engines.onnx_export writes
 DEVICES = ("auto", "cpu", "cuda")
 CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
 SIDE_MULTIPLE = 4  # the graph's sides: two stride-2 stages
@@ -131,7 +131,7 @@ def open_session(path: Path, device: OrtDevice, threads: int | None = None):
     meta = dict(session.get_modelmeta().custom_metadata_map)
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path}: not an nstcam style export (no '{FORMAT}' metadata); "
-                         "export style files with `python -m nstcam.onnx_export`")
+                         "export style files with `python -m nstcam.engines.onnx_export`")
     return session
 
 

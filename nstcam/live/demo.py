@@ -92,3 +92,11 @@ class DemoSource:
         cv2.putText(img, "nstcam demo", (int(12 * s), int(40 * s)), font, 1.1 * s, (255, 255, 255), max(1, int(2 * s)), cv2.LINE_AA)
         cv2.putText(img, f"{t:6.2f} s", (w - int(150 * s), h - int(16 * s)), font, 0.8 * s, (255, 255, 255), max(1, int(2 * s)), cv2.LINE_AA)
         return img
+
+
+def calibration_frames(count: int = 8, shape: tuple[int, int] = (240, 320)) -> list[np.ndarray]:
+    """BGR frames of the demo scene spread over its animation: int8 calibration images that exist
+    on every machine."""
+    h, w = shape
+    source = DemoSource(w, h)
+    return [source.frame_at(i * 11) for i in range(count)]

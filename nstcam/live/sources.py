@@ -73,7 +73,7 @@ def open_source(spec: str | int) -> FrameSource:
     """Open `spec` (see `parse_source`); raises SourceError with advice when that fails."""
     target = parse_source(spec)
     if target == "demo":
-        from nstcam.demo import DemoSource
+        from nstcam.live.demo import DemoSource
 
         return DemoSource()
     return CvSource(target)
@@ -137,7 +137,7 @@ class CvSource:
 
     def read(self) -> np.ndarray | None:
         """The next frame as OpenCV decoded it (BGR, or grey/BGRA/16-bit from odd cameras: the
-        capture thread and render normalise it with `nstcam.capture.to_bgr8`); None at the end."""
+        capture thread and render normalise it with `nstcam.live.capture.to_bgr8`); None at the end."""
         ok, frame = self._cap.read()
         if not ok or frame is None or frame.size == 0:
             return None

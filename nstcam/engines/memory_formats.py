@@ -4,7 +4,7 @@ On a CPU the engine times a network in both layouts (contiguous and channels_las
 frame and keeps the faster one. Six forward passes at the processing size cost the first frame
 about 0.1 s at 320x240 and 0.4 s at 640x480, and the engine process pays them again. The answer
 depends only on the machine, the torch build, the precision, the threads, the frame size and the
-network, so it is kept under those in the user cache (`<cache>/nstcam/memory_formats.json`) and
+network, so it is kept under those in the user cache (`<cache>/nstcam/engines/memory_formats.json`) and
 later launches skip the timing. A missing, unreadable or damaged file only means timing again, and
 deleting it makes the next launch time afresh (e.g. after measuring on a machine busy with
 other work). Two launches at once may each time and keep one answer: the file is written whole.
@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nstcam.userdirs import user_cache_dir
+from nstcam.host.userdirs import user_cache_dir
 from trainer.devices import cpu_name
 from trainer.fileio import atomic_write_bytes
 

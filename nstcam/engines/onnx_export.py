@@ -5,7 +5,7 @@ BGR uint8 (1, H, W, 3) in, RGB uint8 (1, H, W, 3) out, with the channel swap, sc
 and rounding inside, so ONNX Runtime does that work in its own threads and the runtime needs
 neither torch nor float copies in numpy. H and W must be multiples of `SIDE_MULTIPLE` (at least
 `MIN_SIDE`): the TransformerNet pads other sizes in Python, which a trace cannot keep, so the
-engine (`nstcam.onnx_engine`) pads the frame the same way (edge replicate) and crops the result.
+engine (`nstcam.engines.ort`) pads the frame the same way (edge replicate) and crops the result.
 
 Where the ONNX file goes: next to the style file (`van_gogh-light.pt` -> `van_gogh-light.onnx`)
 when that folder is writable, else in the user cache (`<cache>/nstcam/onnx/<stem>-<hash>.onnx`),
@@ -13,18 +13,17 @@ e.g. for the bundled styles of an installed or frozen app. A cached file records
 the style file it came from, so a retrained style is exported again.
 
 Quantisation ("int8"): static, QDQ, per-channel int8 weights and uint8 activations calibrated on
-frames of the built-in demo scene (the only images sure to exist); "int8-dynamic" quantises the
-weights only. Measured on the bundled light network (2 cores, VNNI): static int8 is ~36 dB PSNR
+frames the caller passes (the app and `python -m nstcam.export` pass frames of the built-in demo
+scene, the only images sure to exist: an engine knows no frame sources); "int8-dynamic" quantises
+the weights only. Measured on the bundled light network (2 cores, VNNI): static int8 is ~36 dB PSNR
 to fp32 and barely faster than ORT fp32, because the instance norms, pads and resizes stay float;
 dynamic int8 is slower than fp32. fp32 is the default for that reason.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import logging
 import os
-import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -32,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nstcam.onnx_engine import FORMAT, MIN_SIDE, QUANTIZATIONS, SIDE_MULTIPLE, SUFFIXES, pad_frame
-from nstcam.userdirs import user_cache_dir
+from nstcam.engines.ort import FORMAT, MIN_SIDE, QUANTIZATIONS, SIDE_MULTIPLE, SUFFIXES, pad_frame
+from nstcam.host.userdirs import user_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +40,6 @@ VERSION = "1"
 OPSET = 17
 INPUT, OUTPUT = "bgr", "rgb"
 TRACE_SHAPE = (240, 320)  # any multiple of SIDE_MULTIPLE: the graph keeps H and W dynamic
-CALIBRATION_FRAMES = 8
 
 
 class ExportError(RuntimeError):
@@ -96,31 +94,23 @@ def is_current(onnx_file: Path, style_path: Path, sha256: str | None = None) -> 
             and meta.get("source_sha256") == (sha256 or file_sha256(style_path)))
 
 
-def ensure_onnx(style_path: Path, quantization: str = "fp32") -> Path:
-    """The up-to-date ONNX export of `style_path`, exporting it first when missing or stale."""
+def ensure_onnx(style_path: Path, quantization: str = "fp32",
+                calibration: Sequence[np.ndarray] | None = None) -> Path:
+    """The up-to-date ONNX export of `style_path`, exporting it first when missing or stale
+    (`calibration`: as for `export_style`)."""
     style_path = Path(style_path)
     digest = file_sha256(style_path)
     target = onnx_path(style_path, quantization, digest)
     if is_current(target, style_path, digest):
         return target
-    return export_style(style_path, target, quantization, sha256=digest)
-
-
-def demo_calibration_frames(count: int = CALIBRATION_FRAMES,
-                            shape: tuple[int, int] = TRACE_SHAPE) -> list[np.ndarray]:
-    """BGR frames of the built-in demo scene, spread over its animation."""
-    from nstcam.demo import DemoSource
-
-    h, w = shape
-    source = DemoSource(w, h)
-    return [source.frame_at(i * 11) for i in range(count)]
+    return export_style(style_path, target, quantization, calibration, sha256=digest)
 
 
 def export_style(style_path: Path, out: Path | None = None, quantization: str = "fp32",
                  calibration: Sequence[np.ndarray] | None = None, sha256: str | None = None) -> Path:
     """Export the style file `style_path` to `out` (default: `onnx_path`); returns the path written.
 
-    `calibration`: BGR uint8 frames for static int8 (default: demo-scene frames). Raises
+    `calibration`: BGR uint8 frames, required for static int8. Raises
     ExportError (bad style file, unwritable folder, exporter failure).
     """
     from trainer.stylefile import StyleFileError, load_style
@@ -211,9 +201,9 @@ def _quantize(fp32: Path, tmp: Path, quantization: str, calibration: Sequence[np
         if quantization == "int8-dynamic":
             quantize_dynamic(str(prepared), str(out), weight_type=QuantType.QInt8)
             return out
-        frames = list(calibration) if calibration is not None else demo_calibration_frames()
+        frames = list(calibration or ())
         if not frames:
-            raise ExportError("static int8 needs at least one calibration frame")
+            raise ExportError("static int8 needs at least one calibration frame (the caller passes them)")
 
         class Frames(CalibrationDataReader):
             def __init__(self) -> None:
@@ -263,38 +253,3 @@ def _quiet(*loggers: str) -> Iterator[None]:
     finally:
         for logger, level in saved:
             logger.setLevel(level)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m nstcam.onnx_export STYLE.pt... [--quantization ...] [-o DIR]`."""
-    p = argparse.ArgumentParser(
-        prog="python -m nstcam.onnx_export",
-        description="Export style files (*.pt) to ONNX for the torch-free engine (--backend onnxruntime). "
-        "Needs torch; the exported files do not.")
-    p.add_argument("styles", nargs="+", metavar="STYLE", help="style files (*.pt) or folders of them")
-    p.add_argument("--quantization", choices=QUANTIZATIONS, action="append",
-                   help="number format(s) to export; may be repeated (default: fp32). int8 = static "
-                   "quantisation calibrated on demo frames, int8-dynamic = weights only")
-    p.add_argument("-o", "--output-dir", metavar="DIR", default=None,
-                   help="write the ONNX files here instead of next to each style file (or in the "
-                   "user cache when that folder is read-only)")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    files: list[Path] = []
-    for item in map(Path, args.styles):
-        files.extend(sorted(item.glob("*.pt")) if item.is_dir() else [item])
-    out_dir = Path(args.output_dir) if args.output_dir else None
-    failed = 0
-    for style in files:
-        for q in args.quantization or ["fp32"]:
-            target = out_dir / (style.stem + SUFFIXES[q]) if out_dir else None
-            try:
-                print(export_style(style, target, q) if target else ensure_onnx(style, q))
-            except ExportError as exc:
-                print(f"nstcam.onnx_export: error: {exc}", file=sys.stderr)
-                failed += 1
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

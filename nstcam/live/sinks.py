@@ -4,7 +4,7 @@ A sink takes `FrameResult`s through `offer` (called on the stylize thread, so it
 once: hand the frame to a latest-wins slot or a bounded queue) and is closed with a timeout.
 `SinkFanout` offers each result to every sink and closes them all under one deadline, reporting
 the ones that did not finish. The window's display bridge (nstcam.ui.workers), `RecorderSink`
-and the virtual camera (nstcam.virtualcam) are sinks.
+and the virtual camera (nstcam.live.virtualcam) are sinks.
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from nstcam.pipeline import FrameResult
-from nstcam.recorder import Recorder
+from nstcam.live.pipeline import FrameResult
+from nstcam.live.recorder import Recorder
 
 log = logging.getLogger(__name__)
 

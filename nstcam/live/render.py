@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nstcam.capture import BadFrame, to_bgr8
-from nstcam.pipeline import FramePath, FrameProcessor, Stylizer
-from nstcam.recorder import Recorder, RecorderError
-from nstcam.sinks import RecorderSink
-from nstcam.sources import CvSource, SourceError
+from nstcam.live.capture import BadFrame, to_bgr8
+from nstcam.live.pipeline import FramePath, FrameProcessor, Stylizer
+from nstcam.live.recorder import Recorder, RecorderError
+from nstcam.live.sinks import RecorderSink
+from nstcam.live.sources import CvSource, SourceError
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from nstcam.engine import StyleEngine
-from nstcam.engine_api import DEFAULT, EngineStats, FrameTimer
+from nstcam.engines.torch_engine import StyleEngine
+from nstcam.engines.api import DEFAULT, EngineStats, FrameTimer
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def _child_main(conn: Connection, models: dict, size: int | None, precision: str
         signal.signal(sig, signal.SIG_IGN)
     import torch
 
-    from nstcam.malloc import keep_freed_memory
+    from nstcam.host.malloc import keep_freed_memory
 
     keep_freed_memory()
     torch.set_num_threads(threads)

@@ -16,8 +16,9 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from nstcam.frames import LatestSlot, RateMeter
-from nstcam.sources import FrameSource, SourceError, open_source
+from nstcam.host.timing import RateMeter
+from nstcam.live.frames import LatestSlot
+from nstcam.live.sources import FrameSource, SourceError, open_source
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def to_bgr8(frame: object) -> np.ndarray:
 
 
 class CaptureThread(threading.Thread):
-    """Reads frames from `spec` (see `nstcam.sources.parse_source`) into `self.slot`.
+    """Reads frames from `spec` (see `nstcam.live.sources.parse_source`) into `self.slot`.
 
     `state` is "opening" | "running" | "retrying" | "stopped". `ready` is set once the first open
     attempt has finished, successfully or not; after a failed one `open_error` holds the message

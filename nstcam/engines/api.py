@@ -1,6 +1,6 @@
 """What every style engine shares, without torch: the `size` sentinel, the stats record, the
-processing size and its rule, so the torch engine (`nstcam.engine`) and the ONNX Runtime engine
-(`nstcam.onnx_engine`) answer `output_size`, `stats` and `stylize(size=DEFAULT)` alike.
+processing size and its rule, so the torch engine (`nstcam.engines.torch_engine`) and the ONNX Runtime engine
+(`nstcam.engines.ort`) answer `output_size`, `stats` and `stylize(size=DEFAULT)` alike.
 """
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
-from nstcam.frames import RateMeter
+from nstcam.host.timing import RateMeter
 
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")

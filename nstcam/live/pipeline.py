@@ -8,7 +8,7 @@ a style switch, a source switch, a resume after a pause, or a gap in capture tim
 `StylizeThread` drives a `FramePath` live. It never works through a backlog: each turn it asks the
 capture slot for the newest frame after the one it did last, so frames that arrived meanwhile are
 skipped (and counted as the slot's `dropped`), and capture-to-result latency stays about one
-capture interval plus one stylize. Results go to a `SinkFanout` (nstcam.sinks), whose sinks never
+capture interval plus one stylize. Results go to a `SinkFanout` (nstcam.live.sinks), whose sinks never
 block this thread.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
-from nstcam.frames import LatestSlot, Stamped
+from nstcam.live.frames import LatestSlot, Stamped
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class FrameProcessor(Protocol):
 
 
 class Stylizer(Protocol):
-    """What the frame path needs of an engine (nstcam.engine.StyleEngine, the ONNX engine)."""
+    """What the frame path needs of an engine (nstcam.engines.torch_engine.StyleEngine, the ONNX engine)."""
 
     @property
     def style(self) -> str: ...
@@ -122,7 +122,7 @@ class FramePath:
 
 
 class ResultSink(Protocol):
-    """Where results go: a `nstcam.sinks.SinkFanout` or anything with `offer`."""
+    """Where results go: a `nstcam.live.sinks.SinkFanout` or anything with `offer`."""
 
     def offer(self, result: FrameResult) -> None: ...
 

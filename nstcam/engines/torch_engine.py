@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nstcam import memory_formats
-from nstcam.engine_api import DEFAULT, PRECISIONS, EngineBase, _Default, processing_size
+from nstcam.engines import memory_formats
+from nstcam.engines.api import DEFAULT, PRECISIONS, EngineBase, _Default, processing_size
 from trainer.devices import cpu_bf16_supported, resolve_device
 from trainer.stylefile import StyleModel
 
@@ -166,7 +166,7 @@ class StyleEngine(EngineBase):
 
     def _measure_memory_format(self, net: nn.Module, x: torch.Tensor) -> None:
         """Pick channels_last or not on this CPU by timing both on the real first frame (or take
-        the choice timed by an earlier launch: nstcam.memory_formats)."""
+        the choice timed by an earlier launch: nstcam.engines.memory_formats)."""
         key = memory_formats.choice_key(net, x)
         choice = memory_formats.recall(key)
         if choice is not None:

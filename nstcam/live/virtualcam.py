@@ -15,8 +15,8 @@ import threading
 import cv2
 import numpy as np
 
-from nstcam.frames import LatestSlot
-from nstcam.pipeline import FrameResult
+from nstcam.live.frames import LatestSlot
+from nstcam.live.pipeline import FrameResult
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Benchmark of the live path: `python -m nstcam.bench`.
+"""Benchmark of the live path: `python -m nstcam.measure.bench`.
 
 What it measures, for each device (cpu; cuda when available) and precision (cpu: fp32, plus bf16
 where the CPU has native bf16; cuda: fp16 and fp32), at each frame size:
@@ -11,7 +11,7 @@ where the CPU has native bf16; cuda: fp16 and fp32), at each frame size:
   `.to(device)`, forward, synchronous `.cpu()`, clamp, uint8 via PIL); every engine figure gets
   its ratio to this. The runs of all variants are interleaved, so load that comes and goes on a
   shared machine hits them alike;
-* pipeline: the app's LiveSession (nstcam.session: CaptureThread on a generated video, paced
+* pipeline: the app's LiveSession (nstcam.live.session: CaptureThread on a generated video, paced
   faster than the engine can go -> StylizeThread -> a sink counting results): pipeline fps against engine-only fps (goal >=
   90 %), capture-to-result latency p50/p95, the capture slot's drops, and latency in the first
   vs the second half of the window (it must not grow: the slot keeps only the newest frame).
@@ -21,7 +21,7 @@ where the CPU has native bf16; cuda: fp16 and fp32), at each frame size:
 * parity: PSNR (dB) of every variant's output against a strict fp32 eager reference (TF32 off)
   on the same frames (aim: >= 40 dB for fp16 / bf16 / compiled).
 
-`--stability [its flags]` instead runs the temporal stability report (`python -m nstcam.stability
+`--stability [its flags]` instead runs the temporal stability report (`python -m nstcam.measure.stability
 --help`): warp error, strength and edge alignment of every style with and without the stabilizer.
 
 `--compare-archs` instead times candidate light TransformerNet configurations on the CPU at
@@ -59,19 +59,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from nstcam.demo import DemoSource
-from nstcam.engine import StyleEngine, default_precision
-from nstcam.malloc import keep_freed_memory
-from nstcam.pipeline import FrameResult
-from nstcam.session import LiveSession
-from nstcam.sinks import CallbackSink
+from nstcam.live.demo import DemoSource, calibration_frames
+from nstcam.engines.torch_engine import StyleEngine, default_precision
+from nstcam.host.malloc import keep_freed_memory
+from nstcam.live.pipeline import FrameResult
+from nstcam.live.session import LiveSession
+from nstcam.live.sinks import CallbackSink
 from trainer.bench import table, write_json
 from trainer.cliargs import frame_size
 from trainer.devices import cpu_bf16_supported, cpu_name
 from trainer.stylefile import StyleModel
 from trainer.transformer import TransformerConfig, TransformerNet
 
-log = logging.getLogger("nstcam.bench")
+log = logging.getLogger("nstcam.measure.bench")
 
 ALL_SIZES: tuple[tuple[int, int], ...] = ((320, 240), (640, 480), (1280, 720), (1920, 1080))
 CPU_DEFAULT_SIZES: tuple[tuple[int, int], ...] = ((320, 240), (640, 480))
@@ -345,7 +345,7 @@ def choose_model(args: argparse.Namespace, device_type: str) -> tuple[str, Style
     names = registry.names()
     if not names:
         if args.style:
-            raise SystemExit(f"nstcam.bench: error: no styles in {folder}; cannot use --style {args.style}")
+            raise SystemExit(f"nstcam.measure.bench: error: no styles in {folder}; cannot use --style {args.style}")
         cfg = FULL_CONFIG if device_type == "cuda" else LIGHT_CONFIG
         log.warning("no styles in %s: timing a randomly initialised %s network", folder, arch_label(cfg))
         model = random_style_model(cfg, args.seed)
@@ -355,7 +355,7 @@ def choose_model(args: argparse.Namespace, device_type: str) -> tuple[str, Style
     try:
         entry = registry.choose(name, device_type)
     except KeyError as exc:
-        raise SystemExit(f"nstcam.bench: error: {exc.args[0]}") from None
+        raise SystemExit(f"nstcam.measure.bench: error: {exc.args[0]}") from None
     cfg = entry.model.config
     return name, entry.model, {"source": str(entry.path), "variant": entry.variant, "arch": arch_label(cfg),
                                **cfg.to_dict()}
@@ -527,15 +527,16 @@ def onnx_runners(model: StyleModel, name: str, tmp: Path, out: dict[str, Any]) -
     """The same network on ONNX Runtime (the torch-free backend), fp32 and static int8, where
     onnxruntime is installed (backend "onnxruntime" in the rows)."""
     try:
-        from nstcam.onnx_engine import SUFFIXES, OnnxStyleEngine
-        from nstcam.onnx_export import export_model
+        from nstcam.engines.ort import SUFFIXES, OnnxStyleEngine
+        from nstcam.engines.onnx_export import export_model
     except ImportError as exc:
         out["errors"].append(f"onnxruntime not measured: {exc}")
         return []
     runners = []
+    calibration = calibration_frames()
     for quantization in ("fp32", "int8"):
         try:
-            path = export_model(model, tmp / f"{name}{SUFFIXES[quantization]}", quantization)
+            path = export_model(model, tmp / f"{name}{SUFFIXES[quantization]}", quantization, calibration)
             eng = OnnxStyleEngine({name: path}, device="cpu", size=None, threads=torch.get_num_threads())
         except Exception as exc:  # an exporter or quantiser failure: record, carry on with the rest
             out["errors"].append(f"onnxruntime {quantization}: {type(exc).__name__}: {exc}")
@@ -714,7 +715,7 @@ def compare_archs(args: argparse.Namespace, sizes: list[tuple[int, int]], out: d
 
 def print_report(out: dict[str, Any]) -> None:
     meta = out["meta"]
-    print(f"nstcam.bench  torch {meta['torch']}  threads {meta['torch_threads']}  cpu {meta['cpu']}  "
+    print(f"nstcam.measure.bench  torch {meta['torch']}  threads {meta['torch_threads']}  cpu {meta['cpu']}  "
           f"load {meta['loadavg_start']} -> {meta['loadavg_end']}{'  mallopt' if meta['malloc_tuned'] else ''}")
     for dev, m in out["models"].items():
         print(f"model on {dev}: {m['style']} ({m['arch']}; {m['source']})")
@@ -772,7 +773,7 @@ def positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m nstcam.bench",
+        prog="python -m nstcam.measure.bench",
         description="Benchmark the style engine and the live pipeline against a naive per-frame loop.",
     )
     p.add_argument("--device", choices=("all", "cpu", "cuda"), default="all",
@@ -804,7 +805,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parity-frames", type=int, default=3, metavar="N", help="frames compared for PSNR (0: skip)")
     p.add_argument("--stability", action="store_true",
                    help="instead, the temporal stability report; must come first, and the flags after it "
-                   "are nstcam.stability's (see python -m nstcam.stability --help)")
+                   "are nstcam.measure.stability's (see python -m nstcam.measure.stability --help)")
     p.add_argument("--compare-archs", action="store_true",
                    help="only compare candidate light architectures on the CPU (320x240, 640x480)")
     p.add_argument("--mallopt", action=argparse.BooleanOptionalAction, default=True,
@@ -818,8 +819,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["--stability"]:  # the temporal stability report (nstcam.stability) has its own flags
-        from nstcam.stability import main as stability_main
+    if argv[:1] == ["--stability"]:  # the temporal stability report (nstcam.measure.stability) has its own flags
+        from nstcam.measure.stability import main as stability_main
 
         return stability_main(argv[1:])
     args = build_parser().parse_args(argv)
@@ -857,7 +858,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if torch.cuda.is_available():
                 devices.append(torch.device("cuda", torch.cuda.current_device()))
             elif args.device == "cuda":
-                print("nstcam.bench: error: --device cuda: no CUDA device here", file=sys.stderr)
+                print("nstcam.measure.bench: error: --device cuda: no CUDA device here", file=sys.stderr)
                 return 2
         with tempfile.TemporaryDirectory(prefix="nstcam-bench-") as tmp:
             for device in devices:

@@ -1,0 +1,1 @@
+"""Long jobs that call the trainer: snapshot refinement and background training of a new style."""
