@@ -1,7 +1,8 @@
 """Which styles exist: the bundled ones and the user's, each possibly in a "light" and a "full" variant.
 
 A style is a name (e.g. "starry_night") with up to two trained variants: "light" (a slim network
-for CPUs) and "full" (Johnson's network, for GPUs). `StyleRegistry.discover` loads every `*.pt` in
+for CPUs) and "full" (Johnson's network, for GPUs), or is an "instant" style made from a picture
+(`*.instant`, nstcam.engines.instant). `StyleRegistry.discover` loads every `*.pt` and `*.instant` in
 a list of folders; a folder may hold a `manifest.json` that orders its styles and adds metadata
 (painting title, artist, year, training settings). The style file's own metadata wins where both
 say something. Broken files are collected in `errors`, never raised: one bad download must not
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("light", "full")
+VARIANTS = ("light", "full", "instant")  # instant: a picture's MicroAST code (nstcam.engines.instant)
 MANIFEST = "manifest.json"
 
 
@@ -259,9 +260,13 @@ def _files_and_loader(folder: Path, runtime: str) -> tuple[list[Path], Callable[
         from nstcam.engines.ort import export_quantization, read_style
 
         return [p for p in sorted(folder.glob("*.onnx")) if export_quantization(p) == "fp32"], read_style
+    from nstcam.engines.instant import SUFFIX, load_instant
     from trainer.stylefile import load_style  # torch: only the torch runtime needs it
 
-    return sorted(folder.glob("*.pt")), load_style
+    def load(path: Path) -> Any:
+        return load_instant(path) if path.suffix == SUFFIX else load_style(path)
+
+    return sorted([*folder.glob("*.pt"), *folder.glob("*" + SUFFIX)]), load
 
 
 def _load_or_error(load: Callable[[Path], Any], path: Path) -> tuple[Any, Exception | None]:
