@@ -28,8 +28,8 @@ from typing import Any
 
 from nstcam.launch import (BACKENDS, DEFAULT_SIZE_CPU, DEFAULT_SIZE_CUDA, PROG, CliError, app_version,
                            apply_threads, build_engine, check_size, check_style, load_registry,
-                           look_from_args, make_processors, prepare_window, resolve_backend,
-                           resolve_device)
+                           look_from_args, make_processors, prepare_window, remove_instant,
+                           resolve_backend, resolve_device)
 from nstcam.engines.api import PRECISIONS
 from trainer.cliargs import int_at_least, number
 
@@ -60,7 +60,9 @@ def _strength(text: str) -> float:
 
 
 def _add_common(p: argparse.ArgumentParser, size_help: str) -> None:
-    p.add_argument("--style", metavar="NAME", help="style to use (see `nstcam styles`)")
+    p.add_argument("--style", metavar="NAME|PICTURE",
+                   help="style to use (see `nstcam styles`), or a picture file (JPEG, PNG, ...) to "
+                   "make an instant style from in about a second (kept in the user styles folder)")
     p.add_argument("--device", type=_device, default="auto", metavar="auto|cuda|cpu",
                    help="where the style network runs; auto = CUDA if available, else CPU "
                    "(default: auto)")
@@ -172,6 +174,8 @@ def styles_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--styles-dir", metavar="DIR", action="append", default=[],
                    help="extra folder of style files (*.pt); may be repeated")
+    p.add_argument("--remove", metavar="NAME", default=None,
+                   help="delete the instant style NAME (one made from a picture) instead of listing")
     return p
 
 
@@ -253,6 +257,10 @@ def run_render(args: argparse.Namespace) -> int:
 
 def run_styles(args: argparse.Namespace) -> int:
     registry, dirs = load_registry(args.styles_dir, resolve_backend("auto"))
+    if args.remove is not None:
+        remove_instant(registry, args.remove)
+        print(f"removed the instant style {args.remove}")
+        return 0
     rows = [(e.name, e.title, e.artist, e.variant, str(e.path)) for e in registry.entries]
     if rows:
         header = ("NAME", "TITLE", "ARTIST", "VARIANT", "FILE")

@@ -112,6 +112,8 @@ def resolve_device(name: str, backend: str = "torch"):
 
 def check_style(registry, style: str | None, dirs: Sequence[Path], required: bool = False) -> str:
     names = registry.names()
+    if style is not None and style not in names and Path(style).expanduser().is_file():
+        return add_picture_style(registry, Path(style).expanduser())
     if not names:
         where = ", ".join(str(d) for d in dirs)
         broken = f" ({len(registry.errors)} file(s) failed to load: see `nstcam styles`)" if registry.errors else ""
@@ -123,6 +125,40 @@ def check_style(registry, style: str | None, dirs: Sequence[Path], required: boo
     if style not in names:
         raise CliError(f"unknown style {style!r}; available styles: {', '.join(names)}")
     return style
+
+
+def add_picture_style(registry, picture: Path) -> str:
+    """`--style PICTURE`: the picture's instant style (nstcam.jobs.instant_style), made in the user
+    styles folder (or the one made before from the same picture) and added to `registry`."""
+    if not _installed("torch"):
+        raise CliError(f"--style {picture}: making a style from a picture needs torch (not installed here)")
+    from nstcam.host.userdirs import user_styles_dir
+    from nstcam.jobs.instant_style import PictureError, style_from_picture
+
+    try:
+        style = style_from_picture(picture, user_styles_dir(), taken=registry.names())
+    except PictureError as exc:
+        raise CliError(f"--style {exc}") from None
+    except OSError as exc:
+        raise CliError(f"--style {picture}: cannot write the style to {user_styles_dir()} ({exc})") from None
+    return registry.add(style.path, style).name
+
+
+def remove_instant(registry, name: str) -> None:
+    """Delete the instant style `name` and its ONNX exports; CliError for any other style."""
+    from nstcam.engines.instant import VARIANT
+    from nstcam.jobs.instant_style import remove_instant_style
+
+    entries = registry.variants(name)
+    instant = [e for e in entries if e.variant == VARIANT]
+    if not instant:
+        kind = "a trained style, not an instant one" if entries else "no such style"
+        raise CliError(f"--remove {name}: {kind}; instant styles: "
+                       f"{', '.join(e.name for e in registry.entries if e.variant == VARIANT) or 'none'}")
+    try:
+        remove_instant_style(instant[0].model)
+    except OSError as exc:
+        raise CliError(f"--remove {name}: cannot delete {instant[0].path} ({exc})") from None
 
 
 def check_size(size: int | None) -> int | None:

@@ -42,6 +42,9 @@ class InstantStyle:
     meta: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
+    def __post_init__(self) -> None:
+        self.meta = {**self.meta, "variant": VARIANT}
+
     @property
     def name(self) -> str:
         return str(self.meta.get("name") or (self.path.stem if self.path else "instant"))
@@ -87,7 +90,6 @@ def load_instant(path: str | Path) -> InstantStyle:
         raise InstantStyleError(f"{path}: damaged or not an instant style file ({_first_line(exc)})") from None
     if code.shape != CODE_SHAPE or not np.isfinite(code).all() or not isinstance(meta, dict):
         raise InstantStyleError(f"{path}: damaged instant style file (bad style code or metadata)")
-    meta["variant"] = VARIANT
     return InstantStyle(code, thumbnail, meta, path)
 
 
