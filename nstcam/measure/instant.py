@@ -11,6 +11,9 @@ For each painting of the pack (the bundled style of the same name and its painti
   the figures nstcam.live.controls chose the blend by (Lab mean, contrast, chroma, gradient
   energy at 0.5 as a fraction of the way from the photo to the full output; distance at 0);
 * speed: ms per frame at --speed-size in fp32, both networks interleaved in one run;
+* window: `nstcam --camera demo` (offscreen, nstcam.measure.bench_app) with the trained style and
+  with `--style PAINTING.jpg`, interleaved rounds: fresh stylized frames per second and the time
+  from launch to the first stylized frame (the instant style made during the launch);
 
 and writes a contact sheet (photos down; per painting the trained and the instant style across)
 and every figure as JSON. Set ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 to time an
@@ -34,6 +37,7 @@ import torch
 
 from nstcam.engines.instant import InstantStyle
 from nstcam.jobs.instant_style import make_instant_style, read_picture
+from nstcam.launch import DEFAULT_SIZE_CPU
 from nstcam.measure.stability import DEFAULT_EVAL, compare_style, format_report, standard_clips
 from trainer.bench import table, write_json
 from trainer.cliargs import frame_size, int_at_least
@@ -44,7 +48,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PAINTINGS = DEFAULT_EVAL.parent / "styles"
 PACK = ("monet", "van_gogh", "munch", "hokusai", "kandinsky", "picabia")
-PARTS = ("quality", "flicker", "strength", "speed", "sheet")
+PARTS = ("quality", "flicker", "strength", "speed", "sheet", "window")
 
 
 def _lab_figures(rgb: np.ndarray) -> np.ndarray:
@@ -93,6 +97,23 @@ def time_nets(nets: dict[str, torch.nn.Module], size: tuple[int, int], repeats: 
     return {name: statistics.median(v) for name, v in times.items()}
 
 
+def window_rates(style: str, painting: Path, scratch: Path, rounds: int, seconds: float = 6.0) -> dict[str, Any]:
+    """The window's fresh-stylization rate and first-frame time with the trained `style` and with
+    its painting as an instant style (made in `scratch`, a fresh folder each round), interleaved."""
+    from nstcam.measure.bench_app import window
+
+    runs: dict[str, list[dict[str, float]]] = {"trained": [], "instant": []}
+    for r in range(rounds):
+        runs["trained"].append(window(DEFAULT_SIZE_CPU, "on", seconds, style))
+        runs["instant"].append(window(DEFAULT_SIZE_CPU, "on", seconds, str(painting),
+                                      XDG_DATA_HOME=str(scratch / f"window-{r}")))
+    medians = {kind: {k: statistics.median(run[k] for run in got) for k in got[0]} for kind, got in runs.items()}
+    print(f"window at {DEFAULT_SIZE_CPU} px, {rounds} rounds of {seconds:g} s (medians): "
+          + "; ".join(f"{kind} {m['stylize_fps']:.1f} fresh fps, first frame {m['first_frame_s']:.2f} s"
+                      for kind, m in medians.items()))
+    return {"size": DEFAULT_SIZE_CPU, "rounds": runs, "median": medians}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m nstcam.measure.instant", description=__doc__.split("\n\n")[0])
     p.add_argument("--paintings", type=Path, default=DEFAULT_PAINTINGS, metavar="DIR",
@@ -114,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--styles", default=",".join(PACK), metavar="NAME[,NAME...]", help="paintings of the pack to use")
     p.add_argument("--only", default=",".join(PARTS), metavar="PART[,PART...]",
                    help=f"what to measure, of {','.join(PARTS)} (default: all)")
+    p.add_argument("--rounds", type=int_at_least(1), default=3, metavar="N",
+                   help="interleaved rounds of the window measurement (default: 3)")
     p.add_argument("--threads", type=int_at_least(1), default=None, metavar="N", help="torch threads (default: torch's)")
     p.add_argument("--json", type=Path, metavar="FILE", help="write every figure here (atomically)")
     p.add_argument("--sheet", type=Path, metavar="IMG", help="write the contact sheet here (.jpg or .png)")
@@ -210,6 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fp32 {args.speed_size[0]}x{args.speed_size[1]}, {torch.get_num_threads()} threads, "
               f"{report['meta']['isa']}: trained light {light['trained light']:.1f} ms, instant {light['instant']:.1f} ms "
               f"({report['speed']['ratio']:.2f}x); encoding a painting {statistics.median(encode_ms.values()):.0f} ms")
+    if "window" in parts:
+        report["window"] = window_rates(names[0], args.paintings / f"{names[0]}.jpg", scratch, args.rounds)
     if args.json:
         write_json(args.json, report)
     return 0
