@@ -121,7 +121,7 @@ def test_reset_settings_forgets_and_restores_the_defaults(qtbot, settings_dir, s
                                                    mirror=True, thumbnails=False, record_size="camera",
                                                    pictures_dir=settings_dir / "pics"), settings=saved)
     qtbot.addWidget(w)
-    w.reset_settings_action.trigger()
+    w.menus.reset_settings_action.trigger()
     assert w.controls.look == Look() and not w.mirror_action.isChecked() and w.controls.fade
     assert engine.size == 240 and w.options.record_size == "processing" and w.options.pictures_dir is None
     assert SavedSettings().get("strength", float) == 1.0  # the defaults, remembered from now on

@@ -155,7 +155,7 @@ def reset_window(window: MainWindow) -> None:
         window.settings.clear()
     cuda = window.options.device_type == "cuda"
     window.options.pictures_dir = window.options.videos_dir = None
-    window.set_record_size("camera" if cuda else "processing")
+    window.recording.set_size("camera" if cuda else "processing")
     window.look.set_strength(1.0)
     window.look.set_colors("off")
     window.look.set_fade(True)
