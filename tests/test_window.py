@@ -1,6 +1,9 @@
 """The PySide6 window, offscreen: live frames, styles, snapshot, recording, sources, clean close."""
 from __future__ import annotations
 
+import errno
+import logging
+import os
 import threading
 import time
 
@@ -26,9 +29,10 @@ def open_window(qtbot, styles_dir, video, tmp_path):
     """open_window(camera=..., **WindowOptions fields) -> a started MainWindow (closed at teardown)."""
     windows: list[MainWindow] = []
 
-    def make(camera: str | None = None, engine_size: int = 64, folder=None, **opts) -> MainWindow:
+    def make(camera: str | None = None, engine_size: int = 64, folder=None, engine_type=StyleEngine,
+             **opts) -> MainWindow:
         registry = StyleRegistry.discover([folder or styles_dir])
-        engine = StyleEngine(registry.select("cpu"), device="cpu", size=engine_size)
+        engine = engine_type(registry.select("cpu"), device="cpu", size=engine_size)
         settings = dict(
             camera=str(video) if camera is None else camera,
             pictures_dir=tmp_path / "pictures",
@@ -170,6 +174,27 @@ def test_snapshot_without_torch_saves_the_stylized_frame_and_says_why(qtbot, ope
     assert panel.where.text().startswith("Refinement needs PyTorch (pip install torch), which is not installed here.\nSaved to ")
     assert "saved (not refined)" in panel.progress.format()
     assert not panel.compare_row.isVisible() and not panel.stats.isVisible()
+
+
+def test_snapshot_into_a_read_only_folder_is_said_without_a_traceback(qtbot, open_window, monkeypatch, caplog):
+    from nstcam.jobs import snapshot
+
+    def read_only(path, data, **kwargs):  # what writing into a read-only pictures folder raises
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    monkeypatch.setattr(snapshot, "atomic_write_bytes", read_only)
+    w = open_window()
+    wait_frames(qtbot, w, 2)
+    with caplog.at_level(logging.WARNING), qtbot.waitSignal(w.snapshotFailed, timeout=WAIT * 2) as blocker:
+        press(qtbot, w, Qt.Key.Key_Space)
+    assert isinstance(blocker.args[0], snapshot.SnapshotError)
+    assert "(Read-only file system); nothing was saved" in w.snapshots.panel.where.text()
+    assert w.status.message.startswith("snapshot failed: could not write ")
+    said = [r for r in caplog.records if r.name == "nstcam.ui.workers"]
+    assert len(said) == 1 and "Read-only file system" in said[0].getMessage()
+    assert [r for r in caplog.records if r.exc_info] == []  # one line, no traceback on stderr
+    assert list((w.options.pictures_dir).glob("*.png")) == []  # the reserved name was not left behind
+    wait_frames(qtbot, w, 2)  # the live view resumed
 
 
 def test_snapshot_cancel(qtbot, open_window):
@@ -334,6 +359,54 @@ def test_engine_notices_from_another_thread_reach_the_status_line(qtbot, open_wi
     qtbot.waitUntil(lambda: w.status.message == notice, timeout=WAIT)
     w.close()
     assert w.engine.on_notice is None  # unhooked: the engine may outlive the window
+
+
+class GatedEngine(StyleEngine):
+    """A StyleEngine whose stylize waits on `gate` once `hold` is set: an engine process that was
+    stopped (SIGSTOP) or a stylize call that hangs."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.hold, self.gate = threading.Event(), threading.Event()
+
+    def stylize(self, *args, **kwargs):
+        if self.hold.is_set():
+            self.gate.wait()
+        return super().stylize(*args, **kwargs)
+
+
+def test_an_engine_that_stops_responding_is_said_and_cleared(qtbot, open_window):
+    w = open_window(camera=DEMO, engine_type=GatedEngine, stall_seconds=2.0, thumbnails=False)
+    wait_frames(qtbot, w, 3)
+    w.engine.hold.set()
+    try:
+        qtbot.waitUntil(lambda: "engine not responding" in w.status.message, timeout=WAIT)
+        assert w.status.stylize_label.text() == "stylize – not responding"
+        assert w.session.frames_captured > 0 and not w.session.paused  # the camera delivers: the engine is stuck
+    finally:
+        w.engine.gate.set()
+    qtbot.waitUntil(lambda: w.status.message == "engine responding again", timeout=WAIT)
+    qtbot.waitUntil(lambda: w.status.stylize_label.text().endswith(" fps"), timeout=WAIT)
+    assert [m for _, m in w.status.history if "not responding" in m] == [
+        next(m for _, m in w.status.history if m.startswith("engine not responding: no stylized frame for "))]
+
+
+def test_stall_watch_counts_only_while_frames_are_expected():
+    from nstcam.ui.status import StallWatch
+
+    watch = StallWatch(5.0)
+    assert not watch.check(100.0, 10, paused=False, frame_seconds=0.01)  # no frame shown yet: start-up
+    watch.frame_shown(100.0)
+    assert not watch.check(104.0, 20, paused=False, frame_seconds=0.01)
+    assert not watch.check(104.0, 30, paused=True, frame_seconds=0.01)  # a snapshot refining: paused
+    assert not watch.check(108.0, 40, paused=False, frame_seconds=0.01)  # the clock restarted at 104
+    assert watch.check(109.5, 50, paused=False, frame_seconds=0.01) and watch.stalled
+    assert not watch.check(110.0, 60, paused=False, frame_seconds=0.01)  # said once
+    assert watch.frame_shown(111.0) and not watch.stalled
+    assert not watch.check(117.0, 70, paused=False, frame_seconds=2.0)  # slow, not stalled: 4 frame times
+    assert watch.check(119.5, 80, paused=False, frame_seconds=2.0)
+    watch.frame_shown(120.0)
+    assert not watch.check(130.0, 80, paused=False, frame_seconds=0.01)  # the camera stopped too: not the engine
 
 
 def test_stabilizer_toggle_swaps_the_processor_chain(qtbot, styles_dir, video, tmp_path):

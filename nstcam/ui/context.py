@@ -47,6 +47,7 @@ class WindowOptions:
     colors: str = "off"  # nstcam.live.controls.COLOR_MODES
     crossfade: bool = True
     record_size: str | None = None  # "camera" | "processing"; None: camera on CUDA, processing on CPU
+    stall_seconds: float = 5.0  # no stylized frame this long while the camera delivers: "not responding"
 
 
 class WindowContext(QObject):

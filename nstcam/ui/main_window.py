@@ -37,7 +37,7 @@ from nstcam.ui.menus import Menus
 from nstcam.ui.recording_control import RecordingControl
 from nstcam.ui.settings import SavedSettings, reset_window, restore_layout, window_state
 from nstcam.ui.snapshot_flow import SnapshotFlow
-from nstcam.ui.status import StatusPanel
+from nstcam.ui.status import StallWatch, StatusPanel
 from nstcam.ui.toolbar import make_toolbar, new_action
 from nstcam.ui.video_view import VideoView
 from nstcam.ui.virtual_camera_control import VirtualCameraControl
@@ -80,6 +80,8 @@ class MainWindow(QMainWindow):
         self.first_frame_seconds: float | None = None
         self._display_latency: deque[float] = deque(maxlen=30)
         self._thumbs: TaskWorker | None = None
+        self._stall = StallWatch(opts.stall_seconds)
+        self._unsaved_said = False  # the settings could not be written: said once
 
         # 1. The live session; its threads report through the notifier, frames through the display.
         self.notifier = Notifier(self)
@@ -243,6 +245,8 @@ class MainWindow(QMainWindow):
             self.first_frame_seconds = seconds_since_start()
             log.info("first stylized frame on screen %.2f s after launch", self.first_frame_seconds)
         self.ctx.last_result = result
+        if self._stall.frame_shown(time.monotonic()):
+            self.status.show_status("engine responding again")
         self.view.set_frame(result.stylized_rgb, result.raw_bgr)
         if self._thumbs is None and self.options.thumbnails:
             self._thumbs = start_thumbnails(self.ctx, self.gallery)
@@ -328,10 +332,14 @@ class MainWindow(QMainWindow):
 
     # ================================================================== status
     def _refresh_status(self) -> None:
-        session = self.session
+        session, stats, now = self.session, self.engine.stats, time.monotonic()
+        if self._stall.check(now, session.frames_captured, session.paused, stats.latency_ms / 1e3):
+            log.warning("engine not responding: no stylized frame for %.0f s", self._stall.waited(now))
+            self.status.show_status(f"engine not responding: no stylized frame for {self._stall.waited(now):.0f} s "
+                                    "while the camera delivers", error=True)
         self.status.set_figures(
-            capture_fps=session.capture_fps, stylize_fps=self.engine.stats.fps, latency_ms=self.display_latency_ms,
-            device=f"{self.engine.describe()} · {self._size_text()}")
+            capture_fps=session.capture_fps, stylize_fps=stats.fps, latency_ms=self.display_latency_ms,
+            device=f"{self.engine.describe()} · {self._size_text()}", stalled=self._stall.stalled)
         error = session.open_error
         if error and session.source != DEMO and self.ctx.last_result is None:
             if not self.view.overlay.isVisible():
@@ -369,6 +377,9 @@ class MainWindow(QMainWindow):
 
     def remember(self) -> None:
         """Write the window's state to `settings` (if any): on every change, and at close."""
-        if self.settings is not None:
-            self.settings.put_all(window_state(self))
+        if self.settings is not None and not self.settings.put_all(window_state(self)) and not self._unsaved_said:
+            self._unsaved_said = True
+            text = f"settings not saved: {self.settings.path} cannot be written; changes last until you quit"
+            log.warning("%s", text)
+            self.status.show_status(text, error=True)
 

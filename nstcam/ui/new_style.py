@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QFormLayo
                                QLineEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 from nstcam.host import userdirs
-from nstcam.jobs.training import Progress, TrainingJob, unique_style_name
+from nstcam.jobs.training import Progress, TrainingError, TrainingJob, unique_style_name
 from nstcam.ui.workers import TaskWorker
 
 if TYPE_CHECKING:
@@ -184,7 +184,7 @@ class NewStyleDialog(QDialog):
 
         self.result_path, self._sample = None, None
         self.preview.clear()
-        self.worker = TaskWorker(job, name=f"new style {name}", parent=self)
+        self.worker = TaskWorker(job, name=f"new style {name}", parent=self, expected=(TrainingError,))
         self.worker.finished.connect(self._on_finished)
         self.worker.failed.connect(self._on_failed)
         self._set_running(True, f"Preparing {name}: reading the photos, measuring the painting…")

@@ -68,10 +68,12 @@ class SavedSettings:
         else:
             self.store.setValue(key, QByteArray(value) if isinstance(value, bytes) else value)
 
-    def put_all(self, values: dict[str, Any]) -> None:
+    def put_all(self, values: dict[str, Any]) -> bool:
+        """Write and sync; False when the file could not be written (a read-only config folder)."""
         for key, value in values.items():
             self.put(key, value)
         self.store.sync()
+        return self.store.status() == QSettings.Status.NoError
 
     def clear(self) -> None:
         self.store.clear()

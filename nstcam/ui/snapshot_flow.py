@@ -97,7 +97,7 @@ class SnapshotFlow(QObject):
             return res
 
         self._show_started(result, style, refine, steps)
-        self.worker = TaskWorker(job, name="snapshot", parent=self)
+        self.worker = TaskWorker(job, name="snapshot", parent=self, expected=(snapshot.SnapshotError, OSError))
         self.worker.progress.connect(self._on_progress)
         self.worker.finished.connect(self._on_done)
         self.worker.failed.connect(self._on_failed)
