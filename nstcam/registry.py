@@ -193,6 +193,10 @@ class StyleRegistry:
             self._folders.append(path.parent)
         return entry
 
+    def remove(self, path: Path) -> None:
+        """Forget the style loaded from `path` (an instant style the user deleted)."""
+        self.entries = [e for e in self.entries if e.path != Path(path)]
+
     def names(self) -> list[str]:
         return list(dict.fromkeys(e.name for e in self.entries))
 

@@ -171,7 +171,7 @@ def test_style_from_picture_reads_the_file(tmp_path: Path, folder: Path, one_tor
     picture = tmp_path / "My Poster.png"
     cv2.imwrite(str(picture), painting()[..., ::-1])
     style = style_from_picture(picture, folder)
-    assert style.name == "my_poster" and style.meta["source"] == "My Poster.png"
+    assert style.name == "my_poster" and style.meta["source"] == str(picture.resolve())  # for training it later
     np.testing.assert_array_equal(load_instant(style.path).code,
                                   microast.encode_style(painting()).rows)
 

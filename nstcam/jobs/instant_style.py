@@ -120,7 +120,8 @@ def make_instant_style(rgb: np.ndarray, folder: Path, stem: str, taken: Iterable
                        source: str = "") -> InstantStyle:
     """Encode the picture `rgb` (from `read_picture`/`picture_array`) and write its style file in
     `folder`, named after `stem` unless that name is `taken`; the same picture made before (same
-    pixels) is reused. OSError if the folder cannot be written (nothing is left behind)."""
+    pixels) is reused. `source`: the picture's path (a dedicated style is trained from it later).
+    OSError if the folder cannot be written (nothing is left behind)."""
     from nstcam.engines.microast import encode_style
 
     digest = hashlib.sha256(np.ascontiguousarray(rgb).tobytes()).hexdigest()
@@ -155,7 +156,7 @@ def style_from_picture(path: str | Path, folder: Path, taken: Iterable[str] = ()
     """`read_picture` then `make_instant_style`: PictureError for a bad picture, OSError for a
     folder that cannot be written."""
     path = Path(path)
-    return make_instant_style(read_picture(path), folder, path.stem, taken, source=path.name)
+    return make_instant_style(read_picture(path), folder, path.stem, taken, source=str(path.resolve()))
 
 
 def remove_instant_style(style: InstantStyle) -> None:

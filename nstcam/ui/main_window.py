@@ -8,7 +8,7 @@
         callbacks -> Notifier signals -> status line
     Controllers, against the declared surface WindowContext (nstcam.ui.context), each owning its
     actions: SnapshotFlow (Space), RecordingControl (R), VirtualCameraControl (V), LookBar (C, [ ]),
-    Menus (nstcam.ui.menus); they report to the status line through `ctx.statusMessage`
+    InstantStyles (a picture chosen, dropped or pasted becomes a style), Menus (nstcam.ui.menus); they report to the status line through `ctx.statusMessage`
     TaskWorkers (one WorkerRegistry): snapshot refinement, thumbnails, finalising recordings
     Dialogs (nstcam.ui.dialogs), remembered settings (nstcam.ui.settings)
 
@@ -23,7 +23,7 @@ import time
 from collections import deque
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeyEvent
 from PySide6.QtWidgets import QMainWindow, QVBoxLayout, QWidget
 
 from nstcam.launch import seconds_since_start
@@ -32,6 +32,7 @@ from nstcam.live.session import LiveSession, SessionOptions
 from nstcam.ui.context import WindowContext, WindowOptions
 from nstcam.ui.dialogs import report_broken_styles
 from nstcam.ui.gallery import StyleGallery, start_thumbnails
+from nstcam.ui.instant_styles import InstantStyles
 from nstcam.ui.look_bar import LookBar
 from nstcam.ui.menus import Menus
 from nstcam.ui.recording_control import RecordingControl
@@ -104,6 +105,7 @@ class MainWindow(QMainWindow):
         self.recording = RecordingControl(self.ctx, opts.record_path)
         self.virtual_camera = VirtualCameraControl(self.ctx, virtual_camera)
         self.look = LookBar(engine, self.controls, self)
+        self.instant = InstantStyles(self.ctx, self)
         self.stabilize_action = new_action("Stabilize", "Keep textures still when things move (T)", self,
                                            self.set_stabilize, checkable=True,
                                            checked=opts.stabilize and stabilizer is not None)
@@ -118,7 +120,10 @@ class MainWindow(QMainWindow):
                                       self.use_demo_source)
         # 5. Layout: video and gallery, the two toolbars, the snapshot dock, the menus.
         self._layout()
-        self.menus = Menus(self.ctx, self.menuBar(), self, list(self.recording.size_actions.values()))
+        self.menus = Menus(self.ctx, self.menuBar(), self, list(self.recording.size_actions.values()),
+                           [self.instant.from_picture_action])
+        self.instant.attach(self.gallery)
+        self.setAcceptDrops(True)  # a picture dropped on the window becomes a style
         # 6. Keys: (action, also on auto-repeat); a disabled action ignores its key.
         self.key_bindings: dict[Qt.Key, tuple[QAction, bool]] = {
             Qt.Key.Key_Space: (self.snapshots.action, False), Qt.Key.Key_R: (self.recording.action, False),
@@ -170,6 +175,9 @@ class MainWindow(QMainWindow):
         self.look.changed.connect(self._on_look_changed)
         self.menus.resetRequested.connect(lambda: reset_window(self))
         self.menus.styleAdded.connect(self._style_added)
+        self.instant.styleAdded.connect(self._style_added)
+        self.instant.styleRemoved.connect(self._style_removed)
+        self.instant.trainRequested.connect(lambda picture: self.menus.open_new_style(painting=picture))
         self.display.ready.connect(self._on_frame)
         self.notifier.capture_status.connect(self._on_capture_status)
         self.notifier.engine_notice.connect(self._on_engine_notice)
@@ -291,6 +299,18 @@ class MainWindow(QMainWindow):
         self.gallery.set_styles([self.ctx.style_row(n) for n in self.engine.style_names])
         self.select_style(name)
         start_thumbnails(self.ctx, self.gallery, [name])
+
+    def _style_removed(self, name: str) -> None:
+        self.gallery.set_styles([self.ctx.style_row(n) for n in self.engine.style_names])
+        self.gallery.select(self.engine.style)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt naming
+        if self.instant.accepts(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        if self.instant.drop(event.mimeData()):
+            event.acceptProposedAction()
 
     # ================================================================== toggles
     def set_mirror(self, on: bool) -> None:

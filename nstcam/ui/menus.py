@@ -1,4 +1,4 @@
-"""The window's menus: New style, output folders, recording size and Reset settings; Help -> Shortcuts, About."""
+"""The window's menus: New style, Style from picture, output folders, recording size and Reset settings; Help -> Shortcuts, About."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -25,13 +25,15 @@ class Menus(QObject):
     styleAdded = Signal(str)  # noqa: N815
 
     def __init__(self, ctx: WindowContext, bar: QMenuBar, parent: QWidget,
-                 record_size_actions: Sequence[QAction]) -> None:
+                 record_size_actions: Sequence[QAction], style_actions: Sequence[QAction] = ()) -> None:
         super().__init__(parent)
         self.ctx, self.parent_widget = ctx, parent
         self.new_style_dialog: NewStyleDialog | None = None  # made on first use
         file_menu = bar.addMenu("&File")
         self.new_style_action = file_menu.addAction("New style…", lambda: self.open_new_style())
         self.new_style_action.setToolTip("Train a style from a painting; the live view keeps running")
+        for act in style_actions:  # instant styles: Style from picture…
+            file_menu.addAction(act)
         file_menu.addSeparator()
         file_menu.addAction("Snapshot folder…", lambda: self.choose_folder("pictures_dir", "Save snapshots in"))
         file_menu.addAction("Recording folder…", lambda: self.choose_folder("videos_dir", "Save recordings in"))
@@ -49,12 +51,15 @@ class Menus(QObject):
         self.shortcuts_action.setShortcut(QKeySequence("F1"))
         self.about_action = help_menu.addAction("About nstcam", self.show_about)
 
-    def open_new_style(self, trainer_args: Sequence[str] = ()) -> NewStyleDialog:
-        """Show the New style dialog (made on first use; a running training keeps its state)."""
+    def open_new_style(self, trainer_args: Sequence[str] = (), painting: Path | None = None) -> NewStyleDialog:
+        """Show the New style dialog (made on first use; a running training keeps its state),
+        with `painting` filled in unless a training runs."""
         if self.new_style_dialog is None:
             self.new_style_dialog = NewStyleDialog(self.ctx, self.parent_widget, trainer_args)
             self.new_style_dialog.styleAdded.connect(self.styleAdded)
         dialog = self.new_style_dialog
+        if painting is not None and not dialog.running:
+            dialog.painting_edit.setText(str(painting))
         dialog.show()
         dialog.raise_()
         dialog.activateWindow()
