@@ -87,12 +87,13 @@ def load_instant(path: str | Path) -> InstantStyle:
     except InstantStyleError:
         raise
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-        raise InstantStyleError(f"{path}: damaged or not an instant style file ({_first_line(exc)})") from None
+        raise InstantStyleError(f"{path}: damaged or not an instant style file ({first_line(exc)})") from None
     if code.shape != CODE_SHAPE or not np.isfinite(code).all() or not isinstance(meta, dict):
         raise InstantStyleError(f"{path}: damaged instant style file (bad style code or metadata)")
     return InstantStyle(code, thumbnail, meta, path)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """An exception's message, first line only (or its type's name): for one-line reasons."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

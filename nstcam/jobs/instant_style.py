@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from nstcam.engines.instant import SUFFIX, InstantStyle, save_instant
+from nstcam.engines.instant import SUFFIX, InstantStyle, first_line, save_instant
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def read_picture(path: str | Path) -> np.ndarray:
     except Image.DecompressionBombError:
         raise PictureError(f"{path.name}: too large to decode safely; use a smaller picture") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise PictureError(f"{path.name}: not a picture nstcam can read ({_first_line(exc)}); "
+        raise PictureError(f"{path.name}: not a picture nstcam can read ({first_line(exc)}); "
                            "use a JPEG, PNG, BMP, GIF, TIFF or WebP file") from None
 
 
@@ -165,8 +165,3 @@ def remove_instant_style(style: InstantStyle) -> None:
         return
     for p in [style.path, *style.path.parent.glob(style.path.stem + ".*onnx")]:
         p.unlink(missing_ok=True)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

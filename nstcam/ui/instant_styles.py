@@ -14,12 +14,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QMimeData, QObject, QPoint, Signal
+from PySide6.QtCore import QMimeData, QObject, QPoint, Qt, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QImage, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QListWidget, QMenu, QWidget
 
 from nstcam.engines.instant import VARIANT
 from nstcam.host import userdirs
+from nstcam.jobs.instant_style import PICTURE_TYPES, PictureError, remove_instant_style, style_from_picture
 from nstcam.ui.gallery import NAME_ROLE
 from nstcam.ui.workers import TaskWorker
 
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PICTURE_FILTER = "Pictures (*.jpg *.jpeg *.png *.bmp *.gif *.tif *.tiff *.webp);;All files (*)"
+PICTURE_FILTER = f"Pictures ({' '.join(PICTURE_TYPES)});;All files (*)"
 
 
 def pasted_dir() -> Path:
@@ -103,8 +104,6 @@ class InstantStyles(QObject):
 
     def from_file(self, picture: Path) -> TaskWorker:
         """Make the picture's style on a worker; the status line says what happens."""
-        from nstcam.jobs.instant_style import PictureError, style_from_picture
-
         self.requested_at = time.monotonic()
         ctx, taken = self.ctx, self.ctx.registry.names()
         ctx.report(f"making a style from {picture.name}…")
@@ -135,8 +134,6 @@ class InstantStyles(QObject):
     # ------------------------------------------------------------------ the gallery's menu
     def attach(self, gallery: QListWidget) -> None:
         """Offer Remove and Train a dedicated style… on the gallery's instant styles (right click)."""
-        from PySide6.QtCore import Qt
-
         gallery.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         gallery.customContextMenuRequested.connect(lambda pos: self._context_menu(gallery, pos))
 
@@ -169,8 +166,6 @@ class InstantStyles(QObject):
 
     def remove(self, name: str) -> None:
         """Delete the instant style's file and drop it from the engine and the registry."""
-        from nstcam.jobs.instant_style import remove_instant_style
-
         ctx = self.ctx
         entry = next(e for e in ctx.registry.variants(name) if e.variant == VARIANT)
         if ctx.engine.style == name:
@@ -188,8 +183,6 @@ class InstantStyles(QObject):
 
 
 def _reason(exc: Exception, picture: Path) -> str:
-    from nstcam.jobs.instant_style import PictureError
-
     if isinstance(exc, PictureError):
         return str(exc)
     if isinstance(exc, OSError):
