@@ -183,3 +183,37 @@ def test_saving_into_an_unwritable_place_leaves_nothing(tmp_path: Path, one_torc
     with pytest.raises(OSError):
         save_instant(blocker / "a.instant", style)
     assert blocker.read_text() == "not a folder"
+
+
+@pytest.mark.slow
+def test_the_engine_process_takes_a_new_style_of_a_removed_ones_name(folder: Path, tmp_path: Path) -> None:
+    """Remove an instant style, make another of the same name: the child runs the new one."""
+    import time
+
+    from nstcam.engines.process import ProcessEngine
+
+    make_style_file(tmp_path / "zebra-light.pt", "zebra", seed=1)
+    trained = StyleRegistry.discover([tmp_path]).select("cpu")
+    engine = ProcessEngine(StyleEngine(trained, device="cpu", size=None, precision="fp32", channels_last=False),
+                           threads=1)
+    try:
+        frame = photo()
+        engine.stylize(frame)  # starts the child
+        deadline = time.monotonic() + 60
+        while not engine.in_child:
+            assert time.monotonic() < deadline, "engine process not ready"
+            engine.stylize(frame)
+        first = make_instant_style(painting(0), folder, "a")
+        engine.add_style("a", first)
+        old = engine.stylize(frame, "a")
+        engine.remove_style("a")
+        assert "a" not in engine.style_names
+        remove_instant_style(first)
+        second = make_instant_style(painting(1), folder, "a")
+        engine.add_style("a", second)
+        new = engine.stylize(frame, "a")
+        here = engine.inner.stylize(frame, "a")  # in this process (other thread count: rounding)
+        assert engine.in_child and np.abs(new.astype(int) - here).max() <= 2
+        assert np.abs(new.astype(int) - old).mean() > 3  # not the removed style's network
+    finally:
+        assert engine.close()
