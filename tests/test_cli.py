@@ -357,3 +357,19 @@ def test_missing_window_libraries_are_one_line_and_exit_2_before_qt(capsys, styl
 def test_doctor_is_a_subcommand(capsys):
     code, out, _ = run(capsys, "doctor", "--cameras", "0")
     assert code == 0 and "styles" in out and "nstcam can run here" in out
+
+
+@pytest.mark.parametrize("value", ["1e309", "inf", "nan"])
+def test_a_strength_that_is_not_a_finite_number_is_refused_as_such(capsys, styles_dir, value):
+    code, _, err = run(capsys, "render", "in.mp4", "-o", "o.mp4", "--strength", value)
+    assert code == 2
+    assert_one_error(err, "--strength", f"must be a finite number between 0 and 1, got {value}")
+
+
+@pytest.mark.parametrize("command", [[], ["render", "in.mp4", "-o", "o.mp4"]])
+def test_threads_beyond_four_per_core_are_refused(capsys, command, monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    code, _, err = run(capsys, *command, "--threads", "100000")
+    assert code == 2
+    assert_one_error(err, "--threads", "at most 8 on this machine (4 per CPU core), got 100000")
+    assert window_parser().parse_args(["--threads", "8"]).threads == 8
