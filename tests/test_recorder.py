@@ -271,3 +271,30 @@ def test_kill_9_while_recording_loses_at_most_half_a_second(tmp_path: Path, suff
     survived = last_counter_in(path)
     lost_seconds = (submitted - survived) / fps
     assert survived > 0 and lost_seconds <= 0.5, f"{lost_seconds:.3f} s lost ({submitted} submitted, {survived} kept)"
+
+
+def test_a_device_or_pipe_is_written_into_as_given(tmp_path: Path) -> None:
+    """`-o /dev/null` used to create a regular file /dev/null.mkv; a FIFO gets a playable stream."""
+    import av
+
+    with Recorder(os.devnull, fps=12.0, realtime=False) as rec:
+        for i in range(6):
+            rec.write(rgb_frame(i))
+    assert rec.error is None and rec.path == Path(os.devnull) and rec.frames_written == 6
+    assert not Path(os.devnull + ".mkv").exists() and not Path(os.devnull + "-1").exists()
+    assert Path(os.devnull).is_char_device()
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = bytearray()
+    reader = threading.Thread(target=lambda: received.extend(fifo.read_bytes()))
+    reader.start()
+    with Recorder(fifo, fps=12.0, realtime=False) as rec:
+        for i in range(6):
+            rec.write(rgb_frame(i))
+    reader.join(10)
+    assert rec.error is None and sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
+    copy = tmp_path / "received.mkv"
+    copy.write_bytes(bytes(received))
+    with av.open(str(copy)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 6

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import stat
 import threading
 from collections.abc import Callable, Mapping
 from fractions import Fraction
@@ -32,6 +33,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 AV_SUFFIXES = (".mp4", ".mov", ".mkv")
+AV_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
 FRAGMENTED_SUFFIXES = (".mp4", ".mov")
 # Longest stretch of encoded video held in memory by the muxer: what a kill -9 can lose.
 FRAGMENT_SECONDS = 0.25
@@ -64,7 +66,7 @@ class _AvWriter:
     """PyAV encoder; `codec` libx264 (H.264) or, when that is missing, mpeg4."""
 
     def __init__(self, path: Path, fps: float, size: tuple[int, int], codec: str, crf: int,
-                 metadata: Mapping[str, str]) -> None:
+                 metadata: Mapping[str, str], container_format: str | None = None) -> None:
         import av
 
         rate = Fraction(fps).limit_denominator(1001)
@@ -74,7 +76,8 @@ class _AvWriter:
             container_options["frag_duration"] = str(round(FRAGMENT_SECONDS * 1_000_000))  # microseconds
         elif path.suffix.lower() == ".mkv":
             container_options["cluster_time_limit"] = str(round(FRAGMENT_SECONDS * 1000))  # milliseconds
-        self._container = av.open(str(path), mode="w", container_options=container_options)
+        self._container = av.open(str(path), mode="w", format=container_format,
+                                  container_options=container_options)
         self._container.metadata.update(metadata)
         try:
             stream = self._container.add_stream(codec, rate=rate)
@@ -130,9 +133,25 @@ class _CvWriter:
         self._writer.release()
 
 
+def is_special_file(path: Path) -> bool:
+    """An existing device, pipe or socket (`-o /dev/null`, a FIFO): written into as it is,
+    never renamed, replaced or removed."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 def _plan(path: Path) -> tuple[Path, str]:
     """(final path, writer) for a requested path: 'libx264', 'mpeg4' (PyAV) or 'mjpg' (OpenCV)."""
     suffix = path.suffix.lower()
+    if is_special_file(path):
+        codec = next((c for c in ("libx264", "mpeg4") if _av_encoder(c)), None)
+        if codec is None:
+            raise RecorderError(f"{path} is a device or pipe, which nstcam writes only with PyAV's "
+                                "encoders, and this PyAV build has none; give a file name instead")
+        return path, codec
     if suffix == ".avi":
         log.info("%s: AVI container, recording MJPG with OpenCV", path)
         return path, "mjpg"
@@ -174,8 +193,12 @@ class Recorder:
             raise ValueError(f"recording frame rate must be positive, got {fps}")
         requested = Path(path).expanduser()
         planned, self.codec = _plan(requested)
-        planned.parent.mkdir(parents=True, exist_ok=True)
-        self.path = self._reserve(planned)
+        self.special = is_special_file(planned)  # written into as given: no new name, never removed
+        if self.special:
+            self.path = planned
+        else:
+            planned.parent.mkdir(parents=True, exist_ok=True)
+            self.path = self._reserve(planned)
         if self.path != planned:
             log.info("%s exists; recording to %s instead", planned, self.path.name)
         self.fps = float(fps)
@@ -295,7 +318,7 @@ class Recorder:
                     writer.close()
                 except Exception as exc:
                     self._fail(exc)
-            if index == 0:
+            if index == 0 and not self.special:
                 self.path.unlink(missing_ok=True)  # no frame ever came: leave no empty file behind
             else:
                 log.info("recorded %d frames (%.1f s, %d dropped) to %s", index, self.elapsed_seconds,
@@ -311,7 +334,8 @@ class Recorder:
         self.size = (w - w % 2, h - h % 2)
         if self.codec == "mjpg":
             return _CvWriter(self.path, self.fps, self.size)
-        return _AvWriter(self.path, self.fps, self.size, self.codec, self.crf, self.metadata)
+        container_format = AV_FORMATS.get(self.path.suffix.lower(), "matroska") if self.special else None
+        return _AvWriter(self.path, self.fps, self.size, self.codec, self.crf, self.metadata, container_format)
 
     def _fit(self, frame: np.ndarray) -> np.ndarray:
         assert self.size is not None
