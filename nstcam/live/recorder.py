@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import shutil
 import stat
 import threading
 from collections.abc import Callable, Mapping
@@ -37,6 +38,7 @@ AV_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
 FRAGMENTED_SUFFIXES = (".mp4", ".mov")
 # Longest stretch of encoded video held in memory by the muxer: what a kill -9 can lose.
 FRAGMENT_SECONDS = 0.25
+FULL_DISK_BYTES = 1 << 20  # less free space than this after a short file: the disk filled up
 _STOP = object()
 
 
@@ -131,6 +133,25 @@ class _CvWriter:
 
     def close(self) -> None:
         self._writer.release()
+
+
+def frames_in_file(path: Path) -> int | None:
+    """Video packets that can be read back from `path` (demuxed, not decoded: a few ms per
+    thousand frames); None where PyAV cannot tell."""
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            return sum(1 for packet in container.demux(video=0) if packet.size and not packet.is_corrupt)
+    except Exception:  # PyAV missing, or a file it cannot open: nothing to compare with
+        return None
+
+
+def disk_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < FULL_DISK_BYTES
+    except OSError:
+        return False
 
 
 def is_special_file(path: Path) -> bool:
@@ -318,6 +339,8 @@ class Recorder:
                     writer.close()
                 except Exception as exc:
                     self._fail(exc)
+                if self.error is None and not self.realtime and not self.special:
+                    self._verify(index)
             if index == 0 and not self.special:
                 self.path.unlink(missing_ok=True)  # no frame ever came: leave no empty file behind
             else:
@@ -337,6 +360,15 @@ class Recorder:
         container_format = AV_FORMATS.get(self.path.suffix.lower(), "matroska") if self.special else None
         return _AvWriter(self.path, self.fps, self.size, self.codec, self.crf, self.metadata, container_format)
 
+    def _verify(self, expected: int) -> None:
+        """Offline, count the frames that reached the file: a disk that fills while the muxer
+        flushes its last buffer and index loses frames without an error from the writer (OpenCV's
+        AVI writer never reports one), and a render must not say it wrote them."""
+        found = frames_in_file(self.path)
+        if found is not None and found < expected:
+            cause = "no space left on device: " if disk_full(self.path.parent) else ""
+            self._fail(RecorderError(f"{cause}only {found} of {expected} frames reached the file"))
+
     def _fit(self, frame: np.ndarray) -> np.ndarray:
         assert self.size is not None
         w, h = self.size
@@ -351,7 +383,8 @@ class Recorder:
         if self.error is not None:
             log.debug("further recording error: %r", exc)
             return
-        self.error = f"recording to {self.path} failed: {exc}"
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc  # the path is named once
+        self.error = f"recording to {self.path} failed: {detail}"
         log.error("%s", self.error)
         if self.on_error is not None:
             try:

@@ -46,6 +46,19 @@ def open_video(input_path: str | Path) -> CvSource:
     return source
 
 
+def _discard(sink: RecorderSink | None) -> str:
+    """Close and remove an unfinished output (a failed render leaves no half-written file);
+    returns what to add to the error message."""
+    if sink is None:
+        return ""
+    recorder = sink.recorder
+    recorder.close()
+    if recorder.special or not recorder.path.exists():
+        return ""
+    recorder.path.unlink()
+    return f"; the unfinished {recorder.path.name} was removed"
+
+
 def render_video(
     input_path: str | Path,
     output_path: str | Path,
@@ -57,7 +70,9 @@ def render_video(
 ) -> RenderResult:
     """Stylize `input_path` into `output_path`; `progress(done, total)` after each frame
     (total 0 if the container does not say). Raises SourceError if the input cannot be read and
-    RecorderError if the output cannot be written."""
+    RecorderError if the output cannot be written (or fewer frames reached it than were written:
+    a disk that filled up); either way the unfinished output is removed. Ctrl-C leaves the frames
+    written so far as a playable file."""
     source = open_video(input_path)
     path = FramePath(engine, processors)
     total = source.frame_count or 0
@@ -82,9 +97,14 @@ def render_video(
                 sink = RecorderSink(Recorder(output_path, source.fps, realtime=False))
             sink.offer(result)
             if sink.recorder.error:
-                raise RecorderError(sink.recorder.error)
+                break
             if progress is not None:
                 progress(frames, total)
+    except KeyboardInterrupt:
+        raise  # Ctrl-C, SIGTERM: what was written is finished below into a playable file
+    except BaseException:
+        _discard(sink)
+        raise
     finally:
         source.release()
         if sink is not None:
@@ -93,7 +113,7 @@ def render_video(
         raise SourceError(f"video file {input_path} has no readable frames")
     recorder = sink.recorder
     if recorder.error:
-        raise RecorderError(recorder.error)
+        raise RecorderError(f"{recorder.error}{_discard(sink)}")
     if total and frames != total and not cancelled:
         log.warning("%s: read %d frames, the container announced %d", input_path, frames, total)
     log.info("rendered %d frames to %s", frames, recorder.path)
