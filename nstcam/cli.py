@@ -222,6 +222,7 @@ def run_render(args: argparse.Namespace) -> int:
     from nstcam.live.render import render_video
     from nstcam.live.sources import SourceError
 
+    size = check_size(args.size)
     src = Path(args.input).expanduser()
     if not src.exists():
         raise CliError(f"{args.input}: no such video file")
@@ -239,7 +240,7 @@ def run_render(args: argparse.Namespace) -> int:
     registry, dirs = load_registry(args.styles_dir, backend)
     style = check_style(registry, args.style, dirs, required=True)
     apply_threads(args.threads)
-    engine = build_engine(registry, device, check_size(args.size), style, args.precision, backend, args.threads)
+    engine = build_engine(registry, device, size, style, args.precision, backend, args.threads)
 
     from tqdm import tqdm
 

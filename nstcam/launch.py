@@ -24,6 +24,7 @@ DEFAULT_SIZE_CUDA = 480
 DEFAULT_SIZE_CPU = 240
 BACKENDS = ("auto", "torch", "onnxruntime")
 MAX_SIZE = 2160  # short side of 4K UHD; larger sizes need tens of GB per frame
+MIN_SIZE = 32  # below this a frame is no picture (and OpenCV's optical flow refuses it)
 
 
 PROG = "nstcam"
@@ -126,9 +127,10 @@ def check_style(registry, style: str | None, dirs: Sequence[Path], required: boo
 
 
 def check_size(size: int | None) -> int | None:
-    if size is not None and size > MAX_SIZE:
-        raise CliError(f"--size {size}: too large; the processing size is the short side in pixels, "
-                       f"at most {MAX_SIZE} (try 240 on a CPU, 480-1080 on a GPU)")
+    if size is not None and not MIN_SIZE <= size <= MAX_SIZE:
+        bound = f"at most {MAX_SIZE}" if size > MAX_SIZE else f"at least {MIN_SIZE}"
+        raise CliError(f"--size {size}: too {'large' if size > MAX_SIZE else 'small'}; the processing size "
+                       f"is the short side in pixels, {bound} (try 240 on a CPU, 480-1080 on a GPU)")
     return size
 
 

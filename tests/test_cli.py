@@ -373,3 +373,10 @@ def test_threads_beyond_four_per_core_are_refused(capsys, command, monkeypatch):
     assert code == 2
     assert_one_error(err, "--threads", "at most 8 on this machine (4 per CPU core), got 100000")
     assert window_parser().parse_args(["--threads", "8"]).threads == 8
+
+
+@pytest.mark.parametrize("command", [[], ["render", "in.mp4", "-o", "o.mp4", "--style", "ember"]])
+def test_a_processing_size_under_the_minimum_is_refused(capsys, styles_dir, command):
+    code, _, err = run(capsys, *command, "--size", "8", "--styles-dir", str(styles_dir))
+    assert code == 2
+    assert_one_error(err, "--size 8: too small", "at least 32")

@@ -11,7 +11,7 @@ import pytest
 from nstcam.engines.torch_engine import StyleEngine
 from nstcam.live.render import render_video
 from nstcam.live.sources import SourceError
-from nstcam_fixtures import media_dir, read_all_frames, style_files, style_models, video_file  # noqa: F401
+from nstcam_fixtures import media_dir, read_all_frames, style_files, style_models, video_file, write_video  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -67,3 +67,15 @@ def test_render_errors_name_the_input(engine: StyleEngine, tmp_path: Path) -> No
     with pytest.raises(SourceError, match="junk.mp4"):
         render_video(junk, tmp_path / "o.mp4", engine)
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_a_video_smaller_than_the_optical_flow_allows_renders_with_the_stabilizer(tmp_path: Path,
+                                                                                 style_models) -> None:
+    """A 16x12 clip used to stop at frame 2 with a cv2.error from the stabilizer and leave a 1-frame file."""
+    from nstcam.live.stabilize import FlowStabilizer
+
+    clip = write_video(tmp_path / "tiny.avi", frames=10, size=(16, 12))
+    engine = StyleEngine(style_models, device="cpu", size=None, channels_last=False)
+    result = render_video(clip, tmp_path / "tiny.mp4", engine, processors=[FlowStabilizer()])
+    assert (result.frames, result.size) == (10, (16, 12))
+    assert len(read_all_frames(result.path)) == 10
