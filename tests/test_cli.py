@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -314,8 +315,6 @@ def test_no_qt_widgets_for_styles_render_and_errors(styles_dir, video, tmp_path)
 
 def isolated_env(tmp_path: Path) -> dict[str, str]:
     """The environment for a child process, with its user data folders in `tmp_path`."""
-    import os
-
     return {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg-data"), "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"),
             "QT_QPA_PLATFORM": "offscreen"}
 
@@ -380,3 +379,23 @@ def test_a_processing_size_under_the_minimum_is_refused(capsys, styles_dir, comm
     code, _, err = run(capsys, *command, "--size", "8", "--styles-dir", str(styles_dir))
     assert code == 2
     assert_one_error(err, "--size 8: too small", "at least 32")
+
+
+@pytest.mark.slow
+def test_a_file_name_that_is_not_utf8_opens_as_render_input_and_as_camera(styles_dir, video, tmp_path):
+    """OpenCV used to segfault (rc 139) on such a name, in `render` and in `--camera`'s probe."""
+    bad = tmp_path / os.fsdecode(b"bad\xffname.avi")
+    bad.write_bytes(video.read_bytes())
+    env = isolated_env(tmp_path)
+    probe = "import sys; from nstcam.live.sources import open_source; s = open_source(sys.argv[1]); " \
+            "print(s.read().shape, s.description); s.release()"
+    proc = subprocess.run([sys.executable, "-c", probe, os.fsencode(bad)], cwd=REPO, capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "(64, 96, 3) video bad\ufffdname.avi"
+    out = tmp_path / "out.mp4"
+    proc = subprocess.run([sys.executable, "-m", "nstcam", "render", os.fsencode(bad), "-o", str(out), "--style",
+                           "ember", "--size", "32", "--styles-dir", str(styles_dir), "--threads", "1"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert count_frames(out)[0] == 30
