@@ -298,3 +298,27 @@ def test_a_device_or_pipe_is_written_into_as_given(tmp_path: Path) -> None:
     copy.write_bytes(bytes(received))
     with av.open(str(copy)) as container:
         assert sum(1 for _ in container.decode(video=0)) == 6
+
+
+def test_a_recording_whose_folder_is_deleted_stops_and_says_so(tmp_path: Path) -> None:
+    """Writing into a deleted file succeeds on Linux: REC used to count on with nothing surviving."""
+    import shutil
+
+    folder = tmp_path / "D"
+    failed = threading.Event()
+    messages: list[str] = []
+    rec = Recorder(folder / "rec.mp4", fps=30.0, on_error=lambda m: (messages.append(m), failed.set()))
+    for i in range(5):
+        rec.write(rgb_frame(i))
+    assert rec.wait_idle(10) and rec.error is None
+    shutil.rmtree(folder)
+    i = 5
+    while not failed.wait(0.02):  # frames keep coming, as from the camera
+        assert i < 30 * 10, "the deletion was not noticed within 10 s"
+        rec.write(rgb_frame(i))
+        i += 1
+    rec.close(10)
+    assert messages == [rec.error]
+    assert rec.error == (f"recording to {folder / 'rec.mp4'} failed: the file (or its folder {folder}) was "
+                         "deleted or replaced while recording; recording stopped")
+    assert not rec.write(rgb_frame(0))  # stopped

@@ -20,10 +20,12 @@ whose ~1 s of buffered frames would otherwise add to that loss.)
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import shutil
 import stat
 import threading
+import time
 from collections.abc import Callable, Mapping
 from fractions import Fraction
 from pathlib import Path
@@ -39,6 +41,9 @@ FRAGMENTED_SUFFIXES = (".mp4", ".mov")
 # Longest stretch of encoded video held in memory by the muxer: what a kill -9 can lose.
 FRAGMENT_SECONDS = 0.25
 FULL_DISK_BYTES = 1 << 20  # less free space than this after a short file: the disk filled up
+# How often the writer checks that its file is still there: writing into a deleted file (its
+# folder removed while recording) succeeds on Linux, so nothing else would ever notice.
+PRESENCE_CHECK_SECONDS = 1.0
 _STOP = object()
 
 
@@ -237,6 +242,8 @@ class Recorder:
         self._progress = threading.Condition()
         self._enqueued = 0
         self._handled = 0
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the file, once it is written
+        self._next_check = 0.0
         self._thread = threading.Thread(target=self._run, name=f"recorder[{self.path.name}]", daemon=True)
         self._thread.start()
 
@@ -327,6 +334,7 @@ class Recorder:
                         writer.write(self._fit(item), index)
                         index += 1
                         self.frames_written = index
+                        self._check_presence()
                 except Exception as exc:
                     self._fail(exc)
                 finally:
@@ -355,10 +363,30 @@ class Recorder:
         if w < 2 or h < 2:
             raise RecorderError(f"frame of {w}x{h} is too small to record")
         self.size = (w - w % 2, h - h % 2)
+        self._identity = self._file_identity()
         if self.codec == "mjpg":
             return _CvWriter(self.path, self.fps, self.size)
         container_format = AV_FORMATS.get(self.path.suffix.lower(), "matroska") if self.special else None
         return _AvWriter(self.path, self.fps, self.size, self.codec, self.crf, self.metadata, container_format)
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return info.st_dev, info.st_ino
+
+    def _check_presence(self) -> None:
+        """Fail (to `on_error`: the window stops REC and says why) once the file being written is
+        gone or replaced, e.g. its folder deleted: what it held is lost, and later frames would be too."""
+        now = time.monotonic()
+        if self.special or now < self._next_check:
+            return
+        self._next_check = now + PRESENCE_CHECK_SECONDS
+        identity = self._file_identity()
+        if identity is None or identity != self._identity:
+            raise RecorderError(f"the file (or its folder {self.path.parent}) was deleted or replaced while "
+                                "recording; recording stopped")
 
     def _verify(self, expected: int) -> None:
         """Offline, count the frames that reached the file: a disk that fills while the muxer
