@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -11,7 +12,8 @@ import pytest
 from nstcam.engines.torch_engine import StyleEngine
 from nstcam.live.render import render_video
 from nstcam.live.sources import SourceError
-from nstcam_fixtures import media_dir, read_all_frames, style_files, style_models, video_file, write_video  # noqa: F401
+from nstcam_fixtures import (media_dir, read_all_frames, style_files, style_models, video_file,  # noqa: F401
+                             write_timed_video, write_video)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -79,3 +81,26 @@ def test_a_video_smaller_than_the_optical_flow_allows_renders_with_the_stabilize
     result = render_video(clip, tmp_path / "tiny.mp4", engine, processors=[FlowStabilizer()])
     assert (result.frames, result.size) == (10, (16, 12))
     assert len(read_all_frames(result.path)) == 10
+
+
+def test_audio_only_and_frameless_inputs_say_what_they_hold(engine: StyleEngine, tmp_path: Path) -> None:
+    """They used to be 'could not be opened … Try another file or --camera demo', which render does not have."""
+    sound = write_timed_video(tmp_path / "song.m4a", [], sound_seconds=0.5)
+    with pytest.raises(SourceError) as info:
+        render_video(sound, tmp_path / "o.mp4", engine)
+    assert str(info.value) == f"{sound} holds only sound; nstcam render needs a video file"
+    junk = tmp_path / "junk.mkv"
+    junk.write_bytes(b"\x1a\x45\xdf\xa3" + bytes(200))  # a Matroska signature, then nothing
+    with pytest.raises(SourceError) as info:
+        render_video(junk, tmp_path / "o.mp4", engine)
+    assert "demo" not in str(info.value) and str(junk) in str(info.value)
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_sound_in_the_input_is_said_to_be_dropped_once(engine: StyleEngine, tmp_path: Path, caplog) -> None:
+    clip = write_timed_video(tmp_path / "talk.mp4", [i / 12 for i in range(12)], rate=Fraction(12),
+                             sound_seconds=1.0)
+    with caplog.at_level("WARNING", logger="nstcam"):
+        render_video(clip, tmp_path / "o.mp4", engine)
+    said = [r.getMessage() for r in caplog.records if "sound" in r.getMessage()]
+    assert said == [f"{clip} has sound; the output will not (nstcam render writes the video only)"]

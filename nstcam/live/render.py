@@ -16,6 +16,7 @@ from pathlib import Path
 
 from nstcam.live.capture import BadFrame, to_bgr8
 from nstcam.live.pipeline import FramePath, FrameProcessor, Stylizer
+from nstcam.live.probe import MediaInfo, probe_media
 from nstcam.live.recorder import Recorder, RecorderError
 from nstcam.live.sinks import RecorderSink
 from nstcam.live.sources import CvSource, SourceError
@@ -35,15 +36,28 @@ class RenderResult:
     cancelled: bool = False
 
 
-def open_video(input_path: str | Path) -> CvSource:
-    """The input as a frame source; SourceError names the file when it cannot be read."""
+def open_video(input_path: str | Path) -> tuple[CvSource, MediaInfo | None]:
+    """The input as a frame source, and what its container holds; SourceError names the file and
+    what is wrong with it when it cannot be rendered."""
     input_path = Path(input_path)
     if not input_path.is_file():
         raise SourceError(f"video file {str(input_path)!r} does not exist")
-    source = CvSource(str(input_path))
+    info = probe_media(input_path)
+    if info is not None and not info.video:
+        held = "only sound" if info.audio else "no video stream"
+        raise SourceError(f"{input_path} holds {held}; nstcam render needs a video file")
+    if info is not None and info.video_packets == 0:
+        raise SourceError(f"{input_path}: its video stream holds no frames; nothing to render")
+    try:
+        source = CvSource(str(input_path))
+    except SourceError:
+        raise SourceError(f"{input_path} could not be opened: it is not a video FFmpeg/OpenCV can decode, "
+                          "or it is damaged; try another file") from None
     if not source.fps_stated:
         log.warning("%s does not state a usable frame rate; assuming %g fps", input_path, source.fps)
-    return source
+    if info is not None and info.audio:
+        log.warning("%s has sound; the output will not (nstcam render writes the video only)", input_path)
+    return source, info
 
 
 def _discard(sink: RecorderSink | None) -> str:
@@ -73,7 +87,7 @@ def render_video(
     RecorderError if the output cannot be written (or fewer frames reached it than were written:
     a disk that filled up); either way the unfinished output is removed. Ctrl-C leaves the frames
     written so far as a playable file."""
-    source = open_video(input_path)
+    source, _info = open_video(input_path)
     path = FramePath(engine, processors)
     total = source.frame_count or 0
     sink: RecorderSink | None = None
