@@ -104,3 +104,45 @@ def test_sound_in_the_input_is_said_to_be_dropped_once(engine: StyleEngine, tmp_
         render_video(clip, tmp_path / "o.mp4", engine)
     said = [r.getMessage() for r in caplog.records if "sound" in r.getMessage()]
     assert said == [f"{clip} has sound; the output will not (nstcam render writes the video only)"]
+
+
+def _steps(*runs: tuple[int, float]) -> list[float]:
+    """Presentation times of `count` frames at `fps`, run after run."""
+    times, t = [], 0.0
+    for count, fps in runs:
+        for _ in range(count):
+            times.append(t)
+            t += 1 / fps
+    return times
+
+
+TIMED_INPUTS = {  # name: (frame times, the rate the container states, or None)
+    "ntsc.mp4": (_steps((45, 30000 / 1001)), Fraction(30000, 1001)),
+    "unstated.mkv": (_steps((45, 30)), None),  # Matroska then states 24: it played 25 % slow
+    "variable.mkv": (_steps((10, 30), (10, 10), (10, 50), (10, 15)), None),
+    "variable.mp4": (_steps((10, 50), (10, 12), (10, 30)), None),
+}
+
+
+@pytest.mark.parametrize("name", TIMED_INPUTS)
+def test_render_keeps_the_inputs_duration_whatever_its_frame_rate(engine: StyleEngine, tmp_path: Path,
+                                                                   name: str) -> None:
+    from nstcam_fixtures import video_duration
+
+    times, rate = TIMED_INPUTS[name]
+    clip = write_timed_video(tmp_path / name, times, rate=rate)
+    result = render_video(clip, tmp_path / "out.mp4", engine)
+    assert result.frames == len(times) == len(read_all_frames(result.path))
+    assert video_duration(result.path) == pytest.approx(video_duration(clip), rel=0.02)
+
+
+def test_an_avi_output_of_a_variable_rate_input_says_it_cannot_keep_the_timing(engine: StyleEngine,
+                                                                              tmp_path: Path, caplog) -> None:
+    clip = write_timed_video(tmp_path / "in.mkv", _steps((70, 30), (30, 10)))  # 5.3 s; 30 fps at first
+    with caplog.at_level("WARNING", logger="nstcam"):
+        result = render_video(clip, tmp_path / "out.avi", engine)
+    assert result.frames == 100 and result.fps == pytest.approx(30, rel=0.02)  # the first frames' rate
+    said = [r.getMessage() for r in caplog.records if "AVI" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(f"{result.path} plays 3.")
+    assert said[0].endswith(f"where {clip} lasts 5.27 s: its frame rate varies, which AVI cannot hold; "
+                            "write .mp4, .mov or .mkv to keep its timing")

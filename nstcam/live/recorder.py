@@ -44,6 +44,7 @@ FULL_DISK_BYTES = 1 << 20  # less free space than this after a short file: the d
 # How often the writer checks that its file is still there: writing into a deleted file (its
 # folder removed while recording) succeeds on Linux, so nothing else would ever notice.
 PRESENCE_CHECK_SECONDS = 1.0
+TIMESTAMP_CLOCK = Fraction(1, 90000)  # time base of frames written with their own times (MPEG's clock)
 _STOP = object()
 
 
@@ -73,7 +74,8 @@ class _AvWriter:
     """PyAV encoder; `codec` libx264 (H.264) or, when that is missing, mpeg4."""
 
     def __init__(self, path: Path, fps: float, size: tuple[int, int], codec: str, crf: int,
-                 metadata: Mapping[str, str], container_format: str | None = None) -> None:
+                 metadata: Mapping[str, str], container_format: str | None = None,
+                 clock: Fraction | None = None) -> None:
         import av
 
         rate = Fraction(fps).limit_denominator(1001)
@@ -92,7 +94,8 @@ class _AvWriter:
             stream.pix_fmt = "yuv420p"
             gop = max(1, round(fps))
             ctx = stream.codec_context
-            ctx.time_base = 1 / rate
+            ctx.time_base = clock or 1 / rate  # pts count frames, or ticks of `clock`
+            ctx.framerate = rate
             ctx.gop_size = gop
             if codec == "libx264":
                 ctx.options = {
@@ -110,9 +113,9 @@ class _AvWriter:
             raise
         self._av = av
 
-    def write(self, frame_rgb: np.ndarray, index: int) -> None:
+    def write(self, frame_rgb: np.ndarray, pts: int) -> None:
         frame = self._av.VideoFrame.from_ndarray(frame_rgb, format="rgb24")
-        frame.pts = index
+        frame.pts = pts
         frame.time_base = self._time_base
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
@@ -133,7 +136,7 @@ class _CvWriter:
         if not self._writer.isOpened():
             raise RecorderError(f"OpenCV could not create {path} (MJPG)")
 
-    def write(self, frame_rgb: np.ndarray, index: int) -> None:
+    def write(self, frame_rgb: np.ndarray, pts: int) -> None:  # a constant rate: no timestamps
         self._writer.write(cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR))
 
     def close(self) -> None:
@@ -244,6 +247,8 @@ class Recorder:
         self._handled = 0
         self._identity: tuple[int, int] | None = None  # (device, inode) of the file, once it is written
         self._next_check = 0.0
+        self._t0: float | None = None  # the first frame's `t`, when frames are written at their times
+        self._last_pts = -1
         self._thread = threading.Thread(target=self._run, name=f"recorder[{self.path.name}]", daemon=True)
         self._thread.start()
 
@@ -280,14 +285,17 @@ class Recorder:
     def closed(self) -> bool:
         return self._closed
 
-    def write(self, frame_rgb: np.ndarray) -> bool:
-        """Queue an RGB uint8 (H, W, 3) frame; False if it was dropped (queue full, closed, failed)."""
+    def write(self, frame_rgb: np.ndarray, t: float | None = None) -> bool:
+        """Queue an RGB uint8 (H, W, 3) frame; False if it was dropped (queue full, closed, failed).
+        `t`: its presentation time in seconds on any clock, given for every frame or none; the
+        file then keeps those times (a variable frame rate; MJPG/AVI excepted, which holds a
+        constant one), else frame i lasts 1/fps."""
         if self._closed or self.error is not None:
             return False
         if frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3 or frame_rgb.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 frame (H, W, 3), got {frame_rgb.dtype} {frame_rgb.shape}")
         try:
-            self._queue.put(frame_rgb, block=not self.realtime)
+            self._queue.put((frame_rgb, t), block=not self.realtime)
         except queue.Full:
             self.frames_dropped += 1
             return False
@@ -329,9 +337,11 @@ class Recorder:
                     break
                 try:
                     if self.error is None:
+                        frame, t = item
                         if writer is None:
-                            writer = self._open_writer(item)
-                        writer.write(self._fit(item), index)
+                            writer = self._open_writer(frame, timed=t is not None)
+                            self._t0 = t if isinstance(writer, _AvWriter) else None  # AVI: constant rate
+                        writer.write(self._fit(frame), self._pts(index, t))
                         index += 1
                         self.frames_written = index
                         self._check_presence()
@@ -358,7 +368,16 @@ class Recorder:
                 self._handled = self._enqueued
                 self._progress.notify_all()
 
-    def _open_writer(self, first: np.ndarray) -> _AvWriter | _CvWriter:
+    def _pts(self, index: int, t: float | None) -> int:
+        """Frame `index`'s pts: its index, or its time since the first frame in TIMESTAMP_CLOCK
+        ticks, kept increasing (a muxer refuses equal or earlier ones)."""
+        if t is None or self._t0 is None:
+            return index
+        pts = max(round((t - self._t0) / TIMESTAMP_CLOCK), self._last_pts + 1)
+        self._last_pts = pts
+        return pts
+
+    def _open_writer(self, first: np.ndarray, timed: bool = False) -> _AvWriter | _CvWriter:
         h, w = first.shape[:2]
         if w < 2 or h < 2:
             raise RecorderError(f"frame of {w}x{h} is too small to record")
@@ -367,7 +386,8 @@ class Recorder:
         if self.codec == "mjpg":
             return _CvWriter(self.path, self.fps, self.size)
         container_format = AV_FORMATS.get(self.path.suffix.lower(), "matroska") if self.special else None
-        return _AvWriter(self.path, self.fps, self.size, self.codec, self.crf, self.metadata, container_format)
+        return _AvWriter(self.path, self.fps, self.size, self.codec, self.crf, self.metadata, container_format,
+                         TIMESTAMP_CLOCK if timed else None)
 
     def _file_identity(self) -> tuple[int, int] | None:
         try:

@@ -3,8 +3,10 @@
 The frames take the live path's pieces without its threads: `CvSource` reads and normalises them
 (grey, BGRA and 16-bit frames become BGR uint8, as in the window), a `FramePath` runs the engine
 and the processors, and a `RecorderSink` over a `Recorder` with `realtime=False` (whose `write`
-blocks when the encoder is behind) writes them. The output keeps the input's frame rate and frame
-count; its size is the engine's processing size for the input's frames.
+blocks when the encoder is behind) writes them. The output keeps the input's frame count and each
+frame's time (so its length and a variable frame rate; the rate is measured from the timestamps,
+not taken from the container's often wrong statement); its size is the engine's processing size
+for the input's frames. AVI (MJPG) holds one constant rate, and says so when that changes the length.
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from nstcam.live.sinks import RecorderSink
 from nstcam.live.sources import CvSource, SourceError
 
 log = logging.getLogger(__name__)
+
+DURATION_TOLERANCE = 0.02  # the output's length may differ from the input's by this fraction
 
 
 @dataclass(frozen=True)
@@ -55,9 +59,27 @@ def open_video(input_path: str | Path) -> tuple[CvSource, MediaInfo | None]:
                           "or it is damaged; try another file") from None
     if not source.fps_stated:
         log.warning("%s does not state a usable frame rate; assuming %g fps", input_path, source.fps)
+    if info is not None and info.rate is None and info.video_packets > 1:
+        log.warning("%s: its frames carry no timestamps; assuming the %g fps it states", input_path, source.fps)
     if info is not None and info.audio:
         log.warning("%s has sound; the output will not (nstcam render writes the video only)", input_path)
     return source, info
+
+
+def _frame_time(position: float | None, last: float | None, fps: float) -> float:
+    """A frame's presentation time (s): the file's timestamp where they increase, else one frame
+    period after the last (a raw stream without timestamps, a stalled one)."""
+    if position is not None and (last is None or position > last):
+        return position
+    return 0.0 if last is None else last + 1 / fps
+
+
+def _check_constant_rate(recorder: Recorder, input_seconds: float, input_path: str | Path) -> None:
+    """MJPG in AVI holds one frame rate: say so when that changes the video's length (a variable-rate input)."""
+    seconds = recorder.frames_written / recorder.fps
+    if abs(seconds / input_seconds - 1) > DURATION_TOLERANCE:
+        log.warning("%s plays %.2f s where %s lasts %.2f s: its frame rate varies, which AVI cannot hold; "
+                    "write .mp4, .mov or .mkv to keep its timing", recorder.path, seconds, input_path, input_seconds)
 
 
 def _discard(sink: RecorderSink | None) -> str:
@@ -93,6 +115,7 @@ def render_video(
     sink: RecorderSink | None = None
     frames = 0
     cancelled = False
+    first_t = t = None
     try:
         while True:
             if cancel is not None and cancel.is_set():
@@ -106,7 +129,9 @@ def render_video(
             except BadFrame as exc:
                 raise SourceError(f"{input_path}: frame {frames + 1} is corrupt ({exc})") from None
             frames += 1
-            result = path.run(frame, seq=frames, t_captured=frames / source.fps, style=style)
+            t = _frame_time(source.position, t, source.fps)
+            first_t = t if first_t is None else first_t
+            result = path.run(frame, seq=frames, t_captured=t, style=style)
             if sink is None:
                 sink = RecorderSink(Recorder(output_path, source.fps, realtime=False))
             sink.offer(result)
@@ -128,6 +153,8 @@ def render_video(
     recorder = sink.recorder
     if recorder.error:
         raise RecorderError(f"{recorder.error}{_discard(sink)}")
+    if recorder.codec == "mjpg" and frames > 1:
+        _check_constant_rate(recorder, t - first_t + 1 / source.fps, input_path)
     if total and frames != total and not cancelled:
         log.warning("%s: read %d frames, the container announced %d", input_path, frames, total)
     log.info("rendered %d frames to %s", frames, recorder.path)

@@ -139,14 +139,27 @@ class CvSource:
             self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, h)
 
         stated_fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        measured = self._measured_fps() if self.is_file else None
+        if measured is not None and abs(measured - stated_fps) > 0.001 * measured:
+            log.info("%s states %.4g fps; its timestamps say %.4g", self.description, stated_fps, measured)
+            stated_fps = measured
         self.fps = _valid_fps(stated_fps)
         self.fps_stated = self.fps == stated_fps  # False: the container gave no usable rate
+        self.position: float | None = None  # presentation time (s) of the last frame read, files only
         self.size = (int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.frame_count = count if count > 0 and not self.is_camera else None
         # A URL with a known frame count is a remote file, which must be paced like a local one.
         self.live = self.is_camera or (self.is_url and self.frame_count is None)
         log.info("opened %s: %dx%d at %.3g fps", self.description, *self.size, self.fps)
+
+    def _measured_fps(self) -> float | None:
+        """The rate the first frames' timestamps give (the stated one is often wrong: Matroska
+        without a rate says 24, variable-rate files their time base); None if they do not say."""
+        from nstcam.live.probe import probe_media
+
+        info = probe_media(self.target)
+        return info.rate if info is not None else None
 
     def _open_failure_message(self) -> str:
         if self.is_camera:
@@ -171,6 +184,8 @@ class CvSource:
         if not ok or frame is None or frame.size == 0:
             return None
         self.size = (frame.shape[1], frame.shape[0])
+        if self.is_file:
+            self.position = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
         return frame
 
     def release(self) -> None:
