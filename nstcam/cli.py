@@ -179,7 +179,7 @@ def render_parser() -> argparse.ArgumentParser:
                    help="output video file: .mp4 (H.264), .mov, .mkv or .avi (MJPG); if it "
                    "exists, a new name (OUTPUT-1.mp4, ...) is chosen")
     _add_common(p, size_help="processing size: the short side, in pixels, frames are stylized "
-                "at, and so the output's size (default: the input's own size)")
+                "at, and so the output's size (default: the input's own size, up to 1080)")
     return p
 
 
@@ -219,7 +219,7 @@ def run_window(args: argparse.Namespace) -> int:
 
 def run_render(args: argparse.Namespace) -> int:
     from nstcam.live.recorder import RecorderError
-    from nstcam.live.render import render_video
+    from nstcam.live.render import default_size, render_video
     from nstcam.live.sources import SourceError
 
     size = check_size(args.size)
@@ -239,6 +239,8 @@ def run_render(args: argparse.Namespace) -> int:
     device = resolve_device(args.device, backend)
     registry, dirs = load_registry(args.styles_dir, backend)
     style = check_style(registry, args.style, dirs, required=True)
+    if size is None:
+        size = default_size(src)
     apply_threads(args.threads)
     engine = build_engine(registry, device, size, style, args.precision, backend, args.threads)
 

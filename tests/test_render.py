@@ -29,7 +29,7 @@ def test_render_keeps_frame_count_and_rate(video_file: Path, engine: StyleEngine
     result = render_video(video_file, out, engine, progress=lambda done, total: calls.append((done, total)))
     assert (result.frames, result.fps, result.size) == (24, 12.0, (72, 48))
     assert result.path == out and not result.cancelled
-    assert calls[0] == (1, 24) and calls[-1] == (24, 24) and len(calls) == 24
+    assert calls[0] == (0, 24) and calls[-1] == (24, 24) and len(calls) == 25  # the total before frame 1
     cap = cv2.VideoCapture(str(out))
     assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(12.0)
     cap.release()
@@ -146,3 +146,16 @@ def test_an_avi_output_of_a_variable_rate_input_says_it_cannot_keep_the_timing(e
     assert len(said) == 1 and said[0].startswith(f"{result.path} plays 3.")
     assert said[0].endswith(f"where {clip} lasts 5.27 s: its frame rate varies, which AVI cannot hold; "
                             "write .mp4, .mov or .mkv to keep its timing")
+
+
+def test_a_very_large_input_is_stylized_at_full_hd_unless_a_size_is_given(tmp_path: Path, video_file: Path,
+                                                                         caplog) -> None:
+    """At its own size a 4K-and-up clip took minutes before its first frame (without a total)."""
+    from nstcam.live.render import default_size
+
+    big = write_video(tmp_path / "big.avi", frames=2, size=(1936, 1096))
+    with caplog.at_level("WARNING", logger="nstcam"):
+        assert default_size(big) == 1080
+        assert default_size(video_file) is None  # 96x64: its own size
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{big} is 1936x1096; stylizing at 1080 px on the short side (--size N to choose)"]

@@ -26,6 +26,9 @@ from nstcam.live.sources import CvSource, SourceError
 log = logging.getLogger(__name__)
 
 DURATION_TOLERANCE = 0.02  # the output's length may differ from the input's by this fraction
+# The processing short side when none is asked for: the input's own up to Full HD. An 8K clip at
+# its own size takes minutes a frame on a CPU and tens of GB; past 1080 the strokes barely change.
+DEFAULT_MAX_SIZE = 1080
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,17 @@ def open_video(input_path: str | Path) -> tuple[CvSource, MediaInfo | None]:
     return source, info
 
 
+def default_size(input_path: str | Path) -> int | None:
+    """render's processing size when --size is not given: None (the input's own) unless the
+    input's short side is over DEFAULT_MAX_SIZE, which is then used, and said."""
+    info = probe_media(input_path)
+    if info is None or min(info.size) <= DEFAULT_MAX_SIZE:
+        return None
+    log.warning("%s is %dx%d; stylizing at %d px on the short side (--size N to choose)", input_path,
+                *info.size, DEFAULT_MAX_SIZE)
+    return DEFAULT_MAX_SIZE
+
+
 def _frame_time(position: float | None, last: float | None, fps: float) -> float:
     """A frame's presentation time (s): the file's timestamp where they increase, else one frame
     period after the last (a raw stream without timestamps, a stalled one)."""
@@ -104,14 +118,16 @@ def render_video(
     cancel: threading.Event | None = None,
     processors: Sequence[FrameProcessor] = (),
 ) -> RenderResult:
-    """Stylize `input_path` into `output_path`; `progress(done, total)` after each frame
-    (total 0 if the container does not say). Raises SourceError if the input cannot be read and
+    """Stylize `input_path` into `output_path`; `progress(done, total)` before the first frame
+    and after each (total 0 if the container does not say). Raises SourceError if the input cannot be read and
     RecorderError if the output cannot be written (or fewer frames reached it than were written:
     a disk that filled up); either way the unfinished output is removed. Ctrl-C leaves the frames
     written so far as a playable file."""
-    source, _info = open_video(input_path)
+    source, info = open_video(input_path)
     path = FramePath(engine, processors)
-    total = source.frame_count or 0
+    total = (info.frames if info is not None and info.frames else source.frame_count) or 0
+    if progress is not None:
+        progress(0, total)  # the total shows before the first frame, which may take long
     sink: RecorderSink | None = None
     frames = 0
     cancelled = False
