@@ -171,8 +171,9 @@ def window_parser() -> argparse.ArgumentParser:
 def render_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=f"{PROG} render",
-        description="Stylize a video file headless, frame by frame, keeping its frame rate, "
-        "frame count and size. Shows a progress bar.",
+        description="Stylize a video file headless, frame by frame, keeping its frame count, each "
+        "frame's time (so its length, even at a variable frame rate) and its sound (not in .avi). "
+        "Shows a progress bar.",
     )
     p.add_argument("input", metavar="INPUT", help="video file to stylize")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT",

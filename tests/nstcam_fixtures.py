@@ -119,7 +119,7 @@ def write_timed_video(path: Path, times: list[float], rate: Fraction | None = No
             video.width, video.height = size
             video.pix_fmt = "yuv420p"
             video.codec_context.time_base = clock
-        audio = container.add_stream("aac", rate=48000) if sound_seconds else None
+        audio = container.add_stream("aac", rate=48000, layout="mono") if sound_seconds else None
         for i, t in enumerate(times):
             frame = av.VideoFrame.from_ndarray(video_frame(i, size)[..., ::-1].copy(), format="rgb24")
             frame.pts, frame.time_base = round(t / clock), clock

@@ -75,7 +75,7 @@ class _AvWriter:
 
     def __init__(self, path: Path, fps: float, size: tuple[int, int], codec: str, crf: int,
                  metadata: Mapping[str, str], container_format: str | None = None,
-                 clock: Fraction | None = None) -> None:
+                 clock: Fraction | None = None, sound_from: Path | None = None) -> None:
         import av
 
         rate = Fraction(fps).limit_denominator(1001)
@@ -108,6 +108,9 @@ class _AvWriter:
                 ctx.options = {"qscale": "3", "bf": "0"}
             self._stream = stream
             self._time_base = ctx.time_base
+            self._end = 0.0  # seconds: where the last frame written ends
+            self._frame_seconds = float(1 / rate)
+            self._sound = _soundtrack(sound_from, self._container) if sound_from is not None else None
         except BaseException:
             self._container.close()
             raise
@@ -119,11 +122,17 @@ class _AvWriter:
         frame.time_base = self._time_base
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
+        start = float(pts * self._time_base)
+        self._end = start + self._frame_seconds
+        if self._sound is not None:
+            self._sound.mux_until(start)
 
     def close(self) -> None:
         try:
             for packet in self._stream.encode(None):
                 self._container.mux(packet)
+            if self._sound is not None:
+                self._sound.finish(self._end)
         finally:
             self._container.close()
 
@@ -141,6 +150,17 @@ class _CvWriter:
 
     def close(self) -> None:
         self._writer.release()
+
+
+def _soundtrack(source: Path, container):
+    """The input's sound as a stream of `container`; None (and said) where it cannot be read."""
+    from nstcam.live.soundtrack import Soundtrack
+
+    try:
+        return Soundtrack(source, container)
+    except Exception as exc:
+        log.warning("%s: its sound cannot be carried over (%s); the output has none", source, exc)
+        return None
 
 
 def frames_in_file(path: Path) -> int | None:
@@ -217,6 +237,7 @@ class Recorder:
         queue_frames: int = 60,
         crf: int = 20,
         metadata: Mapping[str, str] | None = None,
+        sound_from: str | Path | None = None,
     ) -> None:
         if not fps or fps <= 0:
             raise ValueError(f"recording frame rate must be positive, got {fps}")
@@ -235,6 +256,9 @@ class Recorder:
         self.realtime = realtime
         self.crf = crf
         self.metadata = dict(metadata or {})  # container tags, e.g. {"comment": "..."} (PyAV writers)
+        self.sound_from = Path(sound_from) if sound_from is not None and self.codec != "mjpg" else None
+        if sound_from is not None and self.sound_from is None:
+            log.warning("%s has sound; %s will not (MJPG/AVI is written without it)", sound_from, self.path.name)
         self.frames_written = 0
         self.frames_dropped = 0
         self.error: str | None = None
@@ -387,7 +411,7 @@ class Recorder:
             return _CvWriter(self.path, self.fps, self.size)
         container_format = AV_FORMATS.get(self.path.suffix.lower(), "matroska") if self.special else None
         return _AvWriter(self.path, self.fps, self.size, self.codec, self.crf, self.metadata, container_format,
-                         TIMESTAMP_CLOCK if timed else None)
+                         TIMESTAMP_CLOCK if timed else None, self.sound_from)
 
     def _file_identity(self) -> tuple[int, int] | None:
         try:

@@ -64,8 +64,6 @@ def open_video(input_path: str | Path) -> tuple[CvSource, MediaInfo | None]:
         log.warning("%s does not state a usable frame rate; assuming %g fps", input_path, source.fps)
     if info is not None and info.rate is None and info.video_packets > 1:
         log.warning("%s: its frames carry no timestamps; assuming the %g fps it states", input_path, source.fps)
-    if info is not None and info.audio:
-        log.warning("%s has sound; the output will not (nstcam render writes the video only)", input_path)
     return source, info
 
 
@@ -149,7 +147,8 @@ def render_video(
             first_t = t if first_t is None else first_t
             result = path.run(frame, seq=frames, t_captured=t, style=style)
             if sink is None:
-                sink = RecorderSink(Recorder(output_path, source.fps, realtime=False))
+                sound = input_path if info is not None and info.audio else None
+                sink = RecorderSink(Recorder(output_path, source.fps, realtime=False, sound_from=sound))
             sink.offer(result)
             if sink.recorder.error:
                 break
