@@ -106,15 +106,16 @@ def style_models(style_files: dict[str, Path]) -> dict[str, StyleModel]:
 
 
 def write_timed_video(path: Path, times: list[float], rate: Fraction | None = None,
-                      size: tuple[int, int] = VIDEO_SIZE, sound_seconds: float = 0.0) -> Path:
+                      size: tuple[int, int] = VIDEO_SIZE, sound_seconds: float = 0.0,
+                      video_track: bool = True) -> Path:
     """H.264 frames at the given presentation times (seconds) in the container `path`'s suffix
     names, with PyAV: variable or odd frame rates, a stated `rate` or none (Matroska then states
-    24), and `sound_seconds` of a 440 Hz tone as AAC; no frames and some sound is an audio-only file."""
+    24), and `sound_seconds` of a 440 Hz tone as AAC. Without `video_track`, an audio-only file."""
     import av
 
     clock = Fraction(1, 90000)
     with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=rate) if times else None
+        video = container.add_stream("libx264", rate=rate) if video_track else None
         if video is not None:
             video.width, video.height = size
             video.pix_fmt = "yuv420p"

@@ -85,10 +85,14 @@ def test_a_video_smaller_than_the_optical_flow_allows_renders_with_the_stabilize
 
 def test_audio_only_and_frameless_inputs_say_what_they_hold(engine: StyleEngine, tmp_path: Path) -> None:
     """They used to be 'could not be opened … Try another file or --camera demo', which render does not have."""
-    sound = write_timed_video(tmp_path / "song.m4a", [], sound_seconds=0.5)
+    sound = write_timed_video(tmp_path / "song.m4a", [], sound_seconds=0.5, video_track=False)
     with pytest.raises(SourceError) as info:
         render_video(sound, tmp_path / "o.mp4", engine)
     assert str(info.value) == f"{sound} holds only sound; nstcam render needs a video file"
+    frameless = write_timed_video(tmp_path / "frameless.mkv", [], sound_seconds=0.5)
+    with pytest.raises(SourceError) as info:
+        render_video(frameless, tmp_path / "o.mp4", engine)
+    assert str(info.value) == f"{frameless}: its video stream holds no frames; nothing to render"
     junk = tmp_path / "junk.mkv"
     junk.write_bytes(b"\x1a\x45\xdf\xa3" + bytes(200))  # a Matroska signature, then nothing
     with pytest.raises(SourceError) as info:
