@@ -102,3 +102,11 @@ def style_files(media_dir: Path) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def style_models(style_files: dict[str, Path]) -> dict[str, StyleModel]:
     return {name: load_style(path) for name, path in style_files.items()}
+
+
+def spoil_weights(path: Path, value: float) -> Path:
+    """Set one weight of a style file to `value` (NaN, Inf), as a diverged training run leaves it."""
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"][next(iter(payload["state_dict"]))].view(-1)[0] = value
+    torch.save(payload, path)
+    return path

@@ -11,7 +11,8 @@ import cv2
 import pytest
 import torch
 
-from app_fixtures import count_frames, make_styles_dir, make_video
+from app_fixtures import count_frames, make_style, make_styles_dir, make_video
+from nstcam_fixtures import spoil_weights
 from nstcam.cli import main, render_parser, styles_parser, window_parser
 
 REPO = Path(__file__).resolve().parents[1]
@@ -342,6 +343,20 @@ def test_a_style_falling_back_from_a_broken_file_is_warned_about(capsys, styles_
                        "--styles-dir", str(styles_dir), "--styles-dir", str(mine), "--no-stabilize")
     assert code == 0 and out.is_file()
     assert "warning" in err and str(mine / "ember-light.pt") in err and "instead" in err
+
+
+def test_a_style_with_nan_weights_is_listed_as_broken_and_render_refuses_it(capsys, video, tmp_path):
+    folder = tmp_path / "diverged"
+    folder.mkdir()
+    spoiled = spoil_weights(make_style(folder / "scorched.pt", "scorched"), float("nan"))
+    reason = f"{spoiled}: weights contain NaN/Inf; retrain or restore it"
+    code, out, _ = run(capsys, "styles", "--styles-dir", str(folder))
+    assert code == 0 and reason in out.split("failed to load:")[1]
+    assert not any(line.startswith("scorched ") for line in out.splitlines())
+    code, _, err = run(capsys, "render", str(video), "-o", str(tmp_path / "o.mp4"), "--style", "scorched",
+                       "--styles-dir", str(folder))
+    assert code == 2 and not (tmp_path / "o.mp4").exists()
+    assert_one_error(err, f"style 'scorched': {reason}")
 
 
 def test_missing_window_libraries_are_one_line_and_exit_2_before_qt(capsys, styles_dir, monkeypatch):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nstcam.registry import StyleRegistry, bundled_styles_dir
-from nstcam_fixtures import make_style_file
+from nstcam_fixtures import make_style_file, spoil_weights
 
 
 @pytest.fixture
@@ -196,3 +196,16 @@ def test_garbage_is_corrupt_and_torchs_unsafe_advice_is_never_quoted(tmp_path: P
     [(path, reason)] = StyleRegistry.discover([tmp_path]).errors
     assert reason.startswith(f"{path}: corrupt or truncated style file")
     assert "weights_only" not in reason and "refused" not in reason
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_weights_with_nan_or_inf_are_refused_at_load_and_the_bundled_copy_is_used(
+        bundled: Path, tmp_path: Path, value: float) -> None:
+    user = tmp_path / "mine"
+    user.mkdir()
+    spoiled = spoil_weights(make_style_file(user / "zebra-light.pt", "zebra", seed=7), value)
+    reg = StyleRegistry.discover([bundled, user])
+    assert dict(reg.errors)[spoiled] == f"{spoiled}: weights contain NaN/Inf; retrain or restore it"
+    assert reg.choose("zebra", "cpu").path == bundled / "zebra-light.pt"
+    [message] = reg.fallbacks("zebra", "cpu")
+    assert "weights contain NaN/Inf" in message and str(spoiled) in message

@@ -93,11 +93,13 @@ def load_style(path: str | Path) -> StyleModel:
             path=path,
         )
         # Fail at load time, naming the file, rather than at first use.
-        TransformerNet(model.config).load_state_dict(
-            {k: v.float() for k, v in model.state_dict.items()}
-        )
+        weights = {k: v.float() for k, v in model.state_dict.items()}
+        TransformerNet(model.config).load_state_dict(weights)
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:  # ValueError: a bad config field
         raise StyleFileError(f"{path}: weights do not match the stored architecture ({_first_line(exc)})") from None
+    # A diverged training run or a damaged copy: such a network paints every frame black.
+    if not bool(torch.cat([w.reshape(-1) for w in weights.values()]).isfinite().all()):
+        raise StyleFileError(f"{path}: weights contain NaN/Inf; retrain or restore it")
     return model
 
 
