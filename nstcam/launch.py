@@ -121,9 +121,9 @@ def check_style(registry, style: str | None, dirs: Sequence[Path], required: boo
             raise CliError(f"--style is required; available styles: {', '.join(names)}")
         return names[0]
     if style not in names:
-        broken = [bad.reason for bad in registry.broken if bad.name == style]
+        broken = [bad for bad in registry.broken if bad.name == style]
         if broken:  # every file of this style failed to load: say why, not "unknown"
-            raise CliError(f"style {style!r}: {broken[0]}")
+            raise CliError(f"style {style!r}: {broken[0].path}: {broken[0].reason}")
         raise CliError(f"unknown style {style!r}; available styles: {', '.join(names)}")
     return style
 

@@ -101,7 +101,8 @@ def _title_from_name(name: str) -> str:
 @dataclass(frozen=True)
 class BrokenStyle:
     """A style file that failed to load, and the style it was meant to be: name and variant from
-    its manifest entry, else from its file name ("monet-light.pt"); variant None when unknown."""
+    its manifest entry, else from its file name ("monet-light.pt"); variant None when unknown.
+    `reason` does not repeat the path (as in `StyleRegistry.errors`)."""
 
     path: Path
     name: str
@@ -123,6 +124,7 @@ class StyleRegistry:
 
     `folders` is the search order of `discover` (later folders override earlier ones); with
     `broken` it tells which requested styles fall back from a broken file to another one.
+    `errors` pairs each file that failed with why, the reason without the path (callers name it once).
     """
 
     def __init__(self, entries: Sequence[StyleEntry] = (), errors: Sequence[tuple[Path, str]] = (),
@@ -164,10 +166,10 @@ class StyleRegistry:
                 loaded = list(pool.map(lambda path: _load_or_error(load, path), files))
             for pt, (model, exc) in zip(files, loaded):
                 if isinstance(exc, ValueError):  # StyleFileError, or an ONNX file that is no style
-                    errors.append((pt, str(exc)))
+                    errors.append((pt, str(exc).removeprefix(f"{pt}: ")))
                     log.warning("skipping style file: %s", exc)
                 elif exc is not None:
-                    errors.append((pt, f"{pt}: could not be loaded ({exc})"))
+                    errors.append((pt, f"could not be loaded ({exc})"))
                     log.warning("skipping style file %s: %r", pt, exc)
                 else:
                     entry = _make_entry(pt, model, by_file.get(pt.name, {}))
@@ -221,7 +223,7 @@ class StyleRegistry:
             better_variant = bad.variant in prefer and entry.variant in prefer and \
                 prefer.index(bad.variant) < prefer.index(entry.variant)
             if bad.variant is None or same_slot or better_variant:
-                messages.append(f"style {name!r}: {bad.reason}; using {entry.path} instead")
+                messages.append(f"style {name!r}: {bad.path}: {bad.reason}; using {entry.path} instead")
         return messages
 
     def _pick(self, name: str, device_type: str) -> StyleEntry:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from app_fixtures import count_frames, make_style, make_styles_dir, make_video
-from nstcam_fixtures import spoil_weights
+from nstcam_fixtures import deny_access, spoil_weights
 from nstcam.cli import main, render_parser, styles_parser, window_parser
 
 REPO = Path(__file__).resolve().parents[1]
@@ -351,12 +351,23 @@ def test_a_style_with_nan_weights_is_listed_as_broken_and_render_refuses_it(caps
     spoiled = spoil_weights(make_style(folder / "scorched.pt", "scorched"), float("nan"))
     reason = f"{spoiled}: weights contain NaN/Inf; retrain or restore it"
     code, out, _ = run(capsys, "styles", "--styles-dir", str(folder))
-    assert code == 0 and reason in out.split("failed to load:")[1]
+    assert code == 0 and f"failed to load:\n  {reason}\n" in out
     assert not any(line.startswith("scorched ") for line in out.splitlines())
     code, _, err = run(capsys, "render", str(video), "-o", str(tmp_path / "o.mp4"), "--style", "scorched",
                        "--styles-dir", str(folder))
     assert code == 2 and not (tmp_path / "o.mp4").exists()
     assert_one_error(err, f"style 'scorched': {reason}")
+
+
+def test_an_unreadable_style_file_is_called_unreadable_with_its_path_once(capsys, tmp_path, monkeypatch):
+    folder = make_styles_dir(tmp_path / "styles", names=("ember",))
+    locked = make_style(folder / "locked.pt", "locked")
+    deny_access(monkeypatch, locked)
+    code, out, err = run(capsys, "styles", "--styles-dir", str(folder))
+    assert code == 0 and "Traceback" not in err
+    [line] = [line for line in out.splitlines() if "locked.pt" in line]
+    assert line == f"  {locked}: unreadable style file (Permission denied); check its permissions"
+    assert any(line.startswith("ember ") for line in out.splitlines())
 
 
 def test_missing_window_libraries_are_one_line_and_exit_2_before_qt(capsys, styles_dir, monkeypatch):

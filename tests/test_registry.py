@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -90,7 +91,7 @@ def test_broken_files_are_reported_not_raised(bundled: Path, user: Path) -> None
     (bundled / "manifest.json").write_text("{not json")
     reg = StyleRegistry.discover([bundled, user, user / "missing-folder"])
     broken = {path.name: message for path, message in reg.errors}
-    assert "broken.pt" in broken and "broken.pt" in broken["broken.pt"]
+    assert broken["broken.pt"].startswith("corrupt or truncated style file")  # the path is its key, not repeated
     assert "truncated.pt" in broken and "corrupt" in broken["truncated.pt"]
     assert "manifest.json" in broken
     assert "broken" not in reg.names()
@@ -185,7 +186,7 @@ def test_a_malicious_pickle_is_refused_for_safety_and_runs_nothing(tmp_path: Pat
     assert not marker.exists()
     reasons = dict(reg.errors)
     for name in ("evil.pt", "foreign.pt"):
-        assert reasons[folder / name] == (f"{folder / name}: not a style file; refused for safety (it holds "
+        assert reasons[folder / name] == ("not a style file; refused for safety (it holds "
                                           "Python objects other than tensors, and loading them could run code)")
     assert "weights_only" not in capfd.readouterr().err
 
@@ -194,7 +195,7 @@ def test_a_malicious_pickle_is_refused_for_safety_and_runs_nothing(tmp_path: Pat
 def test_garbage_is_corrupt_and_torchs_unsafe_advice_is_never_quoted(tmp_path: Path, content: bytes) -> None:
     (tmp_path / "junk.pt").write_bytes(content)
     [(path, reason)] = StyleRegistry.discover([tmp_path]).errors
-    assert reason.startswith(f"{path}: corrupt or truncated style file")
+    assert reason.startswith("corrupt or truncated style file")
     assert "weights_only" not in reason and "refused" not in reason
 
 
@@ -205,7 +206,22 @@ def test_weights_with_nan_or_inf_are_refused_at_load_and_the_bundled_copy_is_use
     user.mkdir()
     spoiled = spoil_weights(make_style_file(user / "zebra-light.pt", "zebra", seed=7), value)
     reg = StyleRegistry.discover([bundled, user])
-    assert dict(reg.errors)[spoiled] == f"{spoiled}: weights contain NaN/Inf; retrain or restore it"
+    assert dict(reg.errors)[spoiled] == "weights contain NaN/Inf; retrain or restore it"
     assert reg.choose("zebra", "cpu").path == bundled / "zebra-light.pt"
     [message] = reg.fallbacks("zebra", "cpu")
     assert "weights contain NaN/Inf" in message and str(spoiled) in message
+
+
+@pytest.mark.parametrize("spoil, detail", [
+    (lambda p: p["state_dict"].pop("encoder.0.1.weight"), 'Missing key(s) in state_dict: "encoder.0.1.weight".'),
+    (lambda p: p["state_dict"].update(extra=torch.zeros(1)), 'Unexpected key(s) in state_dict: "extra".'),
+    (lambda p: p.pop("config"), "no 'config' entry"),
+], ids=["missing key", "unexpected key", "no config"])
+def test_a_wrong_architecture_names_what_does_not_match(tmp_path: Path, spoil: Callable[[dict], object],
+                                                         detail: str) -> None:
+    path = make_style_file(tmp_path / "odd.pt", "odd", seed=1)
+    payload = torch.load(path, weights_only=True)
+    spoil(payload)
+    torch.save(payload, path)
+    [(_, reason)] = StyleRegistry.discover([tmp_path]).errors
+    assert reason == f"weights do not match the stored architecture ({detail})"

@@ -71,6 +71,11 @@ def load_style(path: str | Path) -> StyleModel:
     if not path.is_file():
         raise StyleFileError(f"{path}: no such style file")
     try:
+        path.open("rb").close()  # torch would report a file it may not read as a corrupt one
+    except OSError as exc:
+        advice = "; check its permissions" if isinstance(exc, PermissionError) else ""
+        raise StyleFileError(f"{path}: unreadable style file ({exc.strerror or exc}){advice}") from None
+    try:
         payload = load_tensors(path)
     except UnsafeFileError as exc:
         raise StyleFileError(f"{path}: not a style file; {exc}") from None
@@ -103,6 +108,11 @@ def load_style(path: str | Path) -> StyleModel:
     return model
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def _first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line that says something: load_state_dict's "Error(s) in loading state_dict for
+    TransformerNet:" only announces the missing keys or size mismatches on the lines after it."""
+    if isinstance(exc, KeyError) and exc.args:
+        return f"no {exc.args[0]!r} entry"
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = next((line for line in lines if not line.endswith(":")), lines[0] if lines else type(exc).__name__)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
