@@ -55,7 +55,11 @@ def style_dirs(extra: Sequence[str]) -> list[Path]:
     dirs = [bundled_styles_dir(), user_styles_dir()]
     for d in extra:
         path = Path(d).expanduser()
-        if not path.is_dir():
+        try:
+            missing = not path.is_dir()
+        except OSError:  # in a folder this user may not enter: the registry names it and goes on
+            missing = False
+        if missing:
             raise CliError(f"--styles-dir {d}: no such folder")
         dirs.append(path)
     return dirs

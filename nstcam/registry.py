@@ -153,14 +153,19 @@ class StyleRegistry:
         order: list[str] = []
         folders = [Path(d).expanduser() for d in dirs]
         for folder in folders:
-            if not folder.is_dir():
-                log.debug("style folder %s does not exist; skipped", folder)
+            try:
+                if not folder.is_dir():
+                    log.debug("style folder %s does not exist; skipped", folder)
+                    continue
+                files, load = _files_and_loader(folder, runtime)
+                manifest, problem = _read_manifest(folder)
+            except OSError as exc:  # a folder this user may not list or enter: the others still count
+                errors.append((folder, f"unreadable styles folder ({exc.strerror or exc}); check its permissions"))
+                log.warning("skipping style folder %s: %s", folder, exc)
                 continue
-            manifest, problem = _read_manifest(folder)
             if problem:
                 errors.append((folder / MANIFEST, problem))
             by_file = {str(item.get("file")): item for item in manifest if item.get("file")}
-            files, load = _files_and_loader(folder, runtime)
             # In parallel: loading validates each network on the CPU, which is what start-up waits on.
             with ThreadPoolExecutor(max_workers=min(4, len(files) or 1)) as pool:
                 loaded = list(pool.map(lambda path: _load_or_error(load, path), files))
@@ -257,13 +262,19 @@ def _preference(device_type: str) -> tuple[str, ...]:
 
 
 def _files_and_loader(folder: Path, runtime: str) -> tuple[list[Path], Callable[[Path], Any]]:
+    """The folder's style files, and how to load one; OSError if the folder cannot be listed
+    (iterdir raises where glob would quietly find nothing)."""
     if runtime == "onnx":
         from nstcam.engines.ort import export_quantization, read_style
 
-        return [p for p in sorted(folder.glob("*.onnx")) if export_quantization(p) == "fp32"], read_style
+        return [p for p in _listing(folder, ".onnx") if export_quantization(p) == "fp32"], read_style
     from trainer.stylefile import load_style  # torch: only the torch runtime needs it
 
-    return sorted(folder.glob("*.pt")), load_style
+    return _listing(folder, ".pt"), load_style
+
+
+def _listing(folder: Path, suffix: str) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix == suffix)
 
 
 def _load_or_error(load: Callable[[Path], Any], path: Path) -> tuple[Any, Exception | None]:

@@ -370,6 +370,17 @@ def test_an_unreadable_style_file_is_called_unreadable_with_its_path_once(capsys
     assert any(line.startswith("ember ") for line in out.splitlines())
 
 
+def test_an_unreadable_styles_folder_is_one_line_and_the_others_are_listed(capsys, tmp_path, monkeypatch):
+    locked = make_styles_dir(tmp_path / "locked", names=("kiwi",))
+    folder = make_styles_dir(tmp_path / "styles", names=("ember",))
+    deny_access(monkeypatch, locked)
+    code, out, err = run(capsys, "styles", "--styles-dir", str(locked), "--styles-dir", str(folder))
+    assert code == 0 and "Traceback" not in err
+    assert [line for line in out.splitlines() if "locked" in line] == [
+        f"  {locked}: unreadable styles folder (Permission denied); check its permissions"]
+    assert any(line.startswith("ember ") for line in out.splitlines())
+
+
 def test_missing_window_libraries_are_one_line_and_exit_2_before_qt(capsys, styles_dir, monkeypatch):
     import nstcam.qtcheck
 

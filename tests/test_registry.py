@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from nstcam.registry import StyleRegistry, bundled_styles_dir
-from nstcam_fixtures import make_style_file, spoil_weights
+from nstcam_fixtures import deny_access, make_style_file, spoil_weights
 
 
 @pytest.fixture
@@ -225,3 +225,18 @@ def test_a_wrong_architecture_names_what_does_not_match(tmp_path: Path, spoil: C
     torch.save(payload, path)
     [(_, reason)] = StyleRegistry.discover([tmp_path]).errors
     assert reason == f"weights do not match the stored architecture ({detail})"
+
+
+def test_an_unreadable_styles_folder_is_one_error_and_the_other_folders_load(
+        bundled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    locked, closed = tmp_path / "locked", tmp_path / "closed"
+    (closed / "styles").mkdir(parents=True)
+    locked.mkdir()
+    make_style_file(locked / "kiwi.pt", "kiwi", seed=6)
+    make_style_file(closed / "styles" / "fig.pt", "fig", seed=8)
+    deny_access(monkeypatch, locked)
+    deny_access(monkeypatch, closed)  # its styles folder cannot even be looked at
+    reg = StyleRegistry.discover([bundled, locked, closed / "styles"])
+    reason = "unreadable styles folder (Permission denied); check its permissions"
+    assert reg.errors == [(locked, reason), (closed / "styles", reason)]
+    assert reg.names() == ["zebra", "apple"]
