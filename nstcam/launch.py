@@ -48,11 +48,21 @@ class CliError(Exception):
     """A user error: the message is printed as is after "nstcam: error:" and the exit status is 2."""
 
 
-def style_dirs(extra: Sequence[str]) -> list[Path]:
-    from nstcam.registry import bundled_styles_dir
+def user_styles_folders() -> list[Path]:
+    """The user styles folder; none where there is no home folder to hold it (a service account
+    without HOME), so the bundled and --styles-dir styles still load."""
     from nstcam.host.userdirs import user_styles_dir
 
-    dirs = [bundled_styles_dir(), user_styles_dir()]
+    try:
+        return [user_styles_dir()]
+    except RuntimeError:  # Path.home(): no home folder
+        return []
+
+
+def style_dirs(extra: Sequence[str]) -> list[Path]:
+    from nstcam.registry import bundled_styles_dir
+
+    dirs = [bundled_styles_dir(), *user_styles_folders()]
     for d in extra:
         path = Path(d).expanduser()
         try:
