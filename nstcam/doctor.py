@@ -196,12 +196,14 @@ def check_styles(ctx: Context) -> list[Check]:
 
         registry = StyleRegistry.discover(dirs)
         names, errors, kind = registry.names(), registry.errors, "style files (*.pt)"
+        duplicates = registry.duplicates
     else:
         from nstcam.engines.ort import discover
 
         found, errors = discover(dirs)
-        names, kind = list(found), "exported styles (*.onnx)"
+        names, kind, duplicates = list(found), "exported styles (*.onnx)", []
     lines = [Check("styles", WARN, f"--styles-dir {d}: no such folder") for d in missing]
+    lines += [Check("styles", INFO, message) for message in duplicates]
     lines += [Check("styles", WARN, f"{path}: {reason}") for path, reason in errors]
     where = ", ".join(str(d) for d in dirs)
     if not names:

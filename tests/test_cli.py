@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -379,6 +380,18 @@ def test_an_unreadable_styles_folder_is_one_line_and_the_others_are_listed(capsy
     assert [line for line in out.splitlines() if "locked" in line] == [
         f"  {locked}: unreadable styles folder (Permission denied); check its permissions"]
     assert any(line.startswith("ember ") for line in out.splitlines())
+
+
+def test_a_style_declared_by_several_files_is_one_row_and_said_once(capsys, tmp_path):
+    folder = make_styles_dir(tmp_path / "styles", names=("ember",))
+    for i in range(3):
+        shutil.copy(folder / "ember.pt", folder / f"copy{i}.pt")
+    code, out, _ = run(capsys, "styles", "--styles-dir", str(folder))
+    assert code == 0
+    [row] = [line for line in out.splitlines() if line.startswith("ember ")]
+    assert row.endswith(str(folder / "ember.pt"))
+    assert [line for line in out.splitlines() if "files declare the style" in line] == [
+        f"  4 files declare the style 'ember' (light); using {folder / 'ember.pt'}"]
 
 
 def test_missing_window_libraries_are_one_line_and_exit_2_before_qt(capsys, styles_dir, monkeypatch):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -240,3 +241,34 @@ def test_an_unreadable_styles_folder_is_one_error_and_the_other_folders_load(
     reason = "unreadable styles folder (Permission denied); check its permissions"
     assert reg.errors == [(locked, reason), (closed / "styles", reason)]
     assert reg.names() == ["zebra", "apple"]
+
+
+def test_files_declaring_one_style_are_chosen_by_precedence_loaded_once_and_said_once(
+        bundled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import trainer.stylefile as stylefile
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    make_style_file(mine / "zebra-light.pt", "zebra", seed=11, variant="light", title="Mine")
+    for i in range(30):  # "a-copy-..." sorts before "zebra-light.pt"
+        shutil.copy(mine / "zebra-light.pt", mine / f"a-copy-{i:02d}.pt")
+    loaded: list[Path] = []
+    load_style = stylefile.load_style
+    monkeypatch.setattr(stylefile, "load_style", lambda path: loaded.append(path) or load_style(path))
+    reg = StyleRegistry.discover([bundled, mine])
+    assert reg.choose("zebra", "cpu").path == mine / "zebra-light.pt" and reg.choose("zebra", "cpu").title == "Mine"
+    assert reg.duplicates == [f"32 files declare the style 'zebra' (light); using {mine / 'zebra-light.pt'}"]
+    assert sorted(loaded) == sorted([mine / "zebra-light.pt", bundled / "zebra-full.pt", bundled / "apple-light.pt"])
+    assert reg.errors == [] and reg.names() == ["zebra", "apple"]
+
+
+def test_a_broken_copy_of_a_style_falls_back_to_the_next_one_by_file_name(tmp_path: Path) -> None:
+    spoiled = spoil_weights(make_style_file(tmp_path / "a.pt", "kiwi", seed=1), float("nan"))
+    make_style_file(tmp_path / "b.pt", "kiwi", seed=2)
+    make_style_file(tmp_path / "c.pt", "kiwi", seed=3)
+    reg = StyleRegistry.discover([tmp_path])
+    assert reg.choose("kiwi", "cpu").path == tmp_path / "b.pt"
+    assert reg.errors == [(spoiled, "weights contain NaN/Inf; retrain or restore it")]
+    assert reg.duplicates == [f"3 files declare the style 'kiwi' (light); using {tmp_path / 'b.pt'}"]
+    [message] = reg.fallbacks("kiwi", "cpu")
+    assert message.startswith(f"style 'kiwi': {spoiled}: weights contain NaN/Inf")
