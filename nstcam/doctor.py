@@ -189,22 +189,17 @@ def style_dirs(extra: Sequence[Path]) -> list[Path]:
 
 
 def check_styles(ctx: Context) -> list[Check]:
+    from nstcam.registry import StyleRegistry
+
     missing = [d for d in ctx.styles_dirs if not d.is_dir()]
     dirs = style_dirs([d for d in ctx.styles_dirs if d.is_dir()])
-    if has_module("torch"):
-        from nstcam.registry import StyleRegistry
-
-        registry = StyleRegistry.discover(dirs)
-        names, errors, kind = registry.names(), registry.errors, "style files (*.pt)"
-        duplicates = registry.duplicates
-    else:
-        from nstcam.engines.ort import discover
-
-        found, errors = discover(dirs)
-        names, kind, duplicates = list(found), "exported styles (*.onnx)", []
+    # Without torch, the app runs the styles' ONNX exports (nstcam.launch.load_registry).
+    runtime, kind = ("torch", "style files (*.pt)") if has_module("torch") else ("onnx", "exported styles (*.onnx)")
+    registry = StyleRegistry.discover(dirs, runtime=runtime)
+    names = registry.names()
     lines = [Check("styles", WARN, f"--styles-dir {d}: no such folder") for d in missing]
-    lines += [Check("styles", INFO, message) for message in duplicates]
-    lines += [Check("styles", WARN, f"{path}: {reason}") for path, reason in errors]
+    lines += [Check("styles", INFO, message) for message in registry.duplicates]
+    lines += [Check("styles", WARN, f"{path}: {reason}") for path, reason in registry.errors]
     where = ", ".join(str(d) for d in dirs)
     if not names:
         return [Check("styles", FAIL, f"no {kind} load from {where}")] + lines

@@ -82,6 +82,18 @@ def test_styles_without_torch_come_from_onnx_exports(monkeypatch, tmp_path):
     assert check.status == OK and check.detail.startswith("1: ")
 
 
+def test_without_torch_a_broken_export_is_named_once(monkeypatch, tmp_path):
+    pytest.importorskip("onnxruntime")
+    (tmp_path / "broken.onnx").write_bytes(b"not a model")
+    real = doctor.has_module
+    monkeypatch.setattr(doctor, "has_module", lambda name: False if name == "torch" else real(name))
+    monkeypatch.setattr(doctor, "style_dirs", lambda extra: [tmp_path])
+    none_load, broken = doctor.check_styles(Context())
+    assert none_load.status == FAIL and broken.status == WARN
+    assert broken.detail.startswith(f"{tmp_path / 'broken.onnx'}: not a loadable ONNX model")
+    assert broken.detail.count(str(tmp_path / "broken.onnx")) == 1
+
+
 def test_cameras_found_and_not_found(monkeypatch):
     monkeypatch.setattr(doctor, "probe_cameras", lambda count: [0, 2])
     (found,) = doctor.check_cameras(Context(cameras=5))
