@@ -284,6 +284,11 @@ def run_styles(args: argparse.Namespace) -> int:
             print("  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:4])) + "  " + r[4])
     else:
         print("no styles found in: " + ", ".join(str(d) for d in dirs))
+    if registry.duplicates:
+        print("\nstyles declared by more than one file (--styles-dir wins, then the user styles folder, "
+              "then the bundled styles):")
+        for message in registry.duplicates:
+            print(f"  {message}")
     if registry.errors:
         print(f"\n{len(registry.errors)} file(s) failed to load:")
         for path, reason in registry.errors:

@@ -5,6 +5,10 @@ tests folder is on sys.path under pytest's default import mode. Nothing is downl
 """
 from __future__ import annotations
 
+import builtins
+import errno
+import io
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -148,3 +152,32 @@ def video_duration(path: Path) -> float:
     stamps = sorted(pts for pts, _ in packets)
     last = next(duration for pts, duration in packets if pts == stamps[-1]) or stamps[-1] - stamps[-2]
     return float((stamps[-1] - stamps[0] + last) * stream.time_base)
+def spoil_weights(path: Path, value: float) -> Path:
+    """Set one weight of a style file to `value` (NaN, Inf), as a diverged training run leaves it."""
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"][next(iter(payload["state_dict"]))].view(-1)[0] = value
+    torch.save(payload, path)
+    return path
+
+
+def deny_access(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+    """chmod 000 `path`. Root reads it anyway, so as root also refuse what the kernel refuses any
+    other user: opening or listing `path` or anything under it, and stat-ing what is inside it."""
+    path.chmod(0)
+    if os.geteuid() != 0:
+        return
+
+    def refusing(real, inside_only: bool):
+        def call(target, *args, **kwargs):
+            if isinstance(target, (str, os.PathLike)):
+                target_path = Path(os.fspath(target))
+                if path in target_path.parents or (target_path == path and not inside_only):
+                    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(target))
+            return real(target, *args, **kwargs)
+        return call
+
+    monkeypatch.setattr(builtins, "open", refusing(builtins.open, inside_only=False))
+    monkeypatch.setattr(io, "open", refusing(io.open, inside_only=False))
+    monkeypatch.setattr(os, "scandir", refusing(os.scandir, inside_only=False))
+    monkeypatch.setattr(os, "listdir", refusing(os.listdir, inside_only=False))
+    monkeypatch.setattr(os, "stat", refusing(os.stat, inside_only=True))

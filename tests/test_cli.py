@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -12,7 +13,8 @@ import cv2
 import pytest
 import torch
 
-from app_fixtures import count_frames, make_styles_dir, make_video
+from app_fixtures import count_frames, make_style, make_styles_dir, make_video
+from nstcam_fixtures import deny_access, spoil_weights
 from nstcam.cli import main, render_parser, styles_parser, window_parser
 
 REPO = Path(__file__).resolve().parents[1]
@@ -341,6 +343,54 @@ def test_a_style_falling_back_from_a_broken_file_is_warned_about(capsys, styles_
                        "--styles-dir", str(styles_dir), "--styles-dir", str(mine), "--no-stabilize")
     assert code == 0 and out.is_file()
     assert "warning" in err and str(mine / "ember-light.pt") in err and "instead" in err
+
+
+def test_a_style_with_nan_weights_is_listed_as_broken_and_render_refuses_it(capsys, video, tmp_path):
+    folder = tmp_path / "diverged"
+    folder.mkdir()
+    spoiled = spoil_weights(make_style(folder / "scorched.pt", "scorched"), float("nan"))
+    reason = f"{spoiled}: weights contain NaN/Inf; retrain or restore it"
+    code, out, _ = run(capsys, "styles", "--styles-dir", str(folder))
+    assert code == 0 and f"failed to load:\n  {reason}\n" in out
+    assert not any(line.startswith("scorched ") for line in out.splitlines())
+    code, _, err = run(capsys, "render", str(video), "-o", str(tmp_path / "o.mp4"), "--style", "scorched",
+                       "--styles-dir", str(folder))
+    assert code == 2 and not (tmp_path / "o.mp4").exists()
+    assert_one_error(err, f"style 'scorched': {reason}")
+
+
+def test_an_unreadable_style_file_is_called_unreadable_with_its_path_once(capsys, tmp_path, monkeypatch):
+    folder = make_styles_dir(tmp_path / "styles", names=("ember",))
+    locked = make_style(folder / "locked.pt", "locked")
+    deny_access(monkeypatch, locked)
+    code, out, err = run(capsys, "styles", "--styles-dir", str(folder))
+    assert code == 0 and "Traceback" not in err
+    [line] = [line for line in out.splitlines() if "locked.pt" in line]
+    assert line == f"  {locked}: unreadable style file (Permission denied); check its permissions"
+    assert any(line.startswith("ember ") for line in out.splitlines())
+
+
+def test_an_unreadable_styles_folder_is_one_line_and_the_others_are_listed(capsys, tmp_path, monkeypatch):
+    locked = make_styles_dir(tmp_path / "locked", names=("kiwi",))
+    folder = make_styles_dir(tmp_path / "styles", names=("ember",))
+    deny_access(monkeypatch, locked)
+    code, out, err = run(capsys, "styles", "--styles-dir", str(locked), "--styles-dir", str(folder))
+    assert code == 0 and "Traceback" not in err
+    assert [line for line in out.splitlines() if "locked" in line] == [
+        f"  {locked}: unreadable styles folder (Permission denied); check its permissions"]
+    assert any(line.startswith("ember ") for line in out.splitlines())
+
+
+def test_a_style_declared_by_several_files_is_one_row_and_said_once(capsys, tmp_path):
+    folder = make_styles_dir(tmp_path / "styles", names=("ember",))
+    for i in range(3):
+        shutil.copy(folder / "ember.pt", folder / f"copy{i}.pt")
+    code, out, _ = run(capsys, "styles", "--styles-dir", str(folder))
+    assert code == 0
+    [row] = [line for line in out.splitlines() if line.startswith("ember ")]
+    assert row.endswith(str(folder / "ember.pt"))
+    assert [line for line in out.splitlines() if "files declare the style" in line] == [
+        f"  4 files declare the style 'ember' (light); using {folder / 'ember.pt'}"]
 
 
 def test_missing_window_libraries_are_one_line_and_exit_2_before_qt(capsys, styles_dir, monkeypatch):
