@@ -24,6 +24,7 @@ DEFAULT_SIZE_CUDA = 480
 DEFAULT_SIZE_CPU = 240
 BACKENDS = ("auto", "torch", "onnxruntime")
 MAX_SIZE = 2160  # short side of 4K UHD; larger sizes need tens of GB per frame
+MIN_SIZE = 32  # below this a frame is no picture (and OpenCV's optical flow refuses it)
 
 
 PROG = "nstcam"
@@ -48,14 +49,28 @@ class CliError(Exception):
     """A user error: the message is printed as is after "nstcam: error:" and the exit status is 2."""
 
 
-def style_dirs(extra: Sequence[str]) -> list[Path]:
-    from nstcam.registry import bundled_styles_dir
+def user_styles_folders() -> list[Path]:
+    """The user styles folder; none where there is no home folder to hold it (a service account
+    without HOME), so the bundled and --styles-dir styles still load."""
     from nstcam.host.userdirs import user_styles_dir
 
-    dirs = [bundled_styles_dir(), user_styles_dir()]
+    try:
+        return [user_styles_dir()]
+    except RuntimeError:  # Path.home(): no home folder
+        return []
+
+
+def style_dirs(extra: Sequence[str]) -> list[Path]:
+    from nstcam.registry import bundled_styles_dir
+
+    dirs = [bundled_styles_dir(), *user_styles_folders()]
     for d in extra:
         path = Path(d).expanduser()
-        if not path.is_dir():
+        try:
+            missing = not path.is_dir()
+        except OSError:  # in a folder this user may not enter: the registry names it and goes on
+            missing = False
+        if missing:
             raise CliError(f"--styles-dir {d}: no such folder")
         dirs.append(path)
     return dirs
@@ -123,6 +138,9 @@ def check_style(registry, style: str | None, dirs: Sequence[Path], required: boo
             raise CliError(f"--style is required; available styles: {', '.join(names)}")
         return names[0]
     if style not in names:
+        broken = [bad for bad in registry.broken if bad.name == style]
+        if broken:  # every file of this style failed to load: say why, not "unknown"
+            raise CliError(f"style {style!r}: {broken[0].path}: {broken[0].reason}")
         raise CliError(f"unknown style {style!r}; available styles: {', '.join(names)}")
     return style
 
@@ -162,9 +180,10 @@ def remove_instant(registry, name: str) -> None:
 
 
 def check_size(size: int | None) -> int | None:
-    if size is not None and size > MAX_SIZE:
-        raise CliError(f"--size {size}: too large; the processing size is the short side in pixels, "
-                       f"at most {MAX_SIZE} (try 240 on a CPU, 480-1080 on a GPU)")
+    if size is not None and not MIN_SIZE <= size <= MAX_SIZE:
+        bound = f"at most {MAX_SIZE}" if size > MAX_SIZE else f"at least {MIN_SIZE}"
+        raise CliError(f"--size {size}: too {'large' if size > MAX_SIZE else 'small'}; the processing size "
+                       f"is the short side in pixels, {bound} (try 240 on a CPU, 480-1080 on a GPU)")
     return size
 
 

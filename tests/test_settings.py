@@ -56,6 +56,10 @@ def test_remembered_values_that_no_longer_fit_are_skipped(settings_dir):
     fill_from_settings(args)
     assert args.device == "cpu" and args.precision is None  # fp16 is not offered on the CPU
     assert args.size is None and args.strength is None and args.preserve_colors is None
+    SavedSettings().put_all({"size": 10})  # under the minimum: a cv2.error at every launch, once
+    args = window_parser().parse_args([])
+    fill_from_settings(args)
+    assert args.size is None
     args = window_parser().parse_args([])
     fill_from_settings(args)
     assert args.device is None  # no such device here: auto
