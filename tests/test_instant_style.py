@@ -217,3 +217,11 @@ def test_the_engine_process_takes_a_new_style_of_a_removed_ones_name(folder: Pat
         assert np.abs(new.astype(int) - old).mean() > 3  # not the removed style's network
     finally:
         assert engine.close()
+
+
+def test_a_damaged_instant_file_is_listed_as_broken_and_the_rest_load(folder: Path, one_torch_thread) -> None:
+    good = make_instant_style(painting(), folder, "good")
+    (folder / f"bad{SUFFIX}").write_bytes(good.path.read_bytes()[:100])
+    reg = StyleRegistry.discover([folder])
+    assert reg.names() == ["good"]
+    assert [(p.name, "damaged" in reason) for p, reason in reg.errors] == [(f"bad{SUFFIX}", True)]
