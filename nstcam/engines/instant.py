@@ -3,7 +3,8 @@
 `NAME.instant` in a styles folder (the user styles folder, usually) is an uncompressed numpy
 archive read with `allow_pickle=False`, so reading it needs neither torch nor trust: the format
 tag and version, the (8, 64) float32 code (`nstcam.engines.microast.StyleCode`), a PNG thumbnail
-and the metadata as JSON (name, title, the source picture's name and SHA-256). About 6 KB.
+and the metadata as JSON (name, title, the source picture's path and pixels' SHA-256); about 30 KB,
+most of it the thumbnail.
 
 An `InstantStyle` is what the engines take for a style, like a trained `StyleModel`: `build`
 gives the per-frame network (content encoder and decoder with the code as a buffer), and
