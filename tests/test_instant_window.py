@@ -142,3 +142,13 @@ def test_remove_and_train_a_dedicated_style(qtbot, window: MainWindow, picture: 
     # the picture again: a fresh style of the same name, back in the gallery
     window.instant.from_file(picture)
     first_frame_of(qtbot, window, "sunset_poster")
+
+
+def test_a_snapshot_of_an_instant_style_is_saved_unrefined(qtbot, window: MainWindow, picture: Path) -> None:
+    window.instant.from_file(picture)
+    first_frame_of(qtbot, window, "sunset_poster")
+    with qtbot.waitSignal(window.snapshotFinished, timeout=WAIT * 2) as blocker:
+        window.snapshots.action.trigger()
+    res = blocker.args[0]
+    assert res.refined_path is None and res.raw_path.is_file() and res.stylized_path.is_file()
+    assert "no efficientnet-lite0 Gram targets" in window.snapshots.panel.where.text()
