@@ -297,7 +297,7 @@ def baseline_gatys(device: torch.device, content: torch.Tensor, style: torch.Ten
 
 def project_train(name: str, args: argparse.Namespace, device: torch.device, amp: torch.dtype | None,
                   batch_u8: torch.Tensor, style: torch.Tensor) -> Variant:
-    from trainer.fast import Stability, train_step
+    from trainer.training.step import Stability, train_step
 
     channels_last = device.type == "cuda"  # as trainer.fast
     perceptual, weights = _perceptual(name, args.vgg_weights, device)
@@ -436,7 +436,7 @@ def table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> st
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from trainer.fast import STABILITY_WEIGHT
+    from trainer.training.recipe import STABILITY_WEIGHT
 
     p = argparse.ArgumentParser(
         prog="python -m trainer.bench",

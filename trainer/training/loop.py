@@ -1,0 +1,434 @@
+"""The training run: build the data, loss and network a `RunConfig` asks for, train them epoch by
+epoch (`train_one_epoch`), checkpoint and sample on the way, and write the style file.
+
+Rank 0 alone logs, shows progress and writes files; every rank calls the same collectives at the
+same steps (`trainer.training.distributed`).
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import logging
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from trainer import checkpoint as ckpt
+from trainer.dataset import DatasetError, ImageFolderDataset, ResumableSampler, sample_seed, scan_images
+from trainer.fileio import check_writable
+from trainer.images import pil_to_tensor, resize_short_side
+from trainer.lossnets.errors import LossNetUnavailable
+from trainer.perceptual import PerceptualLoss
+from trainer.stylefile import save_style
+from trainer.training import distributed as ddp
+from trainer.training import recipe
+from trainer.training import step as training_step
+from trainer.training.config import RunConfig
+from trainer.training.errors import UsageError, writing
+from trainer.training.metadata import describe, style_meta
+from trainer.transformer import TransformerConfig, TransformerNet
+
+logger = logging.getLogger("trainer.fast")
+
+INTERRUPTED_EXIT = 130
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+INTERRUPTED = "interrupted"
+OUT_OF_TIME = "out of time"
+
+
+@dataclass
+class Position:
+    """How far training is: what a checkpoint stores besides the network and optimizer states.
+
+    `totals["training_seconds"]` runs with every step, so a checkpoint's rate is right.
+    """
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    totals: dict[str, float] = field(default_factory=lambda: {"training_seconds": 0.0, "images": 0.0})
+    last_sample: int = -1
+    _tick: float = 0.0
+
+    def start_clock(self) -> None:
+        self._tick = time.perf_counter()
+
+    def stop_clock(self) -> None:
+        self.totals["training_seconds"] += time.perf_counter() - self._tick
+
+    def advance(self, images: int, batches_per_epoch: int) -> None:
+        self.step += 1
+        self.batch_in_epoch += 1
+        self.totals["images"] += images
+        self.stop_clock()
+        self.start_clock()
+        if self.batch_in_epoch == batches_per_epoch:
+            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+
+
+@dataclass
+class Training:
+    """The objects a run trains with."""
+
+    model: TransformerNet  # the bare network (checkpoints, samples, the style file)
+    train_model: nn.Module  # what steps run: the network, or its DDP wrapper
+    config: TransformerConfig
+    perceptual: PerceptualLoss
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    stability: training_step.Stability | None
+    loader: DataLoader
+    sampler: ResumableSampler
+    paths: list[Path]
+    batches_per_epoch: int
+    total_steps: int
+    held: torch.Tensor | None  # the sample grid's photos (rank 0, when sampling)
+    saved_args: dict[str, Any]  # the settings as checkpoints record them
+
+
+class LossWindow:
+    """Running loss terms, kept on the device and read (one host sync, one all-reduce under DDP)
+    every --log-every steps."""
+
+    def __init__(self, terms: int, device: torch.device, global_batch: int) -> None:
+        self.sums = torch.zeros(terms, device=device)
+        self.global_batch = global_batch
+        self.steps = 0
+        self.start = time.perf_counter()
+
+    def add(self, terms: torch.Tensor) -> None:
+        self.sums += terms
+        self.steps += 1
+
+    def report(self, step: int, total_steps: int, info: ddp.DistInfo, bar: tqdm | None) -> None:
+        """Log the window's mean terms and rate, then start a new window; a non-finite loss stops the run."""
+        content, style, tv, *stab = ddp.window_means(self.sums, self.steps, info)
+        if not math.isfinite(content + style + tv + sum(stab)):
+            raise UsageError(f"the loss became {content + style + tv + sum(stab)} at step {step}; "
+                             "try a lower --lr or --no-amp")
+        now = time.perf_counter()
+        ips = self.steps * self.global_batch / max(now - self.start, 1e-9)
+        if bar is not None:
+            bar.set_postfix(content=f"{content:.3g}", style=f"{style:.3g}", tv=f"{tv:.3g}",
+                            img_s=f"{ips:.1f}", refresh=False)
+        if info.is_main:
+            logger.info("step %d/%d: content %.4g style %.4g tv %.4g%s, %.1f images/s", step, total_steps,
+                        content, style, tv, f" stability {stab[0]:.4g}" if stab else "", ips)
+        self.sums.zero_()
+        self.steps, self.start = 0, now
+
+
+class StopFlag:
+    """Ctrl-C / SIGTERM ask the loop to stop after the current step (and checkpoint); a second
+    Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopFlag":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+        for sig, handler in self._previous.items():  # the next signal acts as usual
+            signal.signal(sig, handler)
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def init_worker(parent: int, worker_id: int) -> None:
+    """DataLoader workers leave Ctrl-C to the main process, which checkpoints and shuts them down,
+    and die with it: a killed main process (kill -9, out of memory) shuts nothing down, and a worker
+    would otherwise live on, holding its memory, until it noticed (seen: 15-20 s, 445 MB)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
+        except (OSError, AttributeError):  # no prctl in this libc: fall back to torch's own watchdog
+            return
+        if os.getppid() != parent:  # the main process died before prctl took effect
+            os._exit(0)
+
+
+def default_workers() -> int:
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+# ----------------------------------------------------------------------------- setup
+
+
+def scan_dataset(run: RunConfig) -> list[Path]:
+    """The usable photos: rank 0 checks the output folder and scans (and warns), the others get its list."""
+    scanned: list[str] | str = ""
+    if run.info.is_main:
+        try:
+            check_writable(run.out)  # fail now, not after hours of training
+            scanned = [str(p) for p in scan_images(run.settings.dataset).paths]
+        except OSError as exc:
+            scanned = f"--out: cannot create files in {run.out.parent} ({exc.strerror or exc})"
+        except DatasetError as exc:
+            scanned = f"--dataset: {exc}"
+    scanned = ddp.broadcast(scanned, run.info)
+    if isinstance(scanned, str):
+        raise UsageError(scanned)
+    paths = [Path(p) for p in scanned]
+    if len(paths) < run.global_batch:
+        raise UsageError(
+            f"--dataset: {len(paths)} usable image(s), fewer than one batch of {run.global_batch} "
+            f"(--batch-size {run.settings.batch_size} x {run.info.world_size} process(es))"
+        )
+    return paths
+
+
+def build_loss(run: RunConfig, paths: list[Path]) -> PerceptualLoss:
+    """The loss net with the painting's style targets and, when not given, the automatic style weight.
+
+    Records what it resolved in `run.settings`, so a resume (and the style file) knows it.
+    """
+    args = run.settings
+    try:
+        perceptual = recipe.build_perceptual(args, run.device)
+    except LossNetUnavailable as exc:
+        raise UsageError(f"--loss-net {args.loss_net}: {exc}") from None
+    except ValueError as exc:  # a --style-layers / --content-layer name the net does not have
+        raise UsageError(str(exc)) from None
+    perceptual = perceptual.to(run.device)
+    if run.channels_last:
+        perceptual.net.to(memory_format=torch.channels_last)
+    perceptual.smoothing = args.smoothing
+    style = pil_to_tensor(resize_short_side(run.style_image, run.style_size)).to(run.device)
+    perceptual.set_style_image(style)  # fp32, once
+    if args.style_weight is None and perceptual.net.name in recipe.STYLE_BUDGET:
+        perceptual.style_weight, distance = recipe.auto_style_weight(perceptual, paths, args.image_size)
+        args.style_auto = {"budget": recipe.STYLE_BUDGET[perceptual.net.name], "photo_style_loss": distance}
+        if run.info.is_main:
+            logger.info("style weight auto: %.4g (the photos' style loss %.4g, budget %g)",
+                        perceptual.style_weight, distance, recipe.STYLE_BUDGET[perceptual.net.name])
+    args.loss_net = perceptual.net.name
+    args.content_weight = float(perceptual.content_weight)
+    args.style_weight = float(perceptual.style_weight)
+    args.tv_weight = float(perceptual.tv_weight)
+    args.style_size = run.style_size
+    return perceptual
+
+
+def build_training(run: RunConfig) -> Training:
+    """Data, loss, network and optimizer for `run` (seeded, so the data order and weights are reproducible)."""
+    args, info, device = run.settings, run.info, run.device
+    paths = scan_dataset(run)
+    perceptual = build_loss(run, paths)
+
+    torch.manual_seed(args.seed)
+    dataset = ImageFolderDataset(paths, args.image_size, uint8=True)
+    sampler = ResumableSampler(len(dataset), args.seed, info.rank, info.world_size)
+    workers = default_workers() if args.workers is None else args.workers
+    loader = DataLoader(
+        dataset, batch_size=args.batch_size, sampler=sampler, drop_last=True, num_workers=workers,
+        pin_memory=device.type == "cuda", persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+        worker_init_fn=functools.partial(init_worker, os.getpid()) if workers > 0 else None,
+    )
+    batches_per_epoch = sampler.per_epoch // args.batch_size
+
+    config = TransformerConfig(args.width, args.res_blocks, args.outer_kernel, args.separable,
+                               blur_downsample=args.blur_downsample, upsample=args.upsample)
+    stability = training_step.Stability(args.stability_weight, args.stability_shift, args.stability_rotate,
+                                        args.stability_noise) if args.stability_weight > 0 else None
+    model = TransformerNet(config).to(device)
+    if run.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    scaler = torch.amp.GradScaler(device.type, enabled=run.amp is torch.float16)
+    return Training(
+        model=model, train_model=model, config=config, perceptual=perceptual, optimizer=optimizer,
+        scaler=scaler, stability=stability, loader=loader, sampler=sampler, paths=paths,
+        batches_per_epoch=batches_per_epoch,
+        total_steps=args.steps if args.steps is not None else args.epochs * batches_per_epoch,
+        held=training_step.held_batch(paths, args.image_size) if info.is_main and args.sample_every else None,
+        saved_args={**{k: v for k, v in vars(args).items() if k != "resume"}, "name": run.name},
+    )
+
+
+def resume_position(run: RunConfig, training: Training) -> Position:
+    """Restore the resumed checkpoint's states into `training`; where it left off (or the start)."""
+    payload = run.resume
+    if payload is None:
+        if run.info.is_main and run.checkpoint_path.exists():
+            logger.warning("%s exists and will be overwritten; pass --resume to continue it", run.checkpoint_path)
+        return Position()
+    try:
+        ckpt.restore(payload, model=training.model, optimizer=training.optimizer, scaler=training.scaler)
+    except ckpt.CheckpointError as exc:
+        raise UsageError(f"--resume {run.resume_path}: {exc}") from None
+    for group in training.optimizer.param_groups:  # an explicit new --lr applies from here on
+        group["lr"] = run.settings.lr
+    data = payload["data"]
+    pos = Position(step=int(payload["step"]), epoch=int(data["epoch"]), batch_in_epoch=int(data["batch_in_epoch"]))
+    if data["batches_per_epoch"] != training.batches_per_epoch or data["world_size"] != run.info.world_size:
+        if pos.batch_in_epoch:
+            logger.warning("the dataset, batch size or process count changed since the checkpoint; "
+                           "continuing with the next epoch")
+            pos.epoch, pos.batch_in_epoch = pos.epoch + 1, 0
+    pos.totals.update(payload.get("totals", {}))
+    if run.info.is_main:
+        logger.info("resuming from %s at step %d (epoch %d, batch %d)", run.resume_path, pos.step, pos.epoch,
+                    pos.batch_in_epoch)
+    return pos
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+def stopped_message(run: RunConfig, pos: Position) -> str:
+    """What is left on disk when an output fails mid-run."""
+    kept = "the previous checkpoint is kept (continue with --resume)" if run.checkpoint_path.exists() \
+        else "no checkpoint was written"
+    return f"training stopped at step {pos.step}; {kept}"
+
+
+def save_checkpoint(run: RunConfig, training: Training, pos: Position) -> None:
+    with writing("the checkpoint", run.checkpoint_path, stopped_message(run, pos)):
+        ckpt.save_checkpoint(
+            run.checkpoint_path, model=training.model, optimizer=training.optimizer,
+            scaler=training.scaler if training.scaler.is_enabled() else None, step=pos.step, epoch=pos.epoch,
+            batch_in_epoch=pos.batch_in_epoch, batches_per_epoch=training.batches_per_epoch,
+            world_size=run.info.world_size, args=training.saved_args, totals=pos.totals,
+        )
+
+
+def save_sample(run: RunConfig, training: Training, pos: Position) -> None:
+    path = run.out.parent / "samples" / f"step_{pos.step:06d}.png"
+    with writing("the sample image", path, stopped_message(run, pos)):
+        training_step.write_sample(training.model, training.held, path, run.amp)
+    pos.last_sample = pos.step
+
+
+def write_style_file(run: RunConfig, training: Training, pos: Position) -> None:
+    meta = style_meta(run, training.perceptual, training.config, len(training.paths), pos.step, pos.totals)
+    with writing("the style file", run.out, f"the checkpoint {run.checkpoint_path} holds the trained network: "
+                 "free some space and run the same command with --resume"):
+        save_style(run.out, training.model, meta, {training.perceptual.net.name: training.perceptual.style_targets})
+    logger.info("wrote %s (%d steps, %.0f s, %.1f images/s)", run.out, pos.step, pos.totals["training_seconds"],
+                meta["images_per_second"])
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def stop_reason(run: RunConfig, stop: StopFlag, deadline: float | None) -> str | None:
+    """INTERRUPTED (a signal), OUT_OF_TIME (--max-minutes) or None; the same answer on every rank."""
+    if ddp.should_stop(stop.signum is not None, run.info, run.device):
+        return INTERRUPTED
+    if deadline is not None and ddp.should_stop(time.monotonic() >= deadline, run.info, run.device):
+        return OUT_OF_TIME
+    return None
+
+
+def train_one_epoch(run: RunConfig, training: Training, pos: Position, window: LossWindow, stop: StopFlag,
+                    deadline: float | None, bar: tqdm | None) -> str | None:
+    """Train from `pos` to the end of its epoch or of the run; returns why it stopped early, if it did."""
+    args = run.settings
+    training.sampler.set_epoch(pos.epoch)
+    training.sampler.set_start(pos.batch_in_epoch * args.batch_size)
+    stop_check = 1 if not run.info.enabled else min(10, args.log_every)
+    for batch in training.loader:
+        window.add(training_step.train_step(
+            batch, training.train_model, training.perceptual, training.optimizer, training.scaler, run.device,
+            run.amp, run.channels_last, training.stability, step_seed=sample_seed(args.seed, pos.step, run.info.rank),
+        ))
+        pos.advance(run.global_batch, training.batches_per_epoch)
+        if pos.step % args.log_every == 0 or pos.step == training.total_steps:
+            window.report(pos.step, training.total_steps, run.info, bar)
+        if bar is not None:
+            bar.update(1)
+        if run.info.is_main and args.checkpoint_every and pos.step % args.checkpoint_every == 0 \
+                and pos.step < training.total_steps:
+            save_checkpoint(run, training, pos)
+        if training.held is not None and pos.step % args.sample_every == 0:
+            save_sample(run, training, pos)
+        if pos.step % stop_check == 0:
+            reason = stop_reason(run, stop, deadline)
+            if reason is not None:
+                return reason
+        if pos.step >= training.total_steps:
+            break
+    return None
+
+
+def fit(run: RunConfig) -> int:
+    """Train `run` to its end (or a stop) and write its outputs; returns the exit status."""
+    args, info = run.settings, run.info
+    training = build_training(run)
+    pos = resume_position(run, training)
+    if info.enabled:
+        training.train_model = nn.parallel.DistributedDataParallel(
+            training.model, device_ids=[run.device.index] if run.device.type == "cuda" else None
+        )
+    if info.is_main:
+        p = training.perceptual
+        logger.info(
+            "training %s: %d image(s), %d step(s) of %d x %d px, batch %d%s, %s on %s%s, %s loss "
+            "(content %g, style %g, tv %g)",
+            run.name, len(training.paths), training.total_steps, args.image_size, args.image_size, args.batch_size,
+            f" x {info.world_size} processes" if info.enabled else "", describe(training.config), run.device,
+            f" with {str(run.amp).removeprefix('torch.')} autocast" if run.amp else "", p.net.name,
+            p.content_weight, p.style_weight, p.tv_weight,
+        )
+    bar = tqdm(total=training.total_steps, initial=pos.step, desc=run.name, unit="step", dynamic_ncols=True,
+               smoothing=0.1) if info.is_main else None
+    deadline = time.monotonic() + 60.0 * args.max_minutes if args.max_minutes else None
+    window = LossWindow(4 if training.stability else 3, run.device, run.global_batch)
+    reason = None
+    training.model.train()
+    pos.start_clock()
+    try:
+        # While the bar is shown, log lines go through tqdm.write so they don't tear it.
+        with StopFlag() as stop, logging_redirect_tqdm() if bar is not None else contextlib.nullcontext():
+            while pos.step < training.total_steps and reason is None:
+                reason = train_one_epoch(run, training, pos, window, stop, deadline, bar)
+    finally:
+        pos.stop_clock()
+        if bar is not None:
+            bar.close()
+    return finish(run, training, pos, reason)
+
+
+def finish(run: RunConfig, training: Training, pos: Position, reason: str | None) -> int:
+    """The last checkpoint, sample and (unless interrupted) the style file; returns the exit status."""
+    if reason == INTERRUPTED:
+        if run.info.is_main:
+            save_checkpoint(run, training, pos)
+            logger.warning("interrupted at step %d of %d; checkpoint saved to %s (continue with --resume)",
+                           pos.step, training.total_steps, run.checkpoint_path)
+        ddp.barrier(run.info)
+        return INTERRUPTED_EXIT
+    if run.info.is_main:
+        if reason == OUT_OF_TIME:
+            logger.warning("--max-minutes %g reached at step %d of %d; writing the style file (continue with "
+                           "--resume)", run.settings.max_minutes, pos.step, training.total_steps)
+        save_checkpoint(run, training, pos)
+        if training.held is not None and pos.last_sample != pos.step:
+            save_sample(run, training, pos)
+        write_style_file(run, training, pos)
+    ddp.barrier(run.info)
+    return 0
