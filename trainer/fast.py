@@ -42,7 +42,7 @@ from trainer.training import recipe
 from trainer.training.config import RunConfig
 from trainer.training.distributed import DistInfo, dist_from_env, process_group, rank_device
 from trainer.training.errors import OutputError, UsageError
-from trainer.training.loop import INTERRUPTED_EXIT, fit
+from trainer.training.loop import INTERRUPTED_EXIT, fit, outputs_locked
 from trainer.training.parser import build_parser
 
 logger = logging.getLogger("trainer.fast")
@@ -59,8 +59,10 @@ def resolve_run(args: argparse.Namespace, explicit: set[str], info: DistInfo) ->
         except ckpt.CheckpointError as exc:
             raise UsageError(f"--resume: {exc}") from None
         recipe.apply_checkpoint_args(args, explicit, payload.get("args", {}))
+        recipe.check_resumed_painting(args.style, payload.get("args", {}), resume_path, args.force)
     # After the checkpoint's settings (its --name) are in: new checkpoints always go next to --out.
     out = recipe.output_paths(args)[0]
+    recipe.check_out(out, args.style, args.force)
 
     device = rank_device(args.device, info)
     if args.threads is not None:
@@ -84,7 +86,7 @@ def resolve_run(args: argparse.Namespace, explicit: set[str], info: DistInfo) ->
 def train(args: argparse.Namespace, explicit: set[str], info: DistInfo) -> int:
     """Run a training as configured by parsed `args`; returns the exit status."""
     run = resolve_run(args, explicit, info)
-    with process_group(info, run.device):
+    with outputs_locked(run), process_group(info, run.device):
         return fit(run)
 
 

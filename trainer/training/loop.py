@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from trainer import checkpoint as ckpt
 from trainer.dataset import DatasetError, ImageFolderDataset, ResumableSampler, sample_seed, scan_images
-from trainer.fileio import check_writable
+from trainer.fileio import LockedError, check_writable, exclusive_lock
 from trainer.images import pil_to_tensor, resize_short_side
 from trainer.lossnets.errors import LossNetUnavailable
 from trainer.perceptual import PerceptualLoss
@@ -44,6 +45,7 @@ logger = logging.getLogger("trainer.fast")
 
 INTERRUPTED_EXIT = 130
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+LOCK_NAME = ".trainer.fast.lock"  # in the --out folder while a run writes there
 INTERRUPTED = "interrupted"
 OUT_OF_TIME = "out of time"
 
@@ -265,7 +267,7 @@ def build_training(run: RunConfig) -> Training:
         batches_per_epoch=batches_per_epoch,
         total_steps=args.steps if args.steps is not None else args.epochs * batches_per_epoch,
         held=training_step.held_batch(paths, args.image_size) if info.is_main and args.sample_every else None,
-        saved_args={**{k: v for k, v in vars(args).items() if k != "resume"}, "name": run.name},
+        saved_args={**{k: v for k, v in vars(args).items() if k not in ("resume", "force")}, "name": run.name},
     )
 
 
@@ -297,6 +299,25 @@ def resume_position(run: RunConfig, training: Training) -> Position:
 
 
 # ----------------------------------------------------------------------------- outputs
+
+
+@contextlib.contextmanager
+def outputs_locked(run: RunConfig) -> Iterator[None]:
+    """One run at a time writes an --out folder (style file, checkpoint, samples): a second run
+    into it is refused instead of both writing and one painting's style silently lost."""
+    if not run.info.is_main:
+        yield
+        return
+    folder = run.out.parent
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(exclusive_lock(folder / LOCK_NAME))
+        except LockedError as exc:
+            raise UsageError(f"--out: another training ({exc}) is writing to {folder}; wait for it to end "
+                             "or choose another --out folder") from None
+        except OSError as exc:
+            raise UsageError(f"--out: cannot create files in {folder} ({exc.strerror or exc})") from None
+        yield
 
 
 def stopped_message(run: RunConfig, pos: Position) -> str:

@@ -64,6 +64,9 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
     add(io, "--style", type=Path, required=True, metavar="IMAGE", help="the style image (painting)")
     add(io, "--out", type=Path, metavar="PATH",
         help="style file to write (default: runs/<name>/<name>.pt); checkpoint.pt and samples/ go next to it")
+    add(io, "--force", action="store_true", default=False,
+        help="replace an --out style file of another painting (or a file that is not a style file), "
+             "and let --resume continue a checkpoint trained on another painting (default: refuse)")
     add(io, "--name", help="style name (default: the style image's file name without extension)")
     add(io, "--title", help="title of the painting, stored in the style file")
     add(io, "--artist", help="artist of the painting, stored in the style file")

@@ -19,6 +19,7 @@ from trainer.dataset import ImageFolderDataset
 from trainer.devices import cpu_bf16_supported
 from trainer.lossnets import resolve_loss_net_name
 from trainer.perceptual import PerceptualLoss
+from trainer.stylefile import StyleFileError, load_style
 from trainer.training.errors import UsageError
 
 logger = logging.getLogger("trainer.fast")
@@ -178,3 +179,30 @@ def apply_checkpoint_args(args: argparse.Namespace, explicit: set[str], saved: d
                        "uninterrupted run", ", ".join(changed))
 
 
+
+
+def check_out(out: Path, painting: Path, force: bool) -> None:
+    """Refuse an --out that would lose something: a folder (the style file is a file in it), or a
+    style file of another painting (unless `force`). Rerunning the same painting may replace it."""
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; give the style file's name, e.g. --out {out / (painting.stem + '.pt')}")
+    if not out.exists() or force:
+        return
+    try:
+        existing = load_style(out).meta.get("style_image")
+    except StyleFileError:
+        raise UsageError(f"--out {out} exists and is not a style file; choose another --out "
+                         "(or pass --force to replace it)") from None
+    if existing != painting.name:
+        raise UsageError(f"--out {out} is the style of another painting ({existing}, not {painting.name}); "
+                         "choose another --out (or pass --force to replace it)")
+
+
+def check_resumed_painting(painting: Path, saved: dict[str, Any], checkpoint: Path, force: bool) -> None:
+    """A checkpoint continues the painting it was trained on: another one would mix two styles
+    under the first one's name (unless `force`)."""
+    trained = saved.get("style")
+    if trained is None or force or Path(trained).name == painting.name:
+        return
+    raise UsageError(f"--resume {checkpoint} was trained on {Path(trained).name}, not --style {painting.name}; "
+                     "give the same painting (or pass --force to continue with the new one)")
