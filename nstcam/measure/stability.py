@@ -36,7 +36,7 @@ import torch
 
 from nstcam.live.pipeline import FrameProcessor
 from trainer import metrics
-from trainer.bench import write_json
+from trainer.benchkit import table, write_json
 from trainer.cliargs import frame_size
 from trainer.images import rgb_array_to_tensor
 
@@ -574,7 +574,6 @@ def _summary(results: Sequence[Comparison]) -> list[dict[str, Any]]:
 
 
 def format_report(results: Sequence[Comparison], clip_names: Sequence[str]) -> str:
-    from trainer.bench import table
 
     detail = table(_rows(results), [
         ("style", "style", ""), ("clip", "clip", ""), ("renderer", "renderer", ""),
