@@ -137,6 +137,17 @@ _NAN_ON_RANK_1 = textwrap.dedent("""
 """)
 
 
+def _communicate_all(procs: list[subprocess.Popen], timeout: float) -> list[tuple[str, str]]:
+    """Each process's (stdout, stderr) once it ends; any still running after a failure is killed."""
+    try:
+        return [p.communicate(timeout=timeout) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -158,13 +169,7 @@ def test_a_nan_on_one_ddp_rank_stops_every_rank(training_data, tmp_path):
         )
         for rank in (0, 1)
     ]
-    try:
-        results = [p.communicate(timeout=240) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.communicate()
+    results = _communicate_all(procs, timeout=240)
     stderr0 = results[0][1]
     assert [p.returncode for p in procs] == [2, 2], stderr0[-2000:]
     # Rank 0's own losses were finite: it stops because the check is collective, at the same step.
@@ -210,13 +215,7 @@ def test_two_trainings_at_once_into_one_out_keep_one_whole_style(training_data, 
     runs = [subprocess.Popen([sys.executable, "-m", "trainer.fast", *train_args((photos, p), out, "--steps", "30")],
                              cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             for p in paintings]
-    try:
-        results = [p.communicate(timeout=300) for p in runs]
-    finally:
-        for p in runs:
-            if p.poll() is None:
-                p.kill()
-                p.communicate()
+    results = _communicate_all(runs, timeout=300)
     codes = [p.returncode for p in runs]
     assert sorted(codes) == [0, 2], results
     refused = results[codes.index(2)][1]
