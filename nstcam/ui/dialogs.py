@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayo
 from nstcam.launch import app_version
 
 if TYPE_CHECKING:
-    from nstcam.ui.main_window import MainWindow
+    from nstcam.ui.status import StatusPanel
 
 SHORTCUTS: list[tuple[str, str]] = [
     ("1 – 9", "choose a style"),
@@ -106,15 +106,14 @@ def show_text(parent: QWidget, title: str, html: str, width: int = 520, height: 
     return dialog
 
 
-def report_broken_styles(window: MainWindow) -> None:
+def report_broken_styles(status: StatusPanel, errors: list[tuple[Path, str]], parent: QWidget) -> None:
     """Name the first style file that failed to load, and why, in the status line; the status
     bar's "⚠ N style files" button opens the full list (files from --styles-dir included)."""
-    errors = list(getattr(window.registry, "errors", []) or [])
-    window.status.set_broken_styles(len(errors))
+    status.set_broken_styles(len(errors))
     if not errors:
         return
     path, reason = errors[0]
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    window.status.show_status(f"style file {Path(str(path)).name} could not be loaded{more}: {reason}", error=True)
-    window.status.broken_button.clicked.connect(
-        lambda: show_text(window, "Style files not loaded", broken_styles_html(errors)))
+    status.show_status(f"style file {Path(str(path)).name} could not be loaded{more}: {reason}", error=True)
+    status.broken_button.clicked.connect(
+        lambda: show_text(parent, "Style files not loaded", broken_styles_html(errors)))

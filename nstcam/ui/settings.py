@@ -68,10 +68,12 @@ class SavedSettings:
         else:
             self.store.setValue(key, QByteArray(value) if isinstance(value, bytes) else value)
 
-    def put_all(self, values: dict[str, Any]) -> None:
+    def put_all(self, values: dict[str, Any]) -> bool:
+        """Write and sync; False when the file could not be written (a read-only config folder)."""
         for key, value in values.items():
             self.put(key, value)
         self.store.sync()
+        return self.store.status() == QSettings.Status.NoError
 
     def clear(self) -> None:
         self.store.clear()
@@ -155,7 +157,7 @@ def reset_window(window: MainWindow) -> None:
         window.settings.clear()
     cuda = window.options.device_type == "cuda"
     window.options.pictures_dir = window.options.videos_dir = None
-    window.set_record_size("camera" if cuda else "processing")
+    window.recording.set_size("camera" if cuda else "processing")
     window.look.set_strength(1.0)
     window.look.set_colors("off")
     window.look.set_fade(True)
