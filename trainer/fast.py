@@ -25,7 +25,8 @@ N times the images per step). Rank 0 alone logs, shows progress, writes checkpoi
 and the style file.
 
 The pieces live in `trainer.training`: `parser` (the flags), `recipe` (defaults and the resume
-policy), `distributed`, `step`, `loop` and `metadata`; this module is the command that ties them.
+policy), `distributed`, `step`, `prepare`, `loop` and `metadata`; this module is the command that
+ties them.
 """
 from __future__ import annotations
 
@@ -44,8 +45,6 @@ from trainer.training.distributed import DistInfo, dist_from_env, process_group,
 from trainer.training.errors import OutputError, UsageError
 from trainer.training.loop import INTERRUPTED_EXIT, fit, outputs_locked
 from trainer.training.parser import build_parser
-
-logger = logging.getLogger("trainer.fast")
 
 
 def resolve_run(args: argparse.Namespace, explicit: set[str], info: DistInfo) -> RunConfig:
