@@ -36,7 +36,10 @@ class FrameResult:
     processing size, after the processors. `latency_ms`: capture -> result ready. `engine_fps`:
     stylized frames/s. `fresh`: the processors were reset before this frame (any discontinuity,
     a style switch included). `cut`: a break in time (a pause, a new source, a gap), across which
-    a recording must not stretch the previous frame."""
+    a recording must not stretch the previous frame. `base_rgb`: the frame before the finishing
+    stages (the look), which in-between frames move; None: `stylized_rgb`. `inbetween`: made by
+    moving an earlier stylization along the camera's motion (nstcam.live.inbetween), not by the
+    engine."""
 
     seq: int
     raw_bgr: np.ndarray
@@ -47,6 +50,8 @@ class FrameResult:
     t_captured: float = 0.0  # time.monotonic() at capture
     fresh: bool = False
     cut: bool = False
+    base_rgb: np.ndarray | None = None
+    inbetween: bool = False
 
 
 class FrameProcessor(Protocol):
@@ -55,6 +60,21 @@ class FrameProcessor(Protocol):
     def process(self, raw_bgr: np.ndarray, stylized_rgb: np.ndarray) -> np.ndarray: ...
 
     def reset(self) -> None: ...
+
+
+class FinishingProcessor(FrameProcessor, Protocol):
+    """A processor whose work splits in two: `prepare` runs on each fresh stylization (it may keep
+    state or call the engine), `finish` on every frame shown, in-between frames included (the look:
+    strength, colours). `process` is `finish(prepare(...))`. A chain runs every processor's own
+    stage first and the finishing stages last."""
+
+    def prepare(self, raw_bgr: np.ndarray, stylized_rgb: np.ndarray) -> np.ndarray: ...
+
+    def finish(self, raw_bgr: np.ndarray, stylized_rgb: np.ndarray) -> np.ndarray: ...
+
+
+def _finishes(processor: FrameProcessor) -> bool:
+    return callable(getattr(processor, "finish", None)) and callable(getattr(processor, "prepare", None))
 
 
 class Stylizer(Protocol):
@@ -99,15 +119,29 @@ class FramePath:
             for processor in processors:
                 processor.reset()
         for processor in processors:
-            stylized = processor.process(frame_bgr, stylized)
+            if _finishes(processor):
+                stylized = processor.prepare(frame_bgr, stylized)  # type: ignore[attr-defined]
+            else:
+                stylized = processor.process(frame_bgr, stylized)
+        base = stylized
+        stylized = self.finish(frame_bgr, base, processors)
         self._last = (style, stamp, seq, frame_bgr.shape)
         engine_stats = getattr(self.engine, "stats", None)
         return FrameResult(
             seq=seq, raw_bgr=frame_bgr, stylized_rgb=stylized, style=style,
             latency_ms=(time.monotonic() - stamp) * 1e3,
             engine_fps=engine_stats.fps if engine_stats is not None else 0.0,
-            t_captured=stamp, fresh=fresh, cut=cut,
+            t_captured=stamp, fresh=fresh, cut=cut, base_rgb=None if base is stylized else base,
         )
+
+    def finish(self, frame_bgr: np.ndarray, rgb: np.ndarray,
+               processors: Sequence[FrameProcessor] | None = None) -> np.ndarray:
+        """`rgb` (made for `frame_bgr`) through the finishing stages of the chain (default: the
+        current one): what every frame shown gets, fresh or in-between."""
+        for processor in self.processors if processors is None else processors:
+            if _finishes(processor):
+                rgb = processor.finish(frame_bgr, rgb)  # type: ignore[attr-defined]
+        return rgb
 
     def _cut(self, stamp: float, seq: int) -> bool:
         pending, self._reset_pending = self._reset_pending, False

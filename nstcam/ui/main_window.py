@@ -67,6 +67,7 @@ class WindowOptions:
     realtime: bool = True
     thumbnails: bool = True
     stabilize: bool = True
+    inbetween: bool = True  # every camera frame shown (nstcam.live.inbetween)
     strength: float = 1.0
     colors: str = "off"  # nstcam.live.controls.COLOR_MODES
     crossfade: bool = True
@@ -101,7 +102,8 @@ class MainWindow(QMainWindow):
         self.workers = WorkerRegistry()
         self.session = LiveSession(
             engine, opts.camera, self._processors(opts.stabilize),
-            SessionOptions(mirror=opts.mirror, retry_seconds=opts.retry_seconds, realtime=opts.realtime),
+            SessionOptions(mirror=opts.mirror, retry_seconds=opts.retry_seconds, realtime=opts.realtime,
+                           inbetween=opts.inbetween),
             on_status=self.notifier.capture_status.emit, on_error=self.notifier.stylize_error.emit,
             on_sink_error=self.notifier.sink_error.emit)
         self.session.add_sink(self.display)
@@ -273,6 +275,10 @@ class MainWindow(QMainWindow):
         self.status.show_status("stabilizer on" if on else "stabilizer off")
         self.remember()
 
+    def set_inbetween(self, on: bool) -> None:
+        self.session.set_inbetween(on)
+        self.status.show_status("in-between frames on: every camera frame shown" if on else "in-between frames off")
+
     def set_record_size(self, size: str) -> None:
         """For the next recording: "camera" (upscaled) or "processing"."""
         self.options.record_size = size
@@ -295,7 +301,7 @@ class MainWindow(QMainWindow):
 
     KEY_ACTIONS = {Qt.Key.Key_M: "mirror_action", Qt.Key.Key_B: "compare_action", Qt.Key.Key_F: "fullscreen_action",
                    Qt.Key.Key_T: "stabilize_action", Qt.Key.Key_V: "virtual_camera_action",
-                   Qt.Key.Key_C: "colors_action"}
+                   Qt.Key.Key_C: "colors_action", Qt.Key.Key_I: "inbetween_action"}
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
         key, repeat = event.key(), event.isAutoRepeat()
@@ -328,7 +334,7 @@ class MainWindow(QMainWindow):
         session = self.session
         self.status.set_figures(
             capture_fps=session.capture_fps, stylize_fps=self.engine.stats.fps, latency_ms=self.display_latency_ms,
-            device=f"{self.engine.describe()} · {self._size_text()}")
+            device=" · ".join(filter(None, (self.engine.describe(), self._size_text(), session.describe_inbetween()))))
         error = session.open_error
         if error and session.source != DEMO and self._last_result is None:
             if not self.view.overlay.isVisible():

@@ -40,6 +40,9 @@ def build_toolbar(window: MainWindow) -> None:
                                 window.recording.toggled, checkable=True)
     window.stabilize_action = action("Stabilize", "Keep textures still when things move (T)",
                                    window.set_stabilize, checkable=True)
+    window.inbetween_action = action("In-between", "Show every camera frame: those the style network has no "
+                                     "time for are its latest frame moved along the camera's motion (I)",
+                                     window.set_inbetween, checkable=True)
     window.virtual_camera_action = action("Virtual camera", VIRTUAL_CAMERA_TIP,
                                         lambda on: toggle_virtual_camera(window, on), checkable=True)
     window.mirror_action = action("Mirror", "Flip the image horizontally (M)", window.set_mirror, checkable=True)
@@ -49,6 +52,7 @@ def build_toolbar(window: MainWindow) -> None:
     bar.addSeparator()
     window.demo_action = action("Use demo scene", "Switch to the built-in animated scene", window.use_demo_source)
     for act, on in ((window.mirror_action, window.options.mirror), (window.virtual_camera_action, window.virtual_camera),
+                    (window.inbetween_action, window.options.inbetween),
                     (window.stabilize_action, window.options.stabilize and window.stabilizer is not None)):
         window._set_checked(act, bool(on))
     window.stabilize_action.setEnabled(window.stabilizer is not None)
