@@ -364,6 +364,21 @@ def test_stabilizer_toggle_swaps_the_processor_chain(qtbot, styles_dir, video, t
         w.close()
 
 
+def test_inbetween_key_toggles_every_frame_shown_and_the_status_line_says_so(qtbot, open_window):
+    w = open_window(camera=DEMO)
+    wait_frames(qtbot, w, 2)
+    assert w.inbetween_action.isChecked() and w.session.presenter.enabled
+    qtbot.waitUntil(lambda: "in-between" in w.status.device_label.text(), timeout=WAIT)
+    press(qtbot, w, Qt.Key.Key_I)
+    assert not w.inbetween_action.isChecked() and not w.session.presenter.enabled
+    assert "in-between frames off" in w.status.message
+    qtbot.waitUntil(lambda: "in-between" not in w.status.device_label.text(), timeout=WAIT)
+    press(qtbot, w, Qt.Key.Key_I)
+    assert w.session.presenter.enabled and "every camera frame shown" in w.status.message
+    off = open_window(camera=DEMO, inbetween=False)  # --no-inbetween
+    assert not off.inbetween_action.isChecked() and not off.session.presenter.enabled
+
+
 def test_virtual_camera_toggle_without_a_device_is_disabled_with_the_reason(qtbot, open_window):
     w = open_window(camera=DEMO)
     assert not w.virtual_camera_action.isEnabled()  # known at start, before anyone presses V
@@ -513,7 +528,7 @@ def test_title_tooltips_and_help(qtbot, open_window):
     assert w.windowTitle() == "Ember (ember)"  # Qt appends the application's name itself
     keys = {"snapshot_action": "Space", "record_action": "R", "stabilize_action": "T",
             "virtual_camera_action": "V", "mirror_action": "M", "compare_action": "B", "fullscreen_action": "F",
-            "colors_action": "C"}
+            "colors_action": "C", "inbetween_action": "I"}
     for name, key in keys.items():
         assert f"({key})" in getattr(w, name).toolTip(), name
     assert "[ / ]" in w.look.strength.toolTip()
