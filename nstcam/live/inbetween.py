@@ -38,7 +38,7 @@ import numpy as np
 from nstcam.host.timing import RateMeter
 from nstcam.live.flow import RawFlow
 from nstcam.live.frames import LatestSlot, Stamped
-from nstcam.live.pipeline import POLL_SECONDS, FramePath, FrameResult, ResultSink
+from nstcam.live.pipeline import POLL_SECONDS, ErrorOnce, FramePath, FrameResult, ResultSink
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,6 @@ class Presenter(threading.Thread):
         self.sink = sink
         self.enabled = enabled
         self.inbetweener = inbetweener or Inbetweener()
-        self.on_error = on_error
         self.ms: deque[float] = deque(maxlen=60)
         self._shown_meter = RateMeter()
         self._inbetween_meter = RateMeter()
@@ -131,7 +130,7 @@ class Presenter(threading.Thread):
         self._fresh_latency: deque[float] = deque(maxlen=8)  # capture -> fresh result, seconds
         self._intervals: deque[float] = deque(maxlen=8)  # between camera frames, seconds
         self._stop_event = threading.Event()
-        self._last_error: str | None = None
+        self._errors = ErrorOnce("in-between frame", on_error)
 
     @property
     def shown_fps(self) -> float:
@@ -207,9 +206,9 @@ class Presenter(threading.Thread):
             moved, key = made
             finished = self.path.finish(got.item, moved)
         except Exception as exc:  # a broken frame or look: report, go on with the next frame
-            self._report(exc)
+            self._errors.report(exc)
             return
-        self._last_error = None
+        self._errors.succeeded()
         self.ms.append(1e3 * (time.perf_counter() - t0))
         result = FrameResult(
             seq=got.seq, raw_bgr=got.item, stylized_rgb=finished, style=key.style,
@@ -220,13 +219,3 @@ class Presenter(threading.Thread):
             if got.seq > self._shown:
                 self._pass_on(result)
                 self._inbetween_meter.tick()
-
-    def _report(self, exc: Exception) -> None:
-        message = f"in-between frame failed: {exc}"
-        if self._last_error == message:
-            log.debug("%s (repeated)", message)
-            return
-        self._last_error = message
-        log.error("%s", message, exc_info=exc)
-        if self.on_error is not None:
-            self.on_error(exc)

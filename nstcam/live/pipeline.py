@@ -155,6 +155,31 @@ class FramePath:
         return stamp - last_stamp > GAP_SECONDS * max(1, seq - last_seq)
 
 
+class ErrorOnce:
+    """Logs and passes on an error once: the same error again before a frame succeeds (e.g. an
+    allocation that fails every frame) is only counted, so it is one message, not a flood."""
+
+    def __init__(self, what: str, on_error: Callable[[Exception], None] | None) -> None:
+        self.what = what
+        self.on_error = on_error
+        self.count = 0
+        self._last: str | None = None  # cleared by the next frame that succeeds
+
+    def report(self, exc: Exception) -> None:
+        self.count += 1
+        message = f"{self.what} failed: {exc}"
+        if self._last == message:
+            log.debug("%s (repeated)", message)
+            return
+        self._last = message
+        log.error("%s", message, exc_info=exc)
+        if self.on_error is not None:
+            self.on_error(exc)
+
+    def succeeded(self) -> None:
+        self._last = None
+
+
 class ResultSink(Protocol):
     """Where results go: a `nstcam.live.sinks.SinkFanout` or anything with `offer`."""
 
@@ -181,14 +206,12 @@ class StylizeThread(threading.Thread):
         self.frames = frames
         self.path = path
         self.sink = sink
-        self.on_error = on_error
         self.results: LatestSlot[FrameResult] = LatestSlot()
-        self.errors = 0
         self._stop_event = threading.Event()
         self._state = threading.Condition()
         self._pause_requested = False
         self._idle = True  # not inside a frame
-        self._last_error: str | None = None  # cleared by the next frame that succeeds
+        self._errors = ErrorOnce("stylizing", on_error)
 
     # ------------------------------------------------------------------ commands (any thread)
     def stop(self, timeout: float = 5.0) -> bool:
@@ -242,7 +265,7 @@ class StylizeThread(threading.Thread):
             result = self._run_one(got)
             if result is None:
                 continue
-            self._last_error = None
+            self._errors.succeeded()
             self.results.put(result)
             self.sink.offer(result)
         self.results.close()
@@ -255,22 +278,14 @@ class StylizeThread(threading.Thread):
         try:
             return self.path.run(got.item, seq=got.seq, t_captured=got.stamp)
         except Exception as exc:  # engine or processor failure: report, go on with the next frame
-            self._report(exc)
+            self._errors.report(exc)
             return None
         finally:
             with self._state:
                 self._idle = True
                 self._state.notify_all()
 
-    def _report(self, exc: Exception) -> None:
-        """Log and pass on an error once: the same error again before a frame succeeds (e.g. an
-        allocation that fails every frame) is only counted, so it is one message, not a flood."""
-        self.errors += 1
-        message = f"stylizing failed: {exc}"
-        if self._last_error == message:
-            log.debug("%s (repeated)", message)
-            return
-        self._last_error = message
-        log.error("%s", message, exc_info=exc)
-        if self.on_error is not None:
-            self.on_error(exc)
+    @property
+    def errors(self) -> int:
+        """Frames that failed to stylize or process."""
+        return self._errors.count
