@@ -22,11 +22,13 @@ next fresh stylization (shown as it is), when:
   pixels where the moved raw keyframe matches the current frame, or a typical pixel far off).
 
 Where something moved against a still background, the flow check carries the keyframe unmoved
-(as the stabilizer does), so a moving object does not drag the background with it.
+(as the stabilizer does), so a moving object does not drag the background with it. The thread
+runs at a lower priority (`NICENESS`): when the CPU is short, fresh stylizations come first.
 """
 from __future__ import annotations
 
 import logging
+import os
 import statistics
 import threading
 import time
@@ -43,6 +45,7 @@ from nstcam.live.pipeline import POLL_SECONDS, ErrorOnce, FramePath, FrameResult
 log = logging.getLogger(__name__)
 
 MAX_AGE_SECONDS = 1.0  # a keyframe is moved onto camera frames at most this much newer than its own
+NICENESS = 5  # the in-between thread yields the CPU to the engine when both want it (Linux)
 
 
 class Inbetweener:
@@ -169,6 +172,7 @@ class Presenter(threading.Thread):
         return not self.is_alive()
 
     def run(self) -> None:
+        _lower_priority(NICENESS)
         last: Stamped[np.ndarray] | None = None
         while not self._stop_event.is_set():
             got = self.frames.get_stamped(after=last.seq if last else 0, timeout=POLL_SECONDS, mark_read=False)
@@ -219,3 +223,13 @@ class Presenter(threading.Thread):
             if got.seq > self._shown:
                 self._pass_on(result)
                 self._inbetween_meter.tick()
+
+
+def _lower_priority(steps: int) -> None:
+    """Make the calling thread nicer by `steps`, where the OS has per-thread priorities (Linux):
+    in-between frames are best effort, and must not take CPU time fresh stylizations need."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + steps)
+    except (AttributeError, OSError) as exc:  # no per-thread priorities here: run as is
+        log.debug("in-between thread keeps its priority: %s", exc)

@@ -480,12 +480,14 @@ def with_processors(make: Callable[[], Sequence[FrameProcessor]]) -> Renderer:
     return lambda frames_bgr, stylized, times: apply_processors(frames_bgr, stylized, make(), times)
 
 
-def inbetween_renderer(every: int, make: Callable[[], Sequence[FrameProcessor]] = list, fps: float = 30.0) -> Renderer:
+def inbetween_renderer(every: int, make: Callable[[], Sequence[FrameProcessor]] = list, fps: float = 30.0,
+                       move: bool = True) -> Renderer:
     """An engine `every` times slower than the camera, as the live window runs it with in-between
     frames (nstcam.live.inbetween): frames 0, every, 2*every... are stylized (then run through
     `make()`'s processors), each ready `every` frames after its own (frame 0's at once); every
     other frame is the newest ready one moved along the flow, or, where none can be made, the
-    frame shown before held. The times are the in-between frames'."""
+    frame shown before held. The times are the in-between frames'. `move=False`: the newest
+    ready frame held, as a recording does without in-between frames (nstcam.live.sinks)."""
     from nstcam.live.inbetween import Inbetweener
 
     def render(frames_bgr: Sequence[np.ndarray], stylized: Sequence[np.ndarray], times: FrameTimes) -> list[np.ndarray]:
@@ -499,7 +501,7 @@ def inbetween_renderer(every: int, make: Callable[[], Sequence[FrameProcessor]] 
                 maker.keep(FrameResult(seq=j * every + 1, raw_bgr=frames_bgr[j * every], stylized_rgb=keys[j],
                                        style="", latency_ms=0.0, engine_fps=0.0, t_captured=j * every / fps))
             t0, c0 = time.perf_counter(), time.thread_time()
-            made = maker.make(frames_bgr[t], t + 1, t / fps)
+            made = maker.make(frames_bgr[t], t + 1, t / fps) if move else (keys[j], maker.key)
             times.cpu.append(1e3 * (time.thread_time() - c0))
             times.wall.append(1e3 * (time.perf_counter() - t0))
             outputs.append(outputs[-1] if made is None else made[0])
@@ -687,7 +689,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inbetween", type=int_at_least(2), nargs="+", metavar="K",
                    help="also report in-between frames (nstcam.live.inbetween) for an engine K times slower "
                    "than the camera: every K-th frame stylized and ready K frames later, the others moved "
-                   "along the flow from it; without and with the stabilizer on the stylized frames")
+                   "along the flow from it; without and with the stabilizer on the stylized frames, and "
+                   "the stylized frames held instead (what is shown without in-between frames)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sensor noise (default: 0)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write every figure as JSON (atomically)")
     p.add_argument("--strip", type=Path, metavar="PNG",
@@ -774,6 +777,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.ema:
         renderers["ema"] = with_processors(lambda: [EmaBlend(args.ema)])
     for every in args.inbetween or ():
+        renderers[f"held/{every}"] = inbetween_renderer(every, move=False)
         renderers[f"inbetween/{every}"] = inbetween_renderer(every)
         renderers[f"inbetween/{every}+stab"] = inbetween_renderer(every, lambda: [FlowStabilizer()])
     engine.warmup(*args.size)
