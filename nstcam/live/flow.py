@@ -53,7 +53,8 @@ class RawFlow:
         """Flow at the flow size: where each pixel of `small` was in `before`."""
         return self._dis.calc(small, before, None)
 
-    def confidence(self, before: np.ndarray, small: np.ndarray, back: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    def confidence(self, before: np.ndarray, small: np.ndarray,
+                   back: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """Per-pixel trust in carrying a picture of `before` over to `small` along `back` (0..1),
         where to carry it unmoved instead of along the flow, and the median difference along the
         flow; all at the flow size (a confidence is smooth: at the stylized size it would cost
