@@ -174,6 +174,7 @@ def test_pyside6_missing_is_reported_not_raised(monkeypatch):
     assert qtcheck.pyside6_dir() is None
 
 
+@pytest.mark.slow
 def test_importing_the_check_loads_no_qt_module():
     code = ("import sys, nstcam.qtcheck as q; q.startup_message(); "
             "print(sorted(m for m in sys.modules if m.startswith('PySide6')))")
