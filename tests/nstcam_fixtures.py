@@ -304,7 +304,9 @@ def training_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
 
 # ------------------------------------------------------------------------------ small disks
 
-def _mount_tmpfs(folder: Path, options: str) -> None:
+@contextlib.contextmanager
+def _tmpfs(folder: Path, options: str) -> Iterator[Path]:
+    """A tmpfs mounted on `folder` while in use (skips the test where mounting is not allowed)."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
     folder.mkdir(parents=True, exist_ok=True)
@@ -312,27 +314,23 @@ def _mount_tmpfs(folder: Path, options: str) -> None:
                           capture_output=True, text=True)
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 4 MiB file system (fill it with `fill`)."""
-    folder = tmp_path / "disk"
-    _mount_tmpfs(folder, "size=4m")
-    try:
+    with _tmpfs(tmp_path / "disk", "size=4m") as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 @pytest.fixture
 def readonly_dir(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / "readonly"
-    _mount_tmpfs(folder, "ro,size=64k")
-    try:
+    with _tmpfs(tmp_path / "readonly", "ro,size=64k") as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 def fill(folder: Path) -> None:
