@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -28,8 +30,8 @@ from typing import Any
 
 from nstcam.launch import (BACKENDS, DEFAULT_SIZE_CPU, DEFAULT_SIZE_CUDA, PROG, CliError, app_version,
                            apply_threads, build_engine, check_size, check_style, load_registry,
-                           look_from_args, make_processors, prepare_window, resolve_backend,
-                           resolve_device)
+                           look_from_args, make_processors, prepare_window, remove_instant,
+                           resolve_backend, resolve_device)
 from nstcam.engines.api import PRECISIONS
 from trainer.cliargs import int_at_least, number
 
@@ -53,14 +55,33 @@ def _device(text: str) -> str:
 
 
 def _strength(text: str) -> float:
-    value = number(positive=False)(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:  # also refuses nan, and inf (1e309 reads as inf)
+        raise argparse.ArgumentTypeError(f"must be a finite number between 0 and 1, got {text}")
+    return value
+
+
+def max_threads() -> int:
+    """More threads than this only adds contention (1024 ran 10x slower on 2 cores) and, far
+    beyond, fails inside OpenMP or crashes it."""
+    return 4 * (os.cpu_count() or 1)
+
+
+def _threads(text: str) -> int:
+    value = int_at_least(1)(text)
+    if value > max_threads():
+        raise argparse.ArgumentTypeError(f"at most {max_threads()} on this machine "
+                                         f"(4 per CPU core), got {value}")
     return value
 
 
 def _add_common(p: argparse.ArgumentParser, size_help: str) -> None:
-    p.add_argument("--style", metavar="NAME", help="style to use (see `nstcam styles`)")
+    p.add_argument("--style", metavar="NAME|PICTURE",
+                   help="style to use (see `nstcam styles`), or a picture file (JPEG, PNG, ...) to "
+                   "make an instant style from in about a second (kept in the user styles folder)")
     p.add_argument("--device", type=_device, default="auto", metavar="auto|cuda|cpu",
                    help="where the style network runs; auto = CUDA if available, else CPU "
                    "(default: auto)")
@@ -80,9 +101,9 @@ def _add_common(p: argparse.ArgumentParser, size_help: str) -> None:
     p.add_argument("-v", "--verbose", action="store_true",
                    help="log what the app decides and measures (engine set-up, time to the first "
                    "stylized frame, ...)")
-    p.add_argument("--threads", type=int_at_least(1), default=None, metavar="N",
-                   help="CPU threads torch may use per operation (default: torch's choice, the "
-                   "number of cores); on a CPU busy with other work, 1 can be faster")
+    p.add_argument("--threads", type=_threads, default=None, metavar="N",
+                   help="CPU threads torch may use per operation, 1 to 4 per CPU core (default: "
+                   "torch's choice, the number of cores); on a CPU busy with other work, 1 can be faster")
     p.add_argument("--no-stabilize", dest="stabilize", action="store_false", default=None,
                    help="stylize each frame on its own; by default the previous output, moved along "
                    "the camera's optical flow, is blended in where it still fits, so textures stay "
@@ -152,15 +173,16 @@ def window_parser() -> argparse.ArgumentParser:
 def render_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=f"{PROG} render",
-        description="Stylize a video file headless, frame by frame, keeping its frame rate, "
-        "frame count and size. Shows a progress bar.",
+        description="Stylize a video file headless, frame by frame, keeping its frame count, each "
+        "frame's time (so its length, even at a variable frame rate) and its sound (not in .avi). "
+        "Shows a progress bar.",
     )
     p.add_argument("input", metavar="INPUT", help="video file to stylize")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
                    help="output video file: .mp4 (H.264), .mov, .mkv or .avi (MJPG); if it "
                    "exists, a new name (OUTPUT-1.mp4, ...) is chosen")
     _add_common(p, size_help="processing size: the short side, in pixels, frames are stylized "
-                "at, and so the output's size (default: the input's own size)")
+                "at, and so the output's size (default: the input's own size, up to 1080)")
     return p
 
 
@@ -172,6 +194,8 @@ def styles_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--styles-dir", metavar="DIR", action="append", default=[],
                    help="extra folder of style files (*.pt); may be repeated")
+    p.add_argument("--remove", metavar="NAME", default=None,
+                   help="delete the instant style NAME (one made from a picture) instead of listing")
     return p
 
 
@@ -200,9 +224,10 @@ def run_window(args: argparse.Namespace) -> int:
 
 def run_render(args: argparse.Namespace) -> int:
     from nstcam.live.recorder import RecorderError
-    from nstcam.live.render import render_video
+    from nstcam.live.render import default_size, render_video
     from nstcam.live.sources import SourceError
 
+    size = check_size(args.size)
     src = Path(args.input).expanduser()
     if not src.exists():
         raise CliError(f"{args.input}: no such video file")
@@ -219,8 +244,10 @@ def run_render(args: argparse.Namespace) -> int:
     device = resolve_device(args.device, backend)
     registry, dirs = load_registry(args.styles_dir, backend)
     style = check_style(registry, args.style, dirs, required=True)
+    if size is None:
+        size = default_size(src)
     apply_threads(args.threads)
-    engine = build_engine(registry, device, check_size(args.size), style, args.precision, backend, args.threads)
+    engine = build_engine(registry, device, size, style, args.precision, backend, args.threads)
 
     from tqdm import tqdm
 
@@ -253,6 +280,10 @@ def run_render(args: argparse.Namespace) -> int:
 
 def run_styles(args: argparse.Namespace) -> int:
     registry, dirs = load_registry(args.styles_dir, resolve_backend("auto"))
+    if args.remove is not None:
+        remove_instant(registry, args.remove)
+        print(f"removed the instant style {args.remove}")
+        return 0
     rows = [(e.name, e.title, e.artist, e.variant, str(e.path)) for e in registry.entries]
     if rows:
         header = ("NAME", "TITLE", "ARTIST", "VARIANT", "FILE")
@@ -261,6 +292,11 @@ def run_styles(args: argparse.Namespace) -> int:
             print("  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:4])) + "  " + r[4])
     else:
         print("no styles found in: " + ", ".join(str(d) for d in dirs))
+    if registry.duplicates:
+        print("\nstyles declared by more than one file (--styles-dir wins, then the user styles folder, "
+              "then the bundled styles):")
+        for message in registry.duplicates:
+            print(f"  {message}")
     if registry.errors:
         print(f"\n{len(registry.errors)} file(s) failed to load:")
         for path, reason in registry.errors:
@@ -278,8 +314,6 @@ def _quiet_logs() -> None:
     window; OpenCV's native log would add "[ WARN:0@0.02] cap_v4l.cpp ..." lines next to our
     one-line "camera 3 could not be opened" error.
     """
-    import os
-
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("nstcam.registry").setLevel(logging.ERROR)
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # read when cv2 is first imported

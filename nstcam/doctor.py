@@ -182,27 +182,24 @@ def check_virtual_camera(ctx: Context) -> list[Check]:
 
 def style_dirs(extra: Sequence[Path]) -> list[Path]:
     """The bundled styles, the user styles folder, then `extra` (the app's search order)."""
+    from nstcam.launch import user_styles_folders
     from nstcam.registry import bundled_styles_dir
-    from nstcam.host.userdirs import user_styles_dir
 
-    return [bundled_styles_dir(), user_styles_dir(), *extra]
+    return [bundled_styles_dir(), *user_styles_folders(), *extra]
 
 
 def check_styles(ctx: Context) -> list[Check]:
+    from nstcam.registry import StyleRegistry
+
     missing = [d for d in ctx.styles_dirs if not d.is_dir()]
     dirs = style_dirs([d for d in ctx.styles_dirs if d.is_dir()])
-    if has_module("torch"):
-        from nstcam.registry import StyleRegistry
-
-        registry = StyleRegistry.discover(dirs)
-        names, errors, kind = registry.names(), registry.errors, "style files (*.pt)"
-    else:
-        from nstcam.engines.ort import discover
-
-        found, errors = discover(dirs)
-        names, kind = list(found), "exported styles (*.onnx)"
+    # Without torch, the app runs the styles' ONNX exports (nstcam.launch.load_registry).
+    runtime, kind = ("torch", "style files (*.pt)") if has_module("torch") else ("onnx", "exported styles (*.onnx)")
+    registry = StyleRegistry.discover(dirs, runtime=runtime)
+    names = registry.names()
     lines = [Check("styles", WARN, f"--styles-dir {d}: no such folder") for d in missing]
-    lines += [Check("styles", WARN, f"{path}: {reason}") for path, reason in errors]
+    lines += [Check("styles", INFO, message) for message in registry.duplicates]
+    lines += [Check("styles", WARN, f"{path}: {reason}") for path, reason in registry.errors]
     where = ", ".join(str(d) for d in dirs)
     if not names:
         return [Check("styles", FAIL, f"no {kind} load from {where}")] + lines
@@ -223,19 +220,57 @@ def writable_folder(folder: Path) -> tuple[bool, str]:
     return True, ""
 
 
-def output_folders() -> dict[str, Path]:
+# What puts each output folder elsewhere, in the doctor's advice.
+FOLDER_FIXES = {
+    "snapshots": "pass --pictures-dir DIR",
+    "recordings": "pass --record FILE",
+    "user styles": "set XDG_DATA_HOME (APPDATA on Windows)",
+}
+
+
+def home_folder() -> tuple[Path | None, str]:
+    """The home folder the user's folders default to (None when none is known) and, when it
+    cannot hold them, why."""
+    try:
+        home = Path.home()
+    except RuntimeError:  # HOME unset and no home in the user database (a service account)
+        return None, "HOME is unset and this user has no home folder"
+    if not home.is_dir():
+        return home, f"the home folder {home} does not exist"
+    return home, ""
+
+
+def output_folders() -> dict[str, Path | None]:
+    """Where snapshots, recordings and trained styles go; None where that needs a home folder
+    and there is none."""
     from nstcam.host.userdirs import pictures_dir, user_styles_dir, videos_dir
 
-    return {"snapshots": pictures_dir(), "recordings": videos_dir(), "user styles": user_styles_dir()}
+    folders: dict[str, Path | None] = {}
+    for name, where in (("snapshots", pictures_dir), ("recordings", videos_dir), ("user styles", user_styles_dir)):
+        try:
+            folders[name] = where()
+        except RuntimeError:  # Path.home(): no home folder
+            folders[name] = None
+    return folders
 
 
 def check_outputs(ctx: Context) -> list[Check]:
     folders = output_folders()
-    problems = [why for ok, why in map(writable_folder, folders.values()) if not ok]
-    if problems:
-        return [Check("output folders", WARN, problem + " (choose another with --pictures-dir / --record)")
-                for problem in problems]
-    return [Check("output folders", OK, ", ".join(f"{k} {v}" for k, v in folders.items()))]
+    home, why_not = home_folder()
+    homeless = [name for name, folder in folders.items()
+                if folder is None or (why_not and home is not None and home in folder.parents)]
+    lines = []
+    if homeless:
+        fixes = "; ".join(f"{FOLDER_FIXES[name]} for {name}" for name in homeless)
+        lines.append(Check("output folders", WARN, f"{why_not}, so {', '.join(homeless)} have nowhere to go: "
+                           f"set HOME to an existing folder, or {fixes}"))
+    for name, folder in folders.items():
+        if name in homeless:
+            continue
+        ok, problem = writable_folder(folder)
+        if not ok:
+            lines.append(Check("output folders", WARN, f"{problem}; {FOLDER_FIXES[name]} to put {name} elsewhere"))
+    return lines or [Check("output folders", OK, ", ".join(f"{k} {v}" for k, v in folders.items()))]
 
 
 CHECKS: tuple[tuple[str, Callable[[Context], list[Check]], bool], ...] = (

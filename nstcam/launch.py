@@ -24,6 +24,7 @@ DEFAULT_SIZE_CUDA = 480
 DEFAULT_SIZE_CPU = 240
 BACKENDS = ("auto", "torch", "onnxruntime")
 MAX_SIZE = 2160  # short side of 4K UHD; larger sizes need tens of GB per frame
+MIN_SIZE = 32  # below this a frame is no picture (and OpenCV's optical flow refuses it)
 
 
 PROG = "nstcam"
@@ -48,14 +49,28 @@ class CliError(Exception):
     """A user error: the message is printed as is after "nstcam: error:" and the exit status is 2."""
 
 
-def style_dirs(extra: Sequence[str]) -> list[Path]:
-    from nstcam.registry import bundled_styles_dir
+def user_styles_folders() -> list[Path]:
+    """The user styles folder; none where there is no home folder to hold it (a service account
+    without HOME), so the bundled and --styles-dir styles still load."""
     from nstcam.host.userdirs import user_styles_dir
 
-    dirs = [bundled_styles_dir(), user_styles_dir()]
+    try:
+        return [user_styles_dir()]
+    except RuntimeError:  # Path.home(): no home folder
+        return []
+
+
+def style_dirs(extra: Sequence[str]) -> list[Path]:
+    from nstcam.registry import bundled_styles_dir
+
+    dirs = [bundled_styles_dir(), *user_styles_folders()]
     for d in extra:
         path = Path(d).expanduser()
-        if not path.is_dir():
+        try:
+            missing = not path.is_dir()
+        except OSError:  # in a folder this user may not enter: the registry names it and goes on
+            missing = False
+        if missing:
             raise CliError(f"--styles-dir {d}: no such folder")
         dirs.append(path)
     return dirs
@@ -112,6 +127,8 @@ def resolve_device(name: str, backend: str = "torch"):
 
 def check_style(registry, style: str | None, dirs: Sequence[Path], required: bool = False) -> str:
     names = registry.names()
+    if style is not None and style not in names and Path(style).expanduser().is_file():
+        return add_picture_style(registry, Path(style).expanduser())
     if not names:
         where = ", ".join(str(d) for d in dirs)
         broken = f" ({len(registry.errors)} file(s) failed to load: see `nstcam styles`)" if registry.errors else ""
@@ -121,14 +138,52 @@ def check_style(registry, style: str | None, dirs: Sequence[Path], required: boo
             raise CliError(f"--style is required; available styles: {', '.join(names)}")
         return names[0]
     if style not in names:
+        broken = [bad for bad in registry.broken if bad.name == style]
+        if broken:  # every file of this style failed to load: say why, not "unknown"
+            raise CliError(f"style {style!r}: {broken[0].path}: {broken[0].reason}")
         raise CliError(f"unknown style {style!r}; available styles: {', '.join(names)}")
     return style
 
 
+def add_picture_style(registry, picture: Path) -> str:
+    """`--style PICTURE`: the picture's instant style (nstcam.jobs.instant_style), made in the user
+    styles folder (or the one made before from the same picture) and added to `registry`."""
+    if not _installed("torch"):
+        raise CliError(f"--style {picture}: making a style from a picture needs torch (not installed here)")
+    from nstcam.host.userdirs import user_styles_dir
+    from nstcam.jobs.instant_style import PictureError, style_from_picture
+
+    try:
+        style = style_from_picture(picture, user_styles_dir(), taken=registry.names())
+    except PictureError as exc:
+        raise CliError(f"--style {exc}") from None
+    except OSError as exc:
+        raise CliError(f"--style {picture}: cannot write the style to {user_styles_dir()} ({exc})") from None
+    return registry.add(style.path, style).name
+
+
+def remove_instant(registry, name: str) -> None:
+    """Delete the instant style `name` and its ONNX exports; CliError for any other style."""
+    from nstcam.engines.instant import VARIANT
+    from nstcam.jobs.instant_style import remove_instant_style
+
+    entries = registry.variants(name)
+    instant = [e for e in entries if e.variant == VARIANT]
+    if not instant:
+        kind = "a trained style, not an instant one" if entries else "no such style"
+        raise CliError(f"--remove {name}: {kind}; instant styles: "
+                       f"{', '.join(e.name for e in registry.entries if e.variant == VARIANT) or 'none'}")
+    try:
+        remove_instant_style(instant[0].model)
+    except OSError as exc:
+        raise CliError(f"--remove {name}: cannot delete {instant[0].path} ({exc})") from None
+
+
 def check_size(size: int | None) -> int | None:
-    if size is not None and size > MAX_SIZE:
-        raise CliError(f"--size {size}: too large; the processing size is the short side in pixels, "
-                       f"at most {MAX_SIZE} (try 240 on a CPU, 480-1080 on a GPU)")
+    if size is not None and not MIN_SIZE <= size <= MAX_SIZE:
+        bound = f"at most {MAX_SIZE}" if size > MAX_SIZE else f"at least {MIN_SIZE}"
+        raise CliError(f"--size {size}: too {'large' if size > MAX_SIZE else 'small'}; the processing size "
+                       f"is the short side in pixels, {bound} (try 240 on a CPU, 480-1080 on a GPU)")
     return size
 
 

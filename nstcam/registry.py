@@ -1,7 +1,8 @@
 """Which styles exist: the bundled ones and the user's, each possibly in a "light" and a "full" variant.
 
 A style is a name (e.g. "starry_night") with up to two trained variants: "light" (a slim network
-for CPUs) and "full" (Johnson's network, for GPUs). `StyleRegistry.discover` loads every `*.pt` in
+for CPUs) and "full" (Johnson's network, for GPUs), or is an "instant" style made from a picture
+(`*.instant`, nstcam.engines.instant). `StyleRegistry.discover` loads every `*.pt` and `*.instant` in
 a list of folders; a folder may hold a `manifest.json` that orders its styles and adds metadata
 (painting title, artist, year, training settings). The style file's own metadata wins where both
 say something. Broken files are collected in `errors`, never raised: one bad download must not
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("light", "full")
+VARIANTS = ("light", "full", "instant")  # instant: a picture's MicroAST code (nstcam.engines.instant)
 MANIFEST = "manifest.json"
 
 
@@ -101,7 +102,8 @@ def _title_from_name(name: str) -> str:
 @dataclass(frozen=True)
 class BrokenStyle:
     """A style file that failed to load, and the style it was meant to be: name and variant from
-    its manifest entry, else from its file name ("monet-light.pt"); variant None when unknown."""
+    its manifest entry, else from its file name ("monet-light.pt"); variant None when unknown.
+    `reason` does not repeat the path (as in `StyleRegistry.errors`)."""
 
     path: Path
     name: str
@@ -123,12 +125,15 @@ class StyleRegistry:
 
     `folders` is the search order of `discover` (later folders override earlier ones); with
     `broken` it tells which requested styles fall back from a broken file to another one.
+    `errors` pairs each file that failed with why, the reason without the path (callers name it once);
+    `duplicates` has one line per style that more than one file declares, naming the file used.
     """
 
     def __init__(self, entries: Sequence[StyleEntry] = (), errors: Sequence[tuple[Path, str]] = (),
                  order: Sequence[str] = (), broken: Sequence[BrokenStyle] = (),
-                 folders: Sequence[Path] = ()) -> None:
+                 folders: Sequence[Path] = (), duplicates: Sequence[str] = ()) -> None:
         self.errors: list[tuple[Path, str]] = list(errors)
+        self.duplicates: list[str] = list(duplicates)
         self.broken: list[BrokenStyle] = list(broken)
         self._folders = list(folders)
         self._warned: set[tuple[str, Path]] = set()
@@ -143,42 +148,65 @@ class StyleRegistry:
     def discover(cls, dirs: Sequence[Path | str], runtime: str = "torch") -> StyleRegistry:
         """Load every style in `dirs`; a later folder's (name, variant) replaces an earlier one.
 
-        `runtime` "torch" loads the style files (`*.pt`); "onnx" their fp32 ONNX exports
-        (`*.onnx`, nstcam.engines.onnx_export), for the torch-free runtime."""
-        found: dict[tuple[str, str], StyleEntry] = {}
+        Files that declare the same style (name and variant): the first by `_Candidate.precedence`
+        that loads is used and the others are not loaded (their headers tell the style, cheaply);
+        `duplicates` says so, once per style. `runtime` "torch" loads the style files (`*.pt`);
+        "onnx" their fp32 ONNX exports (`*.onnx`, nstcam.engines.onnx_export), for the torch-free
+        runtime (no header to read there: every file is loaded)."""
         errors: list[tuple[Path, str]] = []
-        broken: list[BrokenStyle] = []
         order: list[str] = []
+        candidates: list[_Candidate] = []
+        load, declared = _loader(runtime)
         folders = [Path(d).expanduser() for d in dirs]
-        for folder in folders:
-            if not folder.is_dir():
-                log.debug("style folder %s does not exist; skipped", folder)
+        for rank, folder in enumerate(folders):
+            try:
+                if not folder.is_dir():
+                    log.debug("style folder %s does not exist; skipped", folder)
+                    continue
+                files = _style_files(folder, runtime)
+                manifest, problem = _read_manifest(folder)
+            except OSError as exc:  # a folder this user may not list or enter: the others still count
+                errors.append((folder, f"unreadable styles folder ({exc.strerror or exc}); check its permissions"))
+                log.warning("skipping style folder %s: %s", folder, exc)
                 continue
-            manifest, problem = _read_manifest(folder)
             if problem:
                 errors.append((folder / MANIFEST, problem))
             by_file = {str(item.get("file")): item for item in manifest if item.get("file")}
-            files, load = _files_and_loader(folder, runtime)
-            # In parallel: loading validates each network on the CPU, which is what start-up waits on.
-            with ThreadPoolExecutor(max_workers=min(4, len(files) or 1)) as pool:
-                loaded = list(pool.map(lambda path: _load_or_error(load, path), files))
-            for pt, (model, exc) in zip(files, loaded):
-                if isinstance(exc, ValueError):  # StyleFileError, or an ONNX file that is no style
-                    errors.append((pt, str(exc)))
-                    log.warning("skipping style file: %s", exc)
-                elif exc is not None:
-                    errors.append((pt, f"{pt}: could not be loaded ({exc})"))
-                    log.warning("skipping style file %s: %r", pt, exc)
-                else:
-                    entry = _make_entry(pt, model, by_file.get(pt.name, {}))
-                    key = (entry.name, entry.variant)
-                    if key in found:
-                        log.info("style %s (%s) from %s overrides %s", *key, pt, found[key].path)
-                    found[key] = entry
-                    continue
-                broken.append(BrokenStyle(pt, *_intended_style(pt, by_file.get(pt.name, {})), errors[-1][1]))
+            for path in files:
+                item = by_file.get(path.name, {})
+                candidates.append(_Candidate(path, rank, item, declared(path, item)))
             order.extend(str(item["name"]) for item in manifest if item.get("name"))
-        return cls(list(found.values()), errors, order, broken, folders)
+
+        groups: dict[tuple[str, str], list[_Candidate]] = {}
+        for candidate in candidates:
+            if candidate.style is not None:
+                groups.setdefault(candidate.style, []).append(candidate)
+        jobs = [sorted(group, key=_Candidate.precedence) for group in groups.values()]
+        jobs += [[candidate] for candidate in candidates if candidate.style is None]
+        # In parallel: loading validates each network on the CPU, which is what start-up waits on.
+        with ThreadPoolExecutor(max_workers=min(4, len(jobs) or 1)) as pool:
+            attempts = [attempt for tried in pool.map(lambda job: _load_first(load, job), jobs) for attempt in tried]
+
+        found: dict[tuple[str, str], tuple[_Candidate, StyleEntry]] = {}
+        failed: list[tuple[_Candidate, str]] = []
+        for candidate, model, exc in attempts:
+            if exc is not None:
+                failed.append((candidate, _reason(candidate.path, exc)))
+                continue
+            entry = _make_entry(candidate.path, model, candidate.manifest_item)
+            key = (entry.name, entry.variant)
+            if key not in found or candidate.precedence() < found[key][0].precedence():
+                found[key] = (candidate, entry)
+        position = {candidate.path: i for i, candidate in enumerate(candidates)}
+        failed.sort(key=lambda f: position[f[0].path])
+        errors += [(candidate.path, reason) for candidate, reason in failed]
+        broken = [BrokenStyle(c.path, *(c.style or _intended_style(c.path, c.manifest_item)), reason)
+                  for c, reason in failed]
+        duplicates = [f"{len(group)} files declare the style {key[0]!r} ({key[1]}); using {found[key][1].path}"
+                      for key, group in groups.items() if len(group) > 1 and key in found]
+        for message in duplicates:
+            log.warning("%s", message)
+        return cls([entry for _, entry in found.values()], errors, order, broken, folders, duplicates)
 
     def add(self, path: Path, model: Any) -> StyleEntry:
         """Rediscover one style file that appeared while the app runs (a style trained in the
@@ -191,6 +219,10 @@ class StyleRegistry:
         if path.parent not in self._folders:
             self._folders.append(path.parent)
         return entry
+
+    def remove(self, path: Path) -> None:
+        """Forget the style loaded from `path` (an instant style the user deleted)."""
+        self.entries = [e for e in self.entries if e.path != Path(path)]
 
     def names(self) -> list[str]:
         return list(dict.fromkeys(e.name for e in self.entries))
@@ -221,7 +253,7 @@ class StyleRegistry:
             better_variant = bad.variant in prefer and entry.variant in prefer and \
                 prefer.index(bad.variant) < prefer.index(entry.variant)
             if bad.variant is None or same_slot or better_variant:
-                messages.append(f"style {name!r}: {bad.reason}; using {entry.path} instead")
+                messages.append(f"style {name!r}: {bad.path}: {bad.reason}; using {entry.path} instead")
         return messages
 
     def _pick(self, name: str, device_type: str) -> StyleEntry:
@@ -254,30 +286,94 @@ def _preference(device_type: str) -> tuple[str, ...]:
     return ("full", "light") if str(device_type).split(":")[0] == "cuda" else ("light", "full")
 
 
-def _files_and_loader(folder: Path, runtime: str) -> tuple[list[Path], Callable[[Path], Any]]:
+@dataclass(frozen=True)
+class _Candidate:
+    """A style file found, not yet loaded: its folder's place in the search order, its manifest
+    entry, and the (name, variant) its header declares (None: known only once loaded)."""
+
+    path: Path
+    rank: int
+    manifest_item: dict[str, Any]
+    style: tuple[str, str] | None
+
+    def precedence(self) -> tuple[int, bool, str]:
+        """Sort key, first wins: the later folder (--styles-dir, then the user styles folder, then
+        the bundled styles); within a folder the file named for its style ("monet-light.pt" over
+        "monet-light (copy).pt"), then by file name."""
+        named_for = self.style is not None and _intended_style(self.path, {})[0] == self.style[0]
+        return -self.rank, not named_for, self.path.name
+
+
+def _loader(runtime: str) -> tuple[Callable[[Path], Any], Callable[[Path, dict[str, Any]], tuple[str, str] | None]]:
+    """How to load a style file, and how to tell the style it declares without loading it."""
     if runtime == "onnx":
-        from nstcam.engines.ort import export_quantization, read_style
+        from nstcam.engines.ort import read_style
 
-        return [p for p in sorted(folder.glob("*.onnx")) if export_quantization(p) == "fp32"], read_style
-    from trainer.stylefile import load_style  # torch: only the torch runtime needs it
+        return read_style, lambda path, item: None
+    from nstcam.engines.instant import SUFFIX, load_instant
+    from trainer.stylefile import StyleFileError, load_style, read_style_meta  # only the torch runtime needs torch
 
-    return sorted(folder.glob("*.pt")), load_style
+    def load(path: Path) -> Any:
+        return load_instant(path) if path.suffix == SUFFIX else load_style(path)
+
+    def declared(path: Path, item: dict[str, Any]) -> tuple[str, str] | None:
+        if path.suffix == SUFFIX:  # a few KB: loading it is how its style is told
+            return None
+        try:
+            return _identity(path, {**item, **read_style_meta(path)})
+        except StyleFileError:  # loading it will say what is wrong
+            return None
+
+    return load, declared
 
 
-def _load_or_error(load: Callable[[Path], Any], path: Path) -> tuple[Any, Exception | None]:
-    try:
-        return load(path), None
-    except Exception as exc:  # StyleFileError, or anything else a hostile file may trigger
-        return None, exc
+def _style_files(folder: Path, runtime: str) -> list[Path]:
+    """The folder's style files; OSError if it cannot be listed (iterdir raises where glob would
+    quietly find nothing)."""
+    from nstcam.engines.instant import SUFFIX
+
+    suffixes = (".onnx",) if runtime == "onnx" else (".pt", SUFFIX)
+    files = sorted(p for p in folder.iterdir() if p.suffix in suffixes)
+    if runtime == "onnx":
+        from nstcam.engines.ort import export_quantization
+
+        return [p for p in files if export_quantization(p) == "fp32"]
+    return files
+
+
+def _load_first(load: Callable[[Path], Any], job: list[_Candidate]) -> list[tuple[_Candidate, Any, Exception | None]]:
+    """Load the candidates of one style in order until one loads; every attempt, with its error."""
+    attempts = []
+    for candidate in job:
+        try:
+            attempts.append((candidate, load(candidate.path), None))
+            break
+        except Exception as exc:  # StyleFileError, or anything else a hostile file may trigger
+            attempts.append((candidate, None, exc))
+    return attempts
+
+
+def _reason(path: Path, exc: Exception) -> str:
+    """Why `path` failed to load, without repeating the path; logged as a warning."""
+    if isinstance(exc, ValueError):  # StyleFileError, or an ONNX file that is no style
+        reason = str(exc).removeprefix(f"{path}: ")
+    else:
+        reason = f"could not be loaded ({exc})"
+    log.warning("skipping style file %s: %s", path, reason)
+    return reason
+
+
+def _identity(path: Path, meta: dict[str, Any]) -> tuple[str, str]:
+    """The (name, variant) a style file stands for: its metadata's, else its file name and "full"."""
+    variant = str(meta.get("variant") or "full")
+    return str(meta.get("name") or path.stem), variant if variant in VARIANTS else "full"
 
 
 def _make_entry(path: Path, model: Any, manifest_item: dict[str, Any]) -> StyleEntry:
     meta = {**manifest_item, **model.meta}  # the file's own metadata is authoritative
-    name = str(meta.get("name") or path.stem)
-    variant = str(meta.get("variant") or "full")
-    if variant not in VARIANTS:
-        log.warning("%s: unknown variant %r, treated as 'full'", path, variant)
-        variant = "full"
+    name, variant = _identity(path, meta)
+    if str(meta.get("variant") or "full") != variant:
+        log.warning("%s: unknown variant %r, treated as 'full'", path, meta.get("variant"))
     meta["name"], meta["variant"] = name, variant
     return StyleEntry(
         name=name,

@@ -10,13 +10,16 @@ efficientnet-lite0 come from a generated 64 px image through the real loss net.
 """
 from __future__ import annotations
 
+import builtins
 import contextlib
 import errno
 import functools
+import io
 import os
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -341,3 +344,79 @@ def fill(folder: Path) -> None:
                 f.write(b"\0" * 4096)
         except OSError as exc:
             assert exc.errno == errno.ENOSPC
+
+
+def write_timed_video(path: Path, times: list[float], rate: Fraction | None = None,
+                      size: tuple[int, int] = VIDEO_SIZE, sound_seconds: float = 0.0,
+                      video_track: bool = True) -> Path:
+    """H.264 frames at the given presentation times (seconds) in the container `path`'s suffix
+    names, with PyAV: variable or odd frame rates, a stated `rate` or none (Matroska then states
+    24), and `sound_seconds` of a 440 Hz tone as AAC. Without `video_track`, an audio-only file."""
+    import av
+
+    clock = Fraction(1, 90000)
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=rate) if video_track else None
+        if video is not None:
+            video.width, video.height = size
+            video.pix_fmt = "yuv420p"
+            video.codec_context.time_base = clock
+        audio = container.add_stream("aac", rate=48000, layout="mono") if sound_seconds else None
+        for i, t in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(video_frame(i, size)[..., ::-1].copy(), format="rgb24")
+            frame.pts, frame.time_base = round(t / clock), clock
+            container.mux(video.encode(frame))
+        if video is not None:
+            container.mux(video.encode(None))
+        if audio is not None:
+            samples = np.sin(2 * np.pi * 440 * np.arange(round(48000 * sound_seconds)) / 48000).astype(np.float32)
+            for start in range(0, len(samples), 1024):
+                chunk = av.AudioFrame.from_ndarray(samples[None, start:start + 1024], format="fltp", layout="mono")
+                chunk.sample_rate, chunk.pts = 48000, start
+                container.mux(audio.encode(chunk))
+            container.mux(audio.encode(None))
+    return path
+
+
+def video_duration(path: Path) -> float:
+    """Seconds from the first frame's start to the last frame's end, from the packets' timestamps
+    (the last frame lasts as long as the one before it when the container does not say)."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        packets = [(p.pts, p.duration) for p in container.demux(stream) if p.size]
+    stamps = sorted(pts for pts, _ in packets)
+    last = next(duration for pts, duration in packets if pts == stamps[-1]) or stamps[-1] - stamps[-2]
+    return float((stamps[-1] - stamps[0] + last) * stream.time_base)
+
+
+def spoil_weights(path: Path, value: float) -> Path:
+    """Set one weight of a style file to `value` (NaN, Inf), as a diverged training run leaves it."""
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"][next(iter(payload["state_dict"]))].view(-1)[0] = value
+    torch.save(payload, path)
+    return path
+
+
+def deny_access(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+    """chmod 000 `path`. Root reads it anyway, so as root also refuse what the kernel refuses any
+    other user: opening or listing `path` or anything under it, and stat-ing what is inside it."""
+    path.chmod(0)
+    if os.geteuid() != 0:
+        return
+
+    def refusing(real, inside_only: bool):
+        def call(target, *args, **kwargs):
+            if isinstance(target, (str, os.PathLike)):
+                target_path = Path(os.fspath(target))
+                if path in target_path.parents or (target_path == path and not inside_only):
+                    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(target))
+            return real(target, *args, **kwargs)
+        return call
+
+    monkeypatch.setattr(builtins, "open", refusing(builtins.open, inside_only=False))
+    monkeypatch.setattr(io, "open", refusing(io.open, inside_only=False))
+    monkeypatch.setattr(os, "scandir", refusing(os.scandir, inside_only=False))
+    monkeypatch.setattr(os, "listdir", refusing(os.listdir, inside_only=False))
+    monkeypatch.setattr(os, "stat", refusing(os.stat, inside_only=True))

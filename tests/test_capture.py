@@ -212,3 +212,15 @@ def test_capture_reopens_a_camera_that_stops_delivering(monkeypatch: pytest.Monk
         capture.stop()
     assert any("camera 7 stopped delivering frames; retrying" in m for m in messages)
     assert len(opens) >= 2
+
+
+def test_a_file_source_runs_at_the_rate_of_its_timestamps_not_the_stated_one(tmp_path: Path) -> None:
+    """A Matroska file without a stated rate says 24 fps to OpenCV: the window played (and recorded) a
+    30 fps clip 25 % slow."""
+    from nstcam_fixtures import write_timed_video
+
+    clip = write_timed_video(tmp_path / "clip.mkv", [i / 30 for i in range(40)])
+    assert cv2.VideoCapture(str(clip)).get(cv2.CAP_PROP_FPS) == pytest.approx(24)
+    source = open_source(str(clip))
+    assert source.fps == 30.0
+    source.release()

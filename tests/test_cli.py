@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -11,7 +13,7 @@ import cv2
 import pytest
 import torch
 
-from nstcam_fixtures import count_frames, make_styles_dir, make_video
+from nstcam_fixtures import count_frames, deny_access, make_style, make_styles_dir, make_video, spoil_weights
 from nstcam.cli import main, render_parser, styles_parser, window_parser
 
 REPO = Path(__file__).resolve().parents[1]
@@ -316,8 +318,6 @@ def test_no_qt_widgets_for_styles_render_and_errors(styles_dir, video, tmp_path)
 
 def isolated_env(tmp_path: Path) -> dict[str, str]:
     """The environment for a child process, with its user data folders in `tmp_path`."""
-    import os
-
     return {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg-data"), "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"),
             "QT_QPA_PLATFORM": "offscreen"}
 
@@ -347,6 +347,54 @@ def test_a_style_falling_back_from_a_broken_file_is_warned_about(capsys, styles_
     assert "warning" in err and str(mine / "ember-light.pt") in err and "instead" in err
 
 
+def test_a_style_with_nan_weights_is_listed_as_broken_and_render_refuses_it(capsys, video, tmp_path):
+    folder = tmp_path / "diverged"
+    folder.mkdir()
+    spoiled = spoil_weights(make_style(folder / "scorched.pt", "scorched"), float("nan"))
+    reason = f"{spoiled}: weights contain NaN/Inf; retrain or restore it"
+    code, out, _ = run(capsys, "styles", "--styles-dir", str(folder))
+    assert code == 0 and f"failed to load:\n  {reason}\n" in out
+    assert not any(line.startswith("scorched ") for line in out.splitlines())
+    code, _, err = run(capsys, "render", str(video), "-o", str(tmp_path / "o.mp4"), "--style", "scorched",
+                       "--styles-dir", str(folder))
+    assert code == 2 and not (tmp_path / "o.mp4").exists()
+    assert_one_error(err, f"style 'scorched': {reason}")
+
+
+def test_an_unreadable_style_file_is_called_unreadable_with_its_path_once(capsys, tmp_path, monkeypatch):
+    folder = make_styles_dir(tmp_path / "styles", names=("ember",))
+    locked = make_style(folder / "locked.pt", "locked")
+    deny_access(monkeypatch, locked)
+    code, out, err = run(capsys, "styles", "--styles-dir", str(folder))
+    assert code == 0 and "Traceback" not in err
+    [line] = [line for line in out.splitlines() if "locked.pt" in line]
+    assert line == f"  {locked}: unreadable style file (Permission denied); check its permissions"
+    assert any(line.startswith("ember ") for line in out.splitlines())
+
+
+def test_an_unreadable_styles_folder_is_one_line_and_the_others_are_listed(capsys, tmp_path, monkeypatch):
+    locked = make_styles_dir(tmp_path / "locked", names=("kiwi",))
+    folder = make_styles_dir(tmp_path / "styles", names=("ember",))
+    deny_access(monkeypatch, locked)
+    code, out, err = run(capsys, "styles", "--styles-dir", str(locked), "--styles-dir", str(folder))
+    assert code == 0 and "Traceback" not in err
+    assert [line for line in out.splitlines() if "locked" in line] == [
+        f"  {locked}: unreadable styles folder (Permission denied); check its permissions"]
+    assert any(line.startswith("ember ") for line in out.splitlines())
+
+
+def test_a_style_declared_by_several_files_is_one_row_and_said_once(capsys, tmp_path):
+    folder = make_styles_dir(tmp_path / "styles", names=("ember",))
+    for i in range(3):
+        shutil.copy(folder / "ember.pt", folder / f"copy{i}.pt")
+    code, out, _ = run(capsys, "styles", "--styles-dir", str(folder))
+    assert code == 0
+    [row] = [line for line in out.splitlines() if line.startswith("ember ")]
+    assert row.endswith(str(folder / "ember.pt"))
+    assert [line for line in out.splitlines() if "files declare the style" in line] == [
+        f"  4 files declare the style 'ember' (light); using {folder / 'ember.pt'}"]
+
+
 def test_missing_window_libraries_are_one_line_and_exit_2_before_qt(capsys, styles_dir, monkeypatch):
     import nstcam.qtcheck
 
@@ -360,3 +408,46 @@ def test_missing_window_libraries_are_one_line_and_exit_2_before_qt(capsys, styl
 def test_doctor_is_a_subcommand(capsys):
     code, out, _ = run(capsys, "doctor", "--cameras", "0")
     assert code == 0 and "styles" in out and "nstcam can run here" in out
+
+
+@pytest.mark.parametrize("value", ["1e309", "inf", "nan"])
+def test_a_strength_that_is_not_a_finite_number_is_refused_as_such(capsys, styles_dir, value):
+    code, _, err = run(capsys, "render", "in.mp4", "-o", "o.mp4", "--strength", value)
+    assert code == 2
+    assert_one_error(err, "--strength", f"must be a finite number between 0 and 1, got {value}")
+
+
+@pytest.mark.parametrize("command", [[], ["render", "in.mp4", "-o", "o.mp4"]])
+def test_threads_beyond_four_per_core_are_refused(capsys, command, monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    code, _, err = run(capsys, *command, "--threads", "100000")
+    assert code == 2
+    assert_one_error(err, "--threads", "at most 8 on this machine (4 per CPU core), got 100000")
+    assert window_parser().parse_args(["--threads", "8"]).threads == 8
+
+
+@pytest.mark.parametrize("command", [[], ["render", "in.mp4", "-o", "o.mp4", "--style", "ember"]])
+def test_a_processing_size_under_the_minimum_is_refused(capsys, styles_dir, command):
+    code, _, err = run(capsys, *command, "--size", "8", "--styles-dir", str(styles_dir))
+    assert code == 2
+    assert_one_error(err, "--size 8: too small", "at least 32")
+
+
+@pytest.mark.slow
+def test_a_file_name_that_is_not_utf8_opens_as_render_input_and_as_camera(styles_dir, video, tmp_path):
+    """OpenCV used to segfault (rc 139) on such a name, in `render` and in `--camera`'s probe."""
+    bad = tmp_path / os.fsdecode(b"bad\xffname.avi")
+    bad.write_bytes(video.read_bytes())
+    env = isolated_env(tmp_path)
+    probe = "import sys; from nstcam.live.sources import open_source; s = open_source(sys.argv[1]); " \
+            "print(s.read().shape, s.description); s.release()"
+    proc = subprocess.run([sys.executable, "-c", probe, os.fsencode(bad)], cwd=REPO, capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "(64, 96, 3) video bad\ufffdname.avi"
+    out = tmp_path / "out.mp4"
+    proc = subprocess.run([sys.executable, "-m", "nstcam", "render", os.fsencode(bad), "-o", str(out), "--style",
+                           "ember", "--size", "32", "--styles-dir", str(styles_dir), "--threads", "1"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert count_frames(out)[0] == 30

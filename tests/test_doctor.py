@@ -83,6 +83,18 @@ def test_styles_without_torch_come_from_onnx_exports(monkeypatch, tmp_path):
     assert check.status == OK and check.detail.startswith("1: ")
 
 
+def test_without_torch_a_broken_export_is_named_once(monkeypatch, tmp_path):
+    pytest.importorskip("onnxruntime")
+    (tmp_path / "broken.onnx").write_bytes(b"not a model")
+    real = doctor.has_module
+    monkeypatch.setattr(doctor, "has_module", lambda name: False if name == "torch" else real(name))
+    monkeypatch.setattr(doctor, "style_dirs", lambda extra: [tmp_path])
+    none_load, broken = doctor.check_styles(Context())
+    assert none_load.status == FAIL and broken.status == WARN
+    assert broken.detail.startswith(f"{tmp_path / 'broken.onnx'}: not a loadable ONNX model")
+    assert broken.detail.count(str(tmp_path / "broken.onnx")) == 1
+
+
 def test_cameras_found_and_not_found(monkeypatch):
     monkeypatch.setattr(doctor, "probe_cameras", lambda count: [0, 2])
     (found,) = doctor.check_cameras(Context(cameras=5))
@@ -146,3 +158,37 @@ def test_a_crashing_check_is_a_line_not_a_traceback(capsys):
     assert [(c.status, c.name) for c in results] == [(FAIL, "vital"), (WARN, "optional")]
     assert results[0].detail == "the check itself failed (RuntimeError: driver exploded)"
     assert doctor.report(results).splitlines()[-1].startswith("nstcam cannot run here")
+
+
+@pytest.mark.parametrize("home", ["gone", "unset"])
+def test_without_a_home_folder_the_advice_names_it_and_what_fixes_each_folder(monkeypatch, tmp_path, home):
+    for variable in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "APPDATA"):
+        monkeypatch.delenv(variable, raising=False)
+    if home == "gone":
+        monkeypatch.setenv("HOME", str(tmp_path / "gone"))
+        why = f"the home folder {tmp_path / 'gone'} does not exist"
+    else:  # a service account: no HOME, and no home folder in the user database
+        import pwd
+
+        monkeypatch.delenv("HOME")
+        monkeypatch.setattr(pwd, "getpwuid", lambda uid: (_ for _ in ()).throw(KeyError(uid)))
+        why = "HOME is unset and this user has no home folder"
+    results = doctor.run_checks(Context(), [("styles", doctor.check_styles, True),
+                                            ("output folders", doctor.check_outputs, False)])
+    by_name = _by_name(results)
+    assert [c.status for c in by_name["styles"]] == [OK]  # the bundled styles load without a home
+    (check,) = by_name["output folders"]
+    assert check.status == WARN
+    assert check.detail == (f"{why}, so snapshots, recordings, user styles have nowhere to go: set HOME to an "
+                            "existing folder, or pass --pictures-dir DIR for snapshots; pass --record FILE for "
+                            "recordings; set XDG_DATA_HOME (APPDATA on Windows) for user styles")
+
+
+def test_an_unwritable_user_styles_folder_is_not_fixed_with_pictures_dir(monkeypatch, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setattr(doctor, "output_folders", lambda: {"snapshots": tmp_path / "pictures",
+                                                           "user styles": blocker / "styles"})
+    (check,) = doctor.check_outputs(Context())
+    assert check.detail == (f"{blocker / 'styles'}: {blocker} is a file, not a folder; "
+                            "set XDG_DATA_HOME (APPDATA on Windows) to put user styles elsewhere")

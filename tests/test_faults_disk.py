@@ -7,6 +7,7 @@ time: one clear message, the previous version of the file intact, no temp file l
 from __future__ import annotations
 
 import errno
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,10 @@ import pytest
 import torch
 from PIL import Image
 
-from nstcam_fixtures import fill
+from nstcam.engines.torch_engine import StyleEngine
+from nstcam.live.recorder import RecorderError
+from nstcam.live.render import render_video
+from nstcam_fixtures import fill, write_video
 from test_faults_training import train_args
 from trainer import fast, gatys
 from trainer.fileio import atomic_torch_save, atomic_write, atomic_write_bytes, check_writable
@@ -130,4 +134,26 @@ def test_gatys_on_a_full_disk_is_one_line_exit_1_and_no_partial_image(tmp_path, 
     errors = [line for line in err.splitlines() if "error:" in line]
     assert errors == [f"python -m trainer.gatys: error: cannot write {out}: No space left on device"]
     assert "Traceback" not in err
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
+
+
+# ---------------------------------------------------------------------------- nstcam render
+
+
+@pytest.mark.parametrize("suffix", [".avi", ".mp4"])
+def test_render_onto_a_disk_that_fills_fails_and_removes_the_unfinished_file(
+        tmp_path: Path, small_disk: Path, style_models, one_torch_thread, suffix: str) -> None:
+    """The OpenCV AVI writer never reports a short write, and the MP4 muxer's last flush can fail
+    unseen: render used to say `wrote …: 240 frames` with 7 in the file."""
+    clip = write_video(tmp_path / "clip.avi", frames=120, size=(160, 120))
+    fill(small_disk)
+    filler = small_disk / "filler"
+    os.truncate(filler, filler.stat().st_size - 24 * 1024)  # room for a few frames, not all
+    engine = StyleEngine(style_models, device="cpu", size=None, channels_last=False)
+    out = small_disk / f"out{suffix}"
+    with pytest.raises(RecorderError) as info:
+        render_video(clip, out, engine)
+    message = str(info.value)
+    assert str(out) in message and "no space left on device" in message.lower(), message
+    assert message.endswith(f"the unfinished {out.name} was removed")
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]

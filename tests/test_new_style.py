@@ -131,8 +131,8 @@ def window(qtbot, tmp_path, user_styles):
 
 
 def _dialog(window, photos, trainer_args):
-    window.new_style_action.trigger()
-    dialog = window.new_style_dialog
+    window.menus.new_style_action.trigger()
+    dialog = window.menus.new_style_dialog
     dialog.trainer_args = trainer_args
     dialog.painting_edit.setText(str(photos / "scene_003.png"))
     dialog.set_photos(photos)
@@ -168,8 +168,8 @@ def test_window_training_can_be_cancelled_and_saves_nothing(qtbot, window, photo
 
 
 def test_window_refuses_an_unreadable_painting(qtbot, window, tmp_path):
-    window.new_style_action.trigger()
-    dialog = window.new_style_dialog
+    window.menus.new_style_action.trigger()
+    dialog = window.menus.new_style_dialog
     bad = tmp_path / "painting.jpg"
     bad.write_bytes(b"not an image")
     dialog.painting_edit.setText(str(bad))

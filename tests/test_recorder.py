@@ -273,3 +273,54 @@ def test_kill_9_while_recording_loses_at_most_half_a_second(tmp_path: Path, suff
     survived = last_counter_in(path)
     lost_seconds = (submitted - survived) / fps
     assert survived > 0 and lost_seconds <= 0.5, f"{lost_seconds:.3f} s lost ({submitted} submitted, {survived} kept)"
+
+
+def test_a_device_or_pipe_is_written_into_as_given(tmp_path: Path) -> None:
+    """`-o /dev/null` used to create a regular file /dev/null.mkv; a FIFO gets a playable stream."""
+    import av
+
+    with Recorder(os.devnull, fps=12.0, realtime=False) as rec:
+        for i in range(6):
+            rec.write(rgb_frame(i))
+    assert rec.error is None and rec.path == Path(os.devnull) and rec.frames_written == 6
+    assert not Path(os.devnull + ".mkv").exists() and not Path(os.devnull + "-1").exists()
+    assert Path(os.devnull).is_char_device()
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = bytearray()
+    reader = threading.Thread(target=lambda: received.extend(fifo.read_bytes()))
+    reader.start()
+    with Recorder(fifo, fps=12.0, realtime=False) as rec:
+        for i in range(6):
+            rec.write(rgb_frame(i))
+    reader.join(10)
+    assert rec.error is None and sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
+    copy = tmp_path / "received.mkv"
+    copy.write_bytes(bytes(received))
+    with av.open(str(copy)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 6
+
+
+def test_a_recording_whose_folder_is_deleted_stops_and_says_so(tmp_path: Path) -> None:
+    """Writing into a deleted file succeeds on Linux: REC used to count on with nothing surviving."""
+    import shutil
+
+    folder = tmp_path / "D"
+    failed = threading.Event()
+    messages: list[str] = []
+    rec = Recorder(folder / "rec.mp4", fps=30.0, on_error=lambda m: (messages.append(m), failed.set()))
+    for i in range(5):
+        rec.write(rgb_frame(i))
+    assert rec.wait_idle(10) and rec.error is None
+    shutil.rmtree(folder)
+    i = 5
+    while not failed.wait(0.02):  # frames keep coming, as from the camera
+        assert i < 30 * 10, "the deletion was not noticed within 10 s"
+        rec.write(rgb_frame(i))
+        i += 1
+    rec.close(10)
+    assert messages == [rec.error]
+    assert rec.error == (f"recording to {folder / 'rec.mp4'} failed: the file (or its folder {folder}) was "
+                         "deleted or replaced while recording; recording stopped")
+    assert not rec.write(rgb_frame(0))  # stopped

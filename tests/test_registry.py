@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 
 from nstcam.registry import StyleRegistry, bundled_styles_dir
-from nstcam_fixtures import make_style_file
+from nstcam_fixtures import deny_access, make_style_file, spoil_weights
 
 
 @pytest.fixture
@@ -90,7 +92,7 @@ def test_broken_files_are_reported_not_raised(bundled: Path, user: Path) -> None
     (bundled / "manifest.json").write_text("{not json")
     reg = StyleRegistry.discover([bundled, user, user / "missing-folder"])
     broken = {path.name: message for path, message in reg.errors}
-    assert "broken.pt" in broken and "broken.pt" in broken["broken.pt"]
+    assert broken["broken.pt"].startswith("corrupt or truncated style file")  # the path is its key, not repeated
     assert "truncated.pt" in broken and "corrupt" in broken["truncated.pt"]
     assert "manifest.json" in broken
     assert "broken" not in reg.names()
@@ -185,7 +187,7 @@ def test_a_malicious_pickle_is_refused_for_safety_and_runs_nothing(tmp_path: Pat
     assert not marker.exists()
     reasons = dict(reg.errors)
     for name in ("evil.pt", "foreign.pt"):
-        assert reasons[folder / name] == (f"{folder / name}: not a style file; refused for safety (it holds "
+        assert reasons[folder / name] == ("not a style file; refused for safety (it holds "
                                           "Python objects other than tensors, and loading them could run code)")
     assert "weights_only" not in capfd.readouterr().err
 
@@ -194,5 +196,79 @@ def test_a_malicious_pickle_is_refused_for_safety_and_runs_nothing(tmp_path: Pat
 def test_garbage_is_corrupt_and_torchs_unsafe_advice_is_never_quoted(tmp_path: Path, content: bytes) -> None:
     (tmp_path / "junk.pt").write_bytes(content)
     [(path, reason)] = StyleRegistry.discover([tmp_path]).errors
-    assert reason.startswith(f"{path}: corrupt or truncated style file")
+    assert reason.startswith("corrupt or truncated style file")
     assert "weights_only" not in reason and "refused" not in reason
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_weights_with_nan_or_inf_are_refused_at_load_and_the_bundled_copy_is_used(
+        bundled: Path, tmp_path: Path, value: float) -> None:
+    user = tmp_path / "mine"
+    user.mkdir()
+    spoiled = spoil_weights(make_style_file(user / "zebra-light.pt", "zebra", seed=7), value)
+    reg = StyleRegistry.discover([bundled, user])
+    assert dict(reg.errors)[spoiled] == "weights contain NaN/Inf; retrain or restore it"
+    assert reg.choose("zebra", "cpu").path == bundled / "zebra-light.pt"
+    [message] = reg.fallbacks("zebra", "cpu")
+    assert "weights contain NaN/Inf" in message and str(spoiled) in message
+
+
+@pytest.mark.parametrize("spoil, detail", [
+    (lambda p: p["state_dict"].pop("encoder.0.1.weight"), 'Missing key(s) in state_dict: "encoder.0.1.weight".'),
+    (lambda p: p["state_dict"].update(extra=torch.zeros(1)), 'Unexpected key(s) in state_dict: "extra".'),
+    (lambda p: p.pop("config"), "no 'config' entry"),
+], ids=["missing key", "unexpected key", "no config"])
+def test_a_wrong_architecture_names_what_does_not_match(tmp_path: Path, spoil: Callable[[dict], object],
+                                                         detail: str) -> None:
+    path = make_style_file(tmp_path / "odd.pt", "odd", seed=1)
+    payload = torch.load(path, weights_only=True)
+    spoil(payload)
+    torch.save(payload, path)
+    [(_, reason)] = StyleRegistry.discover([tmp_path]).errors
+    assert reason == f"weights do not match the stored architecture ({detail})"
+
+
+def test_an_unreadable_styles_folder_is_one_error_and_the_other_folders_load(
+        bundled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    locked, closed = tmp_path / "locked", tmp_path / "closed"
+    (closed / "styles").mkdir(parents=True)
+    locked.mkdir()
+    make_style_file(locked / "kiwi.pt", "kiwi", seed=6)
+    make_style_file(closed / "styles" / "fig.pt", "fig", seed=8)
+    deny_access(monkeypatch, locked)
+    deny_access(monkeypatch, closed)  # its styles folder cannot even be looked at
+    reg = StyleRegistry.discover([bundled, locked, closed / "styles"])
+    reason = "unreadable styles folder (Permission denied); check its permissions"
+    assert reg.errors == [(locked, reason), (closed / "styles", reason)]
+    assert reg.names() == ["zebra", "apple"]
+
+
+def test_files_declaring_one_style_are_chosen_by_precedence_loaded_once_and_said_once(
+        bundled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import trainer.stylefile as stylefile
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    make_style_file(mine / "zebra-light.pt", "zebra", seed=11, variant="light", title="Mine")
+    for i in range(30):  # "a-copy-..." sorts before "zebra-light.pt"
+        shutil.copy(mine / "zebra-light.pt", mine / f"a-copy-{i:02d}.pt")
+    loaded: list[Path] = []
+    load_style = stylefile.load_style
+    monkeypatch.setattr(stylefile, "load_style", lambda path: loaded.append(path) or load_style(path))
+    reg = StyleRegistry.discover([bundled, mine])
+    assert reg.choose("zebra", "cpu").path == mine / "zebra-light.pt" and reg.choose("zebra", "cpu").title == "Mine"
+    assert reg.duplicates == [f"32 files declare the style 'zebra' (light); using {mine / 'zebra-light.pt'}"]
+    assert sorted(loaded) == sorted([mine / "zebra-light.pt", bundled / "zebra-full.pt", bundled / "apple-light.pt"])
+    assert reg.errors == [] and reg.names() == ["zebra", "apple"]
+
+
+def test_a_broken_copy_of_a_style_falls_back_to_the_next_one_by_file_name(tmp_path: Path) -> None:
+    spoiled = spoil_weights(make_style_file(tmp_path / "a.pt", "kiwi", seed=1), float("nan"))
+    make_style_file(tmp_path / "b.pt", "kiwi", seed=2)
+    make_style_file(tmp_path / "c.pt", "kiwi", seed=3)
+    reg = StyleRegistry.discover([tmp_path])
+    assert reg.choose("kiwi", "cpu").path == tmp_path / "b.pt"
+    assert reg.errors == [(spoiled, "weights contain NaN/Inf; retrain or restore it")]
+    assert reg.duplicates == [f"3 files declare the style 'kiwi' (light); using {tmp_path / 'b.pt'}"]
+    [message] = reg.fallbacks("kiwi", "cpu")
+    assert message.startswith(f"style 'kiwi': {spoiled}: weights contain NaN/Inf")

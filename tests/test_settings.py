@@ -53,6 +53,10 @@ def test_remembered_values_that_no_longer_fit_are_skipped(settings_dir):
     fill_from_settings(args)
     assert args.device == "cpu" and args.precision is None  # fp16 is not offered on the CPU
     assert args.size is None and args.strength is None and args.preserve_colors is None
+    SavedSettings().put_all({"size": 10})  # under the minimum: a cv2.error at every launch, once
+    args = window_parser().parse_args([])
+    fill_from_settings(args)
+    assert args.size is None
     args = window_parser().parse_args([])
     fill_from_settings(args)
     assert args.device is None  # no such device here: auto
@@ -119,9 +123,39 @@ def test_reset_settings_forgets_and_restores_the_defaults(qtbot, settings_dir, s
                                                    mirror=True, thumbnails=False, record_size="camera",
                                                    pictures_dir=settings_dir / "pics"), settings=saved)
     qtbot.addWidget(w)
-    w.reset_settings_action.trigger()
+    w.menus.reset_settings_action.trigger()
     assert w.controls.look == Look() and not w.mirror_action.isChecked() and w.controls.fade
     assert engine.size == 240 and w.options.record_size == "processing" and w.options.pictures_dir is None
     assert SavedSettings().get("strength", float) == 1.0  # the defaults, remembered from now on
     assert SavedSettings().get("device", str) is None
+    w.close()
+
+
+@pytest.fixture
+def unwritable_settings(tmp_path):
+    """A config folder that cannot be written: its place is taken by a file (a read-only folder
+    behaves alike, but not for root, who may write anywhere). Restored to a writable one after."""
+    blocked = tmp_path / "config"
+    blocked.write_text("")
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(blocked))
+    yield blocked
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "config-after"))
+
+
+def test_settings_that_cannot_be_saved_are_said_once(qtbot, unwritable_settings, styles_dir, video):
+    from nstcam.engines.torch_engine import StyleEngine
+    from nstcam.registry import StyleRegistry
+    from nstcam.ui.main_window import MainWindow, WindowOptions
+
+    saved = SavedSettings()
+    assert not saved.put_all({"strength": 0.5})
+    registry = StyleRegistry.discover([styles_dir])
+    engine = StyleEngine(registry.select("cpu"), device="cpu", size=64)
+    w = MainWindow(engine, registry, WindowOptions(camera=str(video), thumbnails=False), settings=saved)
+    qtbot.addWidget(w)
+    w.mirror_action.trigger()  # each change is remembered: written again, fails again
+    w.look.step_strength(-1)
+    said = [m for _, m in w.status.history if m.startswith("settings not saved: ")]
+    assert said == [f"settings not saved: {saved.path} cannot be written; changes last until you quit"]
+    assert saved.path.startswith(str(unwritable_settings))
     w.close()

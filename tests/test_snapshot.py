@@ -211,6 +211,15 @@ def test_a_full_disk_leaves_no_truncated_png_and_no_placeholder(registry, engine
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
 
 
+def test_a_read_only_folder_is_one_clear_snapshot_error(registry, engine, readonly_dir):
+    with pytest.raises(snapshot.SnapshotError) as info:
+        snapshot.take_snapshot(camera_frame(), engine, registry.choose("ember", "cpu").model, readonly_dir,
+                               refine=False, style="ember")
+    message = str(info.value)
+    assert message.startswith(f"could not write {readonly_dir}/") and message.endswith(
+        "_raw.png (Read-only file system); nothing was saved")
+
+
 def test_a_failed_write_keeps_the_finished_pngs_only(registry, engine, tmp_path, monkeypatch):
     real, calls = snapshot.atomic_write_bytes, []
 

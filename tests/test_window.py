@@ -1,6 +1,9 @@
 """The PySide6 window, offscreen: live frames, styles, snapshot, recording, sources, clean close."""
 from __future__ import annotations
 
+import errno
+import logging
+import os
 import threading
 import time
 
@@ -24,9 +27,10 @@ def open_window(qtbot, styles_dir, video, tmp_path):
     """open_window(camera=..., **WindowOptions fields) -> a started MainWindow (closed at teardown)."""
     windows: list[MainWindow] = []
 
-    def make(camera: str | None = None, engine_size: int = 64, folder=None, **opts) -> MainWindow:
+    def make(camera: str | None = None, engine_size: int = 64, folder=None, engine_type=StyleEngine,
+             **opts) -> MainWindow:
         registry = StyleRegistry.discover([folder or styles_dir])
-        engine = StyleEngine(registry.select("cpu"), device="cpu", size=engine_size)
+        engine = engine_type(registry.select("cpu"), device="cpu", size=engine_size)
         settings = dict(
             camera=str(video) if camera is None else camera,
             pictures_dir=tmp_path / "pictures",
@@ -62,7 +66,7 @@ def test_shows_stylized_frames_that_differ_from_the_camera(qtbot, open_window):
     w = open_window()
     wait_frames(qtbot, w, 3)
     shown = w.view.frame
-    raw = w._last_result.raw_bgr
+    raw = w.ctx.last_result.raw_bgr
     assert shown.shape[:2] == (64, 96)  # processing size 64, aspect kept
     assert 0 < w.first_frame_seconds < 600  # time from process start to the first frame, for -v
     raw_rgb = cv2.cvtColor(cv2.resize(raw, (shown.shape[1], shown.shape[0])), cv2.COLOR_BGR2RGB)
@@ -115,19 +119,19 @@ def test_snapshot_saves_three_pngs_and_lowers_style_loss(qtbot, open_window, tmp
     wait_frames(qtbot, w, 2)
     with qtbot.waitSignal(w.snapshotFinished, timeout=WAIT * 2) as blocker:
         press(qtbot, w, Qt.Key.Key_Space)
-        assert w.snapshot_dock.isVisible()
+        assert w.snapshots.dock.isVisible()
     res = blocker.args[0]
     assert not res.cancelled
     for path in (res.raw_path, res.stylized_path, res.refined_path):
         assert path.parent == tmp_path / "pictures" and path.is_file()
         assert cv2.imread(str(path)).shape == (64, 96, 3)  # the camera's full resolution
     assert res.style_loss_after < res.style_loss_before
-    assert str(tmp_path / "pictures") in w.snapshot_panel.where.text()
-    assert w.snapshot_panel.image.pixmap() is not None and not w.snapshot_panel.image.pixmap().isNull()
+    assert str(tmp_path / "pictures") in w.snapshots.panel.where.text()
+    assert w.snapshots.panel.image.pixmap() is not None and not w.snapshots.panel.image.pixmap().isNull()
     # before and after: the slider wipes from the stylized frame to the refined one
     from PySide6.QtGui import QImage
 
-    panel = w.snapshot_panel
+    panel = w.snapshots.panel
     assert panel.compare_row.isVisible()
     stats = panel.stats.text()
     assert stats.startswith(f"style loss {res.style_loss_before:.3g} → {res.style_loss_after:.3g} (−")
@@ -160,31 +164,52 @@ def test_snapshot_without_torch_saves_the_stylized_frame_and_says_why(qtbot, ope
     wait_frames(qtbot, w, 2)
     with qtbot.waitSignal(w.snapshotFinished, timeout=WAIT * 2) as blocker:
         press(qtbot, w, Qt.Key.Key_Space)
-        assert w.snapshot_panel.where.text().startswith("Refinement needs PyTorch (pip install torch)")
+        assert w.snapshots.panel.where.text().startswith("Refinement needs PyTorch (pip install torch)")
         assert not w.session.paused  # nothing to refine: the live view goes on
     res = blocker.args[0]
     assert res.refined_path is None and res.raw_path.is_file() and res.stylized_path.is_file()
-    panel = w.snapshot_panel
+    panel = w.snapshots.panel
     assert panel.where.text().startswith("Refinement needs PyTorch (pip install torch), which is not installed here.\nSaved to ")
     assert "saved (not refined)" in panel.progress.format()
     assert not panel.compare_row.isVisible() and not panel.stats.isVisible()
+
+
+def test_snapshot_into_a_read_only_folder_is_said_without_a_traceback(qtbot, open_window, monkeypatch, caplog):
+    from nstcam.jobs import snapshot
+
+    def read_only(path, data, **kwargs):  # what writing into a read-only pictures folder raises
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    monkeypatch.setattr(snapshot, "atomic_write_bytes", read_only)
+    w = open_window()
+    wait_frames(qtbot, w, 2)
+    with caplog.at_level(logging.WARNING), qtbot.waitSignal(w.snapshotFailed, timeout=WAIT * 2) as blocker:
+        press(qtbot, w, Qt.Key.Key_Space)
+    assert isinstance(blocker.args[0], snapshot.SnapshotError)
+    assert "(Read-only file system); nothing was saved" in w.snapshots.panel.where.text()
+    assert w.status.message.startswith("snapshot failed: could not write ")
+    said = [r for r in caplog.records if r.name == "nstcam.ui.workers"]
+    assert len(said) == 1 and "Read-only file system" in said[0].getMessage()
+    assert [r for r in caplog.records if r.exc_info] == []  # one line, no traceback on stderr
+    assert list((w.options.pictures_dir).glob("*.png")) == []  # the reserved name was not left behind
+    wait_frames(qtbot, w, 2)  # the live view resumed
 
 
 def test_snapshot_cancel(qtbot, open_window):
     w = open_window(snapshot_steps=10_000)
     wait_frames(qtbot, w, 2)
     steps: list[int] = []
-    w.snapshot_action.trigger()  # the toolbar button
+    w.snapshots.action.trigger()  # the toolbar button
     w.snapshots.worker.progress.connect(lambda s, t, losses: steps.append(s))
     qtbot.waitUntil(lambda: len(steps) >= 1, timeout=WAIT)
     assert w.session.paused  # a CPU engine: live stylizing waits meanwhile
     with qtbot.waitSignal(w.snapshotFinished, timeout=WAIT) as blocker:
-        qtbot.mouseClick(w.snapshot_panel.cancel, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(w.snapshots.panel.cancel, Qt.MouseButton.LeftButton)
     res = blocker.args[0]
     assert res.cancelled and res.refined_path is None
     assert res.steps_done < 100
     assert res.raw_path.is_file() and res.stylized_path.is_file()
-    assert "cancelled" in w.snapshot_panel.progress.format()
+    assert "cancelled" in w.snapshots.panel.progress.format()
     wait_frames(qtbot, w, 3)  # the live view is back
 
 
@@ -193,7 +218,7 @@ def test_recording_is_fed_off_the_gui_thread_at_the_cameras_rate(qtbot, open_win
     wait_frames(qtbot, w, 2)
     press(qtbot, w, Qt.Key.Key_R)
     sink = w.recording.sink
-    assert sink is not None and w.record_action.isChecked()
+    assert sink is not None and w.recording.action.isChecked()
     qtbot.waitUntil(lambda: sink.frames_in >= 3, timeout=WAIT)
     qtbot.waitUntil(lambda: w.status.record_label.isVisible() and "REC" in w.status.record_label.text(),
                     timeout=WAIT)
@@ -205,7 +230,7 @@ def test_recording_is_fed_off_the_gui_thread_at_the_cameras_rate(qtbot, open_win
         press(qtbot, w, Qt.Key.Key_R)
     wall = time.monotonic() - t0
     rec = sink.recorder
-    assert w.recording.sink is None and not w.record_action.isChecked()
+    assert w.recording.sink is None and not w.recording.action.isChecked()
     assert rec.fps == pytest.approx(30.0)  # the source's frame rate
     assert rec.frames_dropped == 0
     frames, size = count_frames(rec.path)
@@ -334,6 +359,54 @@ def test_engine_notices_from_another_thread_reach_the_status_line(qtbot, open_wi
     assert w.engine.on_notice is None  # unhooked: the engine may outlive the window
 
 
+class GatedEngine(StyleEngine):
+    """A StyleEngine whose stylize waits on `gate` once `hold` is set: an engine process that was
+    stopped (SIGSTOP) or a stylize call that hangs."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.hold, self.gate = threading.Event(), threading.Event()
+
+    def stylize(self, *args, **kwargs):
+        if self.hold.is_set():
+            self.gate.wait()
+        return super().stylize(*args, **kwargs)
+
+
+def test_an_engine_that_stops_responding_is_said_and_cleared(qtbot, open_window):
+    w = open_window(camera=DEMO, engine_type=GatedEngine, stall_seconds=2.0, thumbnails=False)
+    wait_frames(qtbot, w, 3)
+    w.engine.hold.set()
+    try:
+        qtbot.waitUntil(lambda: "engine not responding" in w.status.message, timeout=WAIT)
+        assert w.status.stylize_label.text() == "stylize – not responding"
+        assert w.session.frames_captured > 0 and not w.session.paused  # the camera delivers: the engine is stuck
+    finally:
+        w.engine.gate.set()
+    qtbot.waitUntil(lambda: w.status.message == "engine responding again", timeout=WAIT)
+    qtbot.waitUntil(lambda: w.status.stylize_label.text().endswith(" fps"), timeout=WAIT)
+    assert [m for _, m in w.status.history if "not responding" in m] == [
+        next(m for _, m in w.status.history if m.startswith("engine not responding: no stylized frame for "))]
+
+
+def test_stall_watch_counts_only_while_frames_are_expected():
+    from nstcam.ui.status import StallWatch
+
+    watch = StallWatch(5.0)
+    assert not watch.check(100.0, 10, paused=False, frame_seconds=0.01)  # no frame shown yet: start-up
+    watch.frame_shown(100.0)
+    assert not watch.check(104.0, 20, paused=False, frame_seconds=0.01)
+    assert not watch.check(104.0, 30, paused=True, frame_seconds=0.01)  # a snapshot refining: paused
+    assert not watch.check(108.0, 40, paused=False, frame_seconds=0.01)  # the clock restarted at 104
+    assert watch.check(109.5, 50, paused=False, frame_seconds=0.01) and watch.stalled
+    assert not watch.check(110.0, 60, paused=False, frame_seconds=0.01)  # said once
+    assert watch.frame_shown(111.0) and not watch.stalled
+    assert not watch.check(117.0, 70, paused=False, frame_seconds=2.0)  # slow, not stalled: 4 frame times
+    assert watch.check(119.5, 80, paused=False, frame_seconds=2.0)
+    watch.frame_shown(120.0)
+    assert not watch.check(130.0, 80, paused=False, frame_seconds=0.01)  # the camera stopped too: not the engine
+
+
 def test_stabilizer_toggle_swaps_the_processor_chain(qtbot, styles_dir, video, tmp_path):
     from nstcam.live.stabilize import FlowStabilizer
 
@@ -364,12 +437,12 @@ def test_stabilizer_toggle_swaps_the_processor_chain(qtbot, styles_dir, video, t
 
 def test_virtual_camera_toggle_without_a_device_is_disabled_with_the_reason(qtbot, open_window):
     w = open_window(camera=DEMO)
-    assert not w.virtual_camera_action.isEnabled()  # known at start, before anyone presses V
+    assert not w.virtual_camera.action.isEnabled()  # known at start, before anyone presses V
     wait_frames(qtbot, w, 1)
     press(qtbot, w, Qt.Key.Key_V)
-    assert not w.virtual_camera_action.isChecked() and not w.virtual_camera_action.isEnabled()
-    assert "v4l2loopback" in w.virtual_camera_action.toolTip() or "OBS" in w.virtual_camera_action.toolTip()
-    assert w.virtual_camera is None and len(w.session.sinks.sinks) == 1  # the display only
+    assert not w.virtual_camera.action.isChecked() and not w.virtual_camera.action.isEnabled()
+    assert "v4l2loopback" in w.virtual_camera.action.toolTip() or "OBS" in w.virtual_camera.action.toolTip()
+    assert w.virtual_camera.sink is None and len(w.session.sinks.sinks) == 1  # the display only
     wait_frames(qtbot, w, 2)
 
 
@@ -413,14 +486,14 @@ def test_keep_colours_key_gives_the_cameras_chroma(qtbot, open_window):
     w = open_window()
     before = frames_after(qtbot, w, 1)[0]
     press(qtbot, w, Qt.Key.Key_C)
-    assert w.colors_action.isChecked() and w.controls.look.colors == "luminance"
+    assert w.look.colors_action.isChecked() and w.controls.look.colors == "luminance"
     after = frames_after(qtbot, w, 3)[-1]
     assert chroma_error(before) > 10 and chroma_error(after) < 3
     assert "colours kept" in w.status.controls_label.text()
     w.look.mode_actions["statistics"].trigger()  # the button's menu: the second mode
     assert w.controls.look.colors == "statistics"
     press(qtbot, w, Qt.Key.Key_C)
-    assert w.controls.look.colors == "off" and not w.colors_action.isChecked()
+    assert w.controls.look.colors == "off" and not w.look.colors_action.isChecked()
 
 
 def test_style_switch_cross_fades_in_the_window(qtbot, open_window):
@@ -455,7 +528,7 @@ def test_brush_slider_sets_the_processing_size_and_shows_its_fps(qtbot, open_win
 def test_recording_size_is_chosen_and_shown(qtbot, open_window, record_size, expected):
     w = open_window(engine_size=32, record_size=record_size)
     wait_frames(qtbot, w, 2)
-    assert w.record_size_actions[record_size].isChecked()
+    assert w.recording.size_actions[record_size].isChecked()
     press(qtbot, w, Qt.Key.Key_R)
     sink = w.recording.sink
     qtbot.waitUntil(lambda: sink.frames_in >= 3, timeout=WAIT)
@@ -482,8 +555,8 @@ def test_every_style_stays_visible_with_the_snapshot_dock_open(qtbot, open_windo
     names = ("ember", "glacier", "moss", "dune", "rust", "slate")
     w = open_window(folder=make_styles_dir(tmp_path / "six", names=names))
     wait_frames(qtbot, w, 1)
-    w.snapshot_dock.show()
-    w.resizeDocks([w.snapshot_dock], [340], Qt.Orientation.Horizontal)
+    w.snapshots.dock.show()
+    w.resizeDocks([w.snapshots.dock], [340], Qt.Orientation.Horizontal)
     qtbot.waitUntil(lambda: w.gallery.width() < 900, timeout=WAIT)
     qtbot.waitUntil(lambda: all(w.gallery.viewport().rect().contains(w.gallery.item_rect(n)) for n in names),
                     timeout=WAIT)
@@ -508,11 +581,12 @@ def test_title_tooltips_and_help(qtbot, open_window):
 
     w = open_window(camera=DEMO)
     assert w.windowTitle() == "Ember (ember)"  # Qt appends the application's name itself
-    keys = {"snapshot_action": "Space", "record_action": "R", "stabilize_action": "T",
-            "virtual_camera_action": "V", "mirror_action": "M", "compare_action": "B", "fullscreen_action": "F",
-            "colors_action": "C"}
-    for name, key in keys.items():
-        assert f"({key})" in getattr(w, name).toolTip(), name
+    keys = {w.snapshots.action: "Space", w.recording.action: "R", w.stabilize_action: "T",
+            w.virtual_camera.action: "V", w.mirror_action: "M", w.compare_action: "B", w.fullscreen_action: "F",
+            w.look.colors_action: "C"}
+    for action, key in keys.items():
+        assert f"({key})" in action.toolTip(), action.text()
+        assert w.key_bindings[getattr(Qt.Key, f"Key_{key}")][0] is action  # the key is bound to it
     assert "[ / ]" in w.look.strength.toolTip()
     assert {k for k, _ in SHORTCUTS} >= set(keys.values())
     w.activateWindow()
@@ -526,7 +600,7 @@ def test_about_credits_every_painting_and_the_weights(qtbot, open_window):
     from importlib.metadata import version
 
     w = open_window(camera=DEMO)
-    w.about_action.trigger()
+    w.menus.about_action.trigger()
     text = w.findChild(QDialog, "about_nstcam").findChild(QTextBrowser).toPlainText()
     assert f"nstcam {version('nstcam')}" in text
     for entry in w.registry.entries:

@@ -108,17 +108,19 @@ def ensure_onnx(style_path: Path, quantization: str = "fp32",
 
 def export_style(style_path: Path, out: Path | None = None, quantization: str = "fp32",
                  calibration: Sequence[np.ndarray] | None = None, sha256: str | None = None) -> Path:
-    """Export the style file `style_path` to `out` (default: `onnx_path`); returns the path written.
+    """Export the style file `style_path` (a trained `.pt` or an instant style) to `out` (default:
+    `onnx_path`); returns the path written.
 
     `calibration`: BGR uint8 frames, required for static int8. Raises
     ExportError (bad style file, unwritable folder, exporter failure).
     """
+    from nstcam.engines.instant import SUFFIX, InstantStyleError, load_instant
     from trainer.stylefile import StyleFileError, load_style
 
     style_path = Path(style_path)
     try:
-        model = load_style(style_path)
-    except StyleFileError as exc:
+        model = load_instant(style_path) if style_path.suffix == SUFFIX else load_style(style_path)
+    except (StyleFileError, InstantStyleError) as exc:
         raise ExportError(str(exc)) from None
     digest = sha256 or file_sha256(style_path)
     target = Path(out) if out is not None else onnx_path(style_path, quantization, digest)

@@ -127,7 +127,8 @@ def open_session(path: Path, device: OrtDevice, threads: int | None = None):
     try:
         session = ort.InferenceSession(str(path), _session_options(threads), providers=providers)
     except Exception as exc:  # ORT raises its own Fail/InvalidGraph/NoSuchFile types
-        raise ValueError(f"{path}: not a loadable ONNX model ({_first_line(exc)})") from None
+        detail = _first_line(exc).replace(str(path), Path(path).name)  # ORT repeats the path: say it once
+        raise ValueError(f"{path}: not a loadable ONNX model ({detail})") from None
     meta = dict(session.get_modelmeta().custom_metadata_map)
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path}: not an nstcam style export (no '{FORMAT}' metadata); "

@@ -153,6 +153,12 @@ class ProcessEngine:
     def on_notice(self, fn) -> None:
         self.inner.on_notice = fn
 
+    def remove_style(self, name: str) -> None:
+        """As StyleEngine's; the child keeps the network but is sent the style again if a new
+        one of the same name is added later."""
+        self.inner.remove_style(name)
+        self._child_styles.discard(name)
+
     @property
     def stats(self) -> EngineStats:
         inner, child = self.inner.stats, self._timer.stats()

@@ -244,6 +244,16 @@ class StyleEngine(EngineBase):
             self._nets = {**self._nets, name: net}
         log.info("style %s added", name)
 
+    def remove_style(self, name: str) -> None:
+        """Drop a style added while frames run (an instant style the user removed); the style in
+        use cannot be removed (choose another first), so a frame never lacks its network."""
+        with self._lock:
+            if name == self._style:
+                raise ValueError(f"style {name!r} is in use; choose another style before removing it")
+            self._models = {k: v for k, v in self._models.items() if k != name}
+            self._nets = {k: v for k, v in self._nets.items() if k != name}
+        log.info("style %s removed", name)
+
     def _check_style(self, name: str) -> str:
         if name not in self._models:
             raise KeyError(f"unknown style {name!r}; available: {', '.join(self._models)}")

@@ -169,8 +169,13 @@ def _write_png(path: Path, rgb: np.ndarray, saved: tuple[Path, ...] = (), overwr
     except FileExistsError:
         raise
     except OSError as exc:
-        kept = f"kept {', '.join(p.name for p in saved)}" if saved else "nothing was saved"
-        raise SnapshotError(f"could not write {path} ({exc.strerror or exc}); {kept}") from None
+        raise _not_written(path, exc, saved) from None
+
+
+def _not_written(path: Path, exc: OSError, saved: tuple[Path, ...] = ()) -> SnapshotError:
+    """'could not write PATH (reason); kept …' (or 'nothing was saved')."""
+    kept = f"kept {', '.join(p.name for p in saved)}" if saved else "nothing was saved"
+    return SnapshotError(f"could not write {path} ({exc.strerror or exc}); {kept}")
 
 
 def _reserve_stem(out_dir: Path, style: str, when: datetime) -> str:
@@ -185,6 +190,8 @@ def _reserve_stem(out_dir: Path, style: str, when: datetime) -> str:
             paths[0].open("xb").close()
         except FileExistsError:
             continue
+        except OSError as exc:  # a read-only or full folder
+            raise _not_written(paths[0], exc) from None
         return stem
     raise SnapshotError(f"{out_dir}: could not find a free snapshot file name")
 

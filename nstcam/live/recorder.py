@@ -20,8 +20,12 @@ whose ~1 s of buffered frames would otherwise add to that loss.)
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import shutil
+import stat
 import threading
+import time
 from collections.abc import Callable, Mapping
 from fractions import Fraction
 from pathlib import Path
@@ -32,9 +36,15 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 AV_SUFFIXES = (".mp4", ".mov", ".mkv")
+AV_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
 FRAGMENTED_SUFFIXES = (".mp4", ".mov")
 # Longest stretch of encoded video held in memory by the muxer: what a kill -9 can lose.
 FRAGMENT_SECONDS = 0.25
+FULL_DISK_BYTES = 1 << 20  # less free space than this after a short file: the disk filled up
+# How often the writer checks that its file is still there: writing into a deleted file (its
+# folder removed while recording) succeeds on Linux, so nothing else would ever notice.
+PRESENCE_CHECK_SECONDS = 1.0
+TIMESTAMP_CLOCK = Fraction(1, 90000)  # time base of frames written with their own times (MPEG's clock)
 _STOP = object()
 
 
@@ -64,7 +74,8 @@ class _AvWriter:
     """PyAV encoder; `codec` libx264 (H.264) or, when that is missing, mpeg4."""
 
     def __init__(self, path: Path, fps: float, size: tuple[int, int], codec: str, crf: int,
-                 metadata: Mapping[str, str]) -> None:
+                 metadata: Mapping[str, str], container_format: str | None = None,
+                 clock: Fraction | None = None, sound_from: Path | None = None) -> None:
         import av
 
         rate = Fraction(fps).limit_denominator(1001)
@@ -74,7 +85,8 @@ class _AvWriter:
             container_options["frag_duration"] = str(round(FRAGMENT_SECONDS * 1_000_000))  # microseconds
         elif path.suffix.lower() == ".mkv":
             container_options["cluster_time_limit"] = str(round(FRAGMENT_SECONDS * 1000))  # milliseconds
-        self._container = av.open(str(path), mode="w", container_options=container_options)
+        self._container = av.open(str(path), mode="w", format=container_format,
+                                  container_options=container_options)
         self._container.metadata.update(metadata)
         try:
             stream = self._container.add_stream(codec, rate=rate)
@@ -82,7 +94,8 @@ class _AvWriter:
             stream.pix_fmt = "yuv420p"
             gop = max(1, round(fps))
             ctx = stream.codec_context
-            ctx.time_base = 1 / rate
+            ctx.time_base = clock or 1 / rate  # pts count frames, or ticks of `clock`
+            ctx.framerate = rate
             ctx.gop_size = gop
             if codec == "libx264":
                 ctx.options = {
@@ -95,22 +108,31 @@ class _AvWriter:
                 ctx.options = {"qscale": "3", "bf": "0"}
             self._stream = stream
             self._time_base = ctx.time_base
+            self._end = 0.0  # seconds: where the last frame written ends
+            self._frame_seconds = float(1 / rate)
+            self._sound = _soundtrack(sound_from, self._container) if sound_from is not None else None
         except BaseException:
             self._container.close()
             raise
         self._av = av
 
-    def write(self, frame_rgb: np.ndarray, index: int) -> None:
+    def write(self, frame_rgb: np.ndarray, pts: int) -> None:
         frame = self._av.VideoFrame.from_ndarray(frame_rgb, format="rgb24")
-        frame.pts = index
+        frame.pts = pts
         frame.time_base = self._time_base
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
+        start = float(pts * self._time_base)
+        self._end = start + self._frame_seconds
+        if self._sound is not None:
+            self._sound.mux_until(start)
 
     def close(self) -> None:
         try:
             for packet in self._stream.encode(None):
                 self._container.mux(packet)
+            if self._sound is not None:
+                self._sound.finish(self._end)
         finally:
             self._container.close()
 
@@ -123,16 +145,62 @@ class _CvWriter:
         if not self._writer.isOpened():
             raise RecorderError(f"OpenCV could not create {path} (MJPG)")
 
-    def write(self, frame_rgb: np.ndarray, index: int) -> None:
+    def write(self, frame_rgb: np.ndarray, pts: int) -> None:  # a constant rate: no timestamps
         self._writer.write(cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR))
 
     def close(self) -> None:
         self._writer.release()
 
 
+def _soundtrack(source: Path, container):
+    """The input's sound as a stream of `container`; None (and said) where it cannot be read."""
+    from nstcam.live.soundtrack import Soundtrack
+
+    try:
+        return Soundtrack(source, container)
+    except Exception as exc:
+        log.warning("%s: its sound cannot be carried over (%s); the output has none", source, exc)
+        return None
+
+
+def frames_in_file(path: Path) -> int | None:
+    """Video packets that can be read back from `path` (demuxed, not decoded: a few ms per
+    thousand frames); None where PyAV cannot tell."""
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            return sum(1 for packet in container.demux(video=0) if packet.size and not packet.is_corrupt)
+    except Exception:  # PyAV missing, or a file it cannot open: nothing to compare with
+        return None
+
+
+def disk_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < FULL_DISK_BYTES
+    except OSError:
+        return False
+
+
+def is_special_file(path: Path) -> bool:
+    """An existing device, pipe or socket (`-o /dev/null`, a FIFO): written into as it is,
+    never renamed, replaced or removed."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 def _plan(path: Path) -> tuple[Path, str]:
     """(final path, writer) for a requested path: 'libx264', 'mpeg4' (PyAV) or 'mjpg' (OpenCV)."""
     suffix = path.suffix.lower()
+    if is_special_file(path):
+        codec = next((c for c in ("libx264", "mpeg4") if _av_encoder(c)), None)
+        if codec is None:
+            raise RecorderError(f"{path} is a device or pipe, which nstcam writes only with PyAV's "
+                                "encoders, and this PyAV build has none; give a file name instead")
+        return path, codec
     if suffix == ".avi":
         log.info("%s: AVI container, recording MJPG with OpenCV", path)
         return path, "mjpg"
@@ -169,13 +237,18 @@ class Recorder:
         queue_frames: int = 60,
         crf: int = 20,
         metadata: Mapping[str, str] | None = None,
+        sound_from: str | Path | None = None,
     ) -> None:
         if not fps or fps <= 0:
             raise ValueError(f"recording frame rate must be positive, got {fps}")
         requested = Path(path).expanduser()
         planned, self.codec = _plan(requested)
-        planned.parent.mkdir(parents=True, exist_ok=True)
-        self.path = self._reserve(planned)
+        self.special = is_special_file(planned)  # written into as given: no new name, never removed
+        if self.special:
+            self.path = planned
+        else:
+            planned.parent.mkdir(parents=True, exist_ok=True)
+            self.path = self._reserve(planned)
         if self.path != planned:
             log.info("%s exists; recording to %s instead", planned, self.path.name)
         self.fps = float(fps)
@@ -183,6 +256,9 @@ class Recorder:
         self.realtime = realtime
         self.crf = crf
         self.metadata = dict(metadata or {})  # container tags, e.g. {"comment": "..."} (PyAV writers)
+        self.sound_from = Path(sound_from) if sound_from is not None and self.codec != "mjpg" else None
+        if sound_from is not None and self.sound_from is None:
+            log.warning("%s has sound; %s will not (MJPG/AVI is written without it)", sound_from, self.path.name)
         self.frames_written = 0
         self.frames_dropped = 0
         self.error: str | None = None
@@ -193,6 +269,10 @@ class Recorder:
         self._progress = threading.Condition()
         self._enqueued = 0
         self._handled = 0
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the file, once it is written
+        self._next_check = 0.0
+        self._t0: float | None = None  # the first frame's `t`, when frames are written at their times
+        self._last_pts = -1
         self._thread = threading.Thread(target=self._run, name=f"recorder[{self.path.name}]", daemon=True)
         self._thread.start()
 
@@ -229,14 +309,17 @@ class Recorder:
     def closed(self) -> bool:
         return self._closed
 
-    def write(self, frame_rgb: np.ndarray) -> bool:
-        """Queue an RGB uint8 (H, W, 3) frame; False if it was dropped (queue full, closed, failed)."""
+    def write(self, frame_rgb: np.ndarray, t: float | None = None) -> bool:
+        """Queue an RGB uint8 (H, W, 3) frame; False if it was dropped (queue full, closed, failed).
+        `t`: its presentation time in seconds on any clock, given for every frame or none; the
+        file then keeps those times (a variable frame rate; MJPG/AVI excepted, which holds a
+        constant one), else frame i lasts 1/fps."""
         if self._closed or self.error is not None:
             return False
         if frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3 or frame_rgb.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 frame (H, W, 3), got {frame_rgb.dtype} {frame_rgb.shape}")
         try:
-            self._queue.put(frame_rgb, block=not self.realtime)
+            self._queue.put((frame_rgb, t), block=not self.realtime)
         except queue.Full:
             self.frames_dropped += 1
             return False
@@ -278,11 +361,14 @@ class Recorder:
                     break
                 try:
                     if self.error is None:
+                        frame, t = item
                         if writer is None:
-                            writer = self._open_writer(item)
-                        writer.write(self._fit(item), index)
+                            writer = self._open_writer(frame, timed=t is not None)
+                            self._t0 = t if isinstance(writer, _AvWriter) else None  # AVI: constant rate
+                        writer.write(self._fit(frame), self._pts(index, t))
                         index += 1
                         self.frames_written = index
+                        self._check_presence()
                 except Exception as exc:
                     self._fail(exc)
                 finally:
@@ -295,7 +381,9 @@ class Recorder:
                     writer.close()
                 except Exception as exc:
                     self._fail(exc)
-            if index == 0:
+                if self.error is None and not self.realtime and not self.special:
+                    self._verify(index)
+            if index == 0 and not self.special:
                 self.path.unlink(missing_ok=True)  # no frame ever came: leave no empty file behind
             else:
                 log.info("recorded %d frames (%.1f s, %d dropped) to %s", index, self.elapsed_seconds,
@@ -304,14 +392,54 @@ class Recorder:
                 self._handled = self._enqueued
                 self._progress.notify_all()
 
-    def _open_writer(self, first: np.ndarray) -> _AvWriter | _CvWriter:
+    def _pts(self, index: int, t: float | None) -> int:
+        """Frame `index`'s pts: its index, or its time since the first frame in TIMESTAMP_CLOCK
+        ticks, kept increasing (a muxer refuses equal or earlier ones)."""
+        if t is None or self._t0 is None:
+            return index
+        pts = max(round((t - self._t0) / TIMESTAMP_CLOCK), self._last_pts + 1)
+        self._last_pts = pts
+        return pts
+
+    def _open_writer(self, first: np.ndarray, timed: bool = False) -> _AvWriter | _CvWriter:
         h, w = first.shape[:2]
         if w < 2 or h < 2:
             raise RecorderError(f"frame of {w}x{h} is too small to record")
         self.size = (w - w % 2, h - h % 2)
+        self._identity = self._file_identity()
         if self.codec == "mjpg":
             return _CvWriter(self.path, self.fps, self.size)
-        return _AvWriter(self.path, self.fps, self.size, self.codec, self.crf, self.metadata)
+        container_format = AV_FORMATS.get(self.path.suffix.lower(), "matroska") if self.special else None
+        return _AvWriter(self.path, self.fps, self.size, self.codec, self.crf, self.metadata, container_format,
+                         TIMESTAMP_CLOCK if timed else None, self.sound_from)
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return info.st_dev, info.st_ino
+
+    def _check_presence(self) -> None:
+        """Fail (to `on_error`: the window stops REC and says why) once the file being written is
+        gone or replaced, e.g. its folder deleted: what it held is lost, and later frames would be too."""
+        now = time.monotonic()
+        if self.special or now < self._next_check:
+            return
+        self._next_check = now + PRESENCE_CHECK_SECONDS
+        identity = self._file_identity()
+        if identity is None or identity != self._identity:
+            raise RecorderError(f"the file (or its folder {self.path.parent}) was deleted or replaced while "
+                                "recording; recording stopped")
+
+    def _verify(self, expected: int) -> None:
+        """Offline, count the frames that reached the file: a disk that fills while the muxer
+        flushes its last buffer and index loses frames without an error from the writer (OpenCV's
+        AVI writer never reports one), and a render must not say it wrote them."""
+        found = frames_in_file(self.path)
+        if found is not None and found < expected:
+            cause = "no space left on device: " if disk_full(self.path.parent) else ""
+            self._fail(RecorderError(f"{cause}only {found} of {expected} frames reached the file"))
 
     def _fit(self, frame: np.ndarray) -> np.ndarray:
         assert self.size is not None
@@ -327,7 +455,8 @@ class Recorder:
         if self.error is not None:
             log.debug("further recording error: %r", exc)
             return
-        self.error = f"recording to {self.path} failed: {exc}"
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc  # the path is named once
+        self.error = f"recording to {self.path} failed: {detail}"
         log.error("%s", self.error)
         if self.on_error is not None:
             try:

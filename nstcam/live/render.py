@@ -3,8 +3,10 @@
 The frames take the live path's pieces without its threads: `CvSource` reads and normalises them
 (grey, BGRA and 16-bit frames become BGR uint8, as in the window), a `FramePath` runs the engine
 and the processors, and a `RecorderSink` over a `Recorder` with `realtime=False` (whose `write`
-blocks when the encoder is behind) writes them. The output keeps the input's frame rate and frame
-count; its size is the engine's processing size for the input's frames.
+blocks when the encoder is behind) writes them. The output keeps the input's frame count and each
+frame's time (so its length and a variable frame rate; the rate is measured from the timestamps,
+not taken from the container's often wrong statement); its size is the engine's processing size
+for the input's frames. AVI (MJPG) holds one constant rate, and says so when that changes the length.
 """
 from __future__ import annotations
 
@@ -16,11 +18,17 @@ from pathlib import Path
 
 from nstcam.live.capture import BadFrame, to_bgr8
 from nstcam.live.pipeline import FramePath, FrameProcessor, Stylizer
+from nstcam.live.probe import MediaInfo, probe_media
 from nstcam.live.recorder import Recorder, RecorderError
 from nstcam.live.sinks import RecorderSink
 from nstcam.live.sources import CvSource, SourceError
 
 log = logging.getLogger(__name__)
+
+DURATION_TOLERANCE = 0.02  # the output's length may differ from the input's by this fraction
+# The processing short side when none is asked for: the input's own up to Full HD. An 8K clip at
+# its own size takes minutes a frame on a CPU and tens of GB; past 1080 the strokes barely change.
+DEFAULT_MAX_SIZE = 1080
 
 
 @dataclass(frozen=True)
@@ -35,15 +43,68 @@ class RenderResult:
     cancelled: bool = False
 
 
-def open_video(input_path: str | Path) -> CvSource:
-    """The input as a frame source; SourceError names the file when it cannot be read."""
+def open_video(input_path: str | Path) -> tuple[CvSource, MediaInfo | None]:
+    """The input as a frame source, and what its container holds; SourceError names the file and
+    what is wrong with it when it cannot be rendered."""
     input_path = Path(input_path)
     if not input_path.is_file():
         raise SourceError(f"video file {str(input_path)!r} does not exist")
-    source = CvSource(str(input_path))
+    info = probe_media(input_path)
+    if info is not None and not info.video:
+        held = "only sound" if info.audio else "no video stream"
+        raise SourceError(f"{input_path} holds {held}; nstcam render needs a video file")
+    if info is not None and info.video_packets == 0:
+        raise SourceError(f"{input_path}: its video stream holds no frames; nothing to render")
+    try:
+        source = CvSource(str(input_path))
+    except SourceError:
+        raise SourceError(f"{input_path} could not be opened: it is not a video FFmpeg/OpenCV can decode, "
+                          "or it is damaged; try another file") from None
     if not source.fps_stated:
         log.warning("%s does not state a usable frame rate; assuming %g fps", input_path, source.fps)
-    return source
+    if info is not None and info.rate is None and info.video_packets > 1:
+        log.warning("%s: its frames carry no timestamps; assuming the %g fps it states", input_path, source.fps)
+    return source, info
+
+
+def default_size(input_path: str | Path) -> int | None:
+    """render's processing size when --size is not given: None (the input's own) unless the
+    input's short side is over DEFAULT_MAX_SIZE, which is then used, and said."""
+    info = probe_media(input_path)
+    if info is None or min(info.size) <= DEFAULT_MAX_SIZE:
+        return None
+    log.warning("%s is %dx%d; stylizing at %d px on the short side (--size N to choose)", input_path,
+                *info.size, DEFAULT_MAX_SIZE)
+    return DEFAULT_MAX_SIZE
+
+
+def _frame_time(position: float | None, last: float | None, fps: float) -> float:
+    """A frame's presentation time (s): the file's timestamp where they increase, else one frame
+    period after the last (a raw stream without timestamps, a stalled one)."""
+    if position is not None and (last is None or position > last):
+        return position
+    return 0.0 if last is None else last + 1 / fps
+
+
+def _check_constant_rate(recorder: Recorder, input_seconds: float, input_path: str | Path) -> None:
+    """MJPG in AVI holds one frame rate: say so when that changes the video's length (a variable-rate input)."""
+    seconds = recorder.frames_written / recorder.fps
+    if abs(seconds / input_seconds - 1) > DURATION_TOLERANCE:
+        log.warning("%s plays %.2f s where %s lasts %.2f s: its frame rate varies, which AVI cannot hold; "
+                    "write .mp4, .mov or .mkv to keep its timing", recorder.path, seconds, input_path, input_seconds)
+
+
+def _discard(sink: RecorderSink | None) -> str:
+    """Close and remove an unfinished output (a failed render leaves no half-written file);
+    returns what to add to the error message."""
+    if sink is None:
+        return ""
+    recorder = sink.recorder
+    recorder.close()
+    if recorder.special or not recorder.path.exists():
+        return ""
+    recorder.path.unlink()
+    return f"; the unfinished {recorder.path.name} was removed"
 
 
 def render_video(
@@ -55,15 +116,20 @@ def render_video(
     cancel: threading.Event | None = None,
     processors: Sequence[FrameProcessor] = (),
 ) -> RenderResult:
-    """Stylize `input_path` into `output_path`; `progress(done, total)` after each frame
-    (total 0 if the container does not say). Raises SourceError if the input cannot be read and
-    RecorderError if the output cannot be written."""
-    source = open_video(input_path)
+    """Stylize `input_path` into `output_path`; `progress(done, total)` before the first frame
+    and after each (total 0 if the container does not say). Raises SourceError if the input cannot be read and
+    RecorderError if the output cannot be written (or fewer frames reached it than were written:
+    a disk that filled up); either way the unfinished output is removed. Ctrl-C leaves the frames
+    written so far as a playable file."""
+    source, info = open_video(input_path)
     path = FramePath(engine, processors)
-    total = source.frame_count or 0
+    total = (info.frames if info is not None and info.frames else source.frame_count) or 0
+    if progress is not None:
+        progress(0, total)  # the total shows before the first frame, which may take long
     sink: RecorderSink | None = None
     frames = 0
     cancelled = False
+    first_t = t = None
     try:
         while True:
             if cancel is not None and cancel.is_set():
@@ -77,14 +143,22 @@ def render_video(
             except BadFrame as exc:
                 raise SourceError(f"{input_path}: frame {frames + 1} is corrupt ({exc})") from None
             frames += 1
-            result = path.run(frame, seq=frames, t_captured=frames / source.fps, style=style)
+            t = _frame_time(source.position, t, source.fps)
+            first_t = t if first_t is None else first_t
+            result = path.run(frame, seq=frames, t_captured=t, style=style)
             if sink is None:
-                sink = RecorderSink(Recorder(output_path, source.fps, realtime=False))
+                sound = input_path if info is not None and info.audio else None
+                sink = RecorderSink(Recorder(output_path, source.fps, realtime=False, sound_from=sound))
             sink.offer(result)
             if sink.recorder.error:
-                raise RecorderError(sink.recorder.error)
+                break
             if progress is not None:
                 progress(frames, total)
+    except KeyboardInterrupt:
+        raise  # Ctrl-C, SIGTERM: what was written is finished below into a playable file
+    except BaseException:
+        _discard(sink)
+        raise
     finally:
         source.release()
         if sink is not None:
@@ -93,7 +167,9 @@ def render_video(
         raise SourceError(f"video file {input_path} has no readable frames")
     recorder = sink.recorder
     if recorder.error:
-        raise RecorderError(recorder.error)
+        raise RecorderError(f"{recorder.error}{_discard(sink)}")
+    if recorder.codec == "mjpg" and frames > 1:
+        _check_constant_rate(recorder, t - first_t + 1 / source.fps, input_path)
     if total and frames != total and not cancelled:
         log.warning("%s: read %d frames, the container announced %d", input_path, frames, total)
     log.info("rendered %d frames to %s", frames, recorder.path)

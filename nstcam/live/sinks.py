@@ -90,7 +90,8 @@ class RecorderSink:
     `MAX_HOLD_SECONDS`), so a recording plays at real speed even when stylizing is slower than the
     camera. After a break in time (`FrameResult.cut`) the frame is written once: a pause is a
     cut, not a frozen picture; a style switch is no break. Offline (`render`), every result is one
-    frame.
+    frame, written at its `t_captured` (render gives the input frame's time, so the output keeps
+    the input's timing, a variable frame rate included).
     """
 
     def __init__(self, recorder: Recorder) -> None:
@@ -107,8 +108,9 @@ class RecorderSink:
             hold = min(result.seq - self._last_seq, self._max_hold)
         self._last_seq = result.seq
         self.frames_in += 1
+        t = None if self.recorder.realtime else result.t_captured
         for _ in range(hold):
-            self.recorder.write(result.stylized_rgb)
+            self.recorder.write(result.stylized_rgb, t)
             self.frames_written += 1
 
     def close(self, timeout: float) -> bool:

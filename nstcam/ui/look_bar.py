@@ -7,18 +7,14 @@ paints larger strokes and runs faster, and the label shows the frame rate it cos
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QAction, QActionGroup
-from PySide6.QtWidgets import QLabel, QMenu, QSlider, QToolBar, QToolButton
+from PySide6.QtGui import QActionGroup
+from PySide6.QtWidgets import QLabel, QMenu, QSlider, QToolButton, QWidget
 
 from nstcam.live.controls import Look, OutputControls
 from nstcam.launch import MAX_SIZE
 from nstcam.ui.dialogs import key_for
-
-if TYPE_CHECKING:
-    from nstcam.ui.main_window import MainWindow
+from nstcam.ui.toolbar import make_toolbar, new_action, set_checked_quietly, unfocus
 
 STRENGTH_STEP = 0.1
 BRUSH_STEP = 16
@@ -28,32 +24,26 @@ COLOR_MODE_TEXT = {"luminance": "Brightness only (the camera's hue and saturatio
 
 
 class LookBar(QObject):
-    """Owns the look toolbar; `changed` after any control changed (settings, status line)."""
+    """Owns the look toolbar `bar` (the window places it) and its actions (`colors_action`: C);
+    `changed` after any control changed (settings, status line)."""
 
     changed = Signal()
 
-    def __init__(self, window: MainWindow, controls: OutputControls, color_mode: str = "luminance") -> None:
-        super().__init__(window)
-        self.window, self.controls, self.engine = window, controls, window.engine
+    def __init__(self, engine, controls: OutputControls, parent: QWidget, color_mode: str = "luminance") -> None:
+        super().__init__(parent)
+        self.controls, self.engine = controls, engine
         self.color_mode = controls.look.colors if controls.look.colors != "off" else color_mode
-        bar = self.bar = QToolBar("Look", window)
-        bar.setObjectName("look")
-        bar.setMovable(False)
-        bar.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        window.addToolBarBreak(Qt.ToolBarArea.TopToolBarArea)
-        window.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+        bar = self.bar = make_toolbar("Look", "look", parent)
 
         self.strength = self._slider(0, 100, 5, round(controls.look.strength * 100),
                                      f"How much of the style to apply: 0% is the camera ({key_for('less')})")
         self.strength_label = self._labelled("Strength", self.strength, "100%")
         self.strength.valueChanged.connect(lambda v: self.set_strength(v / 100))
 
-        self.colors_action = QAction("Keep colours", window)
-        self.colors_action.setCheckable(True)
-        self.colors_action.setToolTip(f"Keep the camera's colours, paint only the strokes ({key_for('keep')})")
-        self.colors_action.toggled.connect(self.set_colors_on)
+        self.colors_action = new_action("Keep colours", f"Keep the camera's colours, paint only the strokes "
+                                        f"({key_for('keep')})", self, self.set_colors_on, checkable=True)
         bar.addAction(self.colors_action)
-        menu, group = QMenu(window), QActionGroup(window)
+        menu, group = QMenu(parent), QActionGroup(self)
         self.mode_actions = {}
         for mode, text in COLOR_MODE_TEXT.items():
             act = menu.addAction(text)
@@ -62,11 +52,10 @@ class LookBar(QObject):
             act.triggered.connect(lambda _=False, m=mode: self.set_color_mode(m))
             group.addAction(act)
             self.mode_actions[mode] = act
-        button = bar.widgetForAction(self.colors_action)
-        if isinstance(button, QToolButton):
+        button = unfocus(bar, self.colors_action)
+        if button is not None:
             button.setMenu(menu)
             button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
-            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         bar.addSeparator()
 
         size = self.engine.size
@@ -82,12 +71,10 @@ class LookBar(QObject):
         self.brush.sliderReleased.connect(lambda: self.set_brush(self.brush.value()))
         bar.addSeparator()
 
-        self.fade_action = QAction("Smooth switch", window)
-        self.fade_action.setCheckable(True)
-        self.fade_action.setChecked(controls.fade)
-        self.fade_action.setToolTip("Cross-fade for 0.3 s when the style changes, instead of a hard cut")
-        self.fade_action.toggled.connect(self.set_fade)
+        self.fade_action = new_action("Smooth switch", "Cross-fade for 0.3 s when the style changes, instead of "
+                                      "a hard cut", self, self.set_fade, checkable=True, checked=controls.fade)
         bar.addAction(self.fade_action)
+        unfocus(bar, self.fade_action)
         self._sync()
 
     def _slider(self, low: int, high: int, step: int, value: int, tip: str) -> QSlider:
@@ -160,10 +147,8 @@ class LookBar(QObject):
                 widget.setValue(value)
                 widget.blockSignals(False)
         self.strength_label.setText(f"{self.look.strength:.0%}")
-        for action, on in ((self.colors_action, self.look.colors != "off"), (self.fade_action, self.controls.fade)):
-            action.blockSignals(True)
-            action.setChecked(on)
-            action.blockSignals(False)
+        set_checked_quietly(self.colors_action, self.look.colors != "off")
+        set_checked_quietly(self.fade_action, self.controls.fade)
         self.mode_actions[self.color_mode].setChecked(True)
         self.refresh()
 

@@ -1,69 +1,81 @@
-"""The window's menus: New style, output folders, recording size and Reset settings; Help -> Shortcuts, About."""
+"""The window's menus: New style, Style from picture, output folders, recording size and Reset settings; Help -> Shortcuts, About."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDialog, QFileDialog, QMenuBar, QWidget
 
-from nstcam.live.controls import RECORD_SIZES
 from nstcam.ui.dialogs import about_html, shortcuts_html, show_text
-from nstcam.ui.new_style import open_new_style
-from nstcam.ui.settings import reset_window
+from nstcam.ui.new_style import NewStyleDialog
 
 if TYPE_CHECKING:
-    from nstcam.ui.main_window import MainWindow
-
-RECORD_SIZE_TEXT = {"camera": "Record at the camera's resolution (upscaled)",
-                    "processing": "Record at the processing size (less CPU)"}
+    from nstcam.ui.context import WindowContext
 
 
-def build_menus(window: MainWindow) -> None:
-    """File and Help menus; `new_style_action`, `record_size_actions`, `reset_settings_action`,
-    `shortcuts_action` and `about_action` become attributes of the window."""
-    bar = window.menuBar()
-    file_menu = bar.addMenu("&File")
-    window.new_style_action = file_menu.addAction("New style…", lambda: open_new_style(window))
-    window.new_style_action.setToolTip("Train a style from a painting; the live view keeps running")
-    file_menu.addSeparator()
-    file_menu.addAction("Snapshot folder…", lambda: choose_folder(window, "pictures_dir", "Save snapshots in"))
-    file_menu.addAction("Recording folder…", lambda: choose_folder(window, "videos_dir", "Save recordings in"))
-    file_menu.addSeparator()
-    group = QActionGroup(window)
-    window.record_size_actions = {}
-    for size in RECORD_SIZES:
-        act = QAction(RECORD_SIZE_TEXT[size], window)
-        act.setCheckable(True)
-        act.setChecked(window.options.record_size == size)
-        act.triggered.connect(lambda _=False, s=size: window.set_record_size(s))
-        group.addAction(act)
-        file_menu.addAction(act)
-        window.record_size_actions[size] = act
-    file_menu.addSeparator()
-    window.reset_settings_action = file_menu.addAction("Reset settings", lambda: reset_window(window))
-    window.reset_settings_action.setToolTip("Forget the remembered settings and go back to the defaults")
-    file_menu.addSeparator()
-    file_menu.addAction("Quit (Esc)", window.close)
+class Menus(QObject):
+    """Fills `bar` (File, Help) and owns their actions; `record_size_actions` (the recording
+    control's) go in the File menu. `resetRequested`: File -> Reset settings; `styleAdded`: the
+    New style dialog trained and added a style. Dialogs open over `parent`."""
 
-    help_menu = bar.addMenu("&Help")
-    window.shortcuts_action = help_menu.addAction("Keyboard shortcuts", lambda: show_shortcuts(window))
-    window.shortcuts_action.setShortcut(QKeySequence("F1"))
-    window.about_action = help_menu.addAction("About nstcam", lambda: show_about(window))
+    resetRequested = Signal()  # noqa: N815 - Qt naming
+    styleAdded = Signal(str)  # noqa: N815
 
+    def __init__(self, ctx: WindowContext, bar: QMenuBar, parent: QWidget,
+                 record_size_actions: Sequence[QAction], style_actions: Sequence[QAction] = ()) -> None:
+        super().__init__(parent)
+        self.ctx, self.parent_widget = ctx, parent
+        self.new_style_dialog: NewStyleDialog | None = None  # made on first use
+        file_menu = bar.addMenu("&File")
+        self.new_style_action = file_menu.addAction("New style…", lambda: self.open_new_style())
+        self.new_style_action.setToolTip("Train a style from a painting; the live view keeps running")
+        for act in style_actions:  # instant styles: Style from picture…
+            file_menu.addAction(act)
+        file_menu.addSeparator()
+        file_menu.addAction("Snapshot folder…", lambda: self.choose_folder("pictures_dir", "Save snapshots in"))
+        file_menu.addAction("Recording folder…", lambda: self.choose_folder("videos_dir", "Save recordings in"))
+        file_menu.addSeparator()
+        for act in record_size_actions:
+            file_menu.addAction(act)
+        file_menu.addSeparator()
+        self.reset_settings_action = file_menu.addAction("Reset settings", self.resetRequested.emit)
+        self.reset_settings_action.setToolTip("Forget the remembered settings and go back to the defaults")
+        file_menu.addSeparator()
+        file_menu.addAction("Quit (Esc)", parent.close)
 
-def choose_folder(window: MainWindow, which: str, title: str) -> None:
-    current = window.pictures_dir() if which == "pictures_dir" else window.recording.folder()
-    folder = QFileDialog.getExistingDirectory(window, title, str(current))
-    if folder:
-        setattr(window.options, which, Path(folder))
-        window.remember()
-        window.status.show_status(f"{'snapshots' if which == 'pictures_dir' else 'recordings'} go to {folder}")
+        help_menu = bar.addMenu("&Help")
+        self.shortcuts_action = help_menu.addAction("Keyboard shortcuts", self.show_shortcuts)
+        self.shortcuts_action.setShortcut(QKeySequence("F1"))
+        self.about_action = help_menu.addAction("About nstcam", self.show_about)
 
+    def open_new_style(self, trainer_args: Sequence[str] = (), painting: Path | None = None) -> NewStyleDialog:
+        """Show the New style dialog (made on first use; a running training keeps its state),
+        with `painting` filled in unless a training runs."""
+        if self.new_style_dialog is None:
+            self.new_style_dialog = NewStyleDialog(self.ctx, self.parent_widget, trainer_args)
+            self.new_style_dialog.styleAdded.connect(self.styleAdded)
+        dialog = self.new_style_dialog
+        if painting is not None and not dialog.running:
+            dialog.painting_edit.setText(str(painting))
+        dialog.show()
+        dialog.raise_()
+        dialog.activateWindow()
+        return dialog
 
-def show_shortcuts(window: MainWindow):
-    return show_text(window, "Keyboard shortcuts", shortcuts_html(), 420, 440)
+    def choose_folder(self, which: str, title: str) -> None:
+        ctx = self.ctx
+        current = ctx.pictures_dir() if which == "pictures_dir" else ctx.videos_dir()
+        folder = QFileDialog.getExistingDirectory(self.parent_widget, title, str(current))
+        if folder:
+            setattr(ctx.options, which, Path(folder))
+            ctx.changed()
+            ctx.report(f"{'snapshots' if which == 'pictures_dir' else 'recordings'} go to {folder}")
 
+    def show_shortcuts(self) -> QDialog:
+        return show_text(self.parent_widget, "Keyboard shortcuts", shortcuts_html(), 420, 440)
 
-def show_about(window: MainWindow):
-    return show_text(window, "About nstcam", about_html(window.registry.entries), 560, 560)
+    def show_about(self) -> QDialog:
+        return show_text(self.parent_widget, "About nstcam", about_html(self.ctx.registry.entries), 560, 560)

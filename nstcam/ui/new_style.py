@@ -16,18 +16,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 from nstcam.host import userdirs
-from nstcam.jobs.training import Progress, TrainingJob, unique_style_name
-from nstcam.ui.gallery import start_thumbnails
+from nstcam.jobs.training import Progress, TrainingError, TrainingJob, unique_style_name
 from nstcam.ui.workers import TaskWorker
 
 if TYPE_CHECKING:
-    from nstcam.ui.main_window import MainWindow
+    from nstcam.ui.context import WindowContext
 
 POLL_SECONDS = 0.25  # the worker thread's wait for the training process's messages
 SHOW_MS = 500  # the dialog's refresh of the progress
@@ -59,12 +58,15 @@ def format_eta(seconds: float | None) -> str:
 
 
 class NewStyleDialog(QDialog):
-    """One per window (`open_new_style`); closing it does not stop a training, Cancel does.
-    `trainer_args` go to trainer.fast after the dialog's own (tests pass tiny settings)."""
+    """One per window (nstcam.ui.menus makes it on first use); closing it does not stop a
+    training, Cancel does. `trainer_args` go to trainer.fast after the dialog's own (tests pass
+    tiny settings). A trained style goes into the engine and the registry, then `styleAdded`."""
 
-    def __init__(self, window: MainWindow, trainer_args: Sequence[str] = ()) -> None:
-        super().__init__(window)
-        self.window_ = window
+    styleAdded = Signal(str)  # noqa: N815 - the new style's name
+
+    def __init__(self, ctx: WindowContext, parent: QWidget, trainer_args: Sequence[str] = ()) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
         self.trainer_args = list(trainer_args)
         self.worker: TaskWorker | None = None
         self.result_path: Path | None = None
@@ -128,14 +130,14 @@ class NewStyleDialog(QDialog):
 
     # ------------------------------------------------------------------ choices
     def choose_painting(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Painting to learn", str(self.window_.pictures_dir().parent),
+        path, _ = QFileDialog.getOpenFileName(self, "Painting to learn", str(self.ctx.pictures_dir().parent),
                                               IMAGE_FILTER)
         if path:
             self.painting_edit.setText(path)
 
     def choose_photos(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder of photos to train on",
-                                                  str(self.window_.pictures_dir().parent))
+                                                  str(self.ctx.pictures_dir().parent))
         if folder:
             self.set_photos(Path(folder))
 
@@ -147,7 +149,7 @@ class NewStyleDialog(QDialog):
         self.name_edit.setPlaceholderText(self._name_for(Path(text)) if text.strip() else "style name")
 
     def _name_for(self, painting: Path) -> str:
-        taken = [*self.window_.engine.style_names, *self.window_.registry.names()]
+        taken = [*self.ctx.engine.style_names, *self.ctx.registry.names()]
         return unique_style_name(self.name_edit.text().strip() or painting.stem, taken, userdirs.user_styles_dir())
 
     @property
@@ -175,19 +177,19 @@ class NewStyleDialog(QDialog):
         if self.photos is not None and not self.photos.is_dir():
             return self._problem(f"The photo folder {self.photos} does not exist; pick another or use the built-in scenes.")
         name = self._name_for(painting)
-        engine, photos, args = self.window_.engine, self.photos, self.trainer_args
+        engine, photos, args = self.ctx.engine, self.photos, self.trainer_args
 
         def job(worker: TaskWorker):
             return _train(worker, painting, photos, name, args, engine, self._latest.append)
 
         self.result_path, self._sample = None, None
         self.preview.clear()
-        self.worker = TaskWorker(job, name=f"new style {name}", parent=self)
+        self.worker = TaskWorker(job, name=f"new style {name}", parent=self, expected=(TrainingError,))
         self.worker.finished.connect(self._on_finished)
         self.worker.failed.connect(self._on_failed)
         self._set_running(True, f"Preparing {name}: reading the photos, measuring the painting…")
         self.bar.setRange(0, 0)  # busy until the first step
-        self.window_.workers.start(self.worker)
+        self.ctx.workers.start(self.worker)
         return True
 
     def cancel(self) -> None:
@@ -219,7 +221,6 @@ class NewStyleDialog(QDialog):
                                                             Qt.TransformationMode.SmoothTransformation))
 
     def _on_finished(self, result: tuple[Path, str, object, bytes | None] | None) -> None:
-        window = self.window_
         if result is None:
             self._set_running(False, "Cancelled: nothing was saved.")
             self.bar.setRange(0, 1)
@@ -233,13 +234,11 @@ class NewStyleDialog(QDialog):
                                                        Qt.TransformationMode.SmoothTransformation))
         self.bar.setRange(0, 1)
         self.bar.setValue(1)
-        if model is None or window._shut:
+        if model is None or self.ctx.closing:
             self._set_running(False, f"Saved to {path}; restart nstcam to use it.")
             return
-        window.registry.add(path, model)
-        window.gallery.set_styles([window._style_row(n) for n in window.engine.style_names])
-        window.select_style(name)
-        start_thumbnails(window, [name])
+        self.ctx.registry.add(path, model)
+        self.styleAdded.emit(name)
         self._set_running(False, f"Done: the style {name} is in the gallery and saved to {path}.")
 
     def _on_failed(self, exc: Exception) -> None:
@@ -308,14 +307,3 @@ def _row(*widgets: QWidget) -> QWidget:
     for i, widget in enumerate(widgets):
         row.addWidget(widget, 1 if i == 0 else 0)
     return box
-
-
-def open_new_style(window: MainWindow, trainer_args: Sequence[str] = ()) -> NewStyleDialog:
-    """Show the window's New style dialog (made on first use; a running training keeps its state)."""
-    dialog = getattr(window, "new_style_dialog", None)
-    if dialog is None:
-        dialog = window.new_style_dialog = NewStyleDialog(window, trainer_args)
-    dialog.show()
-    dialog.raise_()
-    dialog.activateWindow()
-    return dialog

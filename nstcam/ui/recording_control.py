@@ -15,27 +15,46 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QAction, QActionGroup
 
-from nstcam.host import userdirs
+from nstcam.live.controls import RECORD_SIZES
+from nstcam.ui.toolbar import new_action, set_checked_quietly
 from nstcam.ui.workers import TaskWorker
 
 if TYPE_CHECKING:
     from nstcam.live.sinks import RecorderSink
-    from nstcam.ui.main_window import MainWindow
+    from nstcam.ui.context import WindowContext
 
 FINALISE_SECONDS = 30.0
+RECORD_SIZE_TEXT = {"camera": "Record at the camera's resolution (upscaled)",
+                    "processing": "Record at the processing size (less CPU)"}
 
 
 class RecordingControl(QObject):
-    finished = Signal(object)  # the RecorderSink, closed
+    """Owns `action` (R, the toolbar's Record) and `size_actions` (the File menu's recording
+    sizes, one checked); the REC indicator is sent as `indicator(seconds or None, path, size)`."""
 
-    def __init__(self, window: MainWindow, pending: Path | None = None) -> None:
-        super().__init__(window)
-        self.window = window
+    finished = Signal(object)  # the RecorderSink, closed
+    indicator = Signal(object, str, str)
+
+    def __init__(self, ctx: WindowContext, pending: Path | None = None) -> None:
+        super().__init__(ctx)
+        self.ctx = ctx
         self.sink: RecorderSink | None = None
         self.pending = pending
         self.started = 0.0
         self.size_text = ""
+        self.action = new_action("● Record", "Start/stop recording the stylized video (R)", self, self.toggled,
+                                 checkable=True)
+        group = QActionGroup(self)
+        self.size_actions: dict[str, QAction] = {}
+        for size in RECORD_SIZES:
+            act = QAction(RECORD_SIZE_TEXT[size], self)
+            act.setCheckable(True)
+            act.setChecked(ctx.options.record_size == size)
+            act.triggered.connect(lambda _=False, s=size: self.set_size(s))
+            group.addAction(act)
+            self.size_actions[size] = act
 
     def toggled(self, on: bool) -> None:
         if on and self.sink is None and self.pending is None:
@@ -44,11 +63,16 @@ class RecordingControl(QObject):
             self.pending = None
             self.stop()
 
-    def folder(self) -> Path:
-        return self.window.options.videos_dir or userdirs.videos_dir()
+    def set_size(self, size: str) -> None:
+        """For the next recording: "camera" (upscaled) or "processing"."""
+        self.ctx.options.record_size = size
+        set_checked_quietly(self.size_actions[size], True)
+        where = "camera resolution" if size == "camera" else "processing size"
+        self.ctx.report(f"next recordings at the {where}")
+        self.ctx.changed()
 
     def default_path(self) -> Path:
-        return self.folder() / f"nstcam-{datetime.now():%Y%m%d-%H%M%S}-{self.window.engine.style}.mp4"
+        return self.ctx.videos_dir() / f"nstcam-{datetime.now():%Y%m%d-%H%M%S}-{self.ctx.engine.style}.mp4"
 
     def first_frame_shown(self) -> None:
         if self.pending is not None:
@@ -61,48 +85,47 @@ class RecordingControl(QObject):
         from nstcam.live.recorder import Recorder, RecorderError
         from nstcam.live.sinks import RecorderSink
 
-        w = self.window
-        if self.sink is not None or w._shut:
+        ctx = self.ctx
+        if self.sink is not None or ctx.closing:
             return
         path = Path(path) if path is not None else self.default_path()
-        fps = w.session.source_fps
-        if w._last_result is None or fps <= 0:
+        fps, last = ctx.session.source_fps, ctx.last_result
+        if last is None or fps <= 0:
             self.pending = path
-            w._set_checked(w.record_action, True)
-            w.status.show_status(f"recording will start with the first frame: {path}")
+            set_checked_quietly(self.action, True)
+            ctx.report(f"recording will start with the first frame: {path}")
             return
-        camera = w.options.record_size == "camera"
-        shape = (w._last_result.raw_bgr if camera else w._last_result.stylized_rgb).shape
+        camera = ctx.options.record_size == "camera"
+        shape = (last.raw_bgr if camera else last.stylized_rgb).shape
         self.size_text = f"{shape[1]}×{shape[0]} {'camera' if camera else 'processing size'}"
-        comment = f"nstcam {app_version()}: style {w.engine.style}, {self.size_text}"
+        comment = f"nstcam {app_version()}: style {ctx.engine.style}, {self.size_text}"
+        sink_error = ctx.notifier.sink_error
         try:
-            recorder = Recorder(path, fps, on_error=lambda m: w.notifier.sink_error.emit(RecorderError(m)),
+            recorder = Recorder(path, fps, on_error=lambda m: sink_error.emit(RecorderError(m)),
                                 metadata={"comment": comment})
         except (OSError, RecorderError, ValueError) as exc:
-            w._set_checked(w.record_action, False)
-            w.status.show_status(f"cannot record to {path}: {exc}", error=True)
+            set_checked_quietly(self.action, False)
+            ctx.report(f"cannot record to {path}: {exc}", error=True)
             return
         self.sink = (CameraSizeRecorderSink if camera else RecorderSink)(recorder)
-        w.session.add_sink(self.sink)
+        ctx.session.add_sink(self.sink)
         self.started = time.monotonic()
-        w._set_checked(w.record_action, True)
+        set_checked_quietly(self.action, True)
         self.refresh()
-        w.status.show_status(f"recording {self.size_text} to {recorder.path} at {fps:.3g} fps")
+        ctx.report(f"recording {self.size_text} to {recorder.path} at {fps:.3g} fps")
 
     def refresh(self) -> None:
         if self.sink is not None:
-            self.window.status.set_recording(time.monotonic() - self.started, str(self.sink.recorder.path),
-                                             self.size_text)
+            self.indicator.emit(time.monotonic() - self.started, str(self.sink.recorder.path), self.size_text)
 
     def stop(self) -> None:
         """Stop feeding the recorder; the file is finalised on a worker thread."""
-        w = self.window
         sink, self.sink = self.sink, None
-        w._set_checked(w.record_action, False)
-        w.status.set_recording(None)
+        set_checked_quietly(self.action, False)
+        self.indicator.emit(None, "", "")
         if sink is None:
             return
-        w.session.remove_sink(sink)
+        self.ctx.session.remove_sink(sink)
 
         def finalise(_worker: TaskWorker):
             sink.close(timeout=FINALISE_SECONDS)
@@ -110,8 +133,8 @@ class RecordingControl(QObject):
 
         worker = TaskWorker(finalise, name="recorder-close", parent=self)
         worker.finished.connect(self._closed)
-        w.workers.start(worker)
-        w.status.show_status(f"finishing {sink.recorder.path.name}…")
+        self.ctx.workers.start(worker)
+        self.ctx.report(f"finishing {sink.recorder.path.name}…")
 
     def closed_by_session(self) -> None:
         """At shutdown the session closed the sink (and finalised the file) itself."""
@@ -124,12 +147,12 @@ class RecordingControl(QObject):
             self.stop()
 
     def _closed(self, sink: RecorderSink) -> None:
-        rec, status = sink.recorder, self.window.status
+        rec, report = sink.recorder, self.ctx.report
         if rec.error:
-            status.show_status(rec.error, error=True)
+            report(rec.error, error=True)
         elif rec.frames_written:
             dropped = f", {rec.frames_dropped} dropped" if rec.frames_dropped else ""
-            status.show_status(f"saved {rec.path} ({rec.frames_written} frames, {rec.elapsed_seconds:.1f} s{dropped})")
+            report(f"saved {rec.path} ({rec.frames_written} frames, {rec.elapsed_seconds:.1f} s{dropped})")
         else:
-            status.show_status("recording stopped before any frame was written")
+            report("recording stopped before any frame was written")
         self.finished.emit(sink)

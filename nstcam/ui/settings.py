@@ -68,10 +68,12 @@ class SavedSettings:
         else:
             self.store.setValue(key, QByteArray(value) if isinstance(value, bytes) else value)
 
-    def put_all(self, values: dict[str, Any]) -> None:
+    def put_all(self, values: dict[str, Any]) -> bool:
+        """Write and sync; False when the file could not be written (a read-only config folder)."""
         for key, value in values.items():
             self.put(key, value)
         self.store.sync()
+        return self.store.status() == QSettings.Status.NoError
 
     def clear(self) -> None:
         self.store.clear()
@@ -82,7 +84,7 @@ def _fits(key: str, value: Any, args: argparse.Namespace) -> bool:
     """Whether a remembered value can still be used here (the flag's own checks, quietly)."""
     from nstcam.live.controls import COLOR_MODES, RECORD_SIZES
     from nstcam.engines.api import PRECISIONS
-    from nstcam.launch import MAX_SIZE, CliError, resolve_backend, resolve_device
+    from nstcam.launch import MAX_SIZE, MIN_SIZE, CliError, resolve_backend, resolve_device
 
     if key in ("device", "precision"):
         try:
@@ -98,7 +100,7 @@ def _fits(key: str, value: Any, args: argparse.Namespace) -> bool:
         device = str(args.device or "auto")
         cuda = device.startswith("cuda") or (device == "auto" and _cuda_available())
         return value in PRECISIONS and (value, cuda) not in (("bf16", True), ("fp16", False))
-    checks = {"size": lambda v: 2 <= v <= MAX_SIZE, "strength": lambda v: 0.0 <= v <= 1.0,
+    checks = {"size": lambda v: MIN_SIZE <= v <= MAX_SIZE, "strength": lambda v: 0.0 <= v <= 1.0,
               "preserve_colors": lambda v: v in COLOR_MODES, "record_size": lambda v: v in RECORD_SIZES}
     return checks.get(key, lambda v: True)(value)
 
@@ -155,7 +157,7 @@ def reset_window(window: MainWindow) -> None:
         window.settings.clear()
     cuda = window.options.device_type == "cuda"
     window.options.pictures_dir = window.options.videos_dir = None
-    window.set_record_size("camera" if cuda else "processing")
+    window.recording.set_size("camera" if cuda else "processing")
     window.look.set_strength(1.0)
     window.look.set_colors("off")
     window.look.set_fade(True)

@@ -14,63 +14,74 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QPixmap
 
+from nstcam.ui.snapshot_panel import make_snapshot_dock
+from nstcam.ui.toolbar import new_action
 from nstcam.ui.video_view import rgb_to_qimage
 from nstcam.ui.workers import TaskWorker
 
 if TYPE_CHECKING:
-    from nstcam.ui.main_window import MainWindow
+    from nstcam.live.controls import OutputControls
+    from nstcam.ui.context import WindowContext
 
 
 class SnapshotFlow(QObject):
-    """One snapshot at a time for `window`; `take()` is the Space key and the toolbar button."""
+    """One snapshot at a time; `take()` is the Space key and `action` (the toolbar button).
+    Owns the snapshot `panel` and its `dock`; `started` asks the window to show the dock."""
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.window = window
+    started = Signal()
+    finished = Signal(object)  # SnapshotResult
+    failed = Signal(object)  # the exception
+
+    def __init__(self, ctx: WindowContext, controls: OutputControls) -> None:
+        """`controls`: the session's output controls, whose look a snapshot gets."""
+        super().__init__(ctx)
+        self.ctx, self.controls = ctx, controls
         self.worker: TaskWorker | None = None
         self.paused_live = False
         self.last = None  # the last SnapshotResult
         self.not_refined_because: str | None = None  # snapshot.refine_unavailable of the one in flight
-        window.snapshot_panel.cancelRequested.connect(self.cancel)
+        self.action = new_action("Snapshot", "Take a refined snapshot (Space)", self, self.take)
+        self.panel, self.dock = make_snapshot_dock(ctx.pictures_dir)
+        self.panel.cancelRequested.connect(self.cancel)
 
     @property
     def running(self) -> bool:
         return self.worker is not None and self.worker.is_running()
 
     def _should_pause_live(self) -> bool:
-        w = self.window
-        if w.options.pause_live_while_refining is not None:
-            return w.options.pause_live_while_refining
-        device = getattr(w.engine, "device", None)
+        ctx = self.ctx
+        if ctx.options.pause_live_while_refining is not None:
+            return ctx.options.pause_live_while_refining
+        device = getattr(ctx.engine, "device", None)
         return getattr(device, "type", str(device)) != "cuda"
 
     def take(self) -> None:
         from nstcam.jobs import snapshot
 
-        w = self.window
-        if w._shut:
+        ctx = self.ctx
+        if ctx.closing:
             return
         if self.running:
-            w.status.show_status("a snapshot is still being refined (Cancel it in the Snapshot panel)")
+            ctx.report("a snapshot is still being refined (Cancel it in the Snapshot panel)")
             return
-        result = w._last_result
+        result = ctx.last_result
         if result is None:
-            w.status.show_status("no camera frame yet to take a snapshot of", error=True)
+            ctx.report("no camera frame yet to take a snapshot of", error=True)
             return
         style = result.style
         try:
-            model = w.registry.choose(style, w.options.device_type).model
+            model = ctx.registry.choose(style, ctx.options.device_type).model
         except KeyError as exc:
-            w.status.show_status(f"snapshot: {exc}", error=True)
+            ctx.report(f"snapshot: {exc}", error=True)
             return
         self.not_refined_because = snapshot.refine_unavailable(model)
         refine = self.not_refined_because is None
-        steps = w.options.snapshot_steps or snapshot.DEFAULT_STEPS
-        frame, engine, out_dir, session = result.raw_bgr, w.engine, w.pictures_dir(), w.session
-        refine_side, look = w.options.snapshot_refine_side, w.controls.look
+        steps = ctx.options.snapshot_steps or snapshot.DEFAULT_STEPS
+        frame, engine, out_dir, session = result.raw_bgr, ctx.engine, ctx.pictures_dir(), ctx.session
+        refine_side, look = ctx.options.snapshot_refine_side, self.controls.look
         self.paused_live = refine and self._should_pause_live()
 
         def job(worker: TaskWorker):
@@ -86,25 +97,25 @@ class SnapshotFlow(QObject):
             return res
 
         self._show_started(result, style, refine, steps)
-        self.worker = TaskWorker(job, name="snapshot", parent=self)
+        self.worker = TaskWorker(job, name="snapshot", parent=self, expected=(snapshot.SnapshotError, OSError))
         self.worker.progress.connect(self._on_progress)
         self.worker.finished.connect(self._on_done)
         self.worker.failed.connect(self._on_failed)
-        w.workers.start(self.worker)
+        ctx.workers.start(self.worker)
         h, wd = frame.shape[:2]
         if self.paused_live:
-            w.status.show_status(f"snapshot of a {wd}x{h} frame: refining; the live view is paused "
-                                 "meanwhile (the CPU cannot do both well)")
+            ctx.report(f"snapshot of a {wd}x{h} frame: refining; the live view is paused "
+                       "meanwhile (the CPU cannot do both well)")
         else:
-            w.status.show_status(f"snapshot of a {wd}x{h} frame: refining…" if refine else "snapshot…")
+            ctx.report(f"snapshot of a {wd}x{h} frame: refining…" if refine else "snapshot…")
 
     def _why_not_refined(self) -> str:
         reason = self.not_refined_because or ""
         return reason[:1].upper() + reason[1:]
 
     def _show_started(self, result, style: str, refine: bool, steps: int) -> None:
-        w, panel = self.window, self.window.snapshot_panel
-        panel.title.setText(f"Snapshot — {w._style_row(style)[1]}")
+        panel = self.panel
+        panel.title.setText(f"Snapshot — {self.ctx.style_row(style)[1]}")
         panel.progress.setRange(0, steps if refine else 0)
         panel.progress.setValue(0)
         panel.progress.setFormat("stylizing at full resolution…")
@@ -112,36 +123,34 @@ class SnapshotFlow(QObject):
         panel.where.setText("" if refine else f"{self._why_not_refined()}: saving the camera frame and the stylized frame.")
         panel.set_stats("")
         panel.set_image(QPixmap.fromImage(rgb_to_qimage(np.ascontiguousarray(result.stylized_rgb))))
-        if not w.snapshot_dock.isVisible():
-            w.snapshot_dock.show()
-            w.resizeDocks([w.snapshot_dock], [340], Qt.Orientation.Horizontal)
+        self.started.emit()
 
     def cancel(self) -> None:
         if self.running:
             self.worker.cancel()
-            self.window.snapshot_panel.cancel.setEnabled(False)
-            self.window.snapshot_panel.progress.setFormat("cancelling…")
+            self.panel.cancel.setEnabled(False)
+            self.panel.progress.setFormat("cancelling…")
 
     def _resume_live(self) -> None:
         if self.paused_live:
             self.paused_live = False
-            self.window.session.resume()
+            self.ctx.session.resume()
 
     def _on_progress(self, step: int, total: int, losses: Any) -> None:
-        if self.window._shut or self.worker is None or self.worker.cancelled():
+        if self.ctx.closing or self.worker is None or self.worker.cancelled():
             return
-        bar = self.window.snapshot_panel.progress
+        bar = self.panel.progress
         bar.setRange(0, total)
         bar.setValue(step)
         style = losses.get("style") if isinstance(losses, dict) else None
         bar.setFormat("refining %v/%m" + (f" · style loss {style:.3g}" if style is not None else ""))
 
     def _on_done(self, res) -> None:
-        w, panel = self.window, self.window.snapshot_panel
+        ctx, panel = self.ctx, self.panel
         self.last = res
         self._resume_live()
         panel.cancel.setEnabled(False)
-        if not w._shut:
+        if not ctx.closing:
             panel.progress.setRange(0, 1)
             panel.progress.setValue(1)
             if res.cancelled:
@@ -159,20 +168,20 @@ class SnapshotFlow(QObject):
             panel.where.setText(f"{why}Saved to {res.raw_path.parent}:\n" + "\n".join(names))
             panel.where.setToolTip(str(res.best_path))
             panel.open_folder.setEnabled(True)
-            w.status.show_status(f"snapshot saved: {res.best_path}")
-        w.snapshotFinished.emit(res)
+            ctx.report(f"snapshot saved: {res.best_path}")
+        self.finished.emit(res)
 
     def _on_failed(self, exc: Exception) -> None:
-        w, panel = self.window, self.window.snapshot_panel
+        ctx, panel = self.ctx, self.panel
         self._resume_live()
         panel.cancel.setEnabled(False)
-        if not w._shut:
+        if not ctx.closing:
             panel.progress.setRange(0, 1)
             panel.progress.setValue(0)
             panel.progress.setFormat("failed")
             panel.where.setText(str(exc))
-            w.status.show_status(f"snapshot failed: {exc}", error=True)
-        w.snapshotFailed.emit(exc)
+            ctx.report(f"snapshot failed: {exc}", error=True)
+        self.failed.emit(exc)
 
 
 def refinement_summary(res) -> str:

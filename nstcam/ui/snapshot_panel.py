@@ -6,15 +6,13 @@ style loss before and after and the mean change.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QPainter, QPixmap
 from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSlider,
                                QVBoxLayout, QWidget)
-
-if TYPE_CHECKING:
-    from nstcam.ui.main_window import MainWindow
 
 
 class SnapshotPanel(QWidget):
@@ -111,15 +109,14 @@ class SnapshotPanel(QWidget):
             self.image.setPixmap(shown)
 
 
-def add_snapshot_dock(window: MainWindow) -> tuple[SnapshotPanel, QDockWidget]:
-    """The panel in a closable dock on the window's right, hidden until the first snapshot."""
+def make_snapshot_dock(folder: Callable[[], Path]) -> tuple[SnapshotPanel, QDockWidget]:
+    """The panel in a closable dock (the window places it, hidden until the first snapshot);
+    Open folder opens `folder()`."""
     panel = SnapshotPanel()
-    panel.open_folder.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(window.pictures_dir()))))
-    dock = QDockWidget("Snapshot", window)
+    panel.open_folder.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder()))))
+    dock = QDockWidget("Snapshot")
     dock.setObjectName("snapshot")  # saveState/restoreState know it by this
     dock.setWidget(panel)
     dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetClosable)
     dock.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-    dock.hide()
     return panel, dock

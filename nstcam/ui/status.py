@@ -4,7 +4,8 @@
                                                             ⚠ 1 style file…   ● REC 0:07 · 640×480 camera
 
 Figures are read from the capture thread and the engine by the window's timer (twice a second),
-never pushed per frame. Messages (camera problems, engine notices) stay until replaced; the
+never pushed per frame. When the camera delivers but no stylized frame comes (an engine process
+stopped, a stylize call that hangs), `StallWatch` says so instead of a silent "stylize 0.0 fps". Messages (camera problems, engine notices) stay until replaced; the
 latest few are kept in `history` and shown as the tooltip. A long message is elided in the middle
 (paths keep their file name), so the REC indicator at the right edge is always visible.
 """
@@ -23,6 +24,41 @@ def format_elapsed(seconds: float) -> str:
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class StallWatch:
+    """Notices stylized frames stopping while frames are expected: the camera delivered within
+    the last `seconds` and the session is not paused (a snapshot refining). The wait is counted
+    only while frames are expected, from the first frame shown, and must pass both `seconds` and
+    four of the engine's frame times (a slow engine is not a stalled one)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.stalled = False
+        self.waiting_since: float | None = None  # None until the first frame
+        self._captured, self._captured_at = -1, 0.0
+
+    def frame_shown(self, now: float) -> bool:
+        """A stylized frame was shown; True if it ends a stall."""
+        ended, self.stalled = self.stalled, False
+        self.waiting_since = now
+        return ended
+
+    def check(self, now: float, frames_captured: int, paused: bool, frame_seconds: float) -> bool:
+        """Called regularly; True once, when a stall begins."""
+        if frames_captured != self._captured:
+            self._captured, self._captured_at = frames_captured, now
+        expecting = not paused and now - self._captured_at < self.seconds
+        if self.waiting_since is None or self.stalled:
+            return False
+        if not expecting:
+            self.waiting_since = now
+            return False
+        self.stalled = now - self.waiting_since > max(self.seconds, 4 * frame_seconds)
+        return self.stalled
+
+    def waited(self, now: float) -> float:
+        return 0.0 if self.waiting_since is None else now - self.waiting_since
 
 
 class ElidedLabel(QLabel):
@@ -68,9 +104,11 @@ class StatusPanel(QStatusBar):
         self.history: deque[tuple[float, str]] = deque(maxlen=20)
 
     def set_figures(self, capture_fps: float, stylize_fps: float, latency_ms: float | None,
-                    device: str, dropped: int | None = None) -> None:
+                    device: str, dropped: int | None = None, stalled: bool = False) -> None:
+        """`stalled`: the engine is not responding (StallWatch); the stylize figure says so."""
         self.capture_label.setText(f"camera {capture_fps:.1f} fps")
-        self.stylize_label.setText(f"stylize {stylize_fps:.1f} fps")
+        self.stylize_label.setText("stylize – not responding" if stalled else f"stylize {stylize_fps:.1f} fps")
+        self.stylize_label.setStyleSheet("color: #ff8a65;" if stalled else "")
         self.latency_label.setText("latency –" if latency_ms is None else f"latency {latency_ms:.0f} ms")
         self.device_label.setText(device)
 

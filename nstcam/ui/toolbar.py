@@ -1,55 +1,56 @@
-"""The window's toolbar: one action per control, each with its key in the tooltip."""
+"""Actions and toolbars: how a controller makes an action, and how the window lays them out.
+
+Each controller creates its own actions with `new_action` (their tooltips name their keys) and
+exposes them; the window places them in a toolbar with `make_toolbar`, in the order it lists.
+"""
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QToolBar, QToolButton
-
-from nstcam.ui.virtual_camera_control import TIP as VIRTUAL_CAMERA_TIP
-from nstcam.ui.virtual_camera_control import check_virtual_camera, toggle_virtual_camera
-
-if TYPE_CHECKING:
-    from nstcam.ui.main_window import MainWindow
+from PySide6.QtWidgets import QToolBar, QToolButton, QWidget
 
 
-def build_toolbar(window: MainWindow) -> None:
-    """The window's toolbar; each action becomes an attribute of the window (`record_action`, ...)."""
-    bar = QToolBar("Controls", window)
-    bar.setObjectName("controls")
+def new_action(text: str, tip: str, parent: QObject, slot: Callable, checkable: bool = False,
+               checked: bool = False) -> QAction:
+    """A toolbar action; `slot` gets `toggled(bool)` if checkable, else `triggered`."""
+    act = QAction(text, parent)
+    act.setToolTip(tip)
+    act.setCheckable(checkable)
+    act.setChecked(checked)  # before the slot is connected: the state is already in force
+    (act.toggled if checkable else act.triggered).connect(slot)
+    return act
+
+
+def set_checked_quietly(action: QAction, on: bool) -> None:
+    """Show a state that is already in force, without running the action's slot again."""
+    action.blockSignals(True)
+    action.setChecked(on)
+    action.blockSignals(False)
+
+
+def make_toolbar(title: str, name: str, parent: QWidget, actions: Sequence[QAction | None] = ()) -> QToolBar:
+    """A fixed toolbar that never takes keyboard focus (the window's keys must reach it);
+    `None` in `actions` is a separator."""
+    bar = QToolBar(title, parent)
+    bar.setObjectName(name)  # saveState/restoreState know it by this
     bar.setMovable(False)
     bar.setFocusPolicy(Qt.FocusPolicy.NoFocus)
     bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-    window.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+    for act in actions:
+        if act is None:
+            bar.addSeparator()
+        else:
+            bar.addAction(act)
+            unfocus(bar, act)
+    return bar
 
-    def action(text: str, tip: str, slot: Callable, checkable: bool = False) -> QAction:
-        act = QAction(text, window)
-        act.setToolTip(tip)
-        act.setCheckable(checkable)
-        (act.toggled if checkable else act.triggered).connect(slot)
-        bar.addAction(act)
-        button = bar.widgetForAction(act)
-        if isinstance(button, QToolButton):
-            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        return act
 
-    window.snapshot_action = action("Snapshot", "Take a refined snapshot (Space)", window.snapshots.take)
-    window.record_action = action("● Record", "Start/stop recording the stylized video (R)",
-                                window.recording.toggled, checkable=True)
-    window.stabilize_action = action("Stabilize", "Keep textures still when things move (T)",
-                                   window.set_stabilize, checkable=True)
-    window.virtual_camera_action = action("Virtual camera", VIRTUAL_CAMERA_TIP,
-                                        lambda on: toggle_virtual_camera(window, on), checkable=True)
-    window.mirror_action = action("Mirror", "Flip the image horizontally (M)", window.set_mirror, checkable=True)
-    window.compare_action = action("Compare", "Before / after: the camera next to the stylized image (B)",
-                                 window.view.set_compare, checkable=True)
-    window.fullscreen_action = action("Full screen", "Toggle full screen (F)", window.set_fullscreen, checkable=True)
-    bar.addSeparator()
-    window.demo_action = action("Use demo scene", "Switch to the built-in animated scene", window.use_demo_source)
-    for act, on in ((window.mirror_action, window.options.mirror), (window.virtual_camera_action, window.virtual_camera),
-                    (window.stabilize_action, window.options.stabilize and window.stabilizer is not None)):
-        window._set_checked(act, bool(on))
-    window.stabilize_action.setEnabled(window.stabilizer is not None)
-    check_virtual_camera(window)
+def unfocus(bar: QToolBar, action: QAction) -> QToolButton | None:
+    """The action's button in `bar`, made to never take focus."""
+    button = bar.widgetForAction(action)
+    if isinstance(button, QToolButton):
+        button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        return button
+    return None

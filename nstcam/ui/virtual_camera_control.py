@@ -6,45 +6,66 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-TIP = "Send the stylized video to a virtual webcam (V)"
+from PySide6.QtCore import QObject
+
+from nstcam.ui.toolbar import new_action, set_checked_quietly
 
 if TYPE_CHECKING:
-    from nstcam.ui.main_window import MainWindow
+    from nstcam.live.virtualcam import VirtualCameraSink
+    from nstcam.ui.context import WindowContext
+
+TIP = "Send the stylized video to a virtual webcam (V)"
 
 
-def check_virtual_camera(window: MainWindow) -> None:
-    """At start-up: disable the toggle, saying what to install, where no virtual camera exists."""
-    from nstcam.live.virtualcam import unavailable_reason
+class VirtualCameraControl(QObject):
+    """Owns `action` (the toggle) and `sink`, the open virtual camera or None; `sink` may be one
+    already opened at launch (--virtual-camera), attached by `start`."""
 
-    if window.virtual_camera is None and (reason := unavailable_reason()) is not None:
-        window.virtual_camera_action.setEnabled(False)
-        window.virtual_camera_action.setToolTip(f"{TIP} — unavailable: {reason}")
+    def __init__(self, ctx: WindowContext, sink: VirtualCameraSink | None = None) -> None:
+        super().__init__(ctx)
+        self.ctx = ctx
+        self.sink = sink
+        self.action = new_action("Virtual camera", TIP, self, self.toggle, checkable=True, checked=sink is not None)
+        self._check_available()
 
+    def _check_available(self) -> None:
+        """At start-up: disable the toggle, saying what to install, where no virtual camera exists."""
+        from nstcam.live.virtualcam import unavailable_reason
 
-def toggle_virtual_camera(window: MainWindow, on: bool) -> None:
-    from nstcam.live.virtualcam import VirtualCameraSink, VirtualCameraUnavailable
+        if self.sink is None and (reason := unavailable_reason()) is not None:
+            self._unavailable(reason)
 
-    action, status = window.virtual_camera_action, window.status
-    if on and window.virtual_camera is None:
-        try:
-            window.virtual_camera = VirtualCameraSink()
-        except VirtualCameraUnavailable as exc:
-            window._set_checked(action, False)
-            action.setEnabled(False)
-            action.setToolTip(f"{TIP} — unavailable: {exc}")
-            status.show_status(str(exc), error=True)
-            return
-        window.session.add_sink(window.virtual_camera)
-        status.show_status(f"virtual camera on: {window.virtual_camera.device}")
-    elif not on and window.virtual_camera is not None:
-        sink, window.virtual_camera = window.virtual_camera, None
-        window.session.remove_sink(sink)
-        sink.close(timeout=2.0)
-        status.show_status("virtual camera off")
+    def _unavailable(self, reason: object) -> None:
+        self.action.setEnabled(False)
+        self.action.setToolTip(f"{TIP} — unavailable: {reason}")
 
+    def start(self) -> None:
+        """With the session: send it to the camera opened at launch, if any."""
+        if self.sink is not None:
+            self.ctx.session.add_sink(self.sink)
 
-def virtual_camera_failed(window: MainWindow) -> None:
-    """After a sink error: if it was the virtual camera (device gone), switch the toggle off."""
-    if window.virtual_camera is not None and window.virtual_camera.error is not None:
-        window._set_checked(window.virtual_camera_action, False)
-        toggle_virtual_camera(window, False)
+    def toggle(self, on: bool) -> None:
+        from nstcam.live.virtualcam import VirtualCameraSink, VirtualCameraUnavailable
+
+        ctx = self.ctx
+        if on and self.sink is None:
+            try:
+                self.sink = VirtualCameraSink()
+            except VirtualCameraUnavailable as exc:
+                set_checked_quietly(self.action, False)
+                self._unavailable(exc)
+                ctx.report(str(exc), error=True)
+                return
+            ctx.session.add_sink(self.sink)
+            ctx.report(f"virtual camera on: {self.sink.device}")
+        elif not on and self.sink is not None:
+            sink, self.sink = self.sink, None
+            ctx.session.remove_sink(sink)
+            sink.close(timeout=2.0)
+            ctx.report("virtual camera off")
+
+    def failed(self) -> None:
+        """After a sink error: if it was the virtual camera (device gone), switch the toggle off."""
+        if self.sink is not None and self.sink.error is not None:
+            set_checked_quietly(self.action, False)
+            self.toggle(False)

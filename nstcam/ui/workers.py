@@ -73,8 +73,9 @@ class TaskWorker(QObject):
 
     `fn` receives this worker and may call `report(...)` (emitted as `progress`) and poll
     `cancelled()`. `cancel()` only sets a flag; `join()` waits for the thread. Exactly one of
-    `finished(result)` / `failed(exception)` is emitted at the end; a failure is also logged with
-    its traceback.
+    `finished(result)` / `failed(exception)` is emitted at the end. A failure of an `expected`
+    type (one whose message already tells the user what happened and what to do, e.g. a full or
+    read-only folder) is logged as one line; any other is logged with its traceback (a bug).
     """
 
     progress = Signal(int, int, object)
@@ -82,9 +83,10 @@ class TaskWorker(QObject):
     failed = Signal(object)  # the exception object
 
     def __init__(self, fn: Callable[[TaskWorker], Any], name: str = "task",
-                 parent: QObject | None = None) -> None:
+                 parent: QObject | None = None, expected: tuple[type[Exception], ...] = ()) -> None:
         super().__init__(parent)
         self._fn = fn
+        self._expected = expected
         self._cancel = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.name = name
@@ -116,7 +118,10 @@ class TaskWorker(QObject):
         try:
             self.result = self._fn(self)
         except Exception as exc:  # any failure of the task is the task's result: shown, not raised
-            log.warning("task %s failed", self.name, exc_info=exc)
+            if isinstance(exc, self._expected):
+                log.warning("%s failed: %s", self.name, exc)
+            else:
+                log.warning("task %s failed", self.name, exc_info=exc)
             self.error = exc
             self.failed.emit(exc)
         else:

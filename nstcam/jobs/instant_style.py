@@ -1,0 +1,167 @@
+"""Any picture becomes a style in about a second: read it, encode it with MicroAST, save it.
+
+The picture is read defensively (the user may drop anything on the window): a file that is no
+image, a picture too small to hold a style or too large to decode becomes `PictureError` with one
+line naming the file and what to do; odd but usable pictures are made sensible (CMYK and 16-bit
+converted, an animated GIF's first frame, transparency flattened onto white, a panorama's centre
+cropped to at most 4:1). The style file is written atomically into the styles folder, so the
+folder never holds half a style.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from nstcam.engines.instant import SUFFIX, InstantStyle, first_line, save_instant
+
+log = logging.getLogger(__name__)
+
+STYLE_SIDE = 384  # short side the painting is encoded at (edges and palette barely change 192-512)
+MIN_SIDE = 16  # below this a picture holds no texture to take a style from
+MAX_ASPECT = 4.0  # longer pictures are centre-cropped: a panorama's strip is still its style
+MAX_PIXELS = 80_000_000  # below PIL's decompression-bomb warning; more would need gigabytes
+THUMBNAIL_SIDE = 128
+PICTURE_TYPES = ("*.jpg", "*.jpeg", "*.png", "*.bmp", "*.gif", "*.tif", "*.tiff", "*.webp")
+
+
+class PictureError(ValueError):
+    """A picture cannot become a style; the message is one line naming the file and why."""
+
+
+def read_picture(path: str | Path) -> np.ndarray:
+    """The picture at `path` as RGB uint8 (H, W, 3), short side at most STYLE_SIDE; PictureError."""
+    path = Path(path)
+    if path.is_dir():
+        raise PictureError(f"{path}: is a folder; choose a picture file (JPEG, PNG, ...)")
+    try:
+        with Image.open(path) as img:
+            _check_size(path.name, img.size)
+            if img.format == "JPEG":
+                img.draft("RGB", (STYLE_SIDE, STYLE_SIDE))  # decode big JPEGs at reduced scale
+            img.seek(0)  # an animated GIF or WebP: its first frame
+            img.load()
+            return picture_array(img)
+    except FileNotFoundError:
+        raise PictureError(f"{path}: no such file") from None
+    except PictureError:
+        raise
+    except Image.DecompressionBombError:
+        raise PictureError(f"{path.name}: too large to decode safely; use a smaller picture") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise PictureError(f"{path.name}: not a picture nstcam can read ({first_line(exc)}); "
+                           "use a JPEG, PNG, BMP, GIF, TIFF or WebP file") from None
+
+
+def picture_array(img: Image.Image) -> np.ndarray:
+    """A decoded PIL image (any mode) as the RGB uint8 array a style is made from."""
+    _check_size("the picture", img.size)
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+        arr = np.asarray(img, dtype=np.float32)
+        top = 65535.0 if img.mode != "F" else max(1.0, float(arr.max(initial=0.0)))
+        img = Image.fromarray(np.clip(arr * 255.0 / top + 0.5, 0, 255).astype(np.uint8), "L")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)  # transparent parts: white paper
+    img = _crop_aspect(img.convert("RGB"))
+    scale = STYLE_SIDE / min(img.size)
+    if scale < 1:
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                         Image.Resampling.LANCZOS)
+    return np.asarray(img, np.uint8)
+
+
+def _check_size(name: str, size: tuple[int, int]) -> None:
+    w, h = size
+    if min(w, h) < MIN_SIDE:
+        raise PictureError(f"{name}: {w}x{h} pixels is too small to take a style from; "
+                           f"use a picture at least {MIN_SIDE} pixels on each side")
+    if w * h > MAX_PIXELS:
+        raise PictureError(f"{name}: {w}x{h} pixels is too large to decode safely; use a smaller picture")
+
+
+def _crop_aspect(img: Image.Image) -> Image.Image:
+    w, h = img.size
+    long_max = int(MAX_ASPECT * min(w, h))
+    if w > long_max:
+        return img.crop(((w - long_max) // 2, 0, (w - long_max) // 2 + long_max, h))
+    if h > long_max:
+        return img.crop((0, (h - long_max) // 2, w, (h - long_max) // 2 + long_max))
+    return img
+
+
+def thumbnail_png(rgb: np.ndarray, side: int = THUMBNAIL_SIDE) -> bytes:
+    img = Image.fromarray(rgb)
+    img.thumbnail((side, side), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    img.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def style_name(stem: str, taken: Iterable[str] = ()) -> str:
+    """A style name from a file stem ("Starry Night.jpg" -> "starry_night"), not one of `taken`."""
+    base = re.sub(r"[^a-z0-9]+", "_", stem.lower()).strip("_")[:40] or "picture"
+    taken = set(taken)
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}_{n}", n + 1
+    return name
+
+
+def make_instant_style(rgb: np.ndarray, folder: Path, stem: str, taken: Iterable[str] = (),
+                       source: str = "") -> InstantStyle:
+    """Encode the picture `rgb` (from `read_picture`/`picture_array`) and write its style file in
+    `folder`, named after `stem` unless that name is `taken`; the same picture made before (same
+    pixels) is reused. `source`: the picture's path (a dedicated style is trained from it later).
+    OSError if the folder cannot be written (nothing is left behind)."""
+    from nstcam.engines.microast import encode_style
+
+    digest = hashlib.sha256(np.ascontiguousarray(rgb).tobytes()).hexdigest()
+    existing = find_by_digest(folder, digest)
+    if existing is not None:
+        return existing
+    code = encode_style(rgb)
+    name = style_name(stem, set(taken) | {p.stem for p in folder.glob("*" + SUFFIX)})
+    meta = {"name": name, "title": stem.replace("_", " ").strip() or name, "source": source,
+            "picture_sha256": digest, "style_side": STYLE_SIDE}
+    style = InstantStyle(code.rows, thumbnail_png(rgb), meta, folder / f"{name}{SUFFIX}")
+    save_instant(style.path, style)
+    log.info("instant style %s from %s", name, source or "a picture")
+    return style
+
+
+def find_by_digest(folder: Path, digest: str) -> InstantStyle | None:
+    """The instant style in `folder` made from the picture whose pixels hash to `digest`."""
+    from nstcam.engines.instant import InstantStyleError, load_instant
+
+    for path in sorted(folder.glob("*" + SUFFIX)):
+        try:
+            style = load_instant(path)
+        except InstantStyleError:
+            continue
+        if style.meta.get("picture_sha256") == digest:
+            return style
+    return None
+
+
+def style_from_picture(path: str | Path, folder: Path, taken: Iterable[str] = ()) -> InstantStyle:
+    """`read_picture` then `make_instant_style`: PictureError for a bad picture, OSError for a
+    folder that cannot be written."""
+    path = Path(path)
+    return make_instant_style(read_picture(path), folder, path.stem, taken, source=str(path.resolve()))
+
+
+def remove_instant_style(style: InstantStyle) -> None:
+    """Delete the style file and the ONNX exports made from it."""
+    if style.path is None:
+        return
+    for p in [style.path, *style.path.parent.glob(style.path.stem + ".*onnx")]:
+        p.unlink(missing_ok=True)

@@ -1,0 +1,154 @@
+"""In the window: a picture dropped, pasted or chosen becomes a live style; Remove; Train a
+dedicated style… (offscreen, qtbot)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
+from PySide6.QtWidgets import QApplication, QFileDialog
+
+from app_fixtures import pattern_image, styles_dir, video  # noqa: F401
+from nstcam.engines.torch_engine import StyleEngine
+from nstcam.host.userdirs import user_styles_dir
+from nstcam.registry import StyleRegistry
+from nstcam.ui.instant_styles import pasted_dir
+from nstcam.ui.main_window import MainWindow, WindowOptions
+
+WAIT = 60_000  # ms: two shared cores
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread_module")
+
+
+@pytest.fixture
+def window(qtbot, styles_dir, video, tmp_path, monkeypatch) -> MainWindow:  # noqa: F811
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    registry = StyleRegistry.discover([styles_dir])
+    engine = StyleEngine(registry.select("cpu"), device="cpu", size=64)
+    w = MainWindow(engine, registry, WindowOptions(camera=str(video), device_type="cpu", thumbnails=False,
+                                                    pictures_dir=tmp_path / "pictures", retry_seconds=0.2))
+    qtbot.addWidget(w)
+    w.show()
+    w.start()
+    qtbot.waitUntil(lambda: w.view.frames_shown >= 1, timeout=WAIT)
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def picture(tmp_path: Path) -> Path:
+    path = tmp_path / "Sunset Poster.png"
+    Image.fromarray(pattern_image(96, seed=5)).save(path)
+    return path
+
+
+def drop(window: MainWindow, mime: QMimeData) -> bool:
+    """Drag `mime` onto the window and drop it, as a file manager does; whether both were accepted."""
+    enter = QDragEnterEvent(QPoint(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, enter)
+    if not enter.isAccepted():
+        return False
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, event)
+    return event.isAccepted()
+
+
+def first_frame_of(qtbot, window: MainWindow, name: str) -> float:
+    """Wait for a stylized frame of style `name` on screen; seconds since the request."""
+    shown: list[float] = []
+    window.frameShown.connect(lambda r: shown.append(time.monotonic()) if r.style == name else None)
+    qtbot.waitUntil(lambda: bool(shown), timeout=WAIT)
+    return shown[0] - window.instant.requested_at
+
+
+def test_a_dropped_picture_becomes_the_live_style(qtbot, window: MainWindow, picture: Path) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(picture))])
+    assert drop(window, mime)
+    seconds = first_frame_of(qtbot, window, "sunset_poster")
+    assert seconds > 0
+    assert window.engine.style == "sunset_poster" and "sunset_poster" in window.gallery.names
+    assert window.registry.choose("sunset_poster", "cpu").variant == "instant"
+    assert (user_styles_dir() / "sunset_poster.instant").is_file()  # remembered across launches
+    qtbot.waitUntil(lambda: "sunset_poster" in window.status.message, timeout=WAIT)
+
+
+def test_a_pasted_image_becomes_the_live_style(qtbot, window: MainWindow) -> None:
+    rgb = np.ascontiguousarray(pattern_image(80, seed=7))
+    image = QImage(rgb.data, 80, 80, 240, QImage.Format.Format_RGB888).copy()
+    QGuiApplication.clipboard().setImage(image)
+    window.instant.paste_action.trigger()
+    qtbot.waitUntil(lambda: window.engine.style.startswith("pasted"), timeout=WAIT)
+    first_frame_of(qtbot, window, window.engine.style)
+    kept = list(pasted_dir().glob("pasted-*.png"))
+    assert len(kept) == 1  # the pasted image, kept to train a dedicated style from
+    assert window.registry.choose(window.engine.style, "cpu").model.meta["source"] == str(kept[0].resolve())
+
+
+def test_style_from_picture_menu_entry(qtbot, window: MainWindow, picture: Path, monkeypatch) -> None:
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(picture), ""))
+    assert window.instant.from_picture_action in window.menuBar().actions()[0].menu().actions()
+    window.instant.from_picture_action.trigger()
+    first_frame_of(qtbot, window, "sunset_poster")
+
+
+def test_a_dropped_bad_picture_says_why_and_adds_nothing(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    bad = tmp_path / "notes.png"
+    bad.write_text("not a picture")
+    before = window.gallery.names
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(bad))])
+    drop(window, mime)
+    qtbot.waitUntil(lambda: "notes.png: not a picture" in window.status.message, timeout=WAIT)
+    assert window.gallery.names == before
+    assert not user_styles_dir().exists() or list(user_styles_dir().iterdir()) == []
+
+
+def test_drag_of_something_else_is_not_accepted(window: MainWindow) -> None:
+    mime = QMimeData()
+    mime.setText("just words")
+    assert not window.instant.accepts(mime)
+    assert not drop(window, mime)
+
+
+def test_remove_and_train_a_dedicated_style(qtbot, window: MainWindow, picture: Path) -> None:
+    window.instant.from_file(picture)
+    first_frame_of(qtbot, window, "sunset_poster")
+    assert window.instant.menu_for("ember") is None  # trained styles have no such menu
+    menu = window.instant.menu_for("sunset_poster")
+    texts = {a.text(): a for a in menu.actions()}
+    assert not texts["Remove"].isEnabled()  # the style in use
+    window.instant.remove("sunset_poster")
+    assert "choose another one" in window.status.message and "sunset_poster" in window.gallery.names
+
+    texts["Train a dedicated style…"].trigger()
+    dialog = window.menus.new_style_dialog
+    assert dialog is not None and dialog.isVisible()
+    assert dialog.painting_edit.text() == str(picture.resolve())
+    dialog.close()
+
+    window.select_style("ember")
+    window.instant.menu_for("sunset_poster").actions()[1].trigger()  # Remove
+    assert "sunset_poster" not in window.gallery.names and "sunset_poster" not in window.engine.style_names
+    assert "sunset_poster" not in window.registry.names()
+    assert list(user_styles_dir().iterdir()) == []
+    assert window.gallery.names == ["ember", "glacier", "moss"]
+    # the picture again: a fresh style of the same name, back in the gallery
+    window.instant.from_file(picture)
+    first_frame_of(qtbot, window, "sunset_poster")
+
+
+def test_a_snapshot_of_an_instant_style_is_saved_unrefined(qtbot, window: MainWindow, picture: Path) -> None:
+    window.instant.from_file(picture)
+    first_frame_of(qtbot, window, "sunset_poster")
+    with qtbot.waitSignal(window.snapshotFinished, timeout=WAIT * 2) as blocker:
+        window.snapshots.action.trigger()
+    res = blocker.args[0]
+    assert res.refined_path is None and res.raw_path.is_file() and res.stylized_path.is_file()
+    assert "no efficientnet-lite0 Gram targets" in window.snapshots.panel.where.text()

@@ -1,0 +1,31 @@
+"""The instant-vs-trained measurement's own figures (nstcam.measure.instant)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nstcam.jobs.instant_style import make_instant_style
+from nstcam.measure.instant import strength_figures, time_nets
+from test_instant_style import painting
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_strength_figures_compare_alpha_with_the_pixel_blend(tmp_path: Path) -> None:
+    style = make_instant_style(painting(), tmp_path, "a")
+    y, x = torch.meshgrid(torch.linspace(0, 1, 48), torch.linspace(0, 1, 64), indexing="ij")
+    photo = torch.stack([x, y, (x + y) / 2])[None]
+    figures = strength_figures(style, photo)
+    blend = np.array(figures["blend_half_fraction"])
+    assert 0 < blend[0] < 1  # a 50/50 blend's lightness lies between the photo's and the style's
+    assert figures["alpha_zero_distance"] > 5  # the model's alpha 0 is not the photo ...
+    assert figures["alpha_half_distance"] > 0  # ... and 0.5 changes the picture (by how much is the finding)
+
+
+def test_time_nets_times_each_net_in_one_run() -> None:
+    nets = {"small": torch.nn.Conv2d(3, 3, 1), "large": torch.nn.Sequential(*[torch.nn.Conv2d(3, 3, 9, padding=4)] * 8)}
+    ms = time_nets(nets, (64, 48), repeats=3)
+    assert set(ms) == {"small", "large"} and 0 < ms["small"] < ms["large"]
