@@ -142,7 +142,7 @@ def test_gatys_on_a_full_disk_is_one_line_exit_1_and_no_partial_image(tmp_path, 
 
 @pytest.mark.parametrize("suffix", [".avi", ".mp4"])
 def test_render_onto_a_disk_that_fills_fails_and_removes_the_unfinished_file(
-        tmp_path: Path, small_disk: Path, style_models, one_torch_thread, suffix: str) -> None:
+        tmp_path: Path, small_disk: Path, style_models, suffix: str) -> None:
     """The OpenCV AVI writer never reports a short write, and the MP4 muxer's last flush can fail
     unseen: render used to say `wrote …: 240 frames` with 7 in the file."""
     clip = write_video(tmp_path / "clip.avi", frames=120, size=(160, 120))
