@@ -11,7 +11,6 @@ from nstcam.measure.instant import strength_figures, time_nets
 from test_instant_style import painting
 
 
-
 def test_strength_figures_compare_alpha_with_the_pixel_blend(tmp_path: Path) -> None:
     style = make_instant_style(painting(), tmp_path, "a")
     y, x = torch.meshgrid(torch.linspace(0, 1, 48), torch.linspace(0, 1, 64), indexing="ij")
