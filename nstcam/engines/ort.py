@@ -242,7 +242,7 @@ class OnnxStyleEngine(EngineBase):
         return "onnxruntime"
 
     def describe(self) -> str:
-        return f"{self._device} {self._precision} (ONNX Runtime)"
+        return self._with_selection(f"{self._device} {self._precision} (ONNX Runtime)")
 
     def set_style(self, name: str) -> None:
         self._style = self._check_style(name)

@@ -227,7 +227,7 @@ class StyleEngine(EngineBase):
         text = f"{self._device} {self.precision}"
         if self._device.type == "cuda":
             text += f" ({self._device_name})"
-        return text
+        return self._with_selection(text)
 
     def set_style(self, name: str) -> None:
         self._style = self._check_style(name)
