@@ -155,3 +155,14 @@ def test_a_remembered_onnx_runtime_choice_launches_without_torch(tmp_path) -> No
     (folder / "alpha.pt").unlink()
     make_style_file(folder / "alpha.pt", "alpha", seed=7)  # retrained: its export is stale
     assert "torch imported: True" in launch()  # the torch path exports it again
+
+
+def test_doctor_tells_what_was_chosen_and_why(cache) -> None:
+    from nstcam.doctor import Context, check_backend_choice
+
+    (before,) = check_backend_choice(Context())
+    assert "none measured yet" in before.detail
+    choices.remember(choices.choice_key("net1", 240, threads=os.cpu_count() or 1),
+                     Choice(ORT_FP32, {ORT_FP32.label: 12.0, TORCH_FP32.label: 9.0}, {}, "320x240"))
+    (after,) = check_backend_choice(Context())
+    assert "size 240 | net net1: ONNX Runtime fp32: the fastest at 320x240" in after.detail

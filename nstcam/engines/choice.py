@@ -124,10 +124,20 @@ def remember(key: str, choice: Choice) -> None:
     _CHOICES.put(key, choice.to_entry())
 
 
+def remembered_here(threads: int) -> list[tuple[str, Choice]]:
+    """(network and size, Choice) for every choice remembered on this machine with `threads`."""
+    prefix = machine_key(threads) + " | "
+    found = []
+    for key, entry in _CHOICES.entries().items():
+        made = Choice.from_entry(entry) if key.startswith(prefix) else None
+        if made is not None:
+            found.append((key[len(prefix):], made))
+    return found
+
+
 def remembers_onnxruntime(threads: int) -> bool:
     """Whether any choice remembered for this machine is ONNX Runtime (else a launch need not look)."""
-    prefix = machine_key(threads) + " |"
-    return any(k.startswith(prefix) and v.get("backend") == "onnxruntime" for k, v in _CHOICES.entries().items())
+    return any(made.chosen.backend == "onnxruntime" for _, made in remembered_here(threads))
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
