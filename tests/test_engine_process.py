@@ -73,7 +73,7 @@ def test_the_window_launch_puts_a_cpu_torch_engine_in_a_process_unless_told_not_
     from nstcam.launch import prepare_window
 
     folder = str(next(iter(style_files.values())).parent)
-    common = ["--camera", "demo", "--device", "cpu", "--styles-dir", folder, "--size", "32"]
+    common = ["--camera", "demo", "--device", "cpu", "--backend", "torch", "--styles-dir", folder, "--size", "32"]
     on = prepare_window(window_parser().parse_args(common))
     off = prepare_window(window_parser().parse_args([*common, "--engine-process", "off"]))
     try:
