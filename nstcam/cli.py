@@ -30,6 +30,7 @@ from nstcam.launch import (BACKENDS, DEFAULT_SIZE_CPU, DEFAULT_SIZE_CUDA, PROG, 
                            apply_threads, build_engine, check_size, choose_backend, check_style, load_registry,
                            look_from_args, make_processors, prepare_window, resolve_backend, resolve_device)
 from nstcam.engines.api import PRECISIONS
+from nstcam.host.omp import prefer_passive_waits
 from trainer.cliargs import int_at_least, number
 
 DEVICE_CHOICES = ("auto", "cuda", "cpu")
@@ -314,6 +315,7 @@ def _terminate(_signum: int, _frame: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    prefer_passive_waits()  # before anything loads torch
     _quiet_logs()
     if argv and argv[0] == "doctor":
         from nstcam.doctor import main as doctor

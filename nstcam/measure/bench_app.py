@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from nstcam.host.omp import POLICY
 from nstcam.live.demo import DemoSource
 from nstcam.launch import build_engine, load_registry, resolve_device
 from nstcam.live.session import LiveSession
@@ -174,7 +175,8 @@ def engine_alone(spec: str, size: int, seconds: float, style: str, env: dict[str
     environment applies from the start); None where it does not exist (bf16 not native)."""
     run = subprocess.run([sys.executable, "-m", "nstcam.measure.bench_app", "--engine-alone", spec,
                           "--sizes", str(size), "--seconds", str(seconds), "--style", style],
-                         capture_output=True, text=True, timeout=900, env={**os.environ, **env})
+                         capture_output=True, text=True, timeout=900,
+                         env={POLICY: "PASSIVE", **os.environ, **env})  # as the app's CLI sets it
     if run.returncode != 0:
         raise RuntimeError(f"engine {spec} failed: {run.stderr.strip()[-500:]}")
     return json.loads(run.stdout.strip().splitlines()[-1])["fps"]
@@ -226,7 +228,7 @@ def measure_conditions(args: argparse.Namespace) -> dict[str, Any]:
                         fps = engine_alone(spec, size, args.seconds, args.style, {**cache, **env})
                         if fps is not None:
                             row[f"engine {spec}"] = fps
-                    for config, (placement, extra) in WINDOWS.items():
+                    for config, (placement, extra) in ((c, WINDOWS[c]) for c in args.configs):
                         got = window(size, placement, args.seconds, args.style, extra_args=extra, **cache, **env)
                         row.update({f"window {config} {k}": v for k, v in got.items()})
                     row.update(render(size, clip, one, folder, args.style, **cache, **env))
@@ -272,6 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "configuration (default, torch in its process or in-process, onnxruntime; fresh "
                    "stylize_fps and display_fps, first stylized frame) and render, with ratios to the "
                    "fastest engine and to the idle row")
+    p.add_argument("--configs", nargs="+", choices=list(WINDOWS), default=list(WINDOWS),
+                   help="(with --conditions) the window configurations to run (default: all)")
     p.add_argument("--engine-alone", metavar="BACKEND:PRECISION", choices=ENGINES,
                    help="(used by --conditions) time one engine in this process and print its frames/s")
     args = p.parse_args(argv)
