@@ -13,15 +13,13 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QTextBrowser
 
-from app_fixtures import count_frames, styles_dir, video  # noqa: F401
+from nstcam_fixtures import count_frames, make_styles_dir
 from nstcam.engines.torch_engine import StyleEngine
 from nstcam.registry import StyleRegistry
 from nstcam.ui.main_window import DEMO, MainWindow, WindowOptions
 from nstcam.ui.video_view import BACKGROUND
 
 WAIT = 60_000  # ms; generous: two CPU cores shared with other jobs
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread_module")
 
 
 @pytest.fixture
@@ -572,7 +570,6 @@ def test_snapshot_gets_the_look(qtbot, open_window):
 
 
 def test_every_style_stays_visible_with_the_snapshot_dock_open(qtbot, open_window, tmp_path):
-    from app_fixtures import make_styles_dir
 
     names = ("ember", "glacier", "moss", "dune", "rust", "slate")
     w = open_window(folder=make_styles_dir(tmp_path / "six", names=names))
@@ -632,7 +629,6 @@ def test_about_credits_every_painting_and_the_weights(qtbot, open_window):
 
 
 def test_broken_style_files_are_named_in_the_window(qtbot, open_window, tmp_path):
-    from app_fixtures import make_styles_dir
 
     w = open_window(camera=DEMO, folder=make_styles_dir(tmp_path / "with-broken", broken=True))
     assert "broken.pt" in w.status.message and "nstcam styles" not in w.status.message
