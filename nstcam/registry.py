@@ -230,6 +230,25 @@ class StyleRegistry:
     def variants(self, name: str) -> list[StyleEntry]:
         return [e for e in self.entries if e.name == name]
 
+    def trained_model(self, entry: StyleEntry) -> Any:
+        """The trained style (torch) behind `entry`'s ONNX export, from the style file it was exported
+        from in this registry's folders: a launch that chose ONNX Runtime never loaded torch, but
+        snapshot refinement needs the style's Gram targets. `entry.model` itself when it is no export,
+        torch is not installed or the style file is gone or unusable."""
+        source = getattr(entry.model, "meta", {}).get("source")
+        if not source or entry.path.suffix != ".onnx" or importlib.util.find_spec("torch") is None:
+            return entry.model
+        from trainer.stylefile import StyleFileError, load_style
+
+        for folder in dict.fromkeys([entry.path.parent, *self._folders]):
+            candidate = folder / source
+            if candidate.is_file():
+                try:
+                    return load_style(candidate)
+                except StyleFileError as exc:
+                    log.warning("%s: %s", candidate, exc)
+        return entry.model
+
     def choose(self, name: str, device_type: str) -> StyleEntry:
         """The variant to run on `device_type` ("cpu", "cuda", "cuda:0", ...). Logs a warning (once)
         when a broken file of this style would have been chosen instead (see `fallbacks`)."""

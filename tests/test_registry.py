@@ -272,3 +272,23 @@ def test_a_broken_copy_of_a_style_falls_back_to_the_next_one_by_file_name(tmp_pa
     assert reg.duplicates == [f"3 files declare the style 'kiwi' (light); using {tmp_path / 'b.pt'}"]
     [message] = reg.fallbacks("kiwi", "cpu")
     assert message.startswith(f"style 'kiwi': {spoiled}: weights contain NaN/Inf")
+
+
+def test_an_onnx_export_leads_back_to_its_trained_style_for_refinement(tmp_path: Path) -> None:
+    """A launch that chose ONNX Runtime holds exports without Gram targets; snapshot refinement
+    gets the trained style they were exported from, in the registry's folders."""
+    pytest.importorskip("onnxruntime")
+    from nstcam.engines.onnx_export import export_style
+    from nstcam_fixtures import make_style
+
+    styles, cache = tmp_path / "styles", tmp_path / "cache"
+    styles.mkdir()
+    style = make_style(styles / "aa-light.pt", "aa")
+    export_style(style, cache / "aa-light-0123.onnx")
+    registry = StyleRegistry.discover([cache, styles], runtime="onnx")
+    entry = registry.choose("aa", "cpu")
+    assert entry.path.suffix == ".onnx" and not getattr(entry.model, "style_targets", None)
+    trained = registry.trained_model(entry)
+    assert trained.style_targets["efficientnet-lite0"]
+    style.unlink()  # the style file is gone: the export is all there is
+    assert registry.trained_model(entry) is entry.model

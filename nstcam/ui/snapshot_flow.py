@@ -73,7 +73,7 @@ class SnapshotFlow(QObject):
             return
         style = result.style
         try:
-            model = ctx.registry.choose(style, ctx.options.device_type).model
+            model = ctx.registry.trained_model(ctx.registry.choose(style, ctx.options.device_type))
         except KeyError as exc:
             ctx.report(f"snapshot: {exc}", error=True)
             return
