@@ -25,7 +25,11 @@ where the CPU has native bf16; cuda: fp16 and fp32), at each frame size:
 --help`): warp error, strength and edge alignment of every style with and without the stabilizer.
 
 `--compare-archs` instead times candidate light TransformerNet configurations on the CPU at
-320x240 and 640x480 against the CPU targets (24 fps and 8 fps).
+320x240 and 640x480 against the CPU targets (24 fps and 8 fps). The first configuration (the
+bundled light network unless `--arch` names others) is the reference: every round times each
+configuration once, in turn, and each configuration's cost is its ms/frame over the reference's in
+the same round (median, min and max over the rounds), so load that comes and goes on a shared
+machine cancels out of the ratio. `--cpu-bf16 off` times fp32 alone.
 
 The model is a bundled style (`--style`, default the first; the variant the app would pick for
 each device) or, with `--arch width=16,res_blocks=5,outer_kernel=9,separable=0`, a randomly
@@ -77,12 +81,14 @@ ALL_SIZES: tuple[tuple[int, int], ...] = ((320, 240), (640, 480), (1280, 720), (
 CPU_DEFAULT_SIZES: tuple[tuple[int, int], ...] = ((320, 240), (640, 480))
 CPU_TARGETS: dict[tuple[int, int], float] = {(320, 240): 24.0, (640, 480): 8.0}
 # The bundled styles' CPU ("light") variant and Johnson's network: used when no style is found.
-LIGHT_CONFIG = TransformerConfig(width=16, res_blocks=5, outer_kernel=9, separable=False)
+LIGHT_CONFIG = TransformerConfig(width=16, res_blocks=5, outer_kernel=5, separable=False)
 FULL_CONFIG = TransformerConfig()
-ARCH_CANDIDATES: tuple[TransformerConfig, ...] = (
+ARCH_CANDIDATES: tuple[TransformerConfig, ...] = (  # the first is --compare-archs' reference
+    LIGHT_CONFIG,
     TransformerConfig(16, 5, 9, False),
-    TransformerConfig(16, 5, 5, False),
     TransformerConfig(16, 5, 5, True),
+    TransformerConfig(16, 3, 5, False),
+    TransformerConfig(12, 5, 5, False),
     TransformerConfig(24, 4, 5, True),
     TransformerConfig(32, 5, 9, False),
 )
@@ -688,9 +694,12 @@ def compare_archs(args: argparse.Namespace, sizes: list[tuple[int, int]], out: d
         for _ in range(args.repeats):
             for _, _, r in runners:
                 r.run(frames, frames_n)
+        reference = {r.precision: r for _, _, r in runners[:len(precisions)]}  # the first config's
         for cfg, model, r in runners:
             s = r.summary()
             target = CPU_TARGETS.get(size)
+            ref = reference[r.precision]
+            cost = [ref_fps / fps for ref_fps, fps in zip(ref.fps_runs, r.fps_runs)]  # ms / reference ms
             out["compare_archs"].append({
                 "arch": arch_label(cfg),
                 **cfg.to_dict(),
@@ -698,6 +707,11 @@ def compare_archs(args: argparse.Namespace, sizes: list[tuple[int, int]], out: d
                 "size": size_label(size),
                 "ms_per_frame": 1e3 / s["fps"] if s["fps"] else None,
                 "fps": s["fps"],
+                "runs_fps": s["runs_fps"],
+                "reference": arch_label(configs[0]),
+                "cost_vs_reference": statistics.median(cost),
+                "cost_vs_reference_min": min(cost),
+                "cost_vs_reference_max": max(cost),
                 "p50_ms": s["p50_ms"],
                 "p95_ms": s["p95_ms"],
                 "gmacs": count_macs(cfg, w, h) / 1e9,
@@ -752,6 +766,8 @@ def print_report(out: dict[str, Any]) -> None:
         print(table(out["compare_archs"], [
             ("arch", "arch", ""), ("prec", "precision", ""), ("size", "size", ""), ("GMAC", "gmacs", ".2f"),
             ("params", "params", ""), ("ms/frame", "ms_per_frame", ".1f"), ("fps", "fps", ".1f"),
+            ("cost vs 1st", "cost_vs_reference", ".3f"), ("min", "cost_vs_reference_min", ".3f"),
+            ("max", "cost_vs_reference_max", ".3f"),
             ("p95 ms", "p95_ms", ".1f"), ("target", "target_fps", ".0f"), ("meets", "meets_target", ""),
         ]))
     for err in out["errors"]:
@@ -807,7 +823,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead, the temporal stability report; must come first, and the flags after it "
                    "are nstcam.measure.stability's (see python -m nstcam.measure.stability --help)")
     p.add_argument("--compare-archs", action="store_true",
-                   help="only compare candidate light architectures on the CPU (320x240, 640x480)")
+                   help="only compare candidate light architectures on the CPU (320x240, 640x480), in "
+                        "interleaved rounds, each with its cost per frame relative to the first "
+                        "(--arch's first, else the bundled light network) in the same round")
     p.add_argument("--mallopt", action=argparse.BooleanOptionalAction, default=True,
                    help="Linux/glibc: keep freed memory in the process (fewer page faults per frame), "
                         "as the app does at start-up; --no-mallopt measures without it (default: on)")
