@@ -122,6 +122,8 @@ def test_compare_archs_costs_are_per_round_ratios_to_the_first_arch(tmp_path: Pa
     assert other["cost_vs_reference_min"] == pytest.approx(per_round[0], rel=1e-2)
     assert other["cost_vs_reference"] == pytest.approx(per_round[1], rel=1e-2)
     assert other["cost_vs_reference_max"] == pytest.approx(per_round[2], rel=1e-2)
+    assert ref["cpu_cost_vs_reference"] == 1.0 and _positive(other["cpu_ms_per_frame"])
+    assert other["cpu_cost_vs_reference_min"] <= other["cpu_cost_vs_reference"] <= other["cpu_cost_vs_reference_max"]
 
 
 def test_compare_archs_default_candidates_start_with_the_bundled_light_network() -> None:

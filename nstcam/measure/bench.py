@@ -29,7 +29,9 @@ where the CPU has native bf16; cuda: fp16 and fp32), at each frame size:
 bundled light network unless `--arch` names others) is the reference: every round times each
 configuration once, in turn, and each configuration's cost is its ms/frame over the reference's in
 the same round (median, min and max over the rounds), so load that comes and goes on a shared
-machine cancels out of the ratio. `--cpu-bf16 off` times fp32 alone.
+machine cancels out of the ratio. The process's CPU time per frame is reported beside it: with
+`--threads 1` on a busy machine it is the network's compute cost, free of the time spent waiting
+for a core. `--cpu-bf16 off` times fp32 alone.
 
 The model is a bundled style (`--style`, default the first; the variant the app would pick for
 each device) or, with `--arch width=16,res_blocks=5,outer_kernel=9,separable=0`, a randomly
@@ -295,6 +297,7 @@ class Runner:
     flags: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
     engine: StyleEngine | None = None
     fps_runs: list[float] = field(default_factory=list)
+    cpu_ms_runs: list[float] = field(default_factory=list)  # process CPU time per frame, per run
     latencies: list[float] = field(default_factory=list)
 
     @property
@@ -302,7 +305,7 @@ class Runner:
         return f"{self.name} {self.precision}"
 
     def reset(self) -> None:
-        self.fps_runs, self.latencies = [], []
+        self.fps_runs, self.cpu_ms_runs, self.latencies = [], [], []
 
     def warm(self, frames: list[np.ndarray], n: int) -> None:
         with self.flags():
@@ -317,13 +320,15 @@ class Runner:
         lat = []
         with self.flags():
             sync(self.device)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             for i in range(n):
                 t0 = time.perf_counter()
                 self.fn(frames[i % len(frames)])  # returns host memory: already synchronised
                 lat.append(time.perf_counter() - t0)
             total = time.perf_counter() - start
+            cpu = time.process_time() - cpu_start
         self.fps_runs.append(n / total)
+        self.cpu_ms_runs.append(cpu / n * 1e3)
         self.latencies.extend(lat)
 
     def summary(self) -> dict[str, float]:
@@ -700,6 +705,7 @@ def compare_archs(args: argparse.Namespace, sizes: list[tuple[int, int]], out: d
             target = CPU_TARGETS.get(size)
             ref = reference[r.precision]
             cost = [ref_fps / fps for ref_fps, fps in zip(ref.fps_runs, r.fps_runs)]  # ms / reference ms
+            cpu_cost = [ms / ref_ms for ref_ms, ms in zip(ref.cpu_ms_runs, r.cpu_ms_runs)]
             out["compare_archs"].append({
                 "arch": arch_label(cfg),
                 **cfg.to_dict(),
@@ -712,6 +718,10 @@ def compare_archs(args: argparse.Namespace, sizes: list[tuple[int, int]], out: d
                 "cost_vs_reference": statistics.median(cost),
                 "cost_vs_reference_min": min(cost),
                 "cost_vs_reference_max": max(cost),
+                "cpu_ms_per_frame": statistics.median(r.cpu_ms_runs),
+                "cpu_cost_vs_reference": statistics.median(cpu_cost),
+                "cpu_cost_vs_reference_min": min(cpu_cost),
+                "cpu_cost_vs_reference_max": max(cpu_cost),
                 "p50_ms": s["p50_ms"],
                 "p95_ms": s["p95_ms"],
                 "gmacs": count_macs(cfg, w, h) / 1e9,
@@ -767,7 +777,9 @@ def print_report(out: dict[str, Any]) -> None:
             ("arch", "arch", ""), ("prec", "precision", ""), ("size", "size", ""), ("GMAC", "gmacs", ".2f"),
             ("params", "params", ""), ("ms/frame", "ms_per_frame", ".1f"), ("fps", "fps", ".1f"),
             ("cost vs 1st", "cost_vs_reference", ".3f"), ("min", "cost_vs_reference_min", ".3f"),
-            ("max", "cost_vs_reference_max", ".3f"),
+            ("max", "cost_vs_reference_max", ".3f"), ("CPU ms", "cpu_ms_per_frame", ".1f"),
+            ("CPU cost", "cpu_cost_vs_reference", ".3f"), ("min", "cpu_cost_vs_reference_min", ".3f"),
+            ("max", "cpu_cost_vs_reference_max", ".3f"),
             ("p95 ms", "p95_ms", ".1f"), ("target", "target_fps", ".0f"), ("meets", "meets_target", ""),
         ]))
     for err in out["errors"]:
