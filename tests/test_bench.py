@@ -105,7 +105,8 @@ def test_nstcam_bench_compare_archs(tmp_path: Path) -> None:
     assert rows[1]["gmacs"] < rows[0]["gmacs"]
 
 
-def test_compare_archs_costs_are_per_round_ratios_to_the_first_arch(tmp_path: Path) -> None:
+def test_compare_archs_costs_are_per_round_ratios_to_the_first_arch(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # the emulation's settings are recorded
     out = tmp_path / "archs.json"
     rc = nbench.main([
         "--compare-archs", "--arch", TINY_ARCH, "--arch", "width=8,res_blocks=2,outer_kernel=5",
@@ -113,7 +114,9 @@ def test_compare_archs_costs_are_per_round_ratios_to_the_first_arch(tmp_path: Pa
         "--cpu-bf16", "off", "--json", str(out),
     ])
     assert rc == 0
-    ref, other = json.loads(out.read_text())["compare_archs"]
+    data = json.loads(out.read_text())
+    assert data["meta"]["isa_env"].get("ONEDNN_MAX_CPU_ISA") == "AVX2"
+    ref, other = data["compare_archs"]
     assert ref["reference"] == other["reference"] == "w4/r1/k3"
     assert ref["cost_vs_reference"] == ref["cost_vs_reference_min"] == ref["cost_vs_reference_max"] == 1.0
     assert len(ref["runs_fps"]) == len(other["runs_fps"]) == 3

@@ -97,6 +97,8 @@ ARCH_CANDIDATES: tuple[TransformerConfig, ...] = (  # the first is --compare-arc
 DISTINCT_FRAMES = 8  # frames cycle through this many different images
 PSNR_CAP = 100.0  # reported for identical outputs (JSON has no infinity)
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
+# Settings that restrict the CPU's kernels or bf16 (README: emulating an AVX2-only CPU), kept in the JSON.
+ISA_ENV = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "NSTCAM_NO_NATIVE_BF16")
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -870,6 +872,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
             "cudnn_tf32": torch.backends.cudnn.allow_tf32,
             "malloc_tuned": malloc_tuned,
+            "isa_env": {k: os.environ[k] for k in ISA_ENV if k in os.environ},  # e.g. an emulated AVX2 CPU
             "loadavg_start": [round(v, 2) for v in os.getloadavg()],
             "argv": list(argv) if argv is not None else sys.argv[1:],
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
