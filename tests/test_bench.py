@@ -106,6 +106,37 @@ def test_nstcam_bench_compare_archs(tmp_path: Path) -> None:
     assert rows[1]["gmacs"] < rows[0]["gmacs"]
 
 
+def test_compare_archs_costs_are_per_round_ratios_to_the_first_arch(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # the emulation's settings are recorded
+    out = tmp_path / "archs.json"
+    rc = nbench.main([
+        "--compare-archs", "--arch", TINY_ARCH, "--arch", "width=8,res_blocks=2,outer_kernel=5",
+        "--sizes", "32x24", "--frames", "1", "--repeats", "3", "--warmup", "0", "--threads", "1",
+        "--cpu-bf16", "off", "--json", str(out),
+    ])
+    assert rc == 0
+    data = json.loads(out.read_text())
+    assert data["meta"]["isa_env"].get("ONEDNN_MAX_CPU_ISA") == "AVX2"
+    ref, other = data["compare_archs"]
+    assert ref["reference"] == other["reference"] == "w4/r1/k3"
+    assert ref["cost_vs_reference"] == ref["cost_vs_reference_min"] == ref["cost_vs_reference_max"] == 1.0
+    assert len(ref["runs_fps"]) == len(other["runs_fps"]) == 3
+    # runs_fps are rounded to 3 decimals in the JSON: compare loosely
+    per_round = sorted(r / o for r, o in zip(ref["runs_fps"], other["runs_fps"]))
+    assert other["cost_vs_reference_min"] == pytest.approx(per_round[0], rel=1e-2)
+    assert other["cost_vs_reference"] == pytest.approx(per_round[1], rel=1e-2)
+    assert other["cost_vs_reference_max"] == pytest.approx(per_round[2], rel=1e-2)
+    assert ref["cpu_cost_vs_reference"] == 1.0 and _positive(other["cpu_ms_per_frame"])
+    assert other["cpu_cost_vs_reference_min"] <= other["cpu_cost_vs_reference"] <= other["cpu_cost_vs_reference_max"]
+
+
+def test_compare_archs_default_candidates_start_with_the_bundled_light_network() -> None:
+    manifest = json.loads((Path(__file__).resolve().parents[1] / "styles" / "manifest.json").read_text())
+    shipped = {tuple(sorted(s["architecture"].items())) for s in manifest["styles"]}
+    assert shipped == {tuple(sorted(nbench.ARCH_CANDIDATES[0].to_dict().items()))}
+    assert nbench.LIGHT_CONFIG == nbench.ARCH_CANDIDATES[0]
+
+
 def test_trainer_bench_writes_gatys_and_training_with_ratios(tmp_path: Path, capsys) -> None:
     out = tmp_path / "train.json"
     rc = tbench.main([

@@ -25,7 +25,13 @@ where the CPU has native bf16; cuda: fp16 and fp32), at each frame size:
 --help`): warp error, strength and edge alignment of every style with and without the stabilizer.
 
 `--compare-archs` instead times candidate light TransformerNet configurations on the CPU at
-320x240 and 640x480 against the CPU targets (24 fps and 8 fps).
+320x240 and 640x480 against the CPU targets (24 fps and 8 fps). The first configuration (the
+bundled light network unless `--arch` names others) is the reference: every round times each
+configuration once, in turn, and each configuration's cost is its ms/frame over the reference's in
+the same round (median, min and max over the rounds), so load that comes and goes on a shared
+machine cancels out of the ratio. The process's CPU time per frame is reported beside it: with
+`--threads 1` on a busy machine it is the network's compute cost, free of the time spent waiting
+for a core. `--cpu-bf16 off` times fp32 alone.
 
 The model is a bundled style (`--style`, default the first; the variant the app would pick for
 each device) or, with `--arch width=16,res_blocks=5,outer_kernel=9,separable=0`, a randomly
@@ -78,18 +84,22 @@ ALL_SIZES: tuple[tuple[int, int], ...] = ((320, 240), (640, 480), (1280, 720), (
 CPU_DEFAULT_SIZES: tuple[tuple[int, int], ...] = ((320, 240), (640, 480))
 CPU_TARGETS: dict[tuple[int, int], float] = {(320, 240): 24.0, (640, 480): 8.0}
 # The bundled styles' CPU ("light") variant and Johnson's network: used when no style is found.
-LIGHT_CONFIG = TransformerConfig(width=16, res_blocks=5, outer_kernel=9, separable=False)
+LIGHT_CONFIG = TransformerConfig(width=16, res_blocks=5, outer_kernel=5, separable=False)
 FULL_CONFIG = TransformerConfig()
-ARCH_CANDIDATES: tuple[TransformerConfig, ...] = (
+ARCH_CANDIDATES: tuple[TransformerConfig, ...] = (  # the first is --compare-archs' reference
+    LIGHT_CONFIG,
     TransformerConfig(16, 5, 9, False),
-    TransformerConfig(16, 5, 5, False),
     TransformerConfig(16, 5, 5, True),
+    TransformerConfig(16, 3, 5, False),
+    TransformerConfig(12, 5, 5, False),
     TransformerConfig(24, 4, 5, True),
     TransformerConfig(32, 5, 9, False),
 )
 DISTINCT_FRAMES = 8  # frames cycle through this many different images
 PSNR_CAP = 100.0  # reported for identical outputs (JSON has no infinity)
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
+# Settings that restrict the CPU's kernels or bf16 (README: emulating an AVX2-only CPU), kept in the JSON.
+ISA_ENV = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "NSTCAM_NO_NATIVE_BF16")
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -237,6 +247,7 @@ class Runner:
     flags: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
     engine: StyleEngine | None = None
     fps_runs: list[float] = field(default_factory=list)
+    cpu_ms_runs: list[float] = field(default_factory=list)  # process CPU time per frame, per run
     latencies: list[float] = field(default_factory=list)
 
     @property
@@ -244,7 +255,7 @@ class Runner:
         return f"{self.name} {self.precision}"
 
     def reset(self) -> None:
-        self.fps_runs, self.latencies = [], []
+        self.fps_runs, self.cpu_ms_runs, self.latencies = [], [], []
 
     def warm(self, frames: list[np.ndarray], n: int) -> None:
         with self.flags():
@@ -259,13 +270,15 @@ class Runner:
         lat = []
         with self.flags():
             sync(self.device)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             for i in range(n):
                 t0 = time.perf_counter()
                 self.fn(frames[i % len(frames)])  # returns host memory: already synchronised
                 lat.append(time.perf_counter() - t0)
             total = time.perf_counter() - start
+            cpu = time.process_time() - cpu_start
         self.fps_runs.append(n / total)
+        self.cpu_ms_runs.append(cpu / n * 1e3)
         self.latencies.extend(lat)
 
     def summary(self) -> dict[str, float]:
@@ -636,9 +649,13 @@ def compare_archs(args: argparse.Namespace, sizes: list[tuple[int, int]], out: d
         for _ in range(args.repeats):
             for _, _, r in runners:
                 r.run(frames, frames_n)
+        reference = {r.precision: r for _, _, r in runners[:len(precisions)]}  # the first config's
         for cfg, model, r in runners:
             s = r.summary()
             target = CPU_TARGETS.get(size)
+            ref = reference[r.precision]
+            cost = [ref_fps / fps for ref_fps, fps in zip(ref.fps_runs, r.fps_runs)]  # ms / reference ms
+            cpu_cost = [ms / ref_ms for ref_ms, ms in zip(ref.cpu_ms_runs, r.cpu_ms_runs)]
             out["compare_archs"].append({
                 "arch": arch_label(cfg),
                 **cfg.to_dict(),
@@ -646,6 +663,15 @@ def compare_archs(args: argparse.Namespace, sizes: list[tuple[int, int]], out: d
                 "size": size_label(size),
                 "ms_per_frame": 1e3 / s["fps"] if s["fps"] else None,
                 "fps": s["fps"],
+                "runs_fps": s["runs_fps"],
+                "reference": arch_label(configs[0]),
+                "cost_vs_reference": statistics.median(cost),
+                "cost_vs_reference_min": min(cost),
+                "cost_vs_reference_max": max(cost),
+                "cpu_ms_per_frame": statistics.median(r.cpu_ms_runs),
+                "cpu_cost_vs_reference": statistics.median(cpu_cost),
+                "cpu_cost_vs_reference_min": min(cpu_cost),
+                "cpu_cost_vs_reference_max": max(cpu_cost),
                 "p50_ms": s["p50_ms"],
                 "p95_ms": s["p95_ms"],
                 "gmacs": count_macs(cfg, w, h) / 1e9,
@@ -700,6 +726,10 @@ def print_report(out: dict[str, Any]) -> None:
         print(table(out["compare_archs"], [
             ("arch", "arch", ""), ("prec", "precision", ""), ("size", "size", ""), ("GMAC", "gmacs", ".2f"),
             ("params", "params", ""), ("ms/frame", "ms_per_frame", ".1f"), ("fps", "fps", ".1f"),
+            ("cost vs 1st", "cost_vs_reference", ".3f"), ("min", "cost_vs_reference_min", ".3f"),
+            ("max", "cost_vs_reference_max", ".3f"), ("CPU ms", "cpu_ms_per_frame", ".1f"),
+            ("CPU cost", "cpu_cost_vs_reference", ".3f"), ("min", "cpu_cost_vs_reference_min", ".3f"),
+            ("max", "cpu_cost_vs_reference_max", ".3f"),
             ("p95 ms", "p95_ms", ".1f"), ("target", "target_fps", ".0f"), ("meets", "meets_target", ""),
         ]))
     for err in out["errors"]:
@@ -755,7 +785,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead, the temporal stability report; must come first, and the flags after it "
                    "are nstcam.measure.stability's (see python -m nstcam.measure.stability --help)")
     p.add_argument("--compare-archs", action="store_true",
-                   help="only compare candidate light architectures on the CPU (320x240, 640x480)")
+                   help="only compare candidate light architectures on the CPU (320x240, 640x480), in "
+                        "interleaved rounds, each with its cost per frame relative to the first "
+                        "(--arch's first, else the bundled light network) in the same round")
     p.add_argument("--mallopt", action=argparse.BooleanOptionalAction, default=True,
                    help="Linux/glibc: keep freed memory in the process (fewer page faults per frame), "
                         "as the app does at start-up; --no-mallopt measures without it (default: on)")
@@ -788,6 +820,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
             "cudnn_tf32": torch.backends.cudnn.allow_tf32,
             "malloc_tuned": malloc_tuned,
+            "isa_env": {k: os.environ[k] for k in ISA_ENV if k in os.environ},  # e.g. an emulated AVX2 CPU
             "loadavg_start": [round(v, 2) for v in os.getloadavg()],
             "argv": list(argv) if argv is not None else sys.argv[1:],
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
