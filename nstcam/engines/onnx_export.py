@@ -36,7 +36,7 @@ from nstcam.host.userdirs import user_cache_dir
 
 log = logging.getLogger(__name__)
 
-VERSION = "1"
+VERSION = "2"  # 2: instant styles add back the frame's fine luma (nstcam.engines.detail); re-export
 OPSET = 17
 INPUT, OUTPUT = "bgr", "rgb"
 TRACE_SHAPE = (240, 320)  # any multiple of SIDE_MULTIPLE: the graph keeps H and W dynamic
