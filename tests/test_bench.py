@@ -16,6 +16,7 @@ import torch
 from nstcam.measure import bench as nbench
 from nstcam.engines.torch_engine import default_precision
 from trainer import bench as tbench
+from trainer import benchkit
 from trainer.transformer import TransformerConfig
 
 TINY_ARCH = "width=4,res_blocks=1,outer_kernel=3"
@@ -33,12 +34,12 @@ def _positive(value) -> bool:
 
 
 def test_parse_arch_and_sizes() -> None:
-    assert nbench.parse_arch("width=16,res_blocks=4,outer_kernel=5,separable=1") == TransformerConfig(16, 4, 5, True)
-    assert nbench.parse_arch("w=24,sep") == TransformerConfig(width=24, separable=True)
+    assert benchkit.parse_arch("width=16,res_blocks=4,outer_kernel=5,separable=1") == TransformerConfig(16, 4, 5, True)
+    assert benchkit.parse_arch("w=24,sep") == TransformerConfig(width=24, separable=True)
     assert nbench.parse_sizes("320x240, 640x480") == [(320, 240), (640, 480)]
     with pytest.raises(Exception):
-        nbench.parse_arch("depth=3")
-    assert nbench.arch_label(TransformerConfig(16, 4, 5, True)) == "w16/r4/k5/sep"
+        benchkit.parse_arch("depth=3")
+    assert benchkit.arch_label(TransformerConfig(16, 4, 5, True)) == "w16/r4/k5/sep"
 
 
 def test_psnr() -> None:

@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from trainer import fast
+from trainer.training import recipe
 from trainer.checkpoint import load_checkpoint
 from trainer.stylefile import load_style
 
@@ -105,7 +106,7 @@ def test_epochs_count_whole_passes_and_amp_on_cpu_means_bf16(data, tmp_path):
 
 def _interrupt_at(monkeypatch, call: int) -> None:
     """Make the perceptual loss send this process SIGINT during its `call`-th forward."""
-    real = fast.build_perceptual
+    real = recipe.build_perceptual
 
     def build(args, device):
         loss = real(args, device)
@@ -120,7 +121,7 @@ def _interrupt_at(monkeypatch, call: int) -> None:
         loss.forward = counting
         return loss
 
-    monkeypatch.setattr(fast, "build_perceptual", build)
+    monkeypatch.setattr(recipe, "build_perceptual", build)
 
 
 def test_ctrl_c_checkpoints_and_resume_gives_the_same_weights(data, tmp_path, monkeypatch, capsys):
@@ -303,9 +304,9 @@ def test_default_recipe_moves_colour_statistics_toward_the_painting(tmp_path):
     style = load_style(out)
     meta = style.meta
     assert meta["content_layer"] == "stage2" and meta["tv_weight"] == 0.0
-    assert meta["style_layers"] == fast.FAST_LOSS_DEFAULTS["efficientnet-lite0"]["style_layers"]
+    assert meta["style_layers"] == recipe.FAST_LOSS_DEFAULTS["efficientnet-lite0"]["style_layers"]
     auto = meta["style_weight_auto"]
-    assert auto["budget"] == fast.STYLE_BUDGET["efficientnet-lite0"]
+    assert auto["budget"] == recipe.STYLE_BUDGET["efficientnet-lite0"]
     assert meta["style_weight"] == pytest.approx(auto["budget"] / auto["photo_style_loss"])
     photo = torch.from_numpy(np.asarray(Image.open(photos / "g0.png"), dtype=np.float32) / 255).permute(2, 0, 1)[None]
     with torch.no_grad():
@@ -321,15 +322,15 @@ def test_default_recipe_moves_colour_statistics_toward_the_painting(tmp_path):
 def test_recipe_defaults_follow_the_device():
     parser = fast.build_parser()
     cpu = parser.parse_args(["--dataset", "d", "--style", "s.jpg", "--loss-net", "efficientnet-lite0"])
-    fast._apply_recipe_defaults(cpu, torch.device("cpu"))
+    recipe.apply_recipe_defaults(cpu, torch.device("cpu"))
     assert (cpu.width, cpu.outer_kernel, cpu.image_size, cpu.batch_size) == (16, 5, 192, 4)
-    assert cpu.steps == fast.DEVICE_DEFAULTS["cpu"]["steps"] and cpu.epochs is None
+    assert cpu.steps == recipe.DEVICE_DEFAULTS["cpu"]["steps"] and cpu.epochs is None
     cuda = parser.parse_args(["--dataset", "d", "--style", "s.jpg", "--loss-net", "efficientnet-lite0",
                               "--image-size", "320"])
-    fast._apply_recipe_defaults(cuda, torch.device("cuda"))
+    recipe.apply_recipe_defaults(cuda, torch.device("cuda"))
     assert (cuda.width, cuda.outer_kernel, cuda.image_size) == (32, 9, 320)  # given values are kept
     epochs = parser.parse_args(["--dataset", "d", "--style", "s.jpg", "--epochs", "3"])
-    fast._apply_recipe_defaults(epochs, torch.device("cpu"))
+    recipe.apply_recipe_defaults(epochs, torch.device("cpu"))
     assert epochs.steps is None and epochs.epochs == 3
 
 

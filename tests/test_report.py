@@ -15,7 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
-from trainer import report
+from trainer import metrics
+from trainer.report import cli, files, inputs, sheets
 from trainer.images import rgb_array_to_tensor
 from trainer.lossnets import build_loss_net
 from trainer.lossnets.efficientnet import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_WEIGHTS
@@ -83,7 +84,7 @@ def data(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def run(data) -> dict[str, Path]:
     out = data["root"] / "docs"
-    status = report.main([
+    status = cli.main([
         "--styles", str(data["styles"]), "--eval", str(data["eval"]),
         "--images", *[f"{n}.png" for n in PHOTO_SIZES], "--size", "32", "--gatys-steps", "3",
         "--out", str(out), "--device", "cpu",
@@ -94,9 +95,9 @@ def run(data) -> dict[str, Path]:
 
 def test_contact_sheets_have_one_cell_per_photo_and_style(run):
     rows, cols, cell = len(PHOTO_SIZES), 1 + 2, 32  # original + two styles
-    expected = (report.LABEL_WIDTH + report.PAD + cols * (cell + report.PAD),
-                report.HEADER_HEIGHT + report.PAD + rows * (cell + report.PAD))
-    assert report.sheet_size(rows, cols, cell) == expected
+    expected = (sheets.LABEL_WIDTH + sheets.PAD + cols * (cell + sheets.PAD),
+                sheets.HEADER_HEIGHT + sheets.PAD + rows * (cell + sheets.PAD))
+    assert sheets.sheet_size(rows, cols, cell) == expected
     for name in ("contact_sheet.png", "gatys_sheet.png"):
         with Image.open(run["out"] / name) as sheet:
             assert sheet.size == expected
@@ -105,9 +106,9 @@ def test_contact_sheets_have_one_cell_per_photo_and_style(run):
             pixels = np.asarray(sheet)
             for r in range(rows):
                 for c in range(cols):
-                    x = report.LABEL_WIDTH + report.PAD + c * (cell + report.PAD)
-                    y = report.HEADER_HEIGHT + report.PAD + r * (cell + report.PAD)
-                    assert (pixels[y:y + cell, x:x + cell] != report.BACKGROUND).any()
+                    x = sheets.LABEL_WIDTH + sheets.PAD + c * (cell + sheets.PAD)
+                    y = sheets.HEADER_HEIGHT + sheets.PAD + r * (cell + sheets.PAD)
+                    assert (pixels[y:y + cell, x:x + cell] != sheets.BACKGROUND).any()
 
 
 def test_json_has_finite_losses_and_gatys_beats_a_random_network(run):
@@ -157,7 +158,7 @@ def test_styles_follow_the_manifest_light_before_full(data, tmp_path):
     save_style(folder / "ember-full.pt", TransformerNet(TINY), {"name": "ember", "variant": "full"}, {})
     (folder / "broken.pt").write_bytes(b"not a style")
     (folder / "manifest.json").write_text(json.dumps({"styles": [{"name": "glacier"}, {"name": "ember"}]}))
-    styles, problems = report.discover_styles(folder)
+    styles, problems = inputs.discover_styles(folder)
     assert [(s.name, s.variant) for s in styles] == [
         ("glacier", "light"), ("ember", "light"), ("ember", "full")]
     assert len(problems) == 1 and "broken.pt" in problems[0]
@@ -169,7 +170,7 @@ def test_style_without_targets_is_shown_but_not_measured(data, tmp_path):
     torch.manual_seed(7)
     save_style(folder / "plain.pt", TransformerNet(TINY), {"name": "plain", "variant": "light"}, {})
     out = tmp_path / "docs"
-    assert report.main(["--styles", str(folder), "--eval", str(data["eval"]), "--images",
+    assert cli.main(["--styles", str(folder), "--eval", str(data["eval"]), "--images",
                         "portrait.png", "--size", "16", "--gatys-steps", "1", "--out", str(out),
                         "--device", "cpu", "--threads", "2"]) == 0
     assert torch.get_num_threads() == 1  # main restores the caller's thread count
@@ -177,7 +178,7 @@ def test_style_without_targets_is_shown_but_not_measured(data, tmp_path):
     assert not entry["measured"] and "loss net" in entry["skipped"]
     assert entry["ratio"]["style"] is None
     with Image.open(out / "contact_sheet.png") as sheet:
-        assert sheet.size == report.sheet_size(1, 2, 16)
+        assert sheet.size == sheets.sheet_size(1, 2, 16)
     assert "Not measured" in (out / "quality_report.md").read_text()
 
 
@@ -193,7 +194,7 @@ def test_bad_input_is_an_error_with_status_2(case, data, tmp_path, capsys):
         eval_dir = tmp_path / "nope"
     else:
         images = ["missing.png"]
-    status = report.main(["--styles", str(styles), "--eval", str(eval_dir), "--images", *images,
+    status = cli.main(["--styles", str(styles), "--eval", str(eval_dir), "--images", *images,
                           "--out", str(tmp_path / "docs"), "--device", "cpu"])
     assert status == 2
     err = capsys.readouterr().err
@@ -211,11 +212,11 @@ def _entry(name: str, variant: str, content: float, style: float, width: int) ->
 def test_variant_costs_compare_light_with_full_of_the_same_style():
     styles = [_entry("ember", "light", 30.0, 12.0, 16), _entry("ember", "full", 20.0, 8.0, 32),
               _entry("glacier", "light", 10.0, 5.0, 16)]  # no full variant: no row
-    (row,) = report.variant_costs(styles)
+    (row,) = files.variant_costs(styles)
     assert row["name"] == "ember"
     assert row["content_ratio"] == pytest.approx(1.5) and row["style_ratio"] == pytest.approx(1.5)
     assert row["total_ratio"] == pytest.approx(42 / 28)
-    text = report.markdown_report({
+    text = files.markdown_report({
         "settings": {"styles_dir": "s", "images": ["a"], "size": 32, "gatys_steps": 3},
         "styles": [], "variant_costs": [row],
     })
@@ -232,13 +233,13 @@ def test_quality_figures_are_in_the_json(run):
 
 def test_edge_correlation_and_colour_distance_have_known_answers():
     x = rgb_array_to_tensor(np.array(photo(48, 36, 0)))
-    assert report.edge_correlation(x, x) == pytest.approx(1.0, abs=1e-5)
+    assert metrics.edge_correlation(x, x) == pytest.approx(1.0, abs=1e-5)
     flat = torch.full_like(x, 0.5) + 0.01 * torch.rand_like(x)
-    assert abs(report.edge_correlation(flat, x)) < 0.3
-    assert report.colour_distance(x, x) == pytest.approx(0.0, abs=1e-4)
-    assert report.colour_distance(torch.zeros_like(x), torch.ones_like(x)) == pytest.approx(255.0)
-    darker = report.colour_distance(x * 0.5, x)
-    assert 20 < darker < report.colour_distance(torch.zeros_like(x), x) + 1e-3
+    assert abs(metrics.edge_correlation(flat, x)) < 0.3
+    assert metrics.colour_distance(x, x) == pytest.approx(0.0, abs=1e-4)
+    assert metrics.colour_distance(torch.zeros_like(x), torch.ones_like(x)) == pytest.approx(255.0)
+    darker = metrics.colour_distance(x * 0.5, x)
+    assert 20 < darker < metrics.colour_distance(torch.zeros_like(x), x) + 1e-3
 
 
 def test_pan_warp_error_is_zero_for_a_shift_equivariant_net_and_not_for_an_aliasing_one():
@@ -246,9 +247,9 @@ def test_pan_warp_error_is_zero_for_a_shift_equivariant_net_and_not_for_an_alias
     identity = torch.nn.Conv2d(3, 3, 1, bias=False)
     with torch.no_grad():
         identity.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
-    assert report.pan_warp_error(identity, x, 1) == pytest.approx(0.0, abs=1e-3)
+    assert metrics.pan_warp_error(identity, x, 1) == pytest.approx(0.0, abs=1e-3)
     aliasing = torch.nn.Sequential(torch.nn.AvgPool2d(4), torch.nn.Upsample(scale_factor=4), identity)
-    assert report.pan_warp_error(aliasing, x[..., :48, :48], 1) > 2.0
+    assert metrics.pan_warp_error(aliasing, x[..., :48, :48], 1) > 2.0
 
 
 def test_compare_sets_old_and_new_side_by_side(data, tmp_path):
@@ -260,13 +261,13 @@ def test_compare_sets_old_and_new_side_by_side(data, tmp_path):
         save_style(tmp_path / "new" / f.name, model.build(), {**model.meta, "style_image": "ember.png"},
                    model.style_targets)
     out = tmp_path / "docs"
-    assert report.main([
+    assert cli.main([
         "--styles", str(tmp_path / "new"), "--compare", str(data["styles"]), "--paintings", str(paintings),
         "--eval", str(data["eval"]), "--images", *[f"{n}.png" for n in PHOTO_SIZES], "--size", "32",
         "--gatys-steps", "1", "--out", str(out), "--device", "cpu",
     ]) == 0
     with Image.open(out / "contact_sheet.png") as sheet:
-        assert sheet.size == report.sheet_size(len(PHOTO_SIZES), 1 + 2 * 2, 32)
+        assert sheet.size == sheets.sheet_size(len(PHOTO_SIZES), 1 + 2 * 2, 32)
     styles = json.loads((out / "quality_report.json").read_text())["styles"]
     for s in styles:
         assert s["mean_old"]["style"] == pytest.approx(s["mean"]["fast"]["style"], rel=1e-4)  # same nets

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import platform
@@ -33,7 +32,7 @@ import statistics
 import sys
 import time
 from collections import namedtuple
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,9 +42,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainer.benchkit import arch_label, cuda_flags, parse_arch, sync, table, write_json
 from trainer.cliargs import int_at_least, number
 from trainer.devices import cpu_bf16_supported, cpu_name, resolve_device
-from trainer.fileio import atomic_write_bytes
 from trainer.lossnets import DEFAULT_WEIGHTS, LOSS_NETS, build_loss_net
 from trainer.lossnets.vgg import VGG19LossNet, vgg19_weights_on_disk
 from trainer.perceptual import PerceptualLoss
@@ -63,11 +62,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # ----------------------------------------------------------------------------------- helpers
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def steps_per_second(step: Callable[[], None], device: torch.device) -> Callable[[int], float]:
     """A timer for `Variant.run`: n calls of `step`, synchronised with the device at both ends."""
 
@@ -80,29 +74,6 @@ def steps_per_second(step: Callable[[], None], device: torch.device) -> Callable
         return n / (time.perf_counter() - t0)
 
     return run
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """A benchmark's results as indented JSON, written atomically (the folder is created)."""
-    atomic_write_bytes(path, json.dumps(data, indent=2).encode("utf-8"))
-
-
-@contextlib.contextmanager
-def cuda_flags(device: torch.device, benchmark: bool | None, tf32: bool | None) -> Iterator[None]:
-    """cuDNN autotuning / TF32 for one variant (None: PyTorch's defaults), restored afterwards."""
-    if device.type != "cuda":
-        yield
-        return
-    saved = (torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-    try:
-        torch.backends.cudnn.benchmark = bool(benchmark)
-        # PyTorch's defaults: TF32 on for cuDNN convolutions, off for matmuls.
-        torch.backends.cudnn.allow_tf32 = True if tf32 is None else tf32
-        torch.backends.cuda.matmul.allow_tf32 = False if tf32 is None else tf32
-        yield
-    finally:
-        (torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32,
-         torch.backends.cuda.matmul.allow_tf32) = saved
 
 
 def synthetic_images(n: int, size: int, seed: int) -> torch.Tensor:
@@ -119,23 +90,6 @@ def synthetic_images(n: int, size: int, seed: int) -> torch.Tensor:
         base += rng.normal(0, 12, base.shape)
         out[i] = np.clip(base, 0, 255).astype(np.uint8)
     return torch.from_numpy(out)
-
-
-def parse_arch(text: str) -> TransformerConfig:
-    values: dict[str, Any] = {}
-    for part in (p.strip() for p in text.split(",") if p.strip()):
-        key, _, value = part.partition("=")
-        key = key.strip().replace("-", "_")
-        if key not in TransformerConfig.__dataclass_fields__:
-            raise argparse.ArgumentTypeError(f"unknown architecture field {key!r}")
-        is_bool = isinstance(TransformerConfig.__dataclass_fields__[key].default, bool)
-        values[key] = value.strip().lower() in ("1", "true", "yes", "on", "") if is_bool else int(value)
-    return TransformerConfig(**values)
-
-
-def arch_label(cfg: TransformerConfig) -> str:
-    label = f"w{cfg.width}/r{cfg.res_blocks}/k{cfg.outer_kernel}{'/sep' if cfg.separable else ''}"
-    return label if getattr(cfg, "bounded_output", True) else label + "/linear"
 
 
 # ----------------------------------------------------------------------------------- the example's code
@@ -297,7 +251,7 @@ def baseline_gatys(device: torch.device, content: torch.Tensor, style: torch.Ten
 
 def project_train(name: str, args: argparse.Namespace, device: torch.device, amp: torch.dtype | None,
                   batch_u8: torch.Tensor, style: torch.Tensor) -> Variant:
-    from trainer.fast import Stability, train_step
+    from trainer.training.step import Stability, train_step
 
     channels_last = device.type == "cuda"  # as trainer.fast
     perceptual, weights = _perceptual(name, args.vgg_weights, device)
@@ -416,27 +370,8 @@ def rows_for(variants: list[Variant], args: argparse.Namespace) -> list[dict[str
     return rows
 
 
-def _fmt(value: Any, spec: str) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return format(value, spec)
-    return str(value)
-
-
-def table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> str:
-    """A plain-text table; columns are (header, key, format spec). Shared with nstcam.measure.bench."""
-    cells = [[h for h, _, _ in columns]] + [[_fmt(r.get(k), s) for _, k, s in columns] for r in rows]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(columns))]
-    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from trainer.fast import STABILITY_WEIGHT
+    from trainer.training.recipe import STABILITY_WEIGHT
 
     p = argparse.ArgumentParser(
         prog="python -m trainer.bench",

@@ -12,6 +12,7 @@ instead of torch's message, which suggests `weights_only=False` -- the unsafe th
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import os
 import pickletools
@@ -114,6 +115,51 @@ def check_writable(path: str | Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{Path(path).name}.", suffix=".check", dir=folder)
     os.close(fd)
     os.unlink(tmp)
+
+
+class LockedError(OSError):
+    """Another process holds the lock; the message names its pid when known."""
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file `path` (created, holding our pid) for the block.
+
+    An flock: the kernel releases it when the process ends however it ends, so a lock file left
+    by a killed process is stale and taken over, never a reason to refuse. Raises LockedError at
+    once if a live process holds it. The file is removed on release (after checking, under the
+    lock, that the name still means the file we locked, so a waiter never locks a removed file).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip()
+            os.close(fd)
+            raise LockedError(f"held by process {holder}" if holder.isdigit() else "held by another process") \
+                from None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # removed or replaced by the holder that just released it: lock the new one
+    try:
+        with contextlib.suppress(OSError):  # the pid only informs; a full disk must not stop the lock
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)
 
 
 def load_tensors(path: str | Path) -> Any:

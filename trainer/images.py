@@ -23,6 +23,11 @@ def load_image(path: str | Path, size: int | None = None) -> Image.Image:
         img = load_rgb(path)
     except FileNotFoundError:
         raise ImageLoadError(f"{path}: no such file") from None
+    except Image.DecompressionBombError:  # PIL's guard against decoding gigabytes of pixels
+        raise ImageLoadError(
+            f"{path}: too large to open (over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels); "
+            "save a smaller copy, a few thousand pixels a side is plenty"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ImageLoadError(f"{path}: not a readable image ({exc})") from None
     if size is not None:

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -49,7 +50,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ from nstcam.host.malloc import keep_freed_memory
 from nstcam.live.pipeline import FrameResult
 from nstcam.live.session import LiveSession
 from nstcam.live.sinks import CallbackSink
-from trainer.bench import table, write_json
+from trainer.benchkit import arch_label, cuda_flags, parse_arch, sync, table, write_json
 from trainer.cliargs import frame_size
 from trainer.devices import cpu_bf16_supported, cpu_name
 from trainer.stylefile import StyleModel
@@ -92,38 +93,6 @@ COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 
 
 # ----------------------------------------------------------------------------------- helpers
-
-
-def arch_label(cfg: TransformerConfig) -> str:
-    label = f"w{cfg.width}/r{cfg.res_blocks}/k{cfg.outer_kernel}{'/sep' if cfg.separable else ''}"
-    return label if getattr(cfg, "bounded_output", True) else label + "/linear"
-
-
-def parse_arch(text: str) -> TransformerConfig:
-    """"width=16,res_blocks=5,outer_kernel=9,separable=1" -> TransformerConfig (unset: default)."""
-    aliases = {"w": "width", "res": "res_blocks", "r": "res_blocks", "k": "outer_kernel",
-               "kernel": "outer_kernel", "sep": "separable"}
-    values: dict[str, Any] = {}
-    for part in (p.strip() for p in text.split(",") if p.strip()):
-        key, eq, value = part.partition("=")
-        key = aliases.get(key.strip().replace("-", "_"), key.strip().replace("-", "_"))
-        if key not in TransformerConfig.__dataclass_fields__:
-            raise argparse.ArgumentTypeError(
-                f"unknown architecture field {key!r} in {text!r}; use width, res_blocks, outer_kernel, separable")
-        if isinstance(TransformerConfig.__dataclass_fields__[key].default, bool):  # separable, ...
-            flag = value.strip().lower() if eq else "1"
-            if flag not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-                raise argparse.ArgumentTypeError(f"{key} must be 0/1/true/false, got {value!r}")
-            values[key] = flag in ("1", "true", "yes", "on")
-            continue
-        try:
-            values[key] = int(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{key} must be an integer, got {value!r}") from None
-    cfg = TransformerConfig(**values)
-    if cfg.width < 1 or cfg.res_blocks < 0 or cfg.outer_kernel < 1 or cfg.outer_kernel % 2 == 0:
-        raise argparse.ArgumentTypeError(f"invalid architecture {text!r} (width >= 1, res_blocks >= 0, odd kernel)")
-    return cfg
 
 
 parse_size = frame_size(16)
@@ -197,27 +166,6 @@ def make_frames(width: int, height: int, n: int = DISTINCT_FRAMES) -> list[np.nd
     """Distinct BGR frames of the demo scene (sky, sun, hills, a face, text)."""
     src = DemoSource(width, height, fps=30)
     return [src.frame_at(i * 11) for i in range(n)]
-
-
-@contextlib.contextmanager
-def cudnn_flags(benchmark: bool | None = None, tf32: bool | None = None) -> Iterator[None]:
-    """Temporarily set cuDNN autotuning and TF32 (convolutions and matmuls); None leaves as is."""
-    saved = (torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-    try:
-        if benchmark is not None:
-            torch.backends.cudnn.benchmark = benchmark
-        if tf32 is not None:
-            torch.backends.cudnn.allow_tf32 = tf32
-            torch.backends.cuda.matmul.allow_tf32 = tf32
-        yield
-    finally:
-        (torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32,
-         torch.backends.cuda.matmul.allow_tf32) = saved
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 # ----------------------------------------------------------------------------------- runners
@@ -387,7 +335,7 @@ def reference_outputs(model: StyleModel, frames: list[np.ndarray], device: torch
     """Strict fp32 eager outputs (TF32 off, contiguous): the parity reference."""
     net = model.build(device, torch.float32)
     outs = []
-    with cudnn_flags(benchmark=False, tf32=False) if device.type == "cuda" else contextlib.nullcontext():
+    with cuda_flags(device, benchmark=False, tf32=False):
         for frame in frames:
             rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
             x = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).float().div(255.0).contiguous().to(device)
@@ -568,7 +516,7 @@ def bench_device(device: torch.device, args: argparse.Namespace, sizes: list[tup
     if device.type == "cpu":
         runners += onnx_runners(model, name, tmp, out)
     naive = NaiveStylizer(model, device)
-    naive_flags = (lambda: cudnn_flags(benchmark=False)) if device.type == "cuda" else contextlib.nullcontext
+    naive_flags = functools.partial(cuda_flags, device, benchmark=False)
     runners.append(Runner("naive", "fp32", naive, device, flags=naive_flags))
 
     for size in sizes:

@@ -38,7 +38,7 @@ from nstcam.live.demo import DemoSource
 from nstcam.launch import build_engine, load_registry, resolve_device
 from nstcam.live.session import LiveSession
 from nstcam.live.sinks import CallbackSink
-from trainer.bench import write_json
+from trainer.benchkit import write_json
 from trainer.cliargs import int_at_least, number
 
 DEMO_SIZE = (640, 480)

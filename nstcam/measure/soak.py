@@ -25,7 +25,7 @@ from nstcam.live.recorder import Recorder
 from nstcam.live.session import LiveSession
 from nstcam.live.sinks import RecorderSink
 from nstcam.live.virtualcam import VirtualCameraSink
-from trainer.bench import write_json
+from trainer.benchkit import write_json
 from trainer.cliargs import number
 
 log = logging.getLogger(__name__)

@@ -32,10 +32,13 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
 
 from nstcam.live.pipeline import FrameProcessor
-from trainer.bench import write_json
+from trainer import metrics
+from trainer.benchkit import table, write_json
 from trainer.cliargs import frame_size
+from trainer.images import rgb_array_to_tensor
 
 log = logging.getLogger(__name__)
 
@@ -328,19 +331,8 @@ def _as_rgb_at(frame_bgr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 def strength(outputs: Sequence[np.ndarray], frames_bgr: Sequence[np.ndarray]) -> float:
     """Mean |output - input| (input resized to the output's size), 0-255: how much style there is."""
-    diffs = [float(cv2.absdiff(o, _as_rgb_at(f, o.shape)).mean()) for o, f in zip(outputs, frames_bgr)]
-    return float(np.mean(diffs))
-
-
-def _gradient_magnitude(rgb: np.ndarray) -> np.ndarray:
-    gray = cv2.GaussianBlur(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 1.0)
-    return cv2.magnitude(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
-
-
-def _correlation(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a - a.mean(), b - b.mean()
-    denom = float(np.sqrt((a * a).sum() * (b * b).sum()))
-    return float((a * b).sum() / denom) if denom > 0 else 0.0
+    return float(np.mean([metrics.strength(rgb_array_to_tensor(o), rgb_array_to_tensor(_as_rgb_at(f, o.shape)))
+                          for o, f in zip(outputs, frames_bgr)]))
 
 
 def _band(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -355,16 +347,15 @@ def _band(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 def edge_alignment(outputs: Sequence[np.ndarray], frames_bgr: Sequence[np.ndarray],
                    masks: Sequence[np.ndarray] | None = None) -> float:
-    """Mean correlation of the output's gradient magnitude with the *current* input's (inside
-    `masks` if given, else the frame less its border), from the second frame on (the first has no
-    past to ghost). Trails and lag put edges where the current input has none and lower it."""
+    """Mean edge correlation (`trainer.metrics.edge_correlation`) of the output with the *current*
+    input (inside `masks` if given, else the whole frame), from the second frame on (the first has
+    no past to ghost). Trails and lag put edges where the current input has none and lower it."""
     scores = []
     for t in range(1, len(outputs)):
         out = outputs[t]
-        keep = _border_mask((out.shape[1], out.shape[0]), 2) if masks is None else _band(masks[t], out.shape)
-        g_out = _gradient_magnitude(out)[keep]
-        g_in = _gradient_magnitude(_as_rgb_at(frames_bgr[t], out.shape))[keep]
-        scores.append(_correlation(g_out, g_in))
+        band = None if masks is None else torch.from_numpy(_band(masks[t], out.shape))
+        scores.append(metrics.edge_correlation(rgb_array_to_tensor(out),
+                                               rgb_array_to_tensor(_as_rgb_at(frames_bgr[t], out.shape)), band))
     return float(np.mean(scores)) if scores else 0.0
 
 
@@ -583,7 +574,6 @@ def _summary(results: Sequence[Comparison]) -> list[dict[str, Any]]:
 
 
 def format_report(results: Sequence[Comparison], clip_names: Sequence[str]) -> str:
-    from trainer.bench import table
 
     detail = table(_rows(results), [
         ("style", "style", ""), ("clip", "clip", ""), ("renderer", "renderer", ""),

@@ -1,0 +1,208 @@
+"""The default recipe and the resume policy of fast training.
+
+What a plain `--dataset D --style S` trains on each device, the loss settings per loss net, the
+automatic style weight, where the outputs go, and which settings a resumed run takes from its
+checkpoint (and which it may not change).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainer import checkpoint as ckpt
+from trainer.dataset import ImageFolderDataset
+from trainer.devices import cpu_bf16_supported
+from trainer.lossnets import resolve_loss_net_name
+from trainer.perceptual import PerceptualLoss
+from trainer.stylefile import StyleFileError, load_style
+from trainer.training.errors import UsageError
+
+logger = logging.getLogger("trainer.fast")
+
+LOSS_NET_CHOICES = ("auto", "vgg19", "efficientnet-lite0")
+DEFAULT_STYLE_SIZE = 384  # the bundled pack's: strokes large enough to read at 192-320 px
+
+# The default recipe, per device: what a plain `--dataset D --style S` trains. On CPU it is the
+# bundled pack's light network (5x5 outer kernels, width 16) on 192 px crops, which trains in
+# about 10 minutes on 2 cores; on CUDA Johnson's full network at the scale a GPU affords.
+DEVICE_DEFAULTS = {
+    "cpu": {"width": 16, "outer_kernel": 5, "image_size": 192, "batch_size": 4, "steps": 1200},
+    "cuda": {"width": 32, "outer_kernel": 9, "image_size": 256, "batch_size": 8, "steps": 10000},
+}
+# Loss settings of fast training per loss net, where they differ from the net's Gatys defaults.
+# EfficientNet-Lite0: content at stage2 (stride 4, like Johnson's relu2_2) pins local structure
+# and stops the network painting saturated blobs into flat regions (seen with stage3 on every
+# style); stage4 at half weight adds the larger strokes; no TV term (the 5x5 light network paints
+# no pixel noise for it to remove, and TV 100 washes strokes out).
+FAST_LOSS_DEFAULTS: dict[str, dict[str, Any]] = {
+    "efficientnet-lite0": {
+        "style_layers": {"stem": 1.0, "stage2": 1.0, "stage3": 1.0, "stage4": 0.5},
+        "content_layer": "stage2",
+        "tv_weight": 0.0,
+    },
+}
+# Automatic style weight: the weight that makes the photos' own style loss (their Gram distance
+# to the painting, before any training) equal to this budget. A flat painting (Udnie), whose
+# Grams are close to a photo's, gets a high weight; a busy one (Woman with a Parasol) a low one.
+STYLE_BUDGET = {"efficientnet-lite0": 150.0}
+PROBE_IMAGES = 16
+STABILITY_WEIGHT = 2000.0  # the default recipe's; trainer.bench times the step with it
+
+# Settings a resumed run takes from the checkpoint unless they are given again.
+_RESUMABLE = (
+    "name", "title", "artist", "year", "image_size", "style_size", "batch_size", "epochs", "steps",
+    "lr", "content_weight", "style_weight", "tv_weight", "loss_net", "vgg_weights", "width",
+    "res_blocks", "outer_kernel", "separable", "variant", "amp", "seed", "checkpoint_every",
+    "sample_every", "log_every", "blur_downsample", "upsample", "style_layers", "content_layer",
+    "smoothing", "stability_weight", "stability_shift", "stability_rotate", "stability_noise", "style_auto",
+)
+_ARCHITECTURE = ("width", "res_blocks", "outer_kernel", "separable", "blur_downsample", "upsample")
+# What checkpoints written before an architecture field existed were trained with.
+_LEGACY_ARCHITECTURE = {"blur_downsample": False, "upsample": "nearest"}
+# Settings whose change makes a resumed run differ from an uninterrupted one (warned about).
+_TRAJECTORY = (
+    "image_size", "style_size", "batch_size", "lr", "content_weight", "style_weight", "tv_weight",
+    "loss_net", "seed", "amp", "smoothing", "stability_weight", "stability_shift", "stability_rotate",
+    "stability_noise",
+)
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", name).strip("._") or "style"
+
+
+def output_paths(args: argparse.Namespace) -> tuple[Path, Path]:
+    """(style file, checkpoint path) for parsed arguments."""
+    name = args.name or args.style.stem
+    out = args.out or Path("runs") / slug(name) / f"{slug(name)}.pt"
+    if args.resume not in (None, "auto"):
+        checkpoint = Path(args.resume)
+    else:
+        checkpoint = out.parent / ckpt.FILENAME
+    return out, checkpoint
+
+
+def build_perceptual(args: argparse.Namespace, device: torch.device) -> PerceptualLoss:
+    """The perceptual loss for `args`, with unset weights from the loss net's defaults.
+
+    Tests may replace this module attribute to train against a tiny loss net.
+    """
+    from trainer.gatys import build_perceptual_loss  # the shared builder (loss net + default weights)
+
+    return build_perceptual_loss(
+        loss_net=args.loss_net,
+        vgg_weights=args.vgg_weights,
+        device=device,
+        content_weight=args.content_weight,
+        style_weight=args.style_weight,
+        tv_weight=args.tv_weight,
+        style_layers=args.style_layers,
+        content_layer=args.content_layer,
+    )
+
+
+def apply_recipe_defaults(args: argparse.Namespace, device: torch.device) -> None:
+    """Fill the settings left unset with the default recipe of `device` and of the loss net."""
+    for key, value in DEVICE_DEFAULTS["cuda" if device.type == "cuda" else "cpu"].items():
+        if key == "steps":
+            if args.steps is None and args.epochs is None:
+                args.steps = value
+        elif getattr(args, key) is None:
+            setattr(args, key, value)
+    try:
+        args.loss_net = resolve_loss_net_name(args.loss_net, args.vgg_weights)
+    except ValueError as exc:
+        raise UsageError(f"--loss-net: {exc}") from None
+    for key, value in FAST_LOSS_DEFAULTS.get(args.loss_net, {}).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
+
+@torch.no_grad()
+def auto_style_weight(perceptual: PerceptualLoss, paths: list[Path], image_size: int) -> tuple[float, float]:
+    """(style weight, the photos' unweighted style loss) for the budget of `perceptual`'s loss net.
+
+    The probe is the first PROBE_IMAGES photos, centre-cropped: a fixed, cheap sample.
+    """
+    ds = ImageFolderDataset(paths[:PROBE_IMAGES], image_size, random_crop=False, flip=False)
+    device = perceptual.net.mean.device
+    photos = torch.stack([ds[i] for i in range(len(ds))]).to(device)
+    distance = perceptual.style_distance(photos)
+    return STYLE_BUDGET[perceptual.net.name] / max(distance, 1e-8), distance
+
+
+def resolve_amp(args: argparse.Namespace, device: torch.device) -> torch.dtype | None:
+    if device.type == "cuda":
+        if args.amp is False:
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    wanted = cpu_bf16_supported() if args.amp is None else args.amp
+    return torch.bfloat16 if wanted else None
+
+
+def variant(args: argparse.Namespace) -> str:
+    if args.variant and args.variant != "auto":
+        return args.variant
+    return "light" if args.width < 32 or args.separable else "full"
+
+
+def apply_checkpoint_args(args: argparse.Namespace, explicit: set[str], saved: dict[str, Any]) -> None:
+    """Take settings not given on the command line from the checkpoint; check the rest."""
+    for key in _ARCHITECTURE:
+        if key in explicit and key in saved and saved[key] != getattr(args, key):
+            raise UsageError(
+                f"--{key.replace('_', '-')} {getattr(args, key)} differs from the checkpoint's "
+                f"{saved[key]}; the network cannot change on resume"
+            )
+    changed = []
+    for key in _RESUMABLE:
+        if key not in saved:
+            if key in _LEGACY_ARCHITECTURE and key not in explicit:  # a checkpoint from before the field
+                setattr(args, key, _LEGACY_ARCHITECTURE[key])
+            continue
+        if key in explicit or (key in ("steps", "epochs") and explicit & {"steps", "epochs"}):
+            value = getattr(args, key)
+            if key in _TRAJECTORY and value is not None and value != saved[key]:
+                changed.append(f"--{key.replace('_', '-')} {saved[key]} -> {value}")
+            continue
+        value = saved[key]
+        if key == "vgg_weights" and value is not None:
+            value = Path(value)
+        setattr(args, key, value)
+    if changed:
+        logger.warning("resuming with changed settings (%s); the result will differ from an "
+                       "uninterrupted run", ", ".join(changed))
+
+
+
+
+def check_out(out: Path, painting: Path, force: bool) -> None:
+    """Refuse an --out that would lose something: a folder (the style file is a file in it), or a
+    style file of another painting (unless `force`). Rerunning the same painting may replace it."""
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; give the style file's name, e.g. --out {out / (painting.stem + '.pt')}")
+    if not out.exists() or force:
+        return
+    try:
+        existing = load_style(out).meta.get("style_image")
+    except StyleFileError:
+        raise UsageError(f"--out {out} exists and is not a style file; choose another --out "
+                         "(or pass --force to replace it)") from None
+    if existing != painting.name:
+        raise UsageError(f"--out {out} is the style of another painting ({existing}, not {painting.name}); "
+                         "choose another --out (or pass --force to replace it)")
+
+
+def check_resumed_painting(painting: Path, saved: dict[str, Any], checkpoint: Path, force: bool) -> None:
+    """A checkpoint continues the painting it was trained on: another one would mix two styles
+    under the first one's name (unless `force`)."""
+    trained = saved.get("style")
+    if trained is None or force or Path(trained).name == painting.name:
+        return
+    raise UsageError(f"--resume {checkpoint} was trained on {Path(trained).name}, not --style {painting.name}; "
+                     "give the same painting (or pass --force to continue with the new one)")
