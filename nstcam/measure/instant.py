@@ -42,7 +42,10 @@ from nstcam.measure.stability import DEFAULT_EVAL, compare_style, format_report,
 from trainer.bench import table, write_json
 from trainer.cliargs import frame_size, int_at_least
 from trainer.images import load_image, pil_to_tensor, tensor_to_pil
-from trainer.report import DEFAULT_IMAGES, colour_distance, contact_sheet, quality, stylize
+from trainer.metrics import colour_distance, stylize
+from trainer.report.cli import DEFAULT_IMAGES
+from trainer.report.measure import quality
+from trainer.report.sheets import contact_sheet
 
 log = logging.getLogger(__name__)
 
