@@ -3,7 +3,7 @@
     nstcam [--camera SOURCE] [--style NAME] [--device auto|cuda|cpu] [--precision ...] [--size N]
            [--mirror] [--record FILE] [--styles-dir DIR] [--fullscreen] [--pictures-dir DIR]
            [--virtual-camera [DEVICE]] [--no-stabilize] [--strength S] [--preserve-colors [MODE]]
-           [--crossfade | --no-crossfade] [--record-size camera|processing] [--version]
+           [--crossfade | --no-crossfade] [--record-size camera|processing] [--no-inbetween] [--version]
     nstcam render INPUT -o OUTPUT --style NAME [--size N] [--device ...] [--precision ...]
            [--styles-dir DIR] [--no-stabilize] [--strength S] [--preserve-colors [MODE]]
 
@@ -124,8 +124,8 @@ def window_parser() -> argparse.ArgumentParser:
         description="Real-time webcam neural style transfer: opens a window showing your camera "
         "as a painting. Keys: 1-9 / Left / Right choose a style, [ and ] set the strength, C keeps "
         "the camera's colours, Space takes a refined snapshot, R records, M mirrors, B compares "
-        "with the camera, T toggles the stabilizer, V the virtual camera, F full screen, F1 lists "
-        "the keys, Esc quits. The window remembers its settings; flags given here win.",
+        "with the camera, T toggles the stabilizer, I in-between frames, V the virtual camera, "
+        "F full screen, F1 lists the keys, Esc quits. The window remembers its settings; flags given here win.",
         epilog="Other commands: `nstcam render INPUT -o OUTPUT --style NAME` stylizes a video "
         "file headless; `nstcam styles` lists the installed styles; `nstcam doctor` checks this "
         "machine for what the app needs. Use `nstcam render --help` (and so on) for theirs.",
@@ -143,6 +143,12 @@ def window_parser() -> argparse.ArgumentParser:
     p.add_argument("--crossfade", action=argparse.BooleanOptionalAction, default=None,
                    help="blend over about 0.3 s from the old style to the new one when the style "
                    "changes, instead of a hard cut (default: on)")
+    p.add_argument("--no-inbetween", dest="inbetween", action="store_false", default=None,
+                   help="show only the frames the style network stylized; by default, when it is slower "
+                   "than the camera, every other camera frame is shown (and recorded and sent to the "
+                   "virtual camera) as its latest stylized frame moved along the camera's optical flow, "
+                   "so the video keeps the camera's frame rate; after a cut or when that frame is over "
+                   "1 s old, the next fresh frame is waited for instead (toggle with I)")
     p.add_argument("--record-size", choices=("camera", "processing"), default=None,
                    help="recordings at the camera's resolution (the stylized frames upscaled, like "
                    "snapshots) or at the processing size; encoding 640x480 costs about 3x the CPU "

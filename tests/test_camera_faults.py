@@ -12,9 +12,7 @@ from nstcam.live.capture import BadFrame, CaptureThread, to_bgr8
 from nstcam.engines.torch_engine import StyleEngine
 from nstcam.live.session import LiveSession
 from nstcam.live.sinks import CallbackSink
-from nstcam_fixtures import media_dir, style_files, style_models  # noqa: F401
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 WAIT = 10.0
 
 

@@ -12,7 +12,7 @@ import nstcam.live.capture as capture_module
 from nstcam.live.capture import CaptureThread
 from nstcam.live.demo import DemoSource
 from nstcam.live.sources import SourceError, open_source, parse_source
-from nstcam_fixtures import media_dir, read_all_frames, short_video_file, video_file  # noqa: F401
+from nstcam_fixtures import read_all_frames
 
 WAIT = 10.0  # generous ceiling for waits on shared 2-core CI machines
 

@@ -13,13 +13,12 @@ import cv2
 import pytest
 import torch
 
-from app_fixtures import count_frames, make_style, make_styles_dir, make_video
-from nstcam_fixtures import deny_access, spoil_weights
+from nstcam_fixtures import count_frames, deny_access, make_style, make_styles_dir, make_video, spoil_weights
 from nstcam.cli import main, render_parser, styles_parser, window_parser
 
 REPO = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread_module", "no_user_styles", "temporary_settings")
+pytestmark = pytest.mark.usefixtures("no_user_styles", "temporary_settings")
 TEST_STYLES = ("ember", "glacier", "moss")
 
 
@@ -281,6 +280,7 @@ def test_render_at_a_processing_size(capsys, styles_dir, video, tmp_path):
 # ----------------------------------------------------------------------------- window
 
 
+@pytest.mark.slow
 def test_window_from_the_command_line(qapp, capsys, styles_dir, video, tmp_path):
     """The real launch path: arguments -> engine -> window -> benchmark -> screenshot -> exit 0."""
     shot = tmp_path / "shot.png"
@@ -296,6 +296,7 @@ def test_window_from_the_command_line(qapp, capsys, styles_dir, video, tmp_path)
     assert cv2.imread(str(shot)) is not None
 
 
+@pytest.mark.slow
 def test_no_qt_widgets_for_styles_render_and_errors(styles_dir, video, tmp_path):
     """`styles`, `render` and the error paths must not import QtWidgets/QtGui (headless use)."""
     script = textwrap.dedent(f"""
@@ -321,6 +322,7 @@ def isolated_env(tmp_path: Path) -> dict[str, str]:
             "QT_QPA_PLATFORM": "offscreen"}
 
 
+@pytest.mark.slow
 def test_python_dash_m(styles_dir, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "nstcam", "--style", "nope", "--styles-dir", str(styles_dir)],
                           cwd=REPO, capture_output=True, text=True, timeout=300, env=isolated_env(tmp_path))

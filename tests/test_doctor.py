@@ -21,6 +21,7 @@ def _by_name(results: list[Check]) -> dict[str, list[Check]]:
     return out
 
 
+@pytest.mark.slow
 def test_doctor_on_this_machine_says_the_app_can_run(monkeypatch):
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
     result = subprocess.run([sys.executable, "-m", "nstcam.doctor"], capture_output=True, text=True,

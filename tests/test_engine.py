@@ -9,9 +9,7 @@ import torch
 
 from nstcam.engines.torch_engine import MIN_SIZE, StyleEngine, default_precision, is_cuda_fault
 from nstcam.engines.api import processing_size
-from nstcam_fixtures import media_dir, style_files, style_models, video_frame  # noqa: F401
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+from nstcam_fixtures import video_frame
 
 
 CPU_PRECISION = default_precision(torch.device("cpu"))  # bf16 on CPUs with native bf16, else fp32

@@ -6,7 +6,7 @@ import pytest
 
 from nstcam.engines.torch_engine import StyleEngine
 from nstcam.engines.process import ProcessEngine
-from nstcam_fixtures import media_dir, style_files, style_models, video_frame  # noqa: F401
+from nstcam_fixtures import video_frame
 
 WAIT = 60.0
 
@@ -30,6 +30,7 @@ def wait_ready(engine: ProcessEngine) -> None:
         engine._conn.poll(0.1)
 
 
+@pytest.mark.slow
 def test_child_output_matches_the_in_process_engine(process_engine) -> None:
     frame = video_frame(3)
     assert process_engine._process is None  # nothing competes with the launch for the cores
@@ -47,6 +48,7 @@ def test_child_output_matches_the_in_process_engine(process_engine) -> None:
     assert process_engine.stats.frames >= 3
 
 
+@pytest.mark.slow
 def test_child_errors_are_raised_in_the_caller(process_engine) -> None:
     wait_ready(process_engine)
     with pytest.raises(KeyError):
@@ -56,6 +58,7 @@ def test_child_errors_are_raised_in_the_caller(process_engine) -> None:
     assert process_engine.in_child  # an error in one frame keeps the child
 
 
+@pytest.mark.slow
 def test_a_dead_child_falls_back_in_process_with_a_notice(process_engine) -> None:
     notices: list[str] = []
     process_engine.on_notice = notices.append
@@ -82,6 +85,7 @@ def test_the_window_launch_puts_a_cpu_torch_engine_in_a_process_unless_told_not_
         assert on.engine.close()
 
 
+@pytest.mark.slow
 def test_a_style_added_at_run_time_runs_in_the_child(style_models) -> None:
     engine = ProcessEngine(StyleEngine({"alpha": style_models["alpha"]}, device="cpu", size=32,
                                        channels_last=False, precision="fp32"), threads=1)

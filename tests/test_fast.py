@@ -28,9 +28,6 @@ TINY = ["--image-size", "32", "--width", "8", "--res-blocks", "1", "--batch-size
         "--workers", "0", "--log-every", "1", "--loss-net", "efficientnet-lite0"]
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
 def _env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -62,6 +59,7 @@ def _run(data, out: Path, *extra: str) -> int:
     return fast.main(["--dataset", str(photos), "--style", str(style), "--out", str(out), *TINY, *extra])
 
 
+@pytest.mark.slow
 def test_few_steps_write_a_loadable_style_file_with_metadata(data, tmp_path):
     out = tmp_path / "run" / "starry.pt"
     rc = _run(data, out, "--steps", "4", "--workers", "1", "--sample-every", "2", "--checkpoint-every", "2",

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,51 +18,10 @@ from PIL import Image
 from nstcam.engines.torch_engine import StyleEngine
 from nstcam.live.recorder import RecorderError
 from nstcam.live.render import render_video
-from nstcam_fixtures import media_dir, style_models, style_files, write_video  # noqa: F401 (fixtures)
-from test_faults_training import train_args, training_data  # noqa: F401 (a fixture)
+from nstcam_fixtures import fill, write_video
+from test_faults_training import train_args
 from trainer import fast, gatys
 from trainer.fileio import atomic_torch_save, atomic_write, atomic_write_bytes, check_writable
-
-
-def _mount_tmpfs(folder: Path, options: str) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    folder.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB file system (fill it with `fill`)."""
-    folder = tmp_path / "disk"
-    _mount_tmpfs(folder, "size=4m")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-
-
-@pytest.fixture
-def readonly_dir(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / "readonly"
-    _mount_tmpfs(folder, "ro,size=64k")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-
-
-def fill(folder: Path) -> None:
-    """Use up every free byte of `folder`'s file system."""
-    with open(folder / "filler", "wb", buffering=0) as f:
-        try:
-            while True:
-                f.write(b"\0" * 4096)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -118,7 +75,7 @@ def test_check_writable_fails_on_a_read_only_folder(readonly_dir: Path) -> None:
 
 @pytest.mark.parametrize("first_write", ["checkpoint", "sample image"])
 def test_training_on_a_full_disk_is_one_line_exit_1_and_keeps_the_checkpoint(
-        training_data, small_disk: Path, capsys, one_torch_thread, first_write: str) -> None:
+        training_data, small_disk: Path, capsys, first_write: str) -> None:
     out = small_disk / "s.pt"
     assert fast.main(train_args(training_data, out, "--steps", "2", "--checkpoint-every", "1")) == 0
     before = (small_disk / "checkpoint.pt").read_bytes()
@@ -166,8 +123,7 @@ def test_gatys_into_a_read_only_folder_fails_before_optimising(tmp_path, readonl
         "(Read-only file system)"]
 
 
-def test_gatys_on_a_full_disk_is_one_line_exit_1_and_no_partial_image(tmp_path, small_disk: Path, capsys,
-                                                                       one_torch_thread) -> None:
+def test_gatys_on_a_full_disk_is_one_line_exit_1_and_no_partial_image(tmp_path, small_disk: Path, capsys) -> None:
     content, style = _gatys_images(tmp_path)
     out = small_disk / "out.png"
     fill(small_disk)
@@ -186,7 +142,7 @@ def test_gatys_on_a_full_disk_is_one_line_exit_1_and_no_partial_image(tmp_path, 
 
 @pytest.mark.parametrize("suffix", [".avi", ".mp4"])
 def test_render_onto_a_disk_that_fills_fails_and_removes_the_unfinished_file(
-        tmp_path: Path, small_disk: Path, style_models, one_torch_thread, suffix: str) -> None:
+        tmp_path: Path, small_disk: Path, style_models, suffix: str) -> None:
     """The OpenCV AVI writer never reports a short write, and the MP4 muxer's last flush can fail
     unseen: render used to say `wrote …: 240 frames` with 7 in the file."""
     clip = write_video(tmp_path / "clip.avi", frames=120, size=(160, 120))

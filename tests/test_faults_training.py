@@ -16,7 +16,6 @@ import time
 import zlib
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -30,20 +29,6 @@ from trainer.training.loop import LOCK_NAME
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--image-size", "32", "--width", "8", "--res-blocks", "1", "--batch-size", "2",
         "--workers", "0", "--log-every", "1", "--loss-net", "efficientnet-lite0", "--sample-every", "0"]
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def training_data(tmp_path_factory) -> tuple[Path, Path]:
-    """(folder of 8 noisy gradient photos, style image)."""
-    root = tmp_path_factory.mktemp("faultdata")
-    rng = np.random.default_rng(0)
-    (root / "photos").mkdir()
-    for i in range(8):
-        Image.fromarray(rng.integers(0, 256, (48, 40 + 4 * i, 3), dtype=np.uint8)).save(root / "photos" / f"{i}.png")
-    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(root / "style.png")
-    return root / "photos", root / "style.png"
 
 
 def train_args(data: tuple[Path, Path], out: Path, *extra: str) -> list[str]:

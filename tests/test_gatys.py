@@ -52,9 +52,6 @@ def tiny_loss(style: torch.Tensor | None = None) -> PerceptualLoss:
     return loss
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread_module")
-
-
 @pytest.fixture(scope="module")
 def content() -> torch.Tensor:
     return make_image(48, 48, seed=1)

@@ -7,12 +7,11 @@ import cv2
 import pytest
 from PIL import Image
 
-from app_fixtures import count_frames, make_video, pattern_image
+from nstcam_fixtures import count_frames, make_video, pattern_image
 from nstcam.cli import main
 from nstcam.host.userdirs import user_styles_dir
 from nstcam.launch import check_style, load_registry
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread_module")
 
 
 @pytest.fixture(autouse=True)

@@ -55,7 +55,7 @@ def test_one_by_one_pixel(tmp_path: Path, folder: Path) -> None:
     refused(picture, folder, f"1x1 pixels is too small to take a style from; use a picture at least {MIN_SIDE}")
 
 
-def test_fifty_thousand_pixels_wide(tmp_path: Path, folder: Path, one_torch_thread) -> None:
+def test_fifty_thousand_pixels_wide(tmp_path: Path, folder: Path) -> None:
     """A strip 50,000 px wide: its centre, cropped to 4:1, then scaled, is the style."""
     picture = tmp_path / "strip.png"
     strip = np.zeros((40, 50_000, 3), np.uint8)
@@ -84,14 +84,14 @@ def png_header_only(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
-def test_cmyk(tmp_path: Path, folder: Path, one_torch_thread) -> None:
+def test_cmyk(tmp_path: Path, folder: Path) -> None:
     picture = tmp_path / "print.jpg"
     Image.new("CMYK", (64, 48), (0, 255, 255, 0)).save(picture)  # pure red in print colours
     rgb = made(picture, folder)
     assert rgb[..., 0].mean() > 230 and rgb[..., 1:].mean() < 25
 
 
-def test_sixteen_bit(tmp_path: Path, folder: Path, one_torch_thread) -> None:
+def test_sixteen_bit(tmp_path: Path, folder: Path) -> None:
     colour = tmp_path / "deep.png"
     bgr = np.zeros((48, 64, 3), np.uint16)
     bgr[..., 2], bgr[..., 1] = 60_000, 20_000
@@ -102,7 +102,7 @@ def test_sixteen_bit(tmp_path: Path, folder: Path, one_torch_thread) -> None:
     assert tuple(read_picture(grey)[0, 0]) == (117, 117, 117)  # scaled, not clipped to white
 
 
-def test_animated_gif_uses_its_first_frame(tmp_path: Path, folder: Path, one_torch_thread) -> None:
+def test_animated_gif_uses_its_first_frame(tmp_path: Path, folder: Path) -> None:
     picture = tmp_path / "anim.gif"
     frames = [Image.new("RGB", (64, 48), c) for c in ((250, 0, 0), (0, 0, 250), (0, 250, 0))]
     frames[0].save(picture, save_all=True, append_images=frames[1:], duration=100, loop=0)
@@ -110,7 +110,7 @@ def test_animated_gif_uses_its_first_frame(tmp_path: Path, folder: Path, one_tor
     assert rgb[..., 0].mean() > 240 and rgb[..., 2].mean() < 10
 
 
-def test_transparent_png_is_flattened_on_white(tmp_path: Path, folder: Path, one_torch_thread) -> None:
+def test_transparent_png_is_flattened_on_white(tmp_path: Path, folder: Path) -> None:
     picture = tmp_path / "logo.png"
     rgba = np.zeros((48, 64, 4), np.uint8)  # fully transparent black ...
     rgba[10:30, 10:30] = (0, 0, 200, 255)  # ... around an opaque blue square
@@ -125,7 +125,7 @@ def test_large_pictures_are_encoded_at_the_style_size(tmp_path: Path) -> None:
     assert read_picture(picture).shape == (STYLE_SIDE, 2 * STYLE_SIDE, 3)
 
 
-def test_an_unwritable_styles_folder_is_an_os_error_and_leaves_nothing(tmp_path: Path, one_torch_thread) -> None:
+def test_an_unwritable_styles_folder_is_an_os_error_and_leaves_nothing(tmp_path: Path) -> None:
     picture = tmp_path / "fine.png"
     Image.new("RGB", (64, 48), (10, 120, 200)).save(picture)
     blocker = tmp_path / "styles"

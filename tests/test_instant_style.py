@@ -37,7 +37,7 @@ def folder(tmp_path: Path) -> Path:
     return tmp_path / "styles"
 
 
-def test_file_round_trip_keeps_code_thumbnail_and_meta(folder: Path, one_torch_thread) -> None:
+def test_file_round_trip_keeps_code_thumbnail_and_meta(folder: Path) -> None:
     style = make_instant_style(painting(), folder, "Starry Night", source="starry.jpg")
     assert style.path == folder / f"starry_night{SUFFIX}"
     back = load_instant(style.path)
@@ -49,7 +49,7 @@ def test_file_round_trip_keeps_code_thumbnail_and_meta(folder: Path, one_torch_t
     assert [p.name for p in folder.iterdir()] == [style.path.name]  # no temp file left
 
 
-def test_damaged_or_foreign_files_are_refused_with_the_file_named(tmp_path: Path, folder: Path, one_torch_thread) -> None:
+def test_damaged_or_foreign_files_are_refused_with_the_file_named(tmp_path: Path, folder: Path) -> None:
     good = make_instant_style(painting(), folder, "good")
     data = good.path.read_bytes()
     cut = tmp_path / f"cut{SUFFIX}"
@@ -61,7 +61,7 @@ def test_damaged_or_foreign_files_are_refused_with_the_file_named(tmp_path: Path
             load_instant(bad)
 
 
-def test_a_newer_format_version_asks_for_an_upgrade(folder: Path, one_torch_thread) -> None:
+def test_a_newer_format_version_asks_for_an_upgrade(folder: Path) -> None:
     style = make_instant_style(painting(), folder, "x")
     import io
     import json
@@ -80,7 +80,7 @@ def test_names_come_from_the_picture_and_avoid_taken_ones() -> None:
     assert style_name("???") == "picture"
 
 
-def test_the_same_picture_again_reuses_its_style_without_encoding(folder: Path, monkeypatch, one_torch_thread) -> None:
+def test_the_same_picture_again_reuses_its_style_without_encoding(folder: Path, monkeypatch) -> None:
     first = make_instant_style(painting(), folder, "a")
     calls = []
     monkeypatch.setattr(microast.StyleEncoder, "forward", lambda self, x: calls.append(x) or 1 / 0)
@@ -89,7 +89,7 @@ def test_the_same_picture_again_reuses_its_style_without_encoding(folder: Path, 
     assert len(list(folder.iterdir())) == 1
 
 
-def test_registry_lists_instant_styles_beside_trained_ones(tmp_path: Path, folder: Path, one_torch_thread) -> None:
+def test_registry_lists_instant_styles_beside_trained_ones(tmp_path: Path, folder: Path) -> None:
     trained = tmp_path / "trained"
     trained.mkdir()
     make_style_file(trained / "zebra-light.pt", "zebra", seed=1)
@@ -102,8 +102,7 @@ def test_registry_lists_instant_styles_beside_trained_ones(tmp_path: Path, folde
     assert not reg.errors
 
 
-def test_engine_runs_instant_and_trained_styles_in_one_frame_path(tmp_path: Path, folder: Path, monkeypatch,
-                                                                  one_torch_thread) -> None:
+def test_engine_runs_instant_and_trained_styles_in_one_frame_path(tmp_path: Path, folder: Path, monkeypatch) -> None:
     """Per frame only the content encoder and decoder run: the style encoder is never called
     after the style is made, however many frames, styles switched or styles added."""
     make_style_file(tmp_path / "zebra-light.pt", "zebra", seed=1)
@@ -127,7 +126,7 @@ def test_engine_runs_instant_and_trained_styles_in_one_frame_path(tmp_path: Path
     assert np.abs(outs["a"].astype(int) - outs["b"]).mean() > 3  # by its own painting
 
 
-def test_style_is_encoded_once_per_picture(folder: Path, monkeypatch, one_torch_thread) -> None:
+def test_style_is_encoded_once_per_picture(folder: Path, monkeypatch) -> None:
     calls = []
     real = microast.StyleEncoder.forward
     monkeypatch.setattr(microast.StyleEncoder, "forward", lambda self, x: calls.append(1) or real(self, x))
@@ -139,7 +138,7 @@ def test_style_is_encoded_once_per_picture(folder: Path, monkeypatch, one_torch_
     assert len(calls) == 1
 
 
-def test_onnx_runtime_runs_the_exported_instant_style_like_torch(folder: Path, one_torch_thread) -> None:
+def test_onnx_runtime_runs_the_exported_instant_style_like_torch(folder: Path) -> None:
     pytest.importorskip("onnxruntime")
     from nstcam.engines.onnx_export import ensure_onnx
     from nstcam.engines.ort import OnnxStyleEngine
@@ -158,7 +157,7 @@ def test_onnx_runtime_runs_the_exported_instant_style_like_torch(folder: Path, o
     assert list(folder.iterdir()) == []
 
 
-def test_removing_deletes_the_file_and_its_exports(folder: Path, one_torch_thread) -> None:
+def test_removing_deletes_the_file_and_its_exports(folder: Path) -> None:
     style = make_instant_style(painting(), folder, "a")
     (folder / "a.onnx").write_bytes(b"export")
     (folder / "a.int8.onnx").write_bytes(b"export")
@@ -167,7 +166,7 @@ def test_removing_deletes_the_file_and_its_exports(folder: Path, one_torch_threa
     assert sorted(p.name for p in folder.iterdir()) == [other.path.name]
 
 
-def test_style_from_picture_reads_the_file(tmp_path: Path, folder: Path, one_torch_thread) -> None:
+def test_style_from_picture_reads_the_file(tmp_path: Path, folder: Path) -> None:
     picture = tmp_path / "My Poster.png"
     cv2.imwrite(str(picture), painting()[..., ::-1])
     style = style_from_picture(picture, folder)
@@ -176,7 +175,7 @@ def test_style_from_picture_reads_the_file(tmp_path: Path, folder: Path, one_tor
                                   microast.encode_style(painting()).rows)
 
 
-def test_saving_into_an_unwritable_place_leaves_nothing(tmp_path: Path, one_torch_thread) -> None:
+def test_saving_into_an_unwritable_place_leaves_nothing(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     style = make_instant_style(painting(), tmp_path / "ok", "a")
@@ -219,7 +218,7 @@ def test_the_engine_process_takes_a_new_style_of_a_removed_ones_name(folder: Pat
         assert engine.close()
 
 
-def test_a_damaged_instant_file_is_listed_as_broken_and_the_rest_load(folder: Path, one_torch_thread) -> None:
+def test_a_damaged_instant_file_is_listed_as_broken_and_the_rest_load(folder: Path) -> None:
     good = make_instant_style(painting(), folder, "good")
     (folder / f"bad{SUFFIX}").write_bytes(good.path.read_bytes()[:100])
     reg = StyleRegistry.discover([folder])

@@ -12,7 +12,7 @@ from PySide6.QtCore import QMimeData, QUrl
 from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtWidgets import QFileDialog
 
-from app_fixtures import pattern_image, styles_dir, video  # noqa: F401
+from nstcam_fixtures import pattern_image
 from nstcam.engines.torch_engine import StyleEngine
 from nstcam.host.userdirs import user_styles_dir
 from nstcam.registry import StyleRegistry
@@ -22,7 +22,6 @@ from nstcam.ui.main_window import MainWindow, WindowOptions
 
 WAIT = 60_000  # ms: two shared cores
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread_module")
 
 
 @pytest.fixture

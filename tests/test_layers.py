@@ -37,6 +37,7 @@ def test_every_part_outside_the_ui_is_bound_by_the_qt_contract() -> None:
     assert "trainer" in bound
 
 
+@pytest.mark.slow
 def test_import_contracts_hold() -> None:
     """Run in a subprocess: import-linter reconfigures logging in the process that runs it."""
     pytest.importorskip("importlinter")

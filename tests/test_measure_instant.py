@@ -4,15 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
 from nstcam.jobs.instant_style import make_instant_style
 from nstcam.measure.instant import DROP_TARGET_S, drop_latency, strength_figures, time_nets
 from test_instant_style import painting
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_strength_figures_compare_alpha_with_the_pixel_blend(tmp_path: Path) -> None:

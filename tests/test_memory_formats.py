@@ -11,10 +11,8 @@ import torch
 
 from nstcam.engines import memory_formats
 from nstcam.engines.torch_engine import StyleEngine
-from nstcam_fixtures import TINY_CONFIG, media_dir, style_files, style_models, video_frame  # noqa: F401
+from nstcam_fixtures import TINY_CONFIG, video_frame
 from trainer.transformer import TransformerNet
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -28,14 +28,14 @@ def _content(reference: dict[str, np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(reference["content"]).permute(2, 0, 1)[None].float() / 255
 
 
-def test_style_code_matches_the_published_modulator(reference, one_torch_thread) -> None:
+def test_style_code_matches_the_published_modulator(reference) -> None:
     code = encode_style(reference["style"]).rows
     for row, key in (("scale1", "w1"), ("gate1", "b1"), ("scale2", "w2"), ("gate2", "b2")):
         np.testing.assert_allclose(code[CODE_ROWS.index(row)], reference[key], atol=1e-5)
 
 
 @pytest.mark.parametrize("alpha, key", [(1.0, "out_alpha1"), (0.5, "out_alpha05")])
-def test_output_matches_the_published_model_in_fp32(reference, one_torch_thread, alpha: float, key: str) -> None:
+def test_output_matches_the_published_model_in_fp32(reference, alpha: float, key: str) -> None:
     net = instant_net(encode_style(reference["style"]), alpha=alpha)
     with torch.inference_mode():
         out = net(_content(reference)).numpy()
@@ -43,14 +43,14 @@ def test_output_matches_the_published_model_in_fp32(reference, one_torch_thread,
     assert np.abs(out - reference[key]).max() < 1e-4
 
 
-def test_any_frame_size_comes_back_at_its_size(reference, one_torch_thread) -> None:
+def test_any_frame_size_comes_back_at_its_size(reference) -> None:
     net = instant_net(encode_style(reference["style"]))
     with torch.inference_mode():
         for h, w in ((30, 42), (17, 21), (24, 32)):
             assert net(torch.rand(1, 3, h, w)).shape == (1, 3, h, w)
 
 
-def test_bf16_frames_are_computed_in_fp32(reference, one_torch_thread) -> None:
+def test_bf16_frames_are_computed_in_fp32(reference) -> None:
     """The engine hands bf16 frames on CPUs with native bf16; the net answers in bf16 but its
     insides stay fp32 (bf16 statistics cost ~30 dB): the output is the fp32 one, rounded."""
     net = instant_net(encode_style(reference["style"]))

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app_fixtures import make_style, make_styles_dir, make_video
+from nstcam_fixtures import make_style, make_styles_dir, make_video
 from nstcam.engines.torch_engine import StyleEngine
 from nstcam.registry import StyleRegistry
 from nstcam.jobs.scene_photos import ensure_scene_photos, scene_photo
@@ -29,8 +29,6 @@ WAIT = 240_000  # ms: a tiny training's process start and loss net on a busy 2-c
 TINY = ["--image-size", "32", "--width", "8", "--res-blocks", "1", "--batch-size", "2", "--workers", "0",
         "--loss-net", "efficientnet-lite0", "--threads", "1", "--log-every", "1", "--sample-every", "1"]
 ENDLESS = [*TINY, "--steps", "100000"]
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread_module")
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +86,7 @@ def test_engine_and_registry_take_a_style_while_running(tmp_path):
     assert not np.array_equal(out, engine.stylize(frame, style="ember"))  # its own network runs
 
 
+@pytest.mark.slow
 def test_cancelled_training_leaves_no_style_file(photos, user_styles, tmp_path):
     job = TrainingJob(photos / "scene_001.png", photos, user_styles, "cancelme", ENDLESS, threads=1)
     job.start()
@@ -100,6 +99,7 @@ def test_cancelled_training_leaves_no_style_file(photos, user_styles, tmp_path):
     assert not user_styles.exists() or not list(user_styles.iterdir())
 
 
+@pytest.mark.slow
 def test_failed_training_says_why(photos, user_styles, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -139,6 +139,7 @@ def _dialog(window, photos, trainer_args):
     return dialog
 
 
+@pytest.mark.slow
 def test_window_trains_a_new_style_into_the_gallery(qtbot, window, photos, user_styles):
     dialog = _dialog(window, photos, [*TINY, "--steps", "3", "--workers", "1"])  # DataLoader processes too
     assert dialog.start()
@@ -152,6 +153,7 @@ def test_window_trains_a_new_style_into_the_gallery(qtbot, window, photos, user_
     qtbot.waitUntil(lambda: window.gallery.has_thumbnail("scene_003"), timeout=WAIT)
 
 
+@pytest.mark.slow
 def test_window_training_can_be_cancelled_and_saves_nothing(qtbot, window, photos, user_styles):
     dialog = _dialog(window, photos, ENDLESS)
     assert dialog.start()
@@ -175,6 +177,7 @@ def test_window_refuses_an_unreadable_painting(qtbot, window, tmp_path):
     assert "cannot be used" in dialog.status_label.text()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="watches /proc")
 def test_a_training_whose_app_is_killed_stops_and_removes_its_folder(photos, tmp_path):
     """kill -9 of the app: the child sees its pipe close, stops after the step, cleans up."""

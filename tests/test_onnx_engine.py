@@ -30,7 +30,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="module")
-def styles_dir(tmp_path_factory, one_torch_thread_module) -> Path:
+def styles_dir(tmp_path_factory) -> Path:
     """A writable folder holding one bundled light style and its fp32 and int8 exports."""
     folder = tmp_path_factory.mktemp("styles")
     style = Path(shutil.copy(BUNDLED[0], folder))
@@ -158,6 +158,7 @@ def test_export_of_a_bad_style_file_is_one_clear_error(tmp_path):
     assert not list(tmp_path.glob("*.onnx"))
 
 
+@pytest.mark.slow
 def test_running_exported_styles_imports_no_torch(styles_dir):
     code = (
         "import sys\n"

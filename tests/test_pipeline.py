@@ -14,9 +14,8 @@ from nstcam.engines.torch_engine import StyleEngine
 from nstcam.live.frames import LatestSlot
 from nstcam.live.pipeline import FramePath, FrameResult, StylizeThread
 from nstcam.live.sinks import CallbackSink
-from nstcam_fixtures import media_dir, style_files, style_models, video_file, video_frame  # noqa: F401
+from nstcam_fixtures import video_frame
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 WAIT = 10.0
 

@@ -174,6 +174,7 @@ CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 def test_sigkill_mid_recording_leaves_a_playable_file(tmp_path: Path) -> None:
     path = tmp_path / "crash.mp4"
@@ -246,8 +247,9 @@ REALTIME_CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
-@pytest.mark.parametrize("suffix", [".mp4", pytest.param(".mkv", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
 def test_kill_9_while_recording_loses_at_most_half_a_second(tmp_path: Path, suffix: str) -> None:
     """Frames submitted vs the last frame counter that decodes after kill -9. The kill comes just
     before a whole second: the worst moment for one fragment per 1-s keyframe interval (1.03 s lost)."""

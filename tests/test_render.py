@@ -12,10 +12,7 @@ import pytest
 from nstcam.engines.torch_engine import StyleEngine
 from nstcam.live.render import render_video
 from nstcam.live.sources import SourceError
-from nstcam_fixtures import (media_dir, read_all_frames, style_files, style_models, video_file,  # noqa: F401
-                             write_timed_video, write_video)
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+from nstcam_fixtures import read_all_frames, write_timed_video, write_video
 
 
 @pytest.fixture

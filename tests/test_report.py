@@ -29,9 +29,6 @@ STYLE_WEIGHT = 20.0
 PHOTO_SIZES = {"portrait": (32, 44), "landscape": (48, 36)}  # (w, h)
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread_module")
-
-
 def pattern(size: int, seed: int) -> np.ndarray:
     """A stripy, noisy RGB uint8 image: a stand-in painting."""
     rng = np.random.default_rng(seed)

@@ -6,12 +6,9 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import QSettings
 
-from app_fixtures import styles_dir, video  # noqa: F401
 from nstcam.cli import main, window_parser
 from nstcam.live.controls import Look
 from nstcam.ui.settings import SavedSettings, fill_from_settings, open_settings
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread_module")
 
 
 @pytest.fixture
@@ -90,6 +87,7 @@ def run_window(monkeypatch, styles_dir, video, *flags: str):
     return opened[0]
 
 
+@pytest.mark.slow
 def test_settings_survive_a_restart_and_flags_override_them(qapp, settings_dir, monkeypatch, styles_dir, video,
                                                            tmp_path, capsys):
     first = run_window(monkeypatch, styles_dir, video, "--style", "glacier", "--strength", "0.25",

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from app_fixtures import count_frames, make_video, styles_dir  # noqa: F401
+from nstcam_fixtures import count_frames, make_video
 from nstcam.engines import process as engine_process
-from nstcam_fixtures import media_dir, style_files, style_models  # noqa: F401
 from subprocess_helpers import stop_when_printed
 
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT", "SIGHUP"])
 def test_a_signal_closes_the_window_cleanly(styles_dir, tmp_path, sig):
@@ -40,6 +40,7 @@ def test_a_signal_closes_the_window_cleanly(styles_dir, tmp_path, sig):
     assert frames > 0 and size == (64, 48)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_sigterm_stops_render_with_a_playable_file_and_one_line(styles_dir, tmp_path):
     clip = make_video(tmp_path / "long.avi", frames=3000, size=(160, 120))
@@ -68,6 +69,6 @@ class GoneParent:
         raise ConnectionResetError(104, "Connection reset by peer")
 
 
-def test_the_engine_process_ends_quietly_when_the_app_is_killed(style_models, one_torch_thread, monkeypatch):
+def test_the_engine_process_ends_quietly_when_the_app_is_killed(style_models, monkeypatch):
     monkeypatch.setattr(engine_process, "TERMINAL_SIGNALS", ())  # run here, it must not make pytest ignore Ctrl-C
     engine_process._child_main(GoneParent(), style_models, 32, "fp32", 1)  # returns: no traceback in the child

@@ -14,13 +14,10 @@ import cv2
 import numpy as np
 import pytest
 
-from app_fixtures import make_style, make_styles_dir, pattern_image
 from nstcam.jobs import snapshot
 from nstcam.engines.torch_engine import StyleEngine
 from nstcam.registry import StyleRegistry
-from test_faults_disk import fill, readonly_dir, small_disk  # noqa: F401 (fixtures)
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread_module")
+from nstcam_fixtures import fill, make_style, make_styles_dir, pattern_image
 
 
 @pytest.fixture(scope="module")
@@ -240,6 +237,7 @@ def test_a_failed_write_keeps_the_finished_pngs_only(registry, engine, tmp_path,
     assert read_png(calls[0]).shape == (72, 96, 3)
 
 
+@pytest.mark.slow
 def test_without_torch_the_raw_and_stylized_frames_are_saved(tmp_path):
     """With torch unimportable (the torch-free runtime), a snapshot saves the camera frame and the
     stylized one, and says that refinement needs torch."""

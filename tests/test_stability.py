@@ -26,7 +26,7 @@ from nstcam.measure.stability import (
     zoom_clip,
 )
 from nstcam.live.stabilize import FlowStabilizer
-from nstcam_fixtures import media_dir, style_files, style_models, write_video  # noqa: F401
+from nstcam_fixtures import write_video
 
 SIZE = (160, 120)
 NOISE_MEAN_ABS_DIFF = 3.0 * 2 / math.sqrt(math.pi)  # E|n1 - n2| for two Gaussian noises of sigma 3
@@ -126,7 +126,7 @@ def test_estimated_motion_matches_the_known_one(scene: np.ndarray) -> None:
     assert warp_error(identity(clip.frames), motions, clip.size) < 1.5
 
 
-def test_video_clip_reads_frames_and_estimates_motion(media_dir: Path) -> None:  # noqa: F811
+def test_video_clip_reads_frames_and_estimates_motion(media_dir: Path) -> None:
     path = write_video(media_dir / "stability.avi", frames=6)
     clip = video_clip(path, size=None, frames=5)
     assert len(clip.frames) == 5 and len(clip.motions) == 4
@@ -171,8 +171,7 @@ def test_cli_bad_input_is_one_clear_message(tmp_path: Path, argv: list[str], mes
     assert message in err and "Traceback" not in err
 
 
-def test_cli_compares_renderers_and_writes_json(tmp_path: Path, style_files: dict[str, Path],  # noqa: F811
-                                                one_torch_thread: None, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_compares_renderers_and_writes_json(tmp_path: Path, style_files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     image = tmp_path / "scene.png"
     cv2.imwrite(str(image), synthetic_scene(200, 150))
     out = tmp_path / "stability.json"
@@ -188,7 +187,7 @@ def test_cli_compares_renderers_and_writes_json(tmp_path: Path, style_files: dic
     assert "pan1 warp x" in capsys.readouterr().out
 
 
-def test_engine_stylizer_runs_engine_then_processors(style_models: dict, one_torch_thread: None,  # noqa: F811
+def test_engine_stylizer_runs_engine_then_processors(style_models: dict,
                                                      scene: np.ndarray) -> None:
     from nstcam.engines.torch_engine import StyleEngine
     from nstcam.measure.stability import FrameTimes, engine_stylizer
@@ -204,7 +203,7 @@ def test_engine_stylizer_runs_engine_then_processors(style_models: dict, one_tor
     assert len(times.wall) == len(times.cpu) == 4 and min(times.medians()) > 0
 
 
-def test_cli_measures_videos(media_dir: Path, style_files: dict[str, Path], one_torch_thread: None,  # noqa: F811
+def test_cli_measures_videos(media_dir: Path, style_files: dict[str, Path],
                              capsys: pytest.CaptureFixture[str]) -> None:
     first = write_video(media_dir / "first.avi", frames=5)
     second = write_video(media_dir / "second.avi", frames=5)

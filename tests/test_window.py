@@ -13,15 +13,13 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QTextBrowser
 
-from app_fixtures import count_frames, styles_dir, video  # noqa: F401
+from nstcam_fixtures import count_frames, make_styles_dir
 from nstcam.engines.torch_engine import StyleEngine
 from nstcam.registry import StyleRegistry
 from nstcam.ui.main_window import DEMO, MainWindow, WindowOptions
 from nstcam.ui.video_view import BACKGROUND
 
 WAIT = 60_000  # ms; generous: two CPU cores shared with other jobs
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread_module")
 
 
 @pytest.fixture
@@ -91,12 +89,14 @@ def test_switching_style_by_key_click_and_arrows(qtbot, open_window):
     w.frameShown.connect(shown.append)
 
     def switch(action, expected: str) -> int:
-        """Do `action`; return how many frames were shown before the new style appeared."""
+        """Do `action`; return how many stylized frames were shown before the new style appeared
+        (in-between frames of the old one fill the time until then, as long as before)."""
         shown.clear()
         action()
         assert w.engine.style == expected
         qtbot.waitUntil(lambda: any(r.style == expected for r in shown), timeout=WAIT)
-        return next(i for i, r in enumerate(shown) if r.style == expected)
+        first = next(i for i, r in enumerate(shown) if r.style == expected)
+        return sum(not r.inbetween for r in shown[:first])
 
     before = w.view.frame.astype(float).mean(axis=(0, 1))
     assert switch(lambda: press(qtbot, w, Qt.Key.Key_2), "glacier") <= 2
@@ -437,6 +437,21 @@ def test_stabilizer_toggle_swaps_the_processor_chain(qtbot, styles_dir, video, t
         w.close()
 
 
+def test_inbetween_key_toggles_every_frame_shown_and_the_status_line_says_so(qtbot, open_window):
+    w = open_window(camera=DEMO)
+    wait_frames(qtbot, w, 2)
+    assert w.inbetween_action.isChecked() and w.session.presenter.enabled
+    qtbot.waitUntil(lambda: "in-between" in w.status.device_label.text(), timeout=WAIT)
+    press(qtbot, w, Qt.Key.Key_I)
+    assert not w.inbetween_action.isChecked() and not w.session.presenter.enabled
+    assert "in-between frames off" in w.status.message
+    qtbot.waitUntil(lambda: "in-between" not in w.status.device_label.text(), timeout=WAIT)
+    press(qtbot, w, Qt.Key.Key_I)
+    assert w.session.presenter.enabled and "every camera frame shown" in w.status.message
+    off = open_window(camera=DEMO, inbetween=False)  # --no-inbetween
+    assert not off.inbetween_action.isChecked() and not off.session.presenter.enabled
+
+
 def test_virtual_camera_toggle_without_a_device_is_disabled_with_the_reason(qtbot, open_window):
     w = open_window(camera=DEMO)
     assert not w.virtual_camera.action.isEnabled()  # known at start, before anyone presses V
@@ -499,7 +514,9 @@ def test_keep_colours_key_gives_the_cameras_chroma(qtbot, open_window):
 
 
 def test_style_switch_cross_fades_in_the_window(qtbot, open_window):
-    w = open_window()
+    # The fade's steps are fresh stylizations; in-between frames would show some of them only moved
+    # onto later camera frames, and skip one that is replaced within a camera interval.
+    w = open_window(inbetween=False)
     assert w.look.fade_action.isChecked()
     red = lambda r: float(r.stylized_rgb[..., 0].mean())  # noqa: E731 - ember is red, glacier blue
     ember = red(frames_after(qtbot, w, 2)[-1])
@@ -553,7 +570,6 @@ def test_snapshot_gets_the_look(qtbot, open_window):
 
 
 def test_every_style_stays_visible_with_the_snapshot_dock_open(qtbot, open_window, tmp_path):
-    from app_fixtures import make_styles_dir
 
     names = ("ember", "glacier", "moss", "dune", "rust", "slate")
     w = open_window(folder=make_styles_dir(tmp_path / "six", names=names))
@@ -586,7 +602,7 @@ def test_title_tooltips_and_help(qtbot, open_window):
     assert w.windowTitle() == "Ember (ember)"  # Qt appends the application's name itself
     keys = {w.snapshots.action: "Space", w.recording.action: "R", w.stabilize_action: "T",
             w.virtual_camera.action: "V", w.mirror_action: "M", w.compare_action: "B", w.fullscreen_action: "F",
-            w.look.colors_action: "C"}
+            w.look.colors_action: "C", w.inbetween_action: "I"}
     for action, key in keys.items():
         assert f"({key})" in action.toolTip(), action.text()
         assert w.key_bindings[getattr(Qt.Key, f"Key_{key}")][0] is action  # the key is bound to it
@@ -613,7 +629,6 @@ def test_about_credits_every_painting_and_the_weights(qtbot, open_window):
 
 
 def test_broken_style_files_are_named_in_the_window(qtbot, open_window, tmp_path):
-    from app_fixtures import make_styles_dir
 
     w = open_window(camera=DEMO, folder=make_styles_dir(tmp_path / "with-broken", broken=True))
     assert "broken.pt" in w.status.message and "nstcam styles" not in w.status.message

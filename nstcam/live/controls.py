@@ -1,7 +1,8 @@
 """Creative output controls, without Qt: strength, original colours, the style cross-fade and the
 recording size. The window, `nstcam render` and snapshots all use these same functions.
 
-    engine -> stabilizer -> OutputControls.process: cross-fade (after a style switch) -> look
+    engine -> stabilizer -> OutputControls.prepare: cross-fade (after a style switch)
+                         -> OutputControls.finish: the look, also on in-between frames
     look = keep original colours (optional) -> blend toward the input by (1 - strength)
 
 Strength is a pixel blend with the input (resized to the stylized frame), not an interpolation
@@ -139,20 +140,28 @@ class OutputControls:
         """Nothing to forget: the look has no history and a fade is timed by the clock."""
 
     def process(self, raw_bgr: np.ndarray, stylized_rgb: np.ndarray) -> np.ndarray:
+        return self.finish(raw_bgr, self.prepare(raw_bgr, stylized_rgb))
+
+    def prepare(self, raw_bgr: np.ndarray, stylized_rgb: np.ndarray) -> np.ndarray:
+        """The cross-fade, on fresh stylizations only (it stylizes the frame in the old style too)."""
         with self._lock:
             fading = self._fading
             if fading is not None:
                 self._fade_steps += 1
                 steps = self._fade_steps
-        if fading is not None:
-            old_style, started = fading
-            alpha = min((self.clock() - started) / FADE_SECONDS, steps / (MIN_FADE_STEPS + 1))
-            if alpha >= 1.0 or old_style not in getattr(self.engine, "style_names", ()):
-                with self._lock:
-                    if self._fading is fading:
-                        self._fading = None
-            else:
-                stylized_rgb = self._blend_old(raw_bgr, stylized_rgb, old_style, alpha)
+        if fading is None:
+            return stylized_rgb
+        old_style, started = fading
+        alpha = min((self.clock() - started) / FADE_SECONDS, steps / (MIN_FADE_STEPS + 1))
+        if alpha >= 1.0 or old_style not in getattr(self.engine, "style_names", ()):
+            with self._lock:
+                if self._fading is fading:
+                    self._fading = None
+            return stylized_rgb
+        return self._blend_old(raw_bgr, stylized_rgb, old_style, alpha)
+
+    def finish(self, raw_bgr: np.ndarray, stylized_rgb: np.ndarray) -> np.ndarray:
+        """The look, on every frame shown: in-between frames (nstcam.live.inbetween) take it too."""
         return apply_look(raw_bgr, stylized_rgb, self.look)
 
     def _blend_old(self, raw_bgr: np.ndarray, new_rgb: np.ndarray, old_style: str, alpha: float) -> np.ndarray:

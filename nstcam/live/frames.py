@@ -60,12 +60,16 @@ class LatestSlot(Generic[T]):
         got = self.get_stamped(after, timeout)
         return None if got is None else (got.seq, got.item)
 
-    def get_stamped(self, after: int = 0, timeout: float | None = None) -> Stamped[T] | None:
-        """Like `get`, also returning the item's timestamp."""
+    def get_stamped(self, after: int = 0, timeout: float | None = None, mark_read: bool = True) -> Stamped[T] | None:
+        """Like `get`, also returning the item's timestamp. `mark_read=False`: a second consumer
+        that sees every item (the in-between frames) does not count as reading it, so `dropped`
+        still counts what the main consumer skipped."""
         with self._cond:
             self._cond.wait_for(lambda: self._closed or self._seq > after, timeout)
             if self._closed or self._seq <= after:
                 return None
+            if not mark_read:
+                return Stamped(self._seq, self._item, self._stamp)  # type: ignore[arg-type]
             return self._take()
 
     def latest(self) -> tuple[int, T] | None:

@@ -36,7 +36,10 @@ class FrameResult:
     processing size, after the processors. `latency_ms`: capture -> result ready. `engine_fps`:
     stylized frames/s. `fresh`: the processors were reset before this frame (any discontinuity,
     a style switch included). `cut`: a break in time (a pause, a new source, a gap), across which
-    a recording must not stretch the previous frame."""
+    a recording must not stretch the previous frame. `base_rgb`: the frame before the finishing
+    stages (the look), which in-between frames move; None: `stylized_rgb`. `inbetween`: made by
+    moving an earlier stylization along the camera's motion (nstcam.live.inbetween), not by the
+    engine."""
 
     seq: int
     raw_bgr: np.ndarray
@@ -47,6 +50,8 @@ class FrameResult:
     t_captured: float = 0.0  # time.monotonic() at capture
     fresh: bool = False
     cut: bool = False
+    base_rgb: np.ndarray | None = None
+    inbetween: bool = False
 
 
 class FrameProcessor(Protocol):
@@ -55,6 +60,21 @@ class FrameProcessor(Protocol):
     def process(self, raw_bgr: np.ndarray, stylized_rgb: np.ndarray) -> np.ndarray: ...
 
     def reset(self) -> None: ...
+
+
+class FinishingProcessor(FrameProcessor, Protocol):
+    """A processor whose work splits in two: `prepare` runs on each fresh stylization (it may keep
+    state or call the engine), `finish` on every frame shown, in-between frames included (the look:
+    strength, colours). `process` is `finish(prepare(...))`. A chain runs every processor's own
+    stage first and the finishing stages last."""
+
+    def prepare(self, raw_bgr: np.ndarray, stylized_rgb: np.ndarray) -> np.ndarray: ...
+
+    def finish(self, raw_bgr: np.ndarray, stylized_rgb: np.ndarray) -> np.ndarray: ...
+
+
+def _finishes(processor: FrameProcessor) -> bool:
+    return callable(getattr(processor, "finish", None)) and callable(getattr(processor, "prepare", None))
 
 
 class Stylizer(Protocol):
@@ -99,15 +119,29 @@ class FramePath:
             for processor in processors:
                 processor.reset()
         for processor in processors:
-            stylized = processor.process(frame_bgr, stylized)
+            if _finishes(processor):
+                stylized = processor.prepare(frame_bgr, stylized)  # type: ignore[attr-defined]
+            else:
+                stylized = processor.process(frame_bgr, stylized)
+        base = stylized
+        stylized = self.finish(frame_bgr, base, processors)
         self._last = (style, stamp, seq, frame_bgr.shape)
         engine_stats = getattr(self.engine, "stats", None)
         return FrameResult(
             seq=seq, raw_bgr=frame_bgr, stylized_rgb=stylized, style=style,
             latency_ms=(time.monotonic() - stamp) * 1e3,
             engine_fps=engine_stats.fps if engine_stats is not None else 0.0,
-            t_captured=stamp, fresh=fresh, cut=cut,
+            t_captured=stamp, fresh=fresh, cut=cut, base_rgb=None if base is stylized else base,
         )
+
+    def finish(self, frame_bgr: np.ndarray, rgb: np.ndarray,
+               processors: Sequence[FrameProcessor] | None = None) -> np.ndarray:
+        """`rgb` (made for `frame_bgr`) through the finishing stages of the chain (default: the
+        current one): what every frame shown gets, fresh or in-between."""
+        for processor in self.processors if processors is None else processors:
+            if _finishes(processor):
+                rgb = processor.finish(frame_bgr, rgb)  # type: ignore[attr-defined]
+        return rgb
 
     def _cut(self, stamp: float, seq: int) -> bool:
         pending, self._reset_pending = self._reset_pending, False
@@ -119,6 +153,31 @@ class FramePath:
         # A gap is time in which the *source* delivered nothing (a camera that stalled), not a slow
         # stylize: frames captured meanwhile (seq advanced) make it continuous video.
         return stamp - last_stamp > GAP_SECONDS * max(1, seq - last_seq)
+
+
+class ErrorOnce:
+    """Logs and passes on an error once: the same error again before a frame succeeds (e.g. an
+    allocation that fails every frame) is only counted, so it is one message, not a flood."""
+
+    def __init__(self, what: str, on_error: Callable[[Exception], None] | None) -> None:
+        self.what = what
+        self.on_error = on_error
+        self.count = 0
+        self._last: str | None = None  # cleared by the next frame that succeeds
+
+    def report(self, exc: Exception) -> None:
+        self.count += 1
+        message = f"{self.what} failed: {exc}"
+        if self._last == message:
+            log.debug("%s (repeated)", message)
+            return
+        self._last = message
+        log.error("%s", message, exc_info=exc)
+        if self.on_error is not None:
+            self.on_error(exc)
+
+    def succeeded(self) -> None:
+        self._last = None
 
 
 class ResultSink(Protocol):
@@ -147,14 +206,12 @@ class StylizeThread(threading.Thread):
         self.frames = frames
         self.path = path
         self.sink = sink
-        self.on_error = on_error
         self.results: LatestSlot[FrameResult] = LatestSlot()
-        self.errors = 0
         self._stop_event = threading.Event()
         self._state = threading.Condition()
         self._pause_requested = False
         self._idle = True  # not inside a frame
-        self._last_error: str | None = None  # cleared by the next frame that succeeds
+        self._errors = ErrorOnce("stylizing", on_error)
 
     # ------------------------------------------------------------------ commands (any thread)
     def stop(self, timeout: float = 5.0) -> bool:
@@ -208,7 +265,7 @@ class StylizeThread(threading.Thread):
             result = self._run_one(got)
             if result is None:
                 continue
-            self._last_error = None
+            self._errors.succeeded()
             self.results.put(result)
             self.sink.offer(result)
         self.results.close()
@@ -221,22 +278,14 @@ class StylizeThread(threading.Thread):
         try:
             return self.path.run(got.item, seq=got.seq, t_captured=got.stamp)
         except Exception as exc:  # engine or processor failure: report, go on with the next frame
-            self._report(exc)
+            self._errors.report(exc)
             return None
         finally:
             with self._state:
                 self._idle = True
                 self._state.notify_all()
 
-    def _report(self, exc: Exception) -> None:
-        """Log and pass on an error once: the same error again before a frame succeeds (e.g. an
-        allocation that fails every frame) is only counted, so it is one message, not a flood."""
-        self.errors += 1
-        message = f"stylizing failed: {exc}"
-        if self._last_error == message:
-            log.debug("%s (repeated)", message)
-            return
-        self._last_error = message
-        log.error("%s", message, exc_info=exc)
-        if self.on_error is not None:
-            self.on_error(exc)
+    @property
+    def errors(self) -> int:
+        """Frames that failed to stylize or process."""
+        return self._errors.count

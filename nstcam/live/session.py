@@ -4,10 +4,10 @@ The window (and anything else: the bench, a headless soak) only subscribes to it
 commands: start, stop, switch source, switch style, pause / resume, add / remove sinks, mirror.
 Callbacks run on the session's threads; the window turns each into a Qt signal.
 
-    CaptureThread --LatestSlot--> StylizeThread: FramePath(engine, processors) --> SinkFanout
-         | on_status                   | on_error (exception objects)               |-> display
-         v                             v                                            |-> recorder
-      status text                   errors                                          '-> virtual cam
+    CaptureThread --LatestSlot--> StylizeThread: FramePath(engine, processors) --> Presenter --> SinkFanout
+         | on_status     |             | on_error (exception objects)                 ^     |-> display
+         v               '----every frame: in-between frames (nstcam.live.inbetween) ---'     |-> recorder
+      status text                   errors                                                  '-> virtual cam
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from nstcam.live.capture import CaptureThread
+from nstcam.live.inbetween import Presenter
 from nstcam.live.pipeline import FramePath, FrameProcessor, FrameResult, StylizeThread, Stylizer
 from nstcam.live.sinks import FrameSink, SinkFanout
 
@@ -28,11 +29,13 @@ JOIN_SECONDS = 5.0  # what stop() may spend joining the capture and stylize thre
 @dataclass
 class SessionOptions:
     """`retry_seconds`: how often a failed camera is re-opened; `realtime`: pace files at their
-    frame rate (False: as fast as they decode)."""
+    frame rate (False: as fast as they decode); `inbetween`: show every camera frame, making the
+    ones the engine had no time for from its latest result (nstcam.live.inbetween)."""
 
     mirror: bool = False
     retry_seconds: float = 1.0
     realtime: bool = True
+    inbetween: bool = False
 
 
 class LiveSession:
@@ -59,6 +62,7 @@ class LiveSession:
         self.on_error = on_error
         self.capture: CaptureThread | None = None
         self.stylizer: StylizeThread | None = None
+        self.presenter: Presenter | None = None
         self._stopped = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -69,18 +73,21 @@ class LiveSession:
     def _start_threads(self) -> None:
         self.capture = CaptureThread(self.source, mirror=self.options.mirror, on_status=self.on_status,
                                      retry_seconds=self.options.retry_seconds, realtime=self.options.realtime)
-        self.stylizer = StylizeThread(self.capture.slot, self.path, self.sinks, on_error=self.on_error)
+        self.presenter = Presenter(self.capture.slot, self.path, self.sinks, enabled=self.options.inbetween,
+                                   on_error=self.on_error)
+        self.stylizer = StylizeThread(self.capture.slot, self.path, self.presenter, on_error=self.on_error)
         self.path.reset()
         self.capture.start()
+        self.presenter.start()
         self.stylizer.start()
 
     def _stop_threads(self, deadline: float) -> list[str]:
         late = []
-        capture, stylizer, self.capture, self.stylizer = self.capture, self.stylizer, None, None
-        if capture is not None and not capture.stop(max(0.0, deadline - time.monotonic())):
-            late.append(capture.name)
-        if stylizer is not None and not stylizer.stop(max(0.0, deadline - time.monotonic())):
-            late.append(stylizer.name)
+        threads = (self.capture, self.stylizer, self.presenter)
+        self.capture = self.stylizer = self.presenter = None
+        for thread in threads:
+            if thread is not None and not thread.stop(max(0.0, deadline - time.monotonic())):
+                late.append(thread.name)
         return late
 
     def stop(self, timeout: float = JOIN_SECONDS) -> list[str]:
@@ -111,6 +118,12 @@ class LiveSession:
         """Replace the processor chain (e.g. the stabilizer toggled); it starts afresh."""
         self.path.processors = list(processors)
         self.path.reset()
+
+    def set_inbetween(self, on: bool) -> None:
+        """Show every camera frame (in-between frames where the engine is slower) or only fresh ones."""
+        self.options.inbetween = bool(on)
+        if self.presenter is not None:
+            self.presenter.enabled = bool(on)
 
     def set_mirror(self, on: bool) -> None:
         self.options.mirror = bool(on)
@@ -145,6 +158,22 @@ class LiveSession:
     @property
     def capture_fps(self) -> float:
         return self.capture.fps if self.capture is not None else 0.0
+
+    @property
+    def shown_fps(self) -> float:
+        """Frames passed to the sinks per second, fresh and in-between."""
+        return self.presenter.shown_fps if self.presenter is not None else 0.0
+
+    @property
+    def inbetween_fps(self) -> float:
+        return self.presenter.inbetween_fps if self.presenter is not None else 0.0
+
+    def describe_inbetween(self) -> str:
+        """For the status line: "" when off, else whether in-between frames are being made."""
+        if not self.options.inbetween:
+            return ""
+        made = self.inbetween_fps
+        return f"in-between {made:.0f} fps" if made > 0 else "in-between on"
 
     @property
     def frames_captured(self) -> int:

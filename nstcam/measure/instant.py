@@ -45,7 +45,7 @@ from nstcam.engines.instant import InstantStyle
 from nstcam.jobs.instant_style import make_instant_style, read_picture
 from nstcam.launch import DEFAULT_SIZE_CPU
 from nstcam.measure.stability import DEFAULT_EVAL, compare_style, format_report, standard_clips
-from trainer.bench import table, write_json
+from trainer.benchkit import table, write_json
 from trainer.cliargs import frame_size, int_at_least
 from trainer.images import load_image, pil_to_tensor, tensor_to_pil
 from trainer.metrics import colour_distance, stylize

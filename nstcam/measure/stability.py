@@ -34,10 +34,10 @@ import cv2
 import numpy as np
 import torch
 
-from nstcam.live.pipeline import FrameProcessor
+from nstcam.live.pipeline import FrameProcessor, FrameResult
 from trainer import metrics
 from trainer.benchkit import table, write_json
-from trainer.cliargs import frame_size
+from trainer.cliargs import frame_size, int_at_least
 from trainer.images import rgb_array_to_tensor
 
 log = logging.getLogger(__name__)
@@ -461,6 +461,46 @@ def apply_processors(frames_bgr: Sequence[np.ndarray], stylized: Sequence[np.nda
     return outputs
 
 
+Renderer = Callable[[Sequence[np.ndarray], Sequence[np.ndarray], FrameTimes], list[np.ndarray]]
+"""The frames shown for a clip's raw BGR frames, given every frame's stylization (a renderer may
+use only some of them); it records its per-frame cost in the FrameTimes."""
+
+
+def with_processors(make: Callable[[], Sequence[FrameProcessor]]) -> Renderer:
+    """Every frame stylized, then run through fresh `make()` processors."""
+    return lambda frames_bgr, stylized, times: apply_processors(frames_bgr, stylized, make(), times)
+
+
+def inbetween_renderer(every: int, make: Callable[[], Sequence[FrameProcessor]] = list, fps: float = 30.0,
+                       move: bool = True) -> Renderer:
+    """An engine `every` times slower than the camera, as the live window runs it with in-between
+    frames (nstcam.live.inbetween): frames 0, every, 2*every... are stylized (then run through
+    `make()`'s processors), each ready `every` frames after its own (frame 0's at once); every
+    other frame is the newest ready one moved along the flow, or, where none can be made, the
+    frame shown before held. The times are the in-between frames'. `move=False`: the newest
+    ready frame held, as a recording does without in-between frames (nstcam.live.sinks)."""
+    from nstcam.live.inbetween import Inbetweener
+
+    def render(frames_bgr: Sequence[np.ndarray], stylized: Sequence[np.ndarray], times: FrameTimes) -> list[np.ndarray]:
+        processors = list(make())
+        keys = apply_processors(frames_bgr[::every], stylized[::every], processors)
+        maker = Inbetweener()
+        outputs = [keys[0]]
+        for t in range(1, len(frames_bgr)):
+            j = max(0, (t - every) // every)  # the newest keyframe ready by frame t
+            if maker.key is None or maker.key.seq != j * every + 1:
+                maker.keep(FrameResult(seq=j * every + 1, raw_bgr=frames_bgr[j * every], stylized_rgb=keys[j],
+                                       style="", latency_ms=0.0, engine_fps=0.0, t_captured=j * every / fps))
+            t0, c0 = time.perf_counter(), time.thread_time()
+            made = maker.make(frames_bgr[t], t + 1, t / fps) if move else (keys[j], maker.key)
+            times.cpu.append(1e3 * (time.thread_time() - c0))
+            times.wall.append(1e3 * (time.perf_counter() - t0))
+            outputs.append(outputs[-1] if made is None else made[0])
+        return outputs
+
+    return render
+
+
 def engine_stylizer(engine: Any, style: str | None = None, processors: Sequence[FrameProcessor] = (),
                     times: FrameTimes | None = None) -> StylizeClip:
     """A `StylizeClip` running each frame through `engine` (a `nstcam.engines.torch_engine.StyleEngine`) with
@@ -516,16 +556,16 @@ class Comparison:
 
 
 def compare_style(engine: Any, style: str, clips: Sequence[Clip],
-                  renderers: dict[str, Callable[[], Sequence[FrameProcessor]]]) -> Comparison:
-    """Stylize each clip once and run the same stylized frames through each renderer's processors,
-    so the renderers are compared side by side on identical input ("baseline": no processor)."""
+                  renderers: dict[str, Renderer]) -> Comparison:
+    """Stylize each clip once and give the same stylized frames to each renderer, so the
+    renderers are compared side by side on identical input ("baseline": every frame as stylized)."""
     result = Comparison(style)
     times = {name: FrameTimes() for name in renderers}
     for clip in clips:
         stylized = [engine.stylize(f, style=style) for f in clip.frames]
         result.figures[clip.name] = {"baseline": evaluate(clip, stylized)}
         for name, make in renderers.items():
-            outputs = apply_processors(clip.frames, stylized, make(), times[name])
+            outputs = make(clip.frames, stylized, times[name])
             result.figures[clip.name][name] = evaluate(clip, outputs)
     for name, t in times.items():
         result.ms_per_frame[name], result.cpu_ms_per_frame[name] = t.medians()
@@ -636,6 +676,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ema", type=_parse_keep, metavar="KEEP",
                    help="also report the naive exponential blend of past outputs with this weight on the "
                         "past (e.g. 0.7), to show what ignoring motion costs")
+    p.add_argument("--inbetween", type=int_at_least(2), nargs="+", metavar="K",
+                   help="also report in-between frames (nstcam.live.inbetween) for an engine K times slower "
+                   "than the camera: every K-th frame stylized and ready K frames later, the others moved "
+                   "along the flow from it; without and with the stabilizer on the stylized frames, and "
+                   "the stylized frames held instead (what is shown without in-between frames)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sensor noise (default: 0)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write every figure as JSON (atomically)")
     p.add_argument("--strip", type=Path, metavar="PNG",
@@ -718,9 +763,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         unknown = [s for s in styles if s not in engine.style_names]
         if unknown:
             parser.error(f"unknown style(s) {', '.join(unknown)}; available: {', '.join(engine.style_names)}")
-    renderers: dict[str, Callable[[], Sequence[FrameProcessor]]] = {"stabilized": lambda: [FlowStabilizer()]}
+    renderers: dict[str, Renderer] = {"stabilized": with_processors(lambda: [FlowStabilizer()])}
     if args.ema:
-        renderers["ema"] = lambda: [EmaBlend(args.ema)]
+        renderers["ema"] = with_processors(lambda: [EmaBlend(args.ema)])
+    for every in args.inbetween or ():
+        renderers[f"held/{every}"] = inbetween_renderer(every, move=False)
+        renderers[f"inbetween/{every}"] = inbetween_renderer(every)
+        renderers[f"inbetween/{every}+stab"] = inbetween_renderer(every, lambda: [FlowStabilizer()])
     engine.warmup(*args.size)
     results = []
     for style in styles:

@@ -53,6 +53,7 @@ def window_options(launch: Launch) -> WindowOptions:
         videos_dir=Path(args.videos_dir) if getattr(args, "videos_dir", None) else None,
         device_type=launch.device.type,
         stabilize=args.stabilize is not False,
+        inbetween=getattr(args, "inbetween", None) is not False,
         strength=1.0 if args.strength is None else args.strength,
         colors=args.preserve_colors or "off",
         crossfade=args.crossfade is not False,

@@ -43,6 +43,7 @@ class WindowOptions:
     realtime: bool = True
     thumbnails: bool = True
     stabilize: bool = True
+    inbetween: bool = True  # every camera frame shown (nstcam.live.inbetween)
     strength: float = 1.0
     colors: str = "off"  # nstcam.live.controls.COLOR_MODES
     crossfade: bool = True

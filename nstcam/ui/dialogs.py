@@ -25,6 +25,7 @@ SHORTCUTS: list[tuple[str, str]] = [
     ("Space", "take a refined snapshot"),
     ("R", "start / stop recording"),
     ("T", "stabilizer on / off"),
+    ("I", "in-between frames on / off (every camera frame shown)"),
     ("V", "virtual camera on / off"),
     ("M", "mirror"),
     ("B", "compare: the camera next to the stylized image"),

@@ -90,7 +90,8 @@ class MainWindow(QMainWindow):
         self.workers = WorkerRegistry()
         self.session = LiveSession(
             engine, opts.camera, self._processors(opts.stabilize),
-            SessionOptions(mirror=opts.mirror, retry_seconds=opts.retry_seconds, realtime=opts.realtime),
+            SessionOptions(mirror=opts.mirror, retry_seconds=opts.retry_seconds, realtime=opts.realtime,
+                           inbetween=opts.inbetween),
             on_status=self.notifier.capture_status.emit, on_error=self.notifier.stylize_error.emit,
             on_sink_error=self.notifier.sink_error.emit)
         self.session.add_sink(self.display)
@@ -110,6 +111,9 @@ class MainWindow(QMainWindow):
                                            self.set_stabilize, checkable=True,
                                            checked=opts.stabilize and stabilizer is not None)
         self.stabilize_action.setEnabled(stabilizer is not None)
+        self.inbetween_action = new_action("In-between", "Show every camera frame: those the style network has no "
+                                           "time for are its latest frame moved along the camera's motion (I)",
+                                           self, self.set_inbetween, checkable=True, checked=opts.inbetween)
         self.mirror_action = new_action("Mirror", "Flip the image horizontally (M)", self, self.set_mirror,
                                         checkable=True, checked=opts.mirror)
         self.compare_action = new_action("Compare", "Before / after: the camera next to the stylized image (B)",
@@ -129,7 +133,8 @@ class MainWindow(QMainWindow):
             Qt.Key.Key_Space: (self.snapshots.action, False), Qt.Key.Key_R: (self.recording.action, False),
             Qt.Key.Key_M: (self.mirror_action, True), Qt.Key.Key_B: (self.compare_action, True),
             Qt.Key.Key_F: (self.fullscreen_action, True), Qt.Key.Key_T: (self.stabilize_action, True),
-            Qt.Key.Key_V: (self.virtual_camera.action, True), Qt.Key.Key_C: (self.look.colors_action, True)}
+            Qt.Key.Key_V: (self.virtual_camera.action, True), Qt.Key.Key_C: (self.look.colors_action, True),
+            Qt.Key.Key_I: (self.inbetween_action, True)}
         # 7. Connections: what the controllers and the session's threads report.
         self._connect()
         self._previous_on_notice = getattr(engine, "on_notice", None)
@@ -157,7 +162,8 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.snapshots.dock)
         self.snapshots.dock.hide()
         self.addToolBar(TOP, make_toolbar("Controls", "controls", self, [
-            self.snapshots.action, self.recording.action, self.stabilize_action, self.virtual_camera.action,
+            self.snapshots.action, self.recording.action, self.stabilize_action, self.inbetween_action,
+            self.virtual_camera.action,
             self.mirror_action, self.compare_action, self.fullscreen_action, None, self.demo_action]))
         self.addToolBarBreak(TOP)
         self.addToolBar(TOP, self.look.bar)
@@ -322,6 +328,10 @@ class MainWindow(QMainWindow):
         self.status.show_status("stabilizer on" if on else "stabilizer off")
         self.remember()
 
+    def set_inbetween(self, on: bool) -> None:
+        self.session.set_inbetween(on)
+        self.status.show_status("in-between frames on: every camera frame shown" if on else "in-between frames off")
+
     def set_fullscreen(self, on: bool) -> None:
         if on and not self.isFullScreen():
             self.showFullScreen()
@@ -359,7 +369,8 @@ class MainWindow(QMainWindow):
                                     "while the camera delivers", error=True)
         self.status.set_figures(
             capture_fps=session.capture_fps, stylize_fps=stats.fps, latency_ms=self.display_latency_ms,
-            device=f"{self.engine.describe()} · {self._size_text()}", stalled=self._stall.stalled)
+            device=" · ".join(filter(None, (self.engine.describe(), self._size_text(), session.describe_inbetween()))),
+            stalled=self._stall.stalled)
         error = session.open_error
         if error and session.source != DEMO and self.ctx.last_result is None:
             if not self.view.overlay.isVisible():
