@@ -23,7 +23,7 @@ def scene(h: int = 64, w: int = 96) -> torch.Tensor:
     return torch.from_numpy(img.astype(np.float32)).permute(2, 0, 1)[None]
 
 
-def test_instant_styles_keep_more_of_the_photos_edges_than_the_published_model(one_torch_thread) -> None:
+def test_instant_styles_keep_more_of_the_photos_edges_than_the_published_model() -> None:
     art = painting(3, (64, 64))
     style = InstantStyle(encode_style(art).rows, b"")
     photo = scene()
@@ -44,7 +44,7 @@ def test_the_band_is_grey_zero_mean_and_nothing_on_flat_or_tiny_frames() -> None
     assert band(torch.rand(1, 3, 3, 40)).abs().max() == 0  # too small to reflect-pad: no band
 
 
-def test_instant_net_without_detail_is_the_published_model(one_torch_thread) -> None:
+def test_instant_net_without_detail_is_the_published_model() -> None:
     code = encode_style(painting(2, (48, 48)))
     x = scene()
     with torch.inference_mode():
