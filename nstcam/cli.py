@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from nstcam.launch import (BACKENDS, DEFAULT_SIZE_CPU, DEFAULT_SIZE_CUDA, PROG, CliError, app_version,
-                           apply_threads, build_engine, check_size, check_style, load_registry,
-                           look_from_args, make_processors, prepare_window, remove_instant,
-                           resolve_backend, resolve_device)
+                           apply_threads, build_engine, check_size, check_style, choose_backend, load_registry,
+                           look_from_args, make_processors, prepare_window, remove_instant, resolve_backend,
+                           resolve_device)
 from nstcam.engines.api import PRECISIONS
+from nstcam.host.omp import prefer_passive_waits
 from trainer.cliargs import int_at_least, number
 
 DEVICE_CHOICES = ("auto", "cuda", "cpu")
@@ -92,7 +93,11 @@ def _add_common(p: argparse.ArgumentParser, size_help: str) -> None:
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="what runs the style network: torch (needed for snapshot refinement and "
                    "training; bf16 on CPUs that have it) or onnxruntime (the torch-free runtime of the "
-                   "desktop bundle; styles are exported to ONNX once and cached); auto = torch where "
+                   "desktop bundle; styles are exported to ONNX once and cached); auto = on a CPU "
+                   "with --precision auto and a processing size, whichever measured fastest here "
+                   "(torch bf16 where native, torch fp32, ONNX Runtime fp32, or ONNX Runtime int8 "
+                   "when within 35 dB of fp32), timed once per network and size on the first launch "
+                   "and remembered in the user cache (`nstcam doctor` shows it); else torch where "
                    "installed (default: auto)")
     p.add_argument("--size", type=int_at_least(1), default=None, metavar="N", help=size_help)
     p.add_argument("--styles-dir", metavar="DIR", action="append", default=[],
@@ -253,7 +258,11 @@ def run_render(args: argparse.Namespace) -> int:
     if size is None:
         size = default_size(src)
     apply_threads(args.threads)
-    engine = build_engine(registry, device, size, style, args.precision, backend, args.threads)
+    backend, precision, choice = choose_backend(registry, device, size, style, args.backend, args.precision,
+                                                args.threads)
+    engine = build_engine(registry, device, size, style, precision, backend, args.threads)
+    if choice is not None:
+        engine.selection = choice.note()
 
     from tqdm import tqdm
 
@@ -346,6 +355,7 @@ def _terminate(_signum: int, _frame: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    prefer_passive_waits()  # before anything loads torch
     _quiet_logs()
     if argv and argv[0] == "doctor":
         from nstcam.doctor import main as doctor

@@ -165,6 +165,19 @@ def check_bf16(ctx: Context) -> list[Check]:
     return [Check("CPU bf16", INFO, "no native bf16 on this CPU: the torch engine runs fp32 on the CPU")]
 
 
+def check_backend_choice(ctx: Context) -> list[Check]:
+    """What `--backend auto` measured and chose on this machine (nstcam.engines.choice)."""
+    import os
+
+    from nstcam.engines.choice import remembered_here
+
+    made = remembered_here(os.cpu_count() or 1)
+    if not made:
+        return [Check("backend choice", INFO, "none measured yet: the first window launch (--backend auto) "
+                      "times torch and ONNX Runtime for the style's network and size and keeps the fastest")]
+    return [Check("backend choice", INFO, f"{where}: {choice.reason()}") for where, choice in made]
+
+
 def check_virtual_camera(ctx: Context) -> list[Check]:
     if not has_module("pyvirtualcam"):
         return [Check("virtual camera", WARN, "pyvirtualcam is not installed (pip install pyvirtualcam): "
@@ -279,6 +292,7 @@ CHECKS: tuple[tuple[str, Callable[[Context], list[Check]], bool], ...] = (
     ("engine", check_engines, True),
     ("GPU / CUDA", check_gpu, False),
     ("CPU bf16", check_bf16, False),
+    ("backend choice", check_backend_choice, False),
     ("styles", check_styles, True),
     ("cameras", check_cameras, False),
     ("virtual camera", check_virtual_camera, False),

@@ -220,8 +220,14 @@ def _onnx_engine(registry, device, size: int | None, precision: str, threads: in
     style files where torch is installed."""
     from nstcam.engines.ort import OnnxStyle, OnnxStyleEngine
 
-    if precision not in ("auto", "fp32"):
+    if precision not in ("auto", "fp32", "int8"):  # int8: only as --backend auto's measured choice
         raise CliError(f"--precision {precision}: the onnxruntime backend runs fp32; use --backend torch for {precision}")
+    quantization = "int8" if precision == "int8" else "fp32"
+    frames = None
+    if quantization == "int8":
+        from nstcam.live.demo import calibration_frames
+
+        frames = calibration_frames()
     models = {}
     for name, model in registry.select(device.type).items():
         if isinstance(model, OnnxStyle):
@@ -229,8 +235,27 @@ def _onnx_engine(registry, device, size: int | None, precision: str, threads: in
         else:
             from nstcam.engines.onnx_export import ensure_onnx
 
-            models[name] = ensure_onnx(model.path)
+            models[name] = ensure_onnx(model.path, quantization, frames)
     return OnnxStyleEngine(models, device=device.type, size=size, threads=threads)
+
+
+def choose_backend(registry, device, size: int | None, style: str, backend_arg: str | None,
+                   precision: str | None, threads: int | None):
+    """(backend, precision, Choice or None). `--backend auto` with `--precision auto` on a CPU
+    where both torch and ONNX Runtime are installed runs what measured fastest for the style's
+    network at `size` (nstcam.autobackend); an explicit backend or precision wins, as before."""
+    backend, precision = resolve_backend(backend_arg), precision or "auto"
+    if ((backend_arg or "auto") != "auto" or precision != "auto" or size is None or device.type != "cpu"
+            or not _installed("onnxruntime") or backend != "torch"):
+        return backend, precision, None
+    from nstcam.autobackend import auto_choice
+
+    try:
+        choice = auto_choice(registry.select("cpu")[style], size, threads or os.cpu_count() or 1)
+    except Exception as exc:  # an export or a candidate that fails to run: torch, as before auto existed
+        print(f"{PROG}: warning: could not time the backends ({exc}); using torch", file=sys.stderr)
+        return backend, precision, None
+    return choice.chosen.backend, choice.chosen.precision, choice
 
 
 def make_stabilizer():
@@ -297,11 +322,30 @@ class Launch:
     virtual_camera: Any = None  # a VirtualCameraSink opened at launch, or None
 
 
+def _remembered_onnx_launch(args: argparse.Namespace):
+    """(registry, Choice) for a window whose measured backend is ONNX Runtime (see
+    nstcam.autobackend.remembered_onnx_launch), else None."""
+    if ((args.backend or "auto") != "auto" or (args.precision or "auto") != "auto"
+            or (args.device or "auto") not in ("auto", "cpu") or not _installed("onnxruntime")):
+        return None
+    from nstcam.autobackend import remembered_onnx_launch
+
+    return remembered_onnx_launch(style_dirs(args.styles_dir), check_size(args.size) or DEFAULT_SIZE_CPU,
+                                  args.threads or os.cpu_count() or 1)
+
+
 def prepare_window(args: argparse.Namespace) -> Launch:
     """Validate the window's arguments and build the engine; raises CliError."""
-    backend = resolve_backend(args.backend)
-    device = resolve_device(args.device or "auto", backend)
-    registry, dirs = load_registry(args.styles_dir, backend)
+    remembered = _remembered_onnx_launch(args)
+    if remembered is not None:  # the measured choice is ONNX Runtime: no torch before the first frame
+        from nstcam.engines.ort import OrtDevice
+
+        (registry, choice), backend, device = remembered, "onnxruntime", OrtDevice("cpu")
+        dirs = style_dirs(args.styles_dir)
+    else:
+        backend = resolve_backend(args.backend)
+        device = resolve_device(args.device or "auto", backend)
+        registry, dirs = load_registry(args.styles_dir, backend)
     style = check_style(registry, args.style, dirs)
     size = check_size(args.size) or (DEFAULT_SIZE_CUDA if device.type == "cuda" else DEFAULT_SIZE_CPU)
 
@@ -331,7 +375,13 @@ def prepare_window(args: argparse.Namespace) -> Launch:
             raise CliError(f"--pictures-dir {args.pictures_dir}: exists and is not a folder")
 
     apply_threads(args.threads)
-    engine = build_engine(registry, device, size, style, args.precision or "auto", backend, args.threads)
+    precision = args.precision or "auto"
+    if remembered is None:
+        backend, precision, choice = choose_backend(registry, device, size, style, args.backend, precision,
+                                                    args.threads)
+    engine = build_engine(registry, device, size, style, precision, backend, args.threads)
+    if choice is not None:
+        engine.selection = choice.note()
     if device.type == "cpu" and backend == "torch" and args.engine_process == "on":
         from nstcam.engines.process import ProcessEngine
 

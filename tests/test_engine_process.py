@@ -76,7 +76,7 @@ def test_the_window_launch_puts_a_cpu_torch_engine_in_a_process_unless_told_not_
     from nstcam.launch import prepare_window
 
     folder = str(next(iter(style_files.values())).parent)
-    common = ["--camera", "demo", "--device", "cpu", "--styles-dir", folder, "--size", "32"]
+    common = ["--camera", "demo", "--device", "cpu", "--backend", "torch", "--styles-dir", folder, "--size", "32"]
     on = prepare_window(window_parser().parse_args(common))
     off = prepare_window(window_parser().parse_args([*common, "--engine-process", "off"]))
     try:
@@ -98,3 +98,38 @@ def test_a_style_added_at_run_time_runs_in_the_child(style_models) -> None:
         assert not np.array_equal(out, engine.stylize(frame, "alpha"))
     finally:
         assert engine.close()
+
+
+@pytest.mark.slow
+def test_closing_while_the_child_is_stopped_neither_hangs_nor_orphans_it(style_models) -> None:
+    import os
+    import signal
+    import threading
+    import time
+
+    from nstcam.engines.process import CLOSE_SECONDS
+
+    engine = ProcessEngine(StyleEngine(style_models, device="cpu", size=32, channels_last=False,
+                                       precision="fp32"), threads=1)
+    wait_ready(engine)
+    child = engine._process
+    os.kill(child.pid, signal.SIGSTOP)  # what `kill -STOP` or a debugger does
+    try:
+        frames: list[np.ndarray] = []
+        waiting = threading.Thread(target=lambda: frames.append(engine.stylize(video_frame(1))), daemon=True)
+        waiting.start()
+        deadline = time.monotonic() + WAIT
+        while not engine._lock.locked():  # the frame is with the stopped child
+            assert time.monotonic() < deadline and waiting.is_alive()
+            waiting.join(0.01)
+        closed: list[bool] = []
+        closer = threading.Thread(target=lambda: closed.append(engine.close()), daemon=True)
+        closer.start()
+        closer.join(CLOSE_SECONDS + 3)  # a close that waits on the stopped child fails here, not hangs
+        assert closed == [True]
+        waiting.join(WAIT)
+        assert not waiting.is_alive() and frames[0].shape == (32, 48, 3)  # stylized in-process instead
+        assert child.exitcode is not None  # killed and reaped: no orphan left behind
+    finally:
+        if child.is_alive():
+            child.kill()

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from nstcam.engines import memory_formats
+from nstcam.host.choices import MAX_ENTRIES
 from nstcam.engines.torch_engine import StyleEngine
 from nstcam_fixtures import TINY_CONFIG, video_frame
 from trainer.transformer import TransformerNet
@@ -100,10 +101,10 @@ def test_networks_that_compute_differently_have_their_own_choice(change) -> None
 
 
 def test_the_cache_keeps_only_the_newest_entries(cache: Path) -> None:
-    for i in range(memory_formats.MAX_ENTRIES + 5):
+    for i in range(MAX_ENTRIES + 5):
         memory_formats.remember(f"key {i}", bool(i % 2), {"contiguous_ms": 1.0})
     entries = json.loads(cache.read_text())
-    assert len(entries) == memory_formats.MAX_ENTRIES
-    assert "key 0" not in entries and memory_formats.recall(f"key {memory_formats.MAX_ENTRIES + 4}") is False
+    assert len(entries) == MAX_ENTRIES
+    assert "key 0" not in entries and memory_formats.recall(f"key {MAX_ENTRIES + 4}") is False
     assert memory_formats.recall("key 0") is None
     assert all(isinstance(e["channels_last"], bool) for e in entries.values())

@@ -27,7 +27,7 @@ def test_a_signal_closes_the_window_cleanly(styles_dir, tmp_path, sig):
            "XDG_DATA_HOME": str(tmp_path / "data")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "nstcam", "--camera", "demo", "--styles-dir", str(styles_dir), "--style", "ember",
-         "--size", "48", "--device", "cpu", "--engine-process", "on", "--record", str(record), "-v"],
+         "--size", "48", "--device", "cpu", "--backend", "torch", "--engine-process", "on", "--record", str(record), "-v"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
     )
     # As a terminal does: the signal goes to the app and its children.

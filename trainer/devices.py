@@ -1,16 +1,25 @@
-"""Device selection shared by the CLIs."""
+"""Device selection shared by the CLIs. torch is imported where needed, so `cpu_name` serves a
+launch that does not load torch."""
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 DEVICE_CHOICES = ("auto", "cuda", "cpu")
+# Set (to anything but "" or "0") to treat bf16 as not native, e.g. to emulate an AVX2-only CPU
+# with ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 on a CPU that has AVX512-BF16.
+NO_NATIVE_BF16 = "NSTCAM_NO_NATIVE_BF16"
 
 
 def resolve_device(name: str = "auto") -> torch.device:
     """`auto` prefers CUDA; asking for CUDA without one is an error, not a silent CPU fallback."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -23,6 +32,10 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def cpu_bf16_supported() -> bool:
     """Native bf16 on this CPU (AVX512-BF16 or AMX): only then can bf16 beat fp32."""
+    import torch
+
+    if os.environ.get(NO_NATIVE_BF16, "") not in ("", "0"):
+        return False
     for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
         check = getattr(torch.cpu, name, None)
         try:

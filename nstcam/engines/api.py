@@ -63,6 +63,11 @@ class EngineBase:
     def __init__(self, size: int | None) -> None:
         self.size = size
         self._timer = FrameTimer()
+        self.selection = ""  # why this engine runs, when it was chosen by measurement (`--backend auto`)
+
+    def _with_selection(self, text: str) -> str:
+        """`describe`'s text with the reason for the choice, if any (the window's status line shows it)."""
+        return f"{text} · {self.selection}" if self.selection else text
 
     @property
     def size(self) -> int | None:

@@ -15,9 +15,13 @@ the style file it came from, so a retrained style is exported again.
 Quantisation ("int8"): static, QDQ, per-channel int8 weights and uint8 activations calibrated on
 frames the caller passes (the app and `python -m nstcam.export` pass frames of the built-in demo
 scene, the only images sure to exist: an engine knows no frame sources); "int8-dynamic" quantises
-the weights only. Measured on the bundled light network (2 cores, VNNI): static int8 is ~36 dB PSNR
-to fp32 and barely faster than ORT fp32, because the instance norms, pads and resizes stay float;
-dynamic int8 is slower than fp32. fp32 is the default for that reason.
+the weights only. The weights use 7 bits (reduce_range): on AVX2 CPUs without VNNI, ONNX Runtime
+multiplies uint8 by int8 with VPMADDUBSW, whose int16 sum of two products saturates once
+2 x 255 x |w| > 32767, i.e. for 8-bit weights beyond +-64, and the picture broke (26 dB from fp32
+measured there). With 7-bit weights no sum can saturate, on every x86 CPU, at 0.2 dB here
+(40.0 -> 39.8 dB on a VNNI CPU, where nothing saturates either way). uint8 weights (U8U8) also
+avoid it but ran at 0.6x the speed of fp32. Whether int8 is used is decided by measurement
+(nstcam.engines.choice: at least 35 dB from fp32, and faster).
 """
 from __future__ import annotations
 
@@ -31,12 +35,13 @@ from pathlib import Path
 
 import numpy as np
 
+from nstcam.engines.choice import model_arch_id
 from nstcam.engines.ort import FORMAT, MIN_SIDE, QUANTIZATIONS, SIDE_MULTIPLE, SUFFIXES, pad_frame
 from nstcam.host.userdirs import user_cache_dir
 
 log = logging.getLogger(__name__)
 
-VERSION = "2"  # 2: instant styles add back the frame's fine luma (nstcam.engines.detail); re-export
+VERSION = "3"  # 2: the "arch" metadata, 7-bit int8 weights; 3: instant styles add back the frame's fine luma
 OPSET = 17
 INPUT, OUTPUT = "bgr", "rgb"
 TRACE_SHAPE = (240, 320)  # any multiple of SIDE_MULTIPLE: the graph keeps H and W dynamic
@@ -133,7 +138,8 @@ def export_model(model, out: Path, quantization: str = "fp32", calibration: Sequ
     """Export a loaded StyleModel to `out` atomically (benchmarks export models never saved).
 
     `source`: metadata naming where it came from (source, source_sha256, a default name); the
-    model's own name, variant, title, artist and year are stored too.
+    model's own name, variant, title, artist and year are stored too, and its architecture id
+    (nstcam.engines.choice.arch_id), under which a torch-free launch finds the remembered backend.
     """
     import torch
 
@@ -147,6 +153,7 @@ def export_model(model, out: Path, quantization: str = "fp32", calibration: Sequ
         "quantization": quantization,
         "side_multiple": str(SIDE_MULTIPLE),
         "min_side": str(MIN_SIDE),
+        "arch": model_arch_id(model),
         **{k: str(model.meta[k]) for k in ("name", "variant", "title", "artist", "year") if model.meta.get(k)},
     }
     meta.setdefault("name", target.name.split(".")[0].split("-")[0])
@@ -216,7 +223,7 @@ def _quantize(fp32: Path, tmp: Path, quantization: str, calibration: Sequence[np
                 return None if frame is None else {INPUT: pad_frame(frame)[0][None]}
 
         quantize_static(str(prepared), str(out), Frames(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=True)
     return out
 
 

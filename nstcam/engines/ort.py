@@ -14,6 +14,7 @@ and `on_notice` tells the user, as StyleEngine does.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -23,6 +24,7 @@ import cv2
 import numpy as np
 
 from nstcam.engines.api import DEFAULT, EngineBase, _Default, processing_size
+from nstcam.engines.threads import ThreadTuner, thread_choices
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +180,9 @@ class OnnxStyleEngine(EngineBase):
 
     Thread-safe like StyleEngine: `stylize` calls are serialised by a lock; `set_style` may be
     called from any thread and takes effect on the next frame. `models` maps style name to its
-    ONNX file (or an `OnnxStyle`). `threads`: ONNX Runtime's intra-op threads (default: cores).
+    ONNX file (or an `OnnxStyle`). `threads`: ONNX Runtime's intra-op threads (default: cores);
+    on the CPU fewer are used while they measure faster (nstcam.engines.threads), each count with
+    its own session, made when first tried.
     """
 
     def __init__(
@@ -194,7 +198,7 @@ class OnnxStyleEngine(EngineBase):
         self._paths = {name: Path(m.path if isinstance(m, OnnxStyle) else m) for name, m in models.items()}
         self._style = next(iter(self._paths))
         super().__init__(size)
-        self._threads = threads
+        self._threads = threads or os.cpu_count() or 1
         self.on_notice = on_notice
         self._lock = threading.RLock()
         self.notices: list[str] = []
@@ -208,6 +212,9 @@ class OnnxStyleEngine(EngineBase):
             sessions = {name: open_session(path, device, self._threads) for name, path in self._paths.items()}
         self._device = device
         self._sessions = sessions
+        self._fewer_threads: dict[tuple[str, int], object] = {}  # (style, threads) -> session
+        self._tuner = ThreadTuner(thread_choices(self._threads) if device.type == "cpu" else [self._threads],
+                                  label="ONNX Runtime threads")
         quantizations = {s.get_modelmeta().custom_metadata_map.get("quantization", "fp32") for s in sessions.values()}
         self._precision = "/".join(sorted(quantizations))
         self._input = {name: s.get_inputs()[0].name for name, s in sessions.items()}
@@ -236,7 +243,7 @@ class OnnxStyleEngine(EngineBase):
         return "onnxruntime"
 
     def describe(self) -> str:
-        return f"{self._device} {self._precision} (ONNX Runtime)"
+        return self._with_selection(f"{self._device} {self._precision} (ONNX Runtime)")
 
     def set_style(self, name: str) -> None:
         self._style = self._check_style(name)
@@ -280,7 +287,19 @@ class OnnxStyleEngine(EngineBase):
         return result
 
     def _run(self, name: str, padded: np.ndarray) -> np.ndarray:
-        return self._sessions[name].run(None, {self._input[name]: padded[None]})[0]
+        session = self._session(name, self._tuner.current)
+        t0 = time.perf_counter()
+        out = session.run(None, {self._input[name]: padded[None]})[0]
+        self._tuner.record(time.perf_counter() - t0)
+        return out
+
+    def _session(self, name: str, threads: int):
+        if threads == self._threads:
+            return self._sessions[name]
+        key = (name, threads)
+        if key not in self._fewer_threads:
+            self._fewer_threads[key] = open_session(self._paths[name], self._device, threads)
+        return self._fewer_threads[key]
 
     def warmup(self, width: int = 640, height: int = 480) -> None:
         """Run one black frame (ORT's first-run allocations) without counting it."""

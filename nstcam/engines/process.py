@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 START_SECONDS = 60.0  # the child must be ready within this, or the engine stays in-process
 CLOSE_SECONDS = 5.0
+WAIT_SLICE = 0.1  # how often a frame waiting on the child checks whether the engine is closing
 # What a terminal sends its whole foreground process group (Ctrl-C, hang-up). The app closes on
 # them and stops the child itself; the child and the resource tracker must not die first.
 TERMINAL_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGHUP") if hasattr(signal, name))
@@ -116,6 +117,7 @@ class ProcessEngine:
         self._child_styles = set(engine.style_names)  # the child gets a style added later with its first frame
         self._threads = threads or torch.get_num_threads()
         self._started = 0.0
+        self._closing = threading.Event()  # set by close(): a frame waiting on the child gives up
         self._conn: Connection | None = None
         self._process: mp.process.BaseProcess | None = None
         _start_resource_tracker()
@@ -192,7 +194,8 @@ class ProcessEngine:
                     self._child_styles.add(name)
                 out = self._round_trip(frame_bgr, name)
             except (EOFError, OSError, BrokenPipeError) as exc:
-                self._give_up(f"the engine process ended ({exc or type(exc).__name__}); stylizing in-process")
+                if not self._closing.is_set():  # close() stops the child itself
+                    self._give_up(f"the engine process ended ({exc or type(exc).__name__}); stylizing in-process")
                 return self.inner.stylize(frame_bgr, style, size)
         self._timer.tick(time.perf_counter() - t0)
         return out
@@ -224,6 +227,9 @@ class ProcessEngine:
             self._conn.send(("buffers", self._buffers[0].name, self._buffers[1].name))
         np.ndarray(frame.shape, np.uint8, buffer=self._buffers[0].buf)[...] = frame
         self._conn.send(("run", frame.shape, style, self.inner.size))
+        while not self._conn.poll(WAIT_SLICE):  # a stopped or hung child must not hold the lock past close()
+            if self._closing.is_set():
+                raise EOFError("the engine is closing")
         reply = self._conn.recv()
         if reply[0] == "error":
             raise RuntimeError(reply[1])
@@ -250,17 +256,22 @@ class ProcessEngine:
             self._conn.send(("stop",))
         except (OSError, BrokenPipeError):
             pass  # already gone
-        self._conn.close()
         self._process.join(CLOSE_SECONDS)
-        if self._process.is_alive():
+        if self._process.is_alive():  # hung, or stopped (SIGSTOP): SIGKILL ends either
             log.warning("engine process did not stop within %.0f s; killing it", CLOSE_SECONDS)
             self._process.kill()
             self._process.join(CLOSE_SECONDS)
+        self._conn.close()
         self._release_buffers()
         return not self._process.is_alive()
 
     def close(self) -> bool:
-        """Stop the child and free the shared memory; the wrapped engine stays usable. Idempotent."""
+        """Stop the child and free the shared memory; the wrapped engine stays usable. Idempotent.
+
+        A frame waiting on the child gives up within `WAIT_SLICE` (and is stylized in-process), so
+        a child that never answers (stopped with SIGSTOP, hung) delays the close by at most
+        `CLOSE_SECONDS` before it is killed, instead of holding the frame lock forever."""
+        self._closing.set()
         with self._lock:
             if self._state == "closed":
                 return True

@@ -28,6 +28,7 @@ from torch import nn
 
 from nstcam.engines import memory_formats
 from nstcam.engines.api import DEFAULT, PRECISIONS, EngineBase, _Default, processing_size
+from nstcam.engines.threads import ThreadTuner, thread_choices
 from trainer.devices import cpu_bf16_supported, resolve_device
 from trainer.stylefile import StyleModel
 
@@ -141,6 +142,7 @@ class StyleEngine(EngineBase):
             self._channels_last = self._channels_last_request  # None: measured on the first frame
             self._stream = None
             self._device_name = ""
+            self._tuner = ThreadTuner(thread_choices(torch.get_num_threads()), label="torch threads")
         nets: dict[str, nn.Module] = {}
         for name, model in self._models.items():
             net = model.build(device, self._dtype)
@@ -225,7 +227,7 @@ class StyleEngine(EngineBase):
         text = f"{self._device} {self.precision}"
         if self._device.type == "cuda":
             text += f" ({self._device_name})"
-        return text
+        return self._with_selection(text)
 
     def set_style(self, name: str) -> None:
         self._style = self._check_style(name)
@@ -315,7 +317,12 @@ class StyleEngine(EngineBase):
             self._measure_memory_format(net, x)
         if not self._channels_last:
             x = x.contiguous()
+        threads = self._tuner.current
+        if torch.get_num_threads() != threads:  # per thread: the stylize thread sets its own
+            torch.set_num_threads(threads)
+        t0 = time.perf_counter()
         y = net(x)
+        self._tuner.record(time.perf_counter() - t0)
         return _to_rgb_uint8(y.float()).numpy()  # bf16 is too coarse to scale to 0-255 in
 
     @torch.inference_mode()

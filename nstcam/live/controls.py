@@ -6,11 +6,8 @@ recording size. The window, `nstcam render` and snapshots all use these same fun
     look = keep original colours (optional) -> blend toward the input by (1 - strength)
 
 Strength is a pixel blend with the input (resized to the stylized frame), not an interpolation
-inside the network. Measured on the six bundled styles x four eval photos: at 0.5 the blend's
-Lab mean, contrast, chroma and gradient energy sit at 0.50-0.63 of the way from the input to the
-full output (medians), for 0.17 ms a 240 px frame; interpolating every instance-norm scale and
-shift halfway toward identity still gives 0.96-1.03 (the output barely changes), and at 0 is
-still 37.5/255 away from the input, so it cannot meet "0 is the input" at all.
+inside the network: the blend is cheap and proportional, and 0 is exactly the input, which
+interpolating the instance norms toward identity is not (figures: docs/design-notes.md).
 """
 from __future__ import annotations
 

@@ -10,12 +10,10 @@ The default writer is H.264 (libx264, yuv420p, crf 20, preset veryfast, tune zer
 into fragmented MP4 (`frag_keyframe+empty_moov+default_base_moof`) with a keyframe every second, a
 new fragment every FRAGMENT_SECONDS (0.25 s; a fragment need not start on a keyframe) and a flush
 after every packet: each quarter second of video is on disk as soon as it is encoded, so a
-`kill -9` loses at most about the last 0.25 s. MKV gets clusters of the same length. Measured with
-a frame counter drawn into each frame, 30 fps, killed at four phases: 0.20-0.23 s lost (MKV
-0.10-0.20 s), against 0.5-1.0 s with one fragment or cluster per 1-s keyframe interval; the extra
-headers cost +0.1 % (stylized frames) to +0.8 % (the demo scene) in file size, where halving the
-keyframe interval instead cost +5 % to +18 %. ("zerolatency" drops x264's lookahead and B-frames,
-whose ~1 s of buffered frames would otherwise add to that loss.)
+`kill -9` loses at most about the last 0.25 s. MKV gets clusters of the same length. Short
+fragments, not a shorter keyframe interval: their headers cost far less file size. ("zerolatency"
+drops x264's lookahead and B-frames, whose ~1 s of buffered frames would otherwise add to that
+loss.) The kill test's figures: docs/design-notes.md.
 """
 from __future__ import annotations
 

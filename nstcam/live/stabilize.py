@@ -11,14 +11,10 @@ through at once, which is what keeps moving objects free of trails (an unweighte
 of past outputs smears them).
 
 Cost: one DIS flow and the confidence at half the stylized size, one remap and one blend at the
-stylized size; about 1.0 ms per frame at 320x240 and 3.4 ms at 640x480 (median wall time,
-OpenCV's two threads, idle 2-core machine). A forward-backward flow check used to guard the warp
-too; on every measured clip (pans of 1-3 px, a zoom, a moving object; three styles; both sizes)
-dropping it moved no figure by more than 0.002 for the worse, and it cost a second flow: 1.5 and
-5.4-5.8 ms. What it also caught, a cut to a similar-looking scene, the median difference catches.
-The carried-over picture follows the new frame's mean colour, measured where the warp is trusted,
-half-way each frame (`colour_follow`), so exposure and white-balance changes show within about a
-frame instead of lagging; that raised the warp error by at most 0.03 of the unstabilized one.
+stylized size (about 1 ms a 320x240 frame). One flow, not a forward-backward pair: the median
+difference already catches what the second flow caught. The carried-over picture follows the new
+frame's mean colour half-way each frame (`colour_follow`), so exposure and white-balance changes
+show within about a frame instead of lagging. Figures and history: docs/design-notes.md.
 """
 from __future__ import annotations
 
@@ -43,11 +39,9 @@ class FlowStabilizer:
     how far it is trusted (nstcam.live.flow.RawFlow); on a scene cut the stabilizer resets itself
     and passes the new stylized frame through.
     `colour_follow`: the fraction of the change in the new stylized frame's mean colour the
-    carried-over picture takes each frame. The confidence trusts a frame whose brightness drifts
-    by a few grey levels (its floor adapts to the typical difference), so with 0 an exposure ramp
-    or a dimming light reached the output only through the blend's 7% a frame: on a ramp of 4
-    grey levels a frame the picture lagged by 18. 1 follows at once but lets the network's own
-    frame-to-frame colour flicker through; 0.5 lags by 3 and keeps most of the steadiness.
+    carried-over picture takes each frame. The confidence trusts a slow brightness drift, so
+    without it an exposure ramp reaches the output only through the blend; 1 follows at once but
+    lets the network's own colour flicker through, 0.5 is the compromise (docs/design-notes.md).
     """
 
     def __init__(

@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from nstcam.host.omp import POLICY
 from nstcam.live.demo import DemoSource
 from nstcam.launch import build_engine, load_registry, resolve_device
 from nstcam.live.session import LiveSession
@@ -98,14 +99,15 @@ def nstcam(*args: str, env: dict[str, str] | None = None, timeout: float = 900) 
 
 
 def window(size: int, engine_process: str, seconds: float, style: str, stabilize: bool = True,
-           **extra_env: str) -> dict[str, float]:
+           extra_args: Sequence[str] = (), **extra_env: str) -> dict[str, float]:
     env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen"), **extra_env}
     _, out = nstcam("--camera", "demo", "--style", style, "--size", str(size), "--engine-process", engine_process,
                     "--benchmark-seconds", str(seconds), "--no-crossfade", "-v",
-                    *(() if stabilize else ("--no-stabilize",)), env=env)
+                    *(() if stabilize else ("--no-stabilize",)), *extra_args, env=env)
     result = json.loads(out.split("BENCHMARK_JSON ", 1)[1].splitlines()[0])
     first = FIRST_FRAME.search(out)
-    return {"stylize_fps": result["stylize_fps"], "first_frame_s": float(first.group(1)) if first else float("nan")}
+    return {"stylize_fps": result["stylize_fps"], "display_fps": result["display_fps"],
+            "first_frame_s": float(first.group(1)) if first else float("nan")}
 
 
 def render(size: int, clip: Path, one: Path, folder: Path, style: str, **extra_env: str) -> dict[str, float]:
@@ -158,6 +160,94 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     return {size: summarise(runs) for size, runs in rows.items()}
 
 
+# Host conditions (`--conditions`): what most users have (AVX2, no native bf16), emulated on an
+# AVX-512 CPU, and a core taken by another process (a video call beside the virtual camera).
+AVX2_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "NSTCAM_NO_NATIVE_BF16": "1"}
+CONDITIONS = {"idle": ({}, False), "busy core": ({}, True), "AVX2": (AVX2_ENV, False),
+              "AVX2 + busy core": (AVX2_ENV, True)}
+ENGINES = ("torch:bf16", "torch:fp32", "onnxruntime:fp32", "onnxruntime:int8")
+WINDOWS = {"default": ("on", ()), "torch process": ("on", ("--backend", "torch")),
+           "torch in-process": ("off", ("--backend", "torch")), "onnxruntime": ("off", ("--backend", "onnxruntime"))}
+
+
+def engine_alone(spec: str, size: int, seconds: float, style: str, env: dict[str, str]) -> float | None:
+    """One engine's fresh frames/s on the main thread of its own process (so the condition's
+    environment applies from the start); None where it does not exist (bf16 not native)."""
+    run = subprocess.run([sys.executable, "-m", "nstcam.measure.bench_app", "--engine-alone", spec,
+                          "--sizes", str(size), "--seconds", str(seconds), "--style", style],
+                         capture_output=True, text=True, timeout=900,
+                         env={POLICY: "PASSIVE", **os.environ, **env})  # as the app's CLI sets it
+    if run.returncode != 0:
+        raise RuntimeError(f"engine {spec} failed: {run.stderr.strip()[-500:]}")
+    return json.loads(run.stdout.strip().splitlines()[-1])["fps"]
+
+
+def run_engine_alone(spec: str, size: int, seconds: float, style: str) -> float | None:
+    from trainer.devices import cpu_bf16_supported
+
+    backend, precision = spec.split(":")
+    if precision == "bf16" and not cpu_bf16_supported():
+        return None
+    registry, _ = load_registry([], backend)
+    return engine_fps(build_engine(registry, resolve_device("cpu", backend), size, style, precision, backend), seconds)
+
+
+class BusyCore:
+    """`python -c "while True: pass"` for the duration of a `with` block (or nothing)."""
+
+    def __init__(self, busy: bool) -> None:
+        self.busy = busy
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> BusyCore:
+        if self.busy:
+            self.process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+
+
+def measure_conditions(args: argparse.Namespace) -> dict[str, Any]:
+    """Per host condition: each engine alone, the window per configuration, render (default)."""
+    size = args.sizes[0]
+    rows: dict[str, list[dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        clip, one = write_clip(folder / "clip.avi", 240), write_clip(folder / "one.avi", 1)
+        cache = {"NSTCAM_CACHE_DIR": str(folder / "cache")}
+        for env, _ in {id(e): (e, b) for e, b in CONDITIONS.values()}.values():  # first launches, idle
+            window(size, "on", 1.0, args.style, **cache, **env)
+        for _ in range(args.rounds):
+            for name, (env, busy) in CONDITIONS.items():
+                row: dict[str, float] = {}
+                with BusyCore(busy):
+                    for spec in ENGINES:
+                        fps = engine_alone(spec, size, args.seconds, args.style, {**cache, **env})
+                        if fps is not None:
+                            row[f"engine {spec}"] = fps
+                    for config, (placement, extra) in ((c, WINDOWS[c]) for c in args.configs):
+                        got = window(size, placement, args.seconds, args.style, extra_args=extra, **cache, **env)
+                        row.update({f"window {config} {k}": v for k, v in got.items()})
+                    row.update(render(size, clip, one, folder, args.style, **cache, **env))
+                row["fastest engine"] = max(v for k, v in row.items() if k.startswith("engine "))
+                rows.setdefault(name, []).append(row)
+                print(f"{name}: {json.dumps(row)}", file=sys.stderr, flush=True)  # a long run's progress
+    result = {name: {k: round(statistics.median(r[k] for r in runs), 2) for k in runs[0]} for name, runs in rows.items()}
+    for name, runs in rows.items():
+        out = result[name]
+        out["window default vs fastest engine"] = round(statistics.median(
+            r["window default stylize_fps"] / r["fastest engine"] for r in runs), 2)
+        out["render vs fastest engine"] = round(statistics.median(r["render_fps"] / r["fastest engine"] for r in runs), 2)
+        idle = rows["AVX2" if name.startswith("AVX2") else "idle"]
+        for key in [k for k in runs[0] if k.endswith("stylize_fps") or k.startswith("engine ")]:
+            out[f"{key} vs idle"] = round(statistics.median(r[key] / i[key] for r, i in zip(runs, idle)), 2)
+        out["rounds"] = len(runs)
+    return {"size": size, "conditions": result}
+
+
 def summarise(runs: list[dict[str, float]]) -> dict[str, float]:
     keys = runs[0].keys()
     out = {k: round(statistics.median(r[k] for r in runs), 2) for k in keys}
@@ -178,8 +268,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="measured seconds per figure and round (default: 6)")
     p.add_argument("--style", default="monet", help="bundled style to run (default: monet)")
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON")
+    p.add_argument("--conditions", action="store_true",
+                   help="instead: a row per host condition (idle, one busy core, emulated AVX2 without "
+                   "native bf16, both) at the first --sizes size: each engine alone, the window per "
+                   "configuration (default, torch in its process or in-process, onnxruntime; fresh "
+                   "stylize_fps and display_fps, first stylized frame) and render, with ratios to the "
+                   "fastest engine and to the idle row")
+    p.add_argument("--configs", nargs="+", choices=list(WINDOWS), default=list(WINDOWS),
+                   help="(with --conditions) the window configurations to run (default: all)")
+    p.add_argument("--engine-alone", metavar="BACKEND:PRECISION", choices=ENGINES,
+                   help="(used by --conditions) time one engine in this process and print its frames/s")
     args = p.parse_args(argv)
-    result = measure(args)
+    if args.engine_alone:
+        print(json.dumps({"fps": run_engine_alone(args.engine_alone, args.sizes[0], args.seconds, args.style)}))
+        return 0
+    result = measure_conditions(args) if args.conditions else measure(args)
     print(json.dumps(result, indent=1))
     if args.json:
         write_json(args.json, result)

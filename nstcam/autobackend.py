@@ -1,0 +1,100 @@
+"""`--backend auto` on a CPU: the candidates built and timed for a style (nstcam.engines.choice),
+and the launch that runs a remembered ONNX Runtime choice without importing torch.
+
+Kept apart from nstcam.launch: the timing builds every engine kind, and the torch-free path must
+find the styles, their exports and the remembered choice with nothing but ONNX Runtime.
+"""
+from __future__ import annotations
+
+import logging
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from nstcam.engines import choice as choices
+from nstcam.engines.choice import Candidate, Choice
+
+log = logging.getLogger(__name__)
+
+PSNR_FRAMES = 4  # calibration frames compared between int8 and fp32
+
+
+def frame_shape(size: int) -> tuple[int, int]:
+    """(h, w) of a 4:3 camera frame at processing size `size` (what a webcam gives)."""
+    return size, round(size * 4 / 3 / 2) * 2
+
+
+def auto_choice(model: Any, size: int, threads: int) -> Choice:
+    """The remembered choice for `model`'s architecture at `size`, or a new one measured now."""
+    key = choices.choice_key(choices.model_arch_id(model), size, threads)
+    remembered = choices.recall(key)
+    if remembered is not None:
+        log.info("backend: %s", remembered.reason())
+        return remembered
+    chosen = measure(model, size, threads)
+    choices.remember(key, chosen)
+    return chosen
+
+
+def measure(model: Any, size: int, threads: int) -> Choice:
+    """Build and time every candidate that exists here for the style file `model` (a StyleModel)."""
+    from nstcam.engines.onnx_export import ensure_onnx
+    from nstcam.engines.ort import OnnxStyleEngine
+    from nstcam.engines.torch_engine import StyleEngine
+    from nstcam.live.demo import calibration_frames
+    from trainer.devices import cpu_bf16_supported
+
+    h, w = frame_shape(size)
+    frames = calibration_frames(shape=(h, w))
+    engines: dict[Candidate, Any] = {}
+    for precision in (["bf16"] if cpu_bf16_supported() else []) + ["fp32"]:
+        engines[Candidate("torch", precision)] = StyleEngine({"s": model}, device="cpu", size=size, precision=precision)
+    excluded: dict[str, str] = {}
+    fp32 = OnnxStyleEngine({"s": ensure_onnx(model.path)}, device="cpu", size=size, threads=threads)
+    engines[Candidate("onnxruntime", "fp32")] = fp32
+    int8 = OnnxStyleEngine({"s": ensure_onnx(model.path, "int8", frames)}, device="cpu", size=size, threads=threads)
+    db = statistics.median(choices.psnr(int8.stylize(f), fp32.stylize(f)) for f in frames[:PSNR_FRAMES])
+    why = choices.int8_exclusion(db)
+    if why is None:
+        engines[Candidate("onnxruntime", "int8")] = int8
+    else:
+        excluded[Candidate("onnxruntime", "int8").label] = why
+    cycle = iter(range(1 << 62))
+    runs = {c: (lambda e=e: e.stylize(frames[next(cycle) % len(frames)])) for c, e in engines.items()}
+    return choices.fastest(choices.time_candidates(runs), excluded, f"{w}x{h}")
+
+
+def remembered_onnx_launch(dirs: Sequence[Path], size: int, threads: int):
+    """(registry, choice) when the choice remembered here for the styles' network is ONNX Runtime
+    and every style file has a current export of that kind; else None (the torch path decides).
+    Imports no torch: the registry holds the exports (nstcam.engines.ort.OnnxStyle)."""
+    if not choices.remembers_onnxruntime(threads):
+        return None
+    from nstcam.engines.onnx_export import cache_dir, file_sha256, read_metadata
+    from nstcam.engines.ort import SUFFIXES, OnnxStyle
+    from nstcam.registry import StyleRegistry
+
+    registry = StyleRegistry.discover([cache_dir(), *dirs], runtime="onnx")
+    exported = {e.model.meta.get("source_sha256") for e in registry.entries}
+    for folder in dirs:
+        for pt in sorted(folder.glob("*.pt")) if folder.is_dir() else ():
+            if file_sha256(pt) not in exported:
+                log.info("backend: %s has no current ONNX export; deciding with torch", pt)
+                return None
+    models = registry.select("cpu")
+    archs = {m.meta.get("arch") for m in models.values()}
+    if len(archs) != 1 or None in archs:
+        return None
+    remembered = choices.recall(choices.choice_key(archs.pop(), size, threads))
+    if remembered is None or remembered.chosen.backend != "onnxruntime":
+        return None
+    if remembered.chosen.precision != "fp32":
+        suffix = SUFFIXES[remembered.chosen.precision]
+        for entry in registry.entries:
+            quantized = Path(str(entry.path)[: -len(SUFFIXES["fp32"])] + suffix)
+            if read_metadata(quantized).get("source_sha256") != entry.model.meta.get("source_sha256"):
+                return None
+            entry.model = OnnxStyle(entry.model.name, quantized, entry.model.meta)
+    log.info("backend: %s", remembered.reason())
+    return registry, remembered

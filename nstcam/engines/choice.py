@@ -1,0 +1,186 @@
+"""Which engine runs a style fastest on this machine: measured once, remembered, explained.
+
+On a CPU with native bf16 torch bf16 wins by far; on the common AVX2 CPU torch fp32, ONNX Runtime
+fp32 and ONNX Runtime int8 are within a factor of 1.5 of each other and which leads depends on the
+CPU, the network and the frame size. So `--backend auto` times the candidates that exist here on
+the first launch for a network architecture and processing size, keeps the fastest under those in
+the user cache (`<cache>/nstcam/backend_choice.json`, nstcam.host.choices) and says what it chose
+and why. int8 is a candidate only when its picture stays within `MIN_INT8_PSNR` of fp32.
+
+Torch-free: the key is computed from the CPU's name, the packages' versions (read without importing
+them) and an architecture id that the ONNX exports also carry, so a launch whose remembered choice
+is ONNX Runtime never needs torch.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import numpy as np
+
+from nstcam.host.choices import RememberedChoices
+from trainer.devices import NO_NATIVE_BF16, cpu_name
+
+log = logging.getLogger(__name__)
+
+MIN_INT8_PSNR = 35.0  # dB against fp32: below, int8's picture visibly breaks (26 dB seen on AVX2)
+ROUNDS = 3  # interleaved timing rounds, so a burst of other work hurts every candidate alike
+FRAMES_PER_ROUND = 3
+# Settings that change which kernels run, so that an emulated CPU gets its own choice.
+ISA_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", NO_NATIVE_BF16)
+
+_CHOICES = RememberedChoices("backend_choice")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way to run the network: a backend ("torch", "onnxruntime") and its number format."""
+
+    backend: str
+    precision: str
+
+    @property
+    def label(self) -> str:
+        return f"{'ONNX Runtime' if self.backend == 'onnxruntime' else self.backend} {self.precision}"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The chosen candidate, every candidate's measured frames/s, and why others were left out."""
+
+    chosen: Candidate
+    fps: dict[str, float]
+    excluded: dict[str, str] = field(default_factory=dict)
+    size: str = ""
+    remembered: bool = False
+
+    def reason(self) -> str:
+        """One line for `-v` and `nstcam doctor`."""
+        timed = ", ".join(f"{label} {fps:.1f}" for label, fps in sorted(self.fps.items(), key=lambda kv: -kv[1]))
+        text = f"{self.chosen.label}: the fastest at {self.size} ({timed} frames/s"
+        text += ", measured on an earlier launch)" if self.remembered else ")"
+        return text + "".join(f"; {label} left out: {why}" for label, why in self.excluded.items())
+
+    def note(self) -> str:
+        """A few words for the window's status line."""
+        others = [fps for label, fps in self.fps.items() if label != self.chosen.label]
+        lead = f", {self.fps[self.chosen.label] / max(others):.2f}x the next" if others else ""
+        return f"auto: fastest here{lead}"
+
+    def to_entry(self) -> dict[str, Any]:
+        return {"backend": self.chosen.backend, "precision": self.chosen.precision, "size": self.size,
+                "fps": {k: round(v, 2) for k, v in self.fps.items()}, "excluded": self.excluded}
+
+    @classmethod
+    def from_entry(cls, entry: Mapping[str, Any]) -> Choice | None:
+        try:
+            chosen = Candidate(str(entry["backend"]), str(entry["precision"]))
+            fps = {str(k): float(v) for k, v in dict(entry["fps"]).items()}
+            excluded = {str(k): str(v) for k, v in dict(entry.get("excluded", {})).items()}
+        except (KeyError, TypeError, ValueError):
+            return None
+        if chosen.label not in fps:
+            return None
+        return cls(chosen, fps, excluded, str(entry.get("size", "")), remembered=True)
+
+
+def arch_id(config: Mapping[str, Any]) -> str:
+    """A short id of a network architecture (a TransformerConfig as a dict)."""
+    return hashlib.sha256(json.dumps(dict(config), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def model_arch_id(model: Any) -> str:
+    """`arch_id` of a loaded style: a trained style's network configuration, or the one arbitrary-style
+    network (MicroAST) that every instant style shares."""
+    config = getattr(model, "config", None)
+    return arch_id(config.to_dict() if config is not None else {"network": "microast"})
+
+
+def _package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "-"
+
+
+def machine_key(threads: int) -> str:
+    """What the fastest backend depends on besides the network and the frame size."""
+    isa = ",".join(f"{v}={os.environ[v]}" for v in ISA_VARIABLES if os.environ.get(v))
+    return (f"{cpu_name()} | {isa or 'native'} | torch {_package_version('torch')} | onnxruntime "
+            f"{_package_version('onnxruntime')} | {threads} threads")
+
+
+def choice_key(arch: str, size: int, threads: int) -> str:
+    return f"{machine_key(threads)} | size {size} | net {arch}"
+
+
+def recall(key: str) -> Choice | None:
+    entry = _CHOICES.get(key)
+    return Choice.from_entry(entry) if entry else None
+
+
+def remember(key: str, choice: Choice) -> None:
+    _CHOICES.put(key, choice.to_entry())
+
+
+def remembered_here(threads: int) -> list[tuple[str, Choice]]:
+    """(network and size, Choice) for every choice remembered on this machine with `threads`."""
+    prefix = machine_key(threads) + " | "
+    found = []
+    for key, entry in _CHOICES.entries().items():
+        made = Choice.from_entry(entry) if key.startswith(prefix) else None
+        if made is not None:
+            found.append((key[len(prefix):], made))
+    return found
+
+
+def remembers_onnxruntime(threads: int) -> bool:
+    """Whether any choice remembered for this machine is ONNX Runtime (else a launch need not look)."""
+    return any(made.chosen.backend == "onnxruntime" for _, made in remembered_here(threads))
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio of two uint8 pictures, in dB (inf when equal)."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def int8_exclusion(psnr_db: float) -> str | None:
+    """Why int8 is not a candidate, or None when its picture is close enough to fp32."""
+    if psnr_db >= MIN_INT8_PSNR:
+        return None
+    return f"{psnr_db:.1f} dB from fp32, under {MIN_INT8_PSNR:.0f} dB (its picture breaks on this CPU)"
+
+
+def time_candidates(runs: Mapping[Candidate, Callable[[], Any]], rounds: int = ROUNDS,
+                    frames: int = FRAMES_PER_ROUND, clock: Callable[[], float] = time.perf_counter) -> dict[Candidate, float]:
+    """Frames per second of each candidate (`runs`: one call stylizes one frame), from the median
+    frame time over interleaved rounds; each candidate's first frame is a warm-up."""
+    for run in runs.values():
+        run()
+    times: dict[Candidate, list[float]] = {c: [] for c in runs}
+    for _ in range(rounds):
+        for candidate, run in runs.items():
+            for _ in range(frames):
+                t0 = clock()
+                run()
+                times[candidate].append(clock() - t0)
+    return {c: 1.0 / max(1e-9, statistics.median(t)) for c, t in times.items()}
+
+
+def fastest(fps: Mapping[Candidate, float], excluded: Mapping[str, str], size: str) -> Choice:
+    """The Choice of the candidate with the most frames/s."""
+    if not fps:
+        raise ValueError("no backend candidate to choose from")
+    chosen = max(fps, key=fps.__getitem__)
+    choice = Choice(chosen, {c.label: f for c, f in fps.items()}, dict(excluded), size)
+    log.info("backend: %s", choice.reason())
+    return choice

@@ -1,0 +1,180 @@
+"""`--backend auto`: the candidates' timing, the int8 picture gate, the remembered choice, and a
+launch whose remembered choice is ONNX Runtime running without importing torch."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nstcam.engines import choice as choices
+from nstcam.engines.choice import MIN_INT8_PSNR, Candidate, Choice
+from nstcam_fixtures import TINY_CONFIG, make_style_file
+
+pytest.importorskip("onnxruntime")
+
+TORCH_FP32, ORT_FP32, ORT_INT8 = Candidate("torch", "fp32"), Candidate("onnxruntime", "fp32"), Candidate("onnxruntime", "int8")
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("NSTCAM_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "backend_choice.json"
+
+
+class FakeClock:
+    """Each candidate's run advances the clock by that candidate's frame time."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def run(self, seconds: float):
+        def step() -> None:
+            self.now += seconds
+        return step
+
+
+def test_the_fastest_candidate_is_chosen_and_explained() -> None:
+    clock = FakeClock()
+    runs = {TORCH_FP32: clock.run(0.100), ORT_FP32: clock.run(0.060), ORT_INT8: clock.run(0.080)}
+    fps = choices.time_candidates(runs, clock=clock)
+    assert fps[ORT_FP32] == pytest.approx(1 / 0.060) and fps[TORCH_FP32] == pytest.approx(10.0)
+    chosen = choices.fastest(fps, {}, "320x240")
+    assert chosen.chosen == ORT_FP32
+    assert chosen.reason().startswith("ONNX Runtime fp32: the fastest at 320x240 (ONNX Runtime fp32 16.7")
+    assert chosen.note() == "auto: fastest here, 1.33x the next"
+
+
+def test_timing_interleaves_the_candidates_so_a_burst_of_load_hurts_all_alike() -> None:
+    clock, order = FakeClock(), []
+    runs = {c: (lambda c=c: order.append(c)) for c in (TORCH_FP32, ORT_FP32)}
+    choices.time_candidates(runs, rounds=3, frames=2, clock=clock)
+    rounds = order[2:]  # after one warm-up frame each
+    assert rounds == [TORCH_FP32, TORCH_FP32, ORT_FP32, ORT_FP32] * 3
+
+
+def test_int8_below_the_psnr_gate_is_no_candidate() -> None:
+    assert choices.int8_exclusion(MIN_INT8_PSNR) is None
+    why = choices.int8_exclusion(26.0)
+    assert why is not None and "26.0 dB" in why
+    a = np.full((8, 8, 3), 100, np.uint8)
+    assert choices.psnr(a, a) == float("inf")
+    assert choices.psnr(a, a + 3) == pytest.approx(10 * np.log10(255**2 / 9))
+
+
+def test_measure_leaves_out_int8_that_breaks_the_picture(tmp_path, cache, monkeypatch) -> None:
+    from nstcam import autobackend
+    from trainer.stylefile import load_style
+
+    model = load_style(make_style_file(tmp_path / "alpha.pt", "alpha", seed=1))
+    monkeypatch.setattr(choices, "psnr", lambda a, b: 30.0)  # what AVX2 saturation did to int8
+    got = autobackend.measure(model, 32, threads=1)
+    assert ORT_INT8.label not in got.fps and "30.0 dB" in got.excluded[ORT_INT8.label]
+    assert {TORCH_FP32.label, ORT_FP32.label} <= set(got.fps) and all(f > 0 for f in got.fps.values())
+    monkeypatch.setattr(choices, "psnr", lambda a, b: MIN_INT8_PSNR)
+    assert ORT_INT8.label in autobackend.measure(model, 32, threads=1).fps
+
+
+def test_a_choice_is_remembered_per_machine_network_and_size(cache, monkeypatch) -> None:
+    made = Choice(ORT_INT8, {ORT_INT8.label: 14.0, TORCH_FP32.label: 10.0}, {"x": "why"}, "320x240")
+    key = choices.choice_key("net1", 240, threads=2)
+    choices.remember(key, made)
+    again = choices.recall(key)
+    assert again is not None and again.remembered and again.chosen == ORT_INT8 and again.fps == made.fps
+    assert "earlier launch" in again.reason() and again.excluded == {"x": "why"}
+    assert choices.recall(choices.choice_key("net1", 480, threads=2)) is None
+    assert choices.recall(choices.choice_key("net2", 240, threads=2)) is None
+    assert choices.remembers_onnxruntime(2) and not choices.remembers_onnxruntime(1)
+    monkeypatch.setenv("NSTCAM_NO_NATIVE_BF16", "1")  # an emulated AVX2 CPU is another machine
+    assert choices.recall(choices.choice_key("net1", 240, threads=2)) is None
+
+
+def test_instant_styles_share_one_architecture_apart_from_trained_networks(tmp_path) -> None:
+    """An instant style has no TransformerConfig; its choice is remembered under MicroAST's id."""
+    from nstcam.engines.instant import InstantStyle
+    from trainer.stylefile import load_style
+
+    trained = load_style(make_style_file(tmp_path / "a-light.pt", "a", seed=1))
+    first = InstantStyle(np.zeros(8, np.float32), b"")
+    second = InstantStyle(np.ones(8, np.float32), b"")
+    assert choices.model_arch_id(first) == choices.model_arch_id(second) != choices.model_arch_id(trained)
+    assert choices.model_arch_id(trained) == choices.arch_id(trained.config.to_dict())
+
+
+def test_a_damaged_cache_means_measuring_again(cache) -> None:
+    cache.parent.mkdir(parents=True)
+    key = choices.choice_key("net1", 240, threads=2)
+    cache.write_text(json.dumps({key: {"backend": "onnxruntime", "precision": "fp32", "fps": {}}}))
+    assert choices.recall(key) is None  # the chosen one was never timed: not trusted
+    cache.write_text("{not json")
+    assert choices.recall(key) is None
+
+
+def test_the_bf16_override_makes_bf16_not_native(monkeypatch) -> None:
+    from trainer.devices import cpu_bf16_supported
+
+    monkeypatch.setenv("NSTCAM_NO_NATIVE_BF16", "1")
+    assert cpu_bf16_supported() is False
+
+
+LAUNCH = """
+import sys
+from pathlib import Path
+import nstcam.registry
+nstcam.registry.bundled_styles_dir = lambda: Path(sys.argv[1]) / "none"
+from nstcam.cli import window_parser
+from nstcam.launch import prepare_window
+launch = prepare_window(window_parser().parse_args(["--camera", "demo", "--size", "32", "--styles-dir", sys.argv[1]]))
+import numpy as np
+launch.engine.stylize(np.zeros((48, 64, 3), np.uint8))
+print("torch imported:", "torch" in sys.modules)
+print("engine:", launch.engine.describe())
+"""
+
+
+@pytest.mark.slow
+def test_a_remembered_onnx_runtime_choice_launches_without_torch(tmp_path) -> None:
+    folder = tmp_path / "styles"
+    folder.mkdir()
+    for seed, name in enumerate(("alpha", "beta"), 1):
+        make_style_file(folder / f"{name}.pt", name, seed=seed)
+    env = {**os.environ, "NSTCAM_CACHE_DIR": str(tmp_path / "cache"), "XDG_DATA_HOME": str(tmp_path / "data"),
+           "PYTHONPATH": str(Path(__file__).parents[1])}
+    script = tmp_path / "launch.py"
+    script.write_text(LAUNCH)
+
+    def launch() -> str:
+        run = subprocess.run([sys.executable, str(script), str(folder)], env=env, capture_output=True,
+                             text=True, timeout=600)
+        assert run.returncode == 0, run.stderr[-2000:]
+        return run.stdout
+
+    first = launch()  # measures, remembers, exports
+    entries = json.loads((tmp_path / "cache" / "backend_choice.json").read_text())
+    (entry,) = entries.values()
+    assert "torch imported: True" in first and "auto: fastest here" in first
+    entry.update(backend="onnxruntime", precision="fp32", fps={"ONNX Runtime fp32": 99.0, "torch fp32": 1.0})
+    (tmp_path / "cache" / "backend_choice.json").write_text(json.dumps(entries))  # as if ORT had won here
+    second = launch()
+    assert "torch imported: False" in second and "ONNX Runtime" in second and "auto: fastest here" in second
+    (folder / "alpha.pt").unlink()
+    make_style_file(folder / "alpha.pt", "alpha", seed=7)  # retrained: its export is stale
+    assert "torch imported: True" in launch()  # the torch path exports it again
+
+
+def test_doctor_tells_what_was_chosen_and_why(cache) -> None:
+    from nstcam.doctor import Context, check_backend_choice
+
+    (before,) = check_backend_choice(Context())
+    assert "none measured yet" in before.detail
+    choices.remember(choices.choice_key("net1", 240, threads=os.cpu_count() or 1),
+                     Choice(ORT_FP32, {ORT_FP32.label: 12.0, TORCH_FP32.label: 9.0}, {}, "320x240"))
+    (after,) = check_backend_choice(Context())
+    assert "size 240 | net net1: ONNX Runtime fp32: the fastest at 320x240" in after.detail

@@ -1,0 +1,32 @@
+"""Every nstcam process runs OpenMP with passive waits unless the user chose otherwise (#21: the
+spinning threads collapsed the frame rate beside a busy core)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+CHECK = ("import os, sys; from nstcam.cli import main; main(['--version']); "
+         "print('policy', os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_the_cli_sets_passive_waits_before_torch_loads(given, expected) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given:
+        env["OMP_WAIT_POLICY"] = given
+    run = subprocess.run([sys.executable, "-c", CHECK], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert f"policy {expected} False" in run.stdout  # set while torch was not yet loaded
+
+
+def test_too_late_once_torch_is_loaded(monkeypatch) -> None:
+    import torch  # noqa: F401
+
+    from nstcam.host.omp import prefer_passive_waits
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert prefer_passive_waits() is False and "OMP_WAIT_POLICY" not in os.environ
