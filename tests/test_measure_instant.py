@@ -4,10 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
+from PIL import Image
 
 from nstcam.jobs.instant_style import make_instant_style
-from nstcam.measure.instant import strength_figures, time_nets
+from nstcam.measure.instant import DROP_TARGET_S, drop_latency, strength_figures, time_nets
 from test_instant_style import painting
 
 
@@ -26,3 +28,17 @@ def test_time_nets_times_each_net_in_one_run() -> None:
     nets = {"small": torch.nn.Conv2d(3, 3, 1), "large": torch.nn.Sequential(*[torch.nn.Conv2d(3, 3, 9, padding=4)] * 8)}
     ms = time_nets(nets, (64, 48), repeats=3)
     assert set(ms) == {"small", "large"} and 0 < ms["small"] < ms["large"]
+
+
+@pytest.mark.slow
+def test_drop_latency_times_each_picture_in_a_fresh_window(tmp_path: Path) -> None:
+    """`--only drop`: the window in its own process, one time per picture, the median beside the goal."""
+    pictures = [tmp_path / "poster.png", tmp_path / "mural.png"]
+    for seed, path in enumerate(pictures):
+        Image.fromarray(painting(seed, (96, 128))).save(path)
+    result = drop_latency(pictures, tmp_path)
+    assert len(result["seconds"]) == 2 and all(s > 0 for s in result["seconds"])
+    assert result["median"] == pytest.approx(float(np.median(result["seconds"])))
+    assert result["target_s"] == DROP_TARGET_S
+    assert sorted(p.name for p in (tmp_path / "drop" / "nstcam" / "styles").glob("*.instant")) == ["mural.instant",
+                                                                                                    "poster.instant"]

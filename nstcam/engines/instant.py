@@ -53,10 +53,12 @@ class InstantStyle:
     def build(self, device: Any = "cpu", dtype: Any = None):
         """The per-frame network on `device`. It computes in fp32 whatever `dtype` the engine
         runs (bf16 costs MicroAST's AdaIN statistics too much: ~30 dB PSNR to fp32), taking and
-        returning `dtype` so the engine's frame path is unchanged."""
+        returning `dtype` so the engine's frame path is unchanged. The frame's fine luma is
+        added back (`nstcam.engines.detail`): the photo's structure, kept in ONNX exports too."""
+        from nstcam.engines.detail import DETAIL_AMOUNT
         from nstcam.engines.microast import StyleCode, instant_net
 
-        return instant_net(StyleCode(self.code), device)
+        return instant_net(StyleCode(self.code), device, detail=DETAIL_AMOUNT)
 
 
 def save_instant(path: str | Path, style: InstantStyle) -> None:

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nstcam.engines.detail import DETAIL_SIGMA, LumaDetail
+
 EPS = 1e-5  # added to the feature variance, as in training
 WIDTH = 64  # channels of the encoders' output and the decoder's input
 SIDE_MULTIPLE = 4  # two stride-2 stages
@@ -179,14 +181,16 @@ class InstantNet(nn.Module):
     computes in fp32 and returns the input's dtype: in bf16 MicroAST's AdaIN statistics and
     filter modulation lose too much (about 30 dB PSNR to fp32, against 52 dB for a trained net).
     `alpha` < 1 interpolates the AdaIN features toward the content's own (the paper's control).
+    `detail` (not the paper's): the frame's fine luma added back to the output (`LumaDetail`).
     """
 
-    def __init__(self, code: torch.Tensor, alpha: float = 1.0) -> None:
+    def __init__(self, code: torch.Tensor, alpha: float = 1.0, detail: LumaDetail | None = None) -> None:
         super().__init__()
         self.content_encoder = Encoder()
         self.decoder = Decoder()
         self.register_buffer("code", code.detach().clone().float())
         self.alpha = alpha
+        self.detail = detail
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype, x = x.dtype, x.float()
@@ -196,7 +200,10 @@ class InstantNet(nn.Module):
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         _, f2 = self.content_encoder(x)
         y = self.decoder(f2, self.code, self.alpha)
-        return (y[..., :h, :w] if ph or pw else y).to(dtype)
+        y = y[..., :h, :w] if ph or pw else y
+        if self.detail is not None:
+            y = y + self.detail(x[..., :h, :w] if ph or pw else x)
+        return y.to(dtype)
 
 
 def style_encoder(device: torch.device | str = "cpu") -> StyleEncoder:
@@ -207,9 +214,12 @@ def style_encoder(device: torch.device | str = "cpu") -> StyleEncoder:
     return net.to(device).eval()
 
 
-def instant_net(code: StyleCode, device: torch.device | str = "cpu", alpha: float = 1.0) -> InstantNet:
+def instant_net(code: StyleCode, device: torch.device | str = "cpu", alpha: float = 1.0,
+                detail: float = 0.0) -> InstantNet:
+    """The published model for `code`; `detail` > 0 adds that fraction of the frame's fine luma."""
     weights = published_weights()
-    net = InstantNet(torch.from_numpy(code.rows), alpha)
+    restore = LumaDetail(detail, DETAIL_SIGMA) if detail > 0 else None
+    net = InstantNet(torch.from_numpy(code.rows), alpha, restore)
     net.content_encoder.load_state_dict(weights["content_encoder"])
     net.decoder.load_state_dict(weights["decoder"])
     return net.to(device).eval()

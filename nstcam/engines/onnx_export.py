@@ -41,7 +41,7 @@ from nstcam.host.userdirs import user_cache_dir
 
 log = logging.getLogger(__name__)
 
-VERSION = "2"  # 2: the "arch" metadata, 7-bit int8 weights
+VERSION = "3"  # 2: the "arch" metadata, 7-bit int8 weights; 3: instant styles add back the frame's fine luma
 OPSET = 17
 INPUT, OUTPUT = "bgr", "rgb"
 TRACE_SHAPE = (240, 320)  # any multiple of SIDE_MULTIPLE: the graph keeps H and W dynamic
