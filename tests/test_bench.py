@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from nstcam.measure import bench as nbench
+from nstcam.measure.bench.runners import ARCH_CANDIDATES, LIGHT_CONFIG
 from nstcam.engines.torch_engine import default_precision
 from trainer import bench as tbench
 from trainer import benchkit
@@ -133,8 +134,8 @@ def test_compare_archs_costs_are_per_round_ratios_to_the_first_arch(tmp_path: Pa
 def test_compare_archs_default_candidates_start_with_the_bundled_light_network() -> None:
     manifest = json.loads((Path(__file__).resolve().parents[1] / "styles" / "manifest.json").read_text())
     shipped = {tuple(sorted(s["architecture"].items())) for s in manifest["styles"]}
-    assert shipped == {tuple(sorted(nbench.ARCH_CANDIDATES[0].to_dict().items()))}
-    assert nbench.LIGHT_CONFIG == nbench.ARCH_CANDIDATES[0]
+    assert shipped == {tuple(sorted(ARCH_CANDIDATES[0].to_dict().items()))}
+    assert LIGHT_CONFIG == ARCH_CANDIDATES[0]
 
 
 def test_trainer_bench_writes_gatys_and_training_with_ratios(tmp_path: Path, capsys) -> None:
