@@ -17,9 +17,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from typing import TYPE_CHECKING
 
 from nstcam.engines.instant import SUFFIX, InstantStyle, first_line, save_instant
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,8 @@ class PictureError(ValueError):
 
 def read_picture(path: str | Path) -> np.ndarray:
     """The picture at `path` as RGB uint8 (H, W, 3), short side at most STYLE_SIDE; PictureError."""
+    from PIL import Image, UnidentifiedImageError  # Pillow only where pictures are read: not in the lite bundle
+
     path = Path(path)
     if path.is_dir():
         raise PictureError(f"{path}: is a folder; choose a picture file (JPEG, PNG, ...)")
@@ -61,6 +66,8 @@ def read_picture(path: str | Path) -> np.ndarray:
 
 def picture_array(img: Image.Image) -> np.ndarray:
     """A decoded PIL image (any mode) as the RGB uint8 array a style is made from."""
+    from PIL import Image, ImageOps
+
     _check_size("the picture", img.size)
     img = ImageOps.exif_transpose(img)
     if img.mode in ("I", "F") or img.mode.startswith("I;16"):
@@ -99,6 +106,8 @@ def _crop_aspect(img: Image.Image) -> Image.Image:
 
 
 def thumbnail_png(rgb: np.ndarray, side: int = THUMBNAIL_SIDE) -> bytes:
+    from PIL import Image
+
     img = Image.fromarray(rgb)
     img.thumbnail((side, side), Image.Resampling.LANCZOS)
     out = io.BytesIO()
