@@ -224,3 +224,18 @@ def test_a_damaged_instant_file_is_listed_as_broken_and_the_rest_load(folder: Pa
     reg = StyleRegistry.discover([folder])
     assert reg.names() == ["good"]
     assert [(p.name, "damaged" in reason) for p, reason in reg.errors] == [(f"bad{SUFFIX}", True)]
+
+
+def test_an_int8_export_leaves_nothing_in_the_working_folder(tmp_path: Path, folder: Path, monkeypatch) -> None:
+    """ONNX Runtime's symbolic shape inference cannot complete MicroAST's graph and then wrote its
+    debug model and data files into the current folder (the user's, wherever nstcam was started)."""
+    pytest.importorskip("onnxruntime")
+    from nstcam.engines.onnx_export import export_model
+    from nstcam.live.demo import calibration_frames
+
+    style = make_instant_style(painting(), folder, "blobs")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    export_model(style, tmp_path / "out" / "blobs.int8.onnx", "int8", calibration_frames(2))
+    assert list(cwd.iterdir()) == []

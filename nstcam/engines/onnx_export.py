@@ -206,7 +206,10 @@ def _quantize(fp32: Path, tmp: Path, quantization: str, calibration: Sequence[np
 
     prepared, out = tmp / "prepared.onnx", tmp / "int8.onnx"
     with _quiet("onnxruntime", "root"):
-        quant_pre_process(str(fp32), str(prepared))
+        # Symbolic shape inference is for dynamic-shape graphs; it cannot complete MicroAST's, and then
+        # writes sym_shape_infer_temp.onnx and its data files into the working folder. ONNX's own
+        # shape inference, which still runs, is all these convolutional nets need.
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
         if quantization == "int8-dynamic":
             quantize_dynamic(str(prepared), str(out), weight_type=QuantType.QInt8)
             return out
