@@ -16,7 +16,7 @@ changes. Nothing here imports torch unless it has to export.
 from __future__ import annotations
 
 import functools
-import importlib.util
+import importlib
 import logging
 import tempfile
 import threading
@@ -71,9 +71,11 @@ def graph_files() -> tuple[Path, Path]:
             paths = (folder / ENCODER_FILE, folder / FRAME_FILE)
             if all(_is_current(p) for p in paths):
                 return paths
-        if importlib.util.find_spec("torch") is None:
+        try:
+            importlib.import_module("torch")  # imported, not just found: a stub that refuses counts as absent
+        except ImportError:
             raise InstantUnavailable("this nstcam has no ONNX export of MicroAST (the instant-style network) "
-                                     "and no torch to make one; reinstall it, or install torch")
+                                     "and no torch to make one; reinstall it, or install torch") from None
         return export_graphs(cache_folder())
 
 
