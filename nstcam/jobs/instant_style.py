@@ -46,9 +46,8 @@ def read_picture(path: str | Path) -> np.ndarray:
     path = Path(path)
     if path.is_dir():
         raise PictureError(f"{path}: is a folder; choose a picture file (JPEG, PNG, ...)")
-    try:
-        from PIL import Image, UnidentifiedImageError  # only where pictures are read: not in the lite bundle
-    except ImportError:
+    Image = _pillow()
+    if Image is None:
         return _read_with_opencv(path)
     try:
         with Image.open(path) as img:
@@ -64,8 +63,17 @@ def read_picture(path: str | Path) -> np.ndarray:
         raise
     except Image.DecompressionBombError:
         raise PictureError(f"{path.name}: too large to decode safely; use a smaller picture") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (Image.UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise unreadable(path, first_line(exc)) from None
+
+
+def _pillow():
+    """Pillow's Image module, or None where Pillow is not installed (the lite bundle)."""
+    try:
+        from PIL import Image  # only where pictures are read
+    except ImportError:
+        return None
+    return Image
 
 
 def _read_with_opencv(path: Path) -> np.ndarray:
