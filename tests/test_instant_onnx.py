@@ -97,20 +97,10 @@ def test_the_graphs_are_exported_once_and_again_when_damaged(tmp_path, monkeypat
     assert sorted(p.name for p in frame.parent.iterdir()) == sorted([encoder.name, frame.name])  # no temp left
 
 
-@pytest.fixture
-def encoder_session_cleared():
-    """The cached encoder session forgotten before and after (the test moves the graphs away)."""
-    instant_onnx._encoder_session.cache_clear()
-    yield
-    instant_onnx._encoder_session.cache_clear()
-
-
 def test_without_the_graphs_or_torch_a_style_is_refused_in_one_line(tmp_path, monkeypatch,
-                                                                      encoder_session_cleared) -> None:
+                                                                      without_microast_graphs) -> None:
     """A lite bundle that lost its graphs: no torch to export them, so one line and nothing written."""
-    monkeypatch.setenv("NSTCAM_CACHE_DIR", str(tmp_path / "empty-cache"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` fails, as in the lite bundle
     picture = tmp_path / "poster.png"
     cv2.imwrite(str(picture), pattern_image(64, seed=3))
     folder = tmp_path / "styles"
