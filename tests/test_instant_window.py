@@ -29,17 +29,22 @@ WAIT = 60_000  # ms: two shared cores
 
 
 
-@pytest.fixture
-def window(qtbot, styles_dir, video, tmp_path, monkeypatch) -> MainWindow:  # noqa: F811
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    registry = StyleRegistry.discover([styles_dir])
-    engine = StyleEngine(registry.select("cpu"), device="cpu", size=64)
+def open_on(qtbot, engine, registry, video: Path, tmp_path: Path) -> MainWindow:
+    """A started window over `engine`, showing frames."""
     w = MainWindow(engine, registry, WindowOptions(camera=str(video), device_type="cpu", thumbnails=False,
                                                     pictures_dir=tmp_path / "pictures", retry_seconds=0.2))
     qtbot.addWidget(w)
     w.show()
     w.start()
     qtbot.waitUntil(lambda: w.view.frames_shown >= 1, timeout=WAIT)
+    return w
+
+
+@pytest.fixture
+def window(qtbot, styles_dir, video, tmp_path, monkeypatch) -> MainWindow:  # noqa: F811
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    registry = StyleRegistry.discover([styles_dir])
+    w = open_on(qtbot, StyleEngine(registry.select("cpu"), device="cpu", size=64), registry, video, tmp_path)
     yield w
     w.close()
 
@@ -51,13 +56,7 @@ def onnx_window(qtbot, styles_dir, video, tmp_path, monkeypatch) -> MainWindow: 
     for style in styles_dir.glob("*.pt"):
         ensure_onnx(style)
     registry = StyleRegistry.discover([styles_dir], runtime="onnx")
-    engine = OnnxStyleEngine(registry.select("cpu"), device="cpu", size=64)
-    w = MainWindow(engine, registry, WindowOptions(camera=str(video), device_type="cpu", thumbnails=False,
-                                                    pictures_dir=tmp_path / "pictures", retry_seconds=0.2))
-    qtbot.addWidget(w)
-    w.show()
-    w.start()
-    qtbot.waitUntil(lambda: w.view.frames_shown >= 1, timeout=WAIT)
+    w = open_on(qtbot, OnnxStyleEngine(registry.select("cpu"), device="cpu", size=64), registry, video, tmp_path)
     yield w
     w.close()
 
