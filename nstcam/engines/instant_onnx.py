@@ -60,23 +60,33 @@ def _is_current(path: Path) -> bool:
 
 
 _export_lock = threading.Lock()
+_checked: dict[tuple[Path, Path], tuple[tuple[int, int], ...]] = {}  # graphs found current: their (mtime, size)
+
+
+def _stamp(paths: tuple[Path, Path]) -> tuple[tuple[int, int], ...]:
+    return tuple((p.stat().st_mtime_ns, p.stat().st_size) if p.is_file() else (0, 0) for p in paths)
 
 
 def graph_files() -> tuple[Path, Path]:
     """(encoder, frame network) files: those shipped with nstcam, else the user cache's, exported
-    there first if missing or stale. InstantUnavailable (one line) where that needs torch and
-    torch is not installed."""
+    there first if missing or stale (checked once per process while the files stay unchanged).
+    InstantUnavailable (one line) where that needs torch and torch is not installed."""
     with _export_lock:
         for folder in (weights_dir(), cache_folder()):
             paths = (folder / ENCODER_FILE, folder / FRAME_FILE)
+            if _checked.get(paths) == _stamp(paths):
+                return paths
             if all(_is_current(p) for p in paths):
+                _checked[paths] = _stamp(paths)
                 return paths
         try:
             importlib.import_module("torch")  # imported, not just found: a stub that refuses counts as absent
         except ImportError:
             raise InstantUnavailable("this nstcam has no ONNX export of MicroAST (the instant-style network) "
                                      "and no torch to make one; reinstall it, or install torch") from None
-        return export_graphs(cache_folder())
+        paths = export_graphs(cache_folder())
+        _checked[paths] = _stamp(paths)
+        return paths
 
 
 def export_graphs(folder: Path) -> tuple[Path, Path]:

@@ -182,9 +182,10 @@ class OnnxStyleEngine(EngineBase):
 
     Thread-safe like StyleEngine: `stylize` calls are serialised by a lock; `set_style` may be
     called from any thread and takes effect on the next frame. `models` maps style name to its
-    ONNX file (or an `OnnxStyle`), or to an `InstantStyle` (run on the shared MicroAST graph). `threads`: ONNX Runtime's intra-op threads (default: cores);
-    on the CPU fewer are used while they measure faster (nstcam.engines.threads), each count with
-    its own session, made when first tried.
+    ONNX file (or an `OnnxStyle`), or to an `InstantStyle` (run on the shared MicroAST graph);
+    `add_style` and `remove_style` change them while frames run. `threads`: ONNX Runtime's
+    intra-op threads (default: cores); on the CPU fewer are used while they measure faster
+    (nstcam.engines.threads), each count with its own session, made when first tried.
     """
 
     def __init__(
@@ -240,8 +241,9 @@ class OnnxStyleEngine(EngineBase):
         runs on the shared MicroAST graph with its own code) or an exported style. The style
         tables are swapped whole under the frame lock, so a frame sees the old set or the new one."""
         path = _graph_path(model)
+        opened = self._open([path], self._device, self._sessions)  # outside the lock: frames go on meanwhile
         with self._lock:
-            self._sessions = self._open([path], self._device, self._sessions)
+            self._sessions = {**opened, **self._sessions}
             self._paths = {**self._paths, name: path}
             codes = {k: v for k, v in self._codes.items() if k != name}
             self._codes = {**codes, name: model.code} if isinstance(model, InstantStyle) else codes
