@@ -82,8 +82,8 @@ def remembered_onnx_launch(dirs: Sequence[Path], size: int, threads: int):
             if file_sha256(pt) not in exported:
                 log.info("backend: %s has no current ONNX export; deciding with torch", pt)
                 return None
-    models = registry.select("cpu")
-    archs = {m.meta.get("arch") for m in models.values()}
+    # The trained styles' network decides; instant styles run on MicroAST's own graph either way.
+    archs = {m.meta.get("arch") for m in registry.select("cpu").values() if isinstance(m, OnnxStyle)}
     if len(archs) != 1 or None in archs:
         return None
     remembered = choices.recall(choices.choice_key(archs.pop(), size, threads))
@@ -91,7 +91,7 @@ def remembered_onnx_launch(dirs: Sequence[Path], size: int, threads: int):
         return None
     if remembered.chosen.precision != "fp32":
         suffix = SUFFIXES[remembered.chosen.precision]
-        for entry in registry.entries:
+        for entry in (e for e in registry.entries if isinstance(e.model, OnnxStyle)):
             quantized = Path(str(entry.path)[: -len(SUFFIXES["fp32"])] + suffix)
             if read_metadata(quantized).get("source_sha256") != entry.model.meta.get("source_sha256"):
                 return None

@@ -13,7 +13,7 @@ import pytest
 
 from nstcam.engines import choice as choices
 from nstcam.engines.choice import MIN_INT8_PSNR, Candidate, Choice
-from nstcam_fixtures import TINY_CONFIG, make_style_file
+from nstcam_fixtures import TINY_CONFIG, make_style_file, pattern_image
 
 pytest.importorskip("onnxruntime")
 
@@ -136,6 +136,7 @@ import numpy as np
 launch.engine.stylize(np.zeros((48, 64, 3), np.uint8))
 print("torch imported:", "torch" in sys.modules)
 print("engine:", launch.engine.describe())
+print("styles:", " ".join(launch.engine.style_names))
 """
 
 
@@ -164,6 +165,16 @@ def test_a_remembered_onnx_runtime_choice_launches_without_torch(tmp_path) -> No
     (tmp_path / "cache" / "backend_choice.json").write_text(json.dumps(entries))  # as if ORT had won here
     second = launch()
     assert "torch imported: False" in second and "ONNX Runtime" in second and "auto: fastest here" in second
+    # an instant style in the user's folder: still no torch, and the style is there (MicroAST's graph)
+    from nstcam.engines.instant import InstantStyle, save_instant
+    from nstcam.engines.instant_onnx import export_graphs
+    from nstcam.engines.microast import encode_style
+
+    export_graphs(tmp_path / "cache" / "onnx" / "microast")  # the user cache of the launch (NSTCAM_CACHE_DIR)
+    code = encode_style(pattern_image(64, seed=2)).rows
+    save_instant(tmp_path / "data" / "nstcam" / "styles" / "poster.instant", InstantStyle(code, b"", {"name": "poster"}))
+    with_instant = launch()
+    assert "torch imported: False" in with_instant and "poster" in with_instant.split("styles:")[1]
     (folder / "alpha.pt").unlink()
     make_style_file(folder / "alpha.pt", "alpha", seed=7)  # retrained: its export is stale
     assert "torch imported: True" in launch()  # the torch path exports it again
