@@ -73,7 +73,7 @@ def read_with_opencv(path: Path) -> np.ndarray:
     from nstcam.jobs.instant_style import STYLE_SIDE, PictureError, check_picture_size, unreadable
 
     data = np.fromfile(path, np.uint8)  # not cv2.imread: any file name, and the header is read first
-    size = header_size(data[:1 << 16].tobytes())
+    size = header_size(data[:1 << 20].tobytes())  # a JPEG's size may follow its EXIF and ICC segments
     if size is not None:
         check_picture_size(path.name, size)
     flags = cv2.IMREAD_UNCHANGED  # keeps alpha and 16 bits
