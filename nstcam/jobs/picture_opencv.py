@@ -23,7 +23,7 @@ def header_size(data: bytes) -> tuple[int, int] | None:
     try:
         if data.startswith(b"\x89PNG\r\n\x1a\n"):
             return struct.unpack(">II", data[16:24])
-        if data[:4] in (b"GIF8",):
+        if data.startswith(b"GIF8"):
             return struct.unpack("<HH", data[6:10])
         if data.startswith(b"BM"):
             w, h = struct.unpack("<ii", data[18:26])
