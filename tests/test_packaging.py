@@ -20,7 +20,7 @@ import pytest
 from nstcam.live.demo import DemoSource
 
 ROOT = Path(__file__).resolve().parent.parent
-LITE_BUDGET_MB = 470  # measured 464; issue 14's target is 400 MB: packaging/README.md says where it goes
+LITE_BUDGET_MB = 470  # measured 466 (464 before MicroAST's two ONNX graphs, 2 MB); issue 14's target is 400 MB: packaging/README.md says where it goes
 BUILD_TOOLS = ("PyInstaller", "onnx", "onnxruntime", "torch")
 
 pytestmark = [
