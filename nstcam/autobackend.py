@@ -71,7 +71,8 @@ def remembered_onnx_launch(dirs: Sequence[Path], size: int, threads: int):
     Imports no torch: the registry holds the exports (nstcam.engines.ort.OnnxStyle)."""
     if not choices.remembers_onnxruntime(threads):
         return None
-    from nstcam.engines.onnx_export import cache_dir, file_sha256, read_metadata
+    from nstcam.engines.onnx_export import cache_dir, file_sha256
+    from nstcam.engines.onnx_metadata import read_metadata
     from nstcam.engines.ort import SUFFIXES, OnnxStyle
     from nstcam.registry import StyleRegistry
 
