@@ -125,10 +125,12 @@ def resolve_device(name: str, backend: str = "torch"):
         raise CliError(str(exc)) from None
 
 
-def check_style(registry, style: str | None, dirs: Sequence[Path], required: bool = False) -> str:
+def check_style(registry, style: str | None, dirs: Sequence[Path], required: bool = False,
+                backend: str = "torch") -> str:
+    """The style to start with; a picture file becomes an instant style, encoded on `backend`."""
     names = registry.names()
     if style is not None and style not in names and Path(style).expanduser().is_file():
-        return add_picture_style(registry, Path(style).expanduser())
+        return add_picture_style(registry, Path(style).expanduser(), backend)
     if not names:
         where = ", ".join(str(d) for d in dirs)
         broken = f" ({len(registry.errors)} file(s) failed to load: see `nstcam styles`)" if registry.errors else ""
@@ -145,18 +147,20 @@ def check_style(registry, style: str | None, dirs: Sequence[Path], required: boo
     return style
 
 
-def add_picture_style(registry, picture: Path) -> str:
+def add_picture_style(registry, picture: Path, backend: str = "torch") -> str:
     """`--style PICTURE`: the picture's instant style (nstcam.jobs.instant_style), made in the user
-    styles folder (or the one made before from the same picture) and added to `registry`."""
-    if not _installed("torch"):
-        raise CliError(f"--style {picture}: making a style from a picture needs torch (not installed here)")
+    styles folder (or the one made before from the same picture) and added to `registry`; encoded
+    on ONNX Runtime when that is the `backend` (the lite bundle: no torch)."""
+    from nstcam.engines.instant_onnx import InstantUnavailable
     from nstcam.host.userdirs import user_styles_dir
     from nstcam.jobs.instant_style import PictureError, style_from_picture
 
     try:
-        style = style_from_picture(picture, user_styles_dir(), taken=registry.names())
+        style = style_from_picture(picture, user_styles_dir(), taken=registry.names(), runtime=backend)
     except PictureError as exc:
         raise CliError(f"--style {exc}") from None
+    except InstantUnavailable as exc:
+        raise CliError(f"--style {picture}: {exc}") from None
     except OSError as exc:
         raise CliError(f"--style {picture}: cannot write the style to {user_styles_dir()} ({exc})") from None
     return registry.add(style.path, style).name
@@ -218,6 +222,7 @@ def build_engine(registry, device, size: int | None, style: str, precision: str 
 def _onnx_engine(registry, device, size: int | None, precision: str, threads: int | None):
     """ONNX Runtime over the registry's styles: their ONNX exports, made (once, cached) from the
     style files where torch is installed."""
+    from nstcam.engines.instant import InstantStyle
     from nstcam.engines.ort import OnnxStyle, OnnxStyleEngine
 
     if precision not in ("auto", "fp32", "int8"):  # int8: only as --backend auto's measured choice
@@ -230,7 +235,7 @@ def _onnx_engine(registry, device, size: int | None, precision: str, threads: in
         frames = calibration_frames()
     models = {}
     for name, model in registry.select(device.type).items():
-        if isinstance(model, OnnxStyle):
+        if isinstance(model, (OnnxStyle, InstantStyle)):  # instant: MicroAST's shared graph, no export
             models[name] = model
         else:
             from nstcam.engines.onnx_export import ensure_onnx
@@ -346,7 +351,7 @@ def prepare_window(args: argparse.Namespace) -> Launch:
         backend = resolve_backend(args.backend)
         device = resolve_device(args.device or "auto", backend)
         registry, dirs = load_registry(args.styles_dir, backend)
-    style = check_style(registry, args.style, dirs)
+    style = check_style(registry, args.style, dirs, backend=backend)
     size = check_size(args.size) or (DEFAULT_SIZE_CUDA if device.type == "cuda" else DEFAULT_SIZE_CPU)
 
     camera_explicit = args.camera is not None

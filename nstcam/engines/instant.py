@@ -16,6 +16,7 @@ import io
 import json
 import zipfile
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,24 @@ FORMAT = "nstcam-instant-style"
 VERSION = 1
 VARIANT = "instant"
 CODE_SHAPE = (8, 64)
+
+
+def weights_dir() -> Path:
+    """MicroAST's published weights, their licence and, in the lite bundle, their ONNX exports."""
+    return Path(str(resources.files("nstcam.engines") / "weights"))
+
+
+@dataclass(frozen=True)
+class StyleCode:
+    """A painting as MicroAST sees it (nstcam.engines.microast): float32 `CODE_SHAPE`, rows `microast.CODE_ROWS`."""
+
+    rows: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.rows.shape != CODE_SHAPE or self.rows.dtype != np.float32:
+            raise ValueError(f"a style code is float32 {CODE_SHAPE}, got {self.rows.dtype} {self.rows.shape}")
+        if not np.isfinite(self.rows).all():
+            raise ValueError("a style code holds non-finite numbers")
 
 
 class InstantStyleError(ValueError):
