@@ -217,9 +217,11 @@ class ProcessEngine:
         return self._state == "running"
 
     def describe(self) -> str:
+        standing_in = getattr(self.inner, "backend", "torch") == "onnxruntime"
         if not self.in_child:
-            return self.inner.describe()
-        if getattr(self.inner, "backend", "torch") == "onnxruntime":  # the child runs torch: say so
+            starting = standing_in and self._state in ("idle", "starting")
+            return self.inner.describe() + (f" · starting torch {self._precision}" if starting else "")
+        if standing_in:  # the child runs torch: say so, not the stand-in's runtime
             selection = f" · {self.inner.selection}" if self.inner.selection else ""
             return f"cpu {self._precision}{selection} · engine process"
         return self.inner.describe() + " · engine process"
