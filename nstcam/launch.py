@@ -350,9 +350,10 @@ def _remembered_launch(args: argparse.Namespace):
     return remembered
 
 
-def prepare_window(args: argparse.Namespace) -> Launch:
-    """Validate the window's arguments and build the engine; raises CliError."""
-    remembered = _remembered_launch(args)
+def prepare_window(args: argparse.Namespace, remembered_ok: bool = True) -> Launch:
+    """Validate the window's arguments and build the engine; raises CliError. `remembered_ok`:
+    may start from the remembered choice without torch (not when that engine failed to start)."""
+    remembered = _remembered_launch(args) if remembered_ok else None
     if remembered is not None:  # no torch here before the first frame
         from nstcam.engines.ort import OrtDevice
 
@@ -395,7 +396,14 @@ def prepare_window(args: argparse.Namespace) -> Launch:
         apply_threads(args.threads)
         backend, precision, choice = choose_backend(registry, device, size, style, args.backend, precision,
                                                     args.threads)
-    engine = build_engine(registry, device, size, style, precision, backend, args.threads)
+    try:
+        engine = build_engine(registry, device, size, style, precision, backend, args.threads)
+    except CliError as exc:
+        if remembered is None:
+            raise
+        print(f"{PROG}: warning: {exc}; starting with torch instead (delete a damaged .onnx file to have "
+              "it exported again)", file=sys.stderr)
+        return prepare_window(args, remembered_ok=False)
     if choice is not None:
         engine.selection = choice.note()
     torch_in_child = remembered is not None and choice.chosen.backend == "torch"

@@ -157,7 +157,7 @@ def test_a_remembered_onnx_runtime_choice_launches_without_torch(tmp_path) -> No
         run = subprocess.run([sys.executable, str(script), str(folder)], env=env, capture_output=True,
                              text=True, timeout=600)
         assert run.returncode == 0, run.stderr[-2000:]
-        return run.stdout
+        return run.stdout + run.stderr
 
     first = launch()  # measures, remembers, exports
     entries = json.loads((tmp_path / "cache" / "backend_choice.json").read_text())
@@ -171,6 +171,13 @@ def test_a_remembered_onnx_runtime_choice_launches_without_torch(tmp_path) -> No
     (tmp_path / "cache" / "backend_choice.json").write_text(json.dumps(entries))  # torch won here
     third = launch()  # ONNX Runtime stands in while the engine process loads torch
     assert "torch imported: False" in third and "starting torch fp32" in third and "exporting: None" in third
+    export = folder / "beta.onnx"
+    intact = export.read_bytes()
+    export.write_bytes(intact.replace(b"Conv", b"Cxnv"))  # metadata intact, graph unloadable
+    damaged = launch()
+    assert "beta.onnx: not a loadable ONNX model" in damaged and "starting with torch instead" in damaged
+    assert "torch imported: True" in damaged
+    export.write_bytes(intact)
     (folder / "alpha.pt").unlink()
     make_style_file(folder / "alpha.pt", "alpha", seed=7)  # retrained: its export is stale
     fourth = launch()
