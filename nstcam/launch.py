@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import sys
 import time
@@ -83,6 +84,11 @@ def _installed(module: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+def _available(module: str) -> bool:
+    """Whether `module` is installed, without importing it (ONNX Runtime costs a tenth of a second)."""
+    return importlib.util.find_spec(module) is not None
 
 
 def resolve_backend(name: str | None) -> str:
@@ -251,7 +257,7 @@ def choose_backend(registry, device, size: int | None, style: str, backend_arg: 
     network at `size` (nstcam.autobackend); an explicit backend or precision wins, as before."""
     backend, precision = resolve_backend(backend_arg), precision or "auto"
     if ((backend_arg or "auto") != "auto" or precision != "auto" or size is None or device.type != "cpu"
-            or not _installed("onnxruntime") or backend != "torch"):
+            or not _available("onnxruntime") or backend != "torch"):
         return backend, precision, None
     from nstcam.autobackend import auto_choice
 
@@ -325,27 +331,33 @@ class Launch:
     pictures_dir: Path | None = None
     style_dirs: list[Path] = field(default_factory=list)
     virtual_camera: Any = None  # a VirtualCameraSink opened at launch, or None
+    background: Any = None  # exports for a torch-free start next time (nstcam.engines.quick_start), or None
 
 
-def _remembered_onnx_launch(args: argparse.Namespace):
-    """(registry, Choice) for a window whose measured backend is ONNX Runtime (see
-    nstcam.autobackend.remembered_onnx_launch), else None."""
+def _remembered_launch(args: argparse.Namespace):
+    """The launch remembered for the window's style and size (nstcam.autobackend.remembered_launch),
+    when it runs without torch in this process: ONNX Runtime, or torch in the engine process
+    (which ONNX Runtime stands in for until it is ready); else None."""
     if ((args.backend or "auto") != "auto" or (args.precision or "auto") != "auto"
-            or (args.device or "auto") not in ("auto", "cpu") or not _installed("onnxruntime")):
+            or (args.device or "auto") not in ("auto", "cpu") or not _available("onnxruntime")):
         return None
-    from nstcam.autobackend import remembered_onnx_launch
+    from nstcam.autobackend import remembered_launch
 
-    return remembered_onnx_launch(style_dirs(args.styles_dir), check_size(args.size) or DEFAULT_SIZE_CPU,
-                                  args.threads or os.cpu_count() or 1)
+    remembered = remembered_launch(style_dirs(args.styles_dir), check_size(args.size) or DEFAULT_SIZE_CPU,
+                                   args.threads or os.cpu_count() or 1, args.style)
+    if remembered is None or (remembered.choice.chosen.backend == "torch" and args.engine_process != "on"):
+        return None
+    return remembered
 
 
-def prepare_window(args: argparse.Namespace) -> Launch:
-    """Validate the window's arguments and build the engine; raises CliError."""
-    remembered = _remembered_onnx_launch(args)
-    if remembered is not None:  # the measured choice is ONNX Runtime: no torch before the first frame
+def prepare_window(args: argparse.Namespace, remembered_ok: bool = True) -> Launch:
+    """Validate the window's arguments and build the engine; raises CliError. `remembered_ok`:
+    may start from the remembered choice without torch (not when that engine failed to start)."""
+    remembered = _remembered_launch(args) if remembered_ok else None
+    if remembered is not None:  # no torch here before the first frame
         from nstcam.engines.ort import OrtDevice
 
-        (registry, choice), backend, device = remembered, "onnxruntime", OrtDevice("cpu")
+        registry, choice, backend, device = remembered.registry, remembered.choice, "onnxruntime", OrtDevice("cpu")
         dirs = style_dirs(args.styles_dir)
     else:
         backend = resolve_backend(args.backend)
@@ -379,18 +391,36 @@ def prepare_window(args: argparse.Namespace) -> Launch:
         if pictures.exists() and not pictures.is_dir():
             raise CliError(f"--pictures-dir {args.pictures_dir}: exists and is not a folder")
 
-    apply_threads(args.threads)
     precision = args.precision or "auto"
     if remembered is None:
+        apply_threads(args.threads)
         backend, precision, choice = choose_backend(registry, device, size, style, args.backend, precision,
                                                     args.threads)
-    engine = build_engine(registry, device, size, style, precision, backend, args.threads)
+    try:
+        engine = build_engine(registry, device, size, style, precision, backend, args.threads)
+    except CliError as exc:
+        if remembered is None:
+            raise
+        print(f"{PROG}: warning: {exc}; starting with torch instead (delete a damaged .onnx file to have "
+              "it exported again)", file=sys.stderr)
+        return prepare_window(args, remembered_ok=False)
     if choice is not None:
         engine.selection = choice.note()
-    if device.type == "cpu" and backend == "torch" and args.engine_process == "on":
+    torch_in_child = remembered is not None and choice.chosen.backend == "torch"
+    if device.type == "cpu" and args.engine_process == "on" and (backend == "torch" or torch_in_child):
         from nstcam.engines.process import ProcessEngine
 
-        engine = ProcessEngine(engine, threads=args.threads)
+        if not torch_in_child:
+            engine = ProcessEngine(engine, threads=args.threads)
+        else:  # ONNX Runtime shows the first frames while the engine process loads torch
+            engine = ProcessEngine(engine, threads=args.threads, sources=remembered.sources,
+                                   precision=choice.chosen.precision)
+    background = None
+    if remembered is None and choice is not None:  # decided with torch here: the next launch need not
+        from nstcam.autobackend import trained_style_files
+        from nstcam.engines.quick_start import BackgroundExport
+
+        background = BackgroundExport(trained_style_files(dirs))
     virtual_camera = open_virtual_camera(args.virtual_camera or None) if args.virtual_camera is not None else None
     return Launch(args, registry, engine, device, style, camera, camera_explicit, size,
-                  record_path, pictures, dirs, virtual_camera)
+                  record_path, pictures, dirs, virtual_camera, background)

@@ -332,10 +332,8 @@ def _loader(runtime: str) -> tuple[Callable[[Path], Any], Callable[[Path, dict[s
         from nstcam.engines.ort import read_style
 
         return (lambda path: load_instant(path) if path.suffix == SUFFIX else read_style(path)), lambda path, item: None
-    from trainer.stylefile import StyleFileError, load_style, read_style_meta  # only the torch runtime needs torch
-
-    def load(path: Path) -> Any:
-        return load_instant(path) if path.suffix == SUFFIX else load_style(path)
+    from nstcam.engines.style_files import load_torch_style
+    from trainer.stylefile import StyleFileError, read_style_meta  # only the torch runtime needs torch
 
     def declared(path: Path, item: dict[str, Any]) -> tuple[str, str] | None:
         if path.suffix == SUFFIX:  # a few KB: loading it is how its style is told
@@ -345,7 +343,7 @@ def _loader(runtime: str) -> tuple[Callable[[Path], Any], Callable[[Path, dict[s
         except StyleFileError:  # loading it will say what is wrong
             return None
 
-    return load, declared
+    return load_torch_style, declared
 
 
 def _style_files(folder: Path, runtime: str) -> list[Path]:

@@ -139,7 +139,7 @@ def test_discover_reads_exports_and_reports_bad_files(styles_dir, tmp_path):
     styles, errors = discover([tmp_path, tmp_path / "missing"])
     (name, style), = styles.items()
     assert style.path.suffixes == [".onnx"] and style.variant == "light" and " — " in style.label
-    assert [p.name for p, _ in errors] == ["broken.onnx"] and "not a loadable ONNX model" in errors[0][1]
+    assert [p.name for p, _ in errors] == ["broken.onnx"] and "not an nstcam style export (unreadable" in errors[0][1]
     int8, _ = discover([tmp_path], quantization="int8")
     assert export_quantization(int8[name].path) == "int8"
 

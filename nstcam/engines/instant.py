@@ -22,8 +22,6 @@ from typing import Any
 
 import numpy as np
 
-from trainer.fileio import atomic_write_bytes
-
 SUFFIX = ".instant"
 FORMAT = "nstcam-instant-style"
 VERSION = 1
@@ -82,6 +80,8 @@ class InstantStyle:
 
 def save_instant(path: str | Path, style: InstantStyle) -> None:
     """Write `style` to `path` atomically (a crash leaves the old file or none, never half)."""
+    from trainer.fileio import atomic_write_bytes  # only writing needs the trainer package, not running
+
     buffer = io.BytesIO()
     np.savez(buffer, format=np.array(FORMAT), version=np.array(VERSION),
              code=np.asarray(style.code, np.float32),

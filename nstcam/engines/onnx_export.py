@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from nstcam.engines.choice import model_arch_id
+from nstcam.engines.onnx_metadata import read_metadata
 from nstcam.engines.ort import FORMAT, MIN_SIDE, QUANTIZATIONS, SIDE_MULTIPLE, SUFFIXES, pad_frame
 from nstcam.host.userdirs import user_cache_dir
 
@@ -76,18 +77,6 @@ def onnx_path(style_path: Path, quantization: str = "fp32", sha256: str | None =
         return style_path.with_name(style_path.stem + suffix)
     digest = sha256 or file_sha256(style_path)
     return cache_dir() / f"{style_path.stem}-{digest[:12]}{suffix}"
-
-
-def read_metadata(path: Path) -> dict[str, str]:
-    """The nstcam metadata stored in an exported file ({} if absent or unreadable)."""
-    import onnx
-
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError, OSError, ... on a bad file
-        log.info("%s: unreadable ONNX file (%s)", path, exc)
-        return {}
-    return {p.key: p.value for p in model.metadata_props}
 
 
 def is_current(onnx_file: Path, style_path: Path, sha256: str | None = None) -> bool:

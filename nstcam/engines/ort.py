@@ -136,14 +136,21 @@ def open_session(path: Path, device: OrtDevice, threads: int | None = None):
     meta = dict(session.get_modelmeta().custom_metadata_map)
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path}: not an nstcam style export (no '{FORMAT}' metadata); "
-                         "export style files with `python -m nstcam.engines.onnx_export`")
+                         "export style files with `python -m nstcam.export`")
     return session
 
 
 def read_style(path: Path) -> OnnxStyle:
-    """The metadata of an exported style (ValueError naming the file if unusable)."""
-    session = open_session(path, OrtDevice("cpu"), threads=1)
-    meta = dict(session.get_modelmeta().custom_metadata_map)
+    """The metadata of an exported style (ValueError naming the file if it is no nstcam export).
+
+    Read from the file, not from an InferenceSession: a session costs 50-100 ms a style, and a
+    launch reads every style before its first frame; the engine opens the ones it runs."""
+    from nstcam.engines.onnx_metadata import read_metadata
+
+    meta = read_metadata(path)
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: not an nstcam style export (unreadable, or no '{FORMAT}' metadata); "
+                         "export style files with `python -m nstcam.export`")
     return OnnxStyle(name=meta.get("name") or path.stem.split(".")[0], path=path, meta=meta)
 
 
