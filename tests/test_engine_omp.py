@@ -9,16 +9,19 @@ import sys
 import pytest
 
 CHECK = ("import os, sys; from nstcam.cli import main; main(['--version']); "
-         "print('policy', os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)")
+         "print('policy', os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'), 'torch' in sys.modules)")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+@pytest.mark.parametrize("given, expected", [
+    ({}, "PASSIVE None"),
+    ({"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE None"),
+    ({"GOMP_SPINCOUNT": "10000"}, "None 10000"),  # a bounded spin chosen by the user: no policy added
+])
 def test_the_cli_sets_passive_waits_before_torch_loads(given, expected) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    if given:
-        env["OMP_WAIT_POLICY"] = given
-    run = subprocess.run([sys.executable, "-c", CHECK], env=env, capture_output=True, text=True, timeout=120)
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    run = subprocess.run([sys.executable, "-c", CHECK], env={**env, **given}, capture_output=True, text=True,
+                         timeout=120)
     assert run.returncode == 0, run.stderr
     assert f"policy {expected} False" in run.stdout  # set while torch was not yet loaded
 

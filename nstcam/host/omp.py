@@ -19,12 +19,13 @@ import sys
 log = logging.getLogger(__name__)
 
 POLICY = "OMP_WAIT_POLICY"
+SPINCOUNT = "GOMP_SPINCOUNT"
 
 
 def prefer_passive_waits() -> bool:
     """Set OMP_WAIT_POLICY=PASSIVE unless the user chose a policy; False when it is too late
     (torch already loaded) or the user's policy stands."""
-    if POLICY in os.environ:
+    if POLICY in os.environ or SPINCOUNT in os.environ:
         return False
     if "torch" in sys.modules:
         log.debug("%s not set: torch is already loaded", POLICY)
