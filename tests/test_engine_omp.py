@@ -33,3 +33,16 @@ def test_too_late_once_torch_is_loaded(monkeypatch) -> None:
 
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     assert prefer_passive_waits() is False and "OMP_WAIT_POLICY" not in os.environ
+
+
+@pytest.mark.parametrize("given, expected", [
+    ({}, {"OMP_WAIT_POLICY": "PASSIVE"}),
+    ({"OMP_WAIT_POLICY": "ACTIVE"}, {"OMP_WAIT_POLICY": "ACTIVE"}),
+    ({"GOMP_SPINCOUNT": "1000"}, {"GOMP_SPINCOUNT": "1000"}),
+])
+def test_a_child_environment_gets_passive_waits_unless_the_user_chose(given, expected) -> None:
+    from nstcam.host.omp import add_passive_waits
+
+    env = {"PATH": "/bin", **given}
+    assert add_passive_waits(env) is (given == {})
+    assert env == {"PATH": "/bin", **expected}

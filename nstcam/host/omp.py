@@ -1,20 +1,25 @@
 """OpenMP threads that sleep when they wait, for every nstcam process.
 
-Why: libgomp's threads spin for a while at every barrier before they sleep. With a core taken by
-another process (a video call beside the virtual camera) the OS preempts one of torch's two
-threads and the other spins through its whole time slice at each of the network's ~50 barriers:
-on the 2-core test machine, loaded, the light network ran at 0.10-0.17 frames/s with the default
-or ACTIVE policy and 1.0-1.7 with PASSIVE (side by side, 2 rounds each), and the app's window
-fell to 0.19-0.32x its idle rate on an AVX2 machine with one busy core (issue #21). Idle, the
-waits cost a futex wake per barrier: no loss measured in the window at 640x480 (14.3 fps both).
-libgomp reads the policy once, when torch loads it, so this must run before torch is imported;
-a policy the user set is kept.
+Why: libgomp's threads spin for a while at every barrier before they sleep (300,000 pause loops,
+a few ms, by default). Whenever another process wants a core -- a video call beside the virtual
+camera, or any other load -- the OS preempts one of torch's two threads and the other spins at
+each of the network's barriers until its count runs out. PASSIVE (sleep at once) against the
+default and bounded spins (GOMP_SPINCOUNT), side by side on the shared 2-core test machine at load
+4-8 (issue #21; README "Beside a busy core"), torch bf16 at 320x240, frames/s:
+engine alone PASSIVE 10.5, spin 1,000 6.8, 10,000 5.2, 100,000 1.4, default 2.4;
+`nstcam render` 9.5, 8.8, 7.1, 3.0, 2.2; with one more core busy, engine 3.6 / 10,000: 1.9 /
+default 0.6. Every spin lost, the more the longer it spun. An idle machine, where a short spin
+could save the futex wake per barrier, was not available to measure.
+libgomp reads the policy once, when torch loads it, so this must run before torch is imported.
+A policy or spin count the user set is kept (GOMP_SPINCOUNT alone: libgomp's default policy with
+that bound).
 """
 from __future__ import annotations
 
 import logging
 import os
 import sys
+from collections.abc import MutableMapping
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +27,19 @@ POLICY = "OMP_WAIT_POLICY"
 SPINCOUNT = "GOMP_SPINCOUNT"
 
 
-def prefer_passive_waits() -> bool:
-    """Set OMP_WAIT_POLICY=PASSIVE unless the user chose a policy; False when it is too late
-    (torch already loaded) or the user's policy stands."""
-    if POLICY in os.environ or SPINCOUNT in os.environ:
+def add_passive_waits(environ: MutableMapping[str, str]) -> bool:
+    """Set OMP_WAIT_POLICY=PASSIVE in `environ` unless it holds a wait policy or spin count the
+    user chose; True when set. (For a child process's environment, or os.environ.)"""
+    if POLICY in environ or SPINCOUNT in environ:
         return False
+    environ[POLICY] = "PASSIVE"
+    return True
+
+
+def prefer_passive_waits() -> bool:
+    """`add_passive_waits` for this process and its children (the engine process inherits it);
+    False when it is too late (torch already loaded) or the user's choice stands."""
     if "torch" in sys.modules:
         log.debug("%s not set: torch is already loaded", POLICY)
         return False
-    os.environ[POLICY] = "PASSIVE"  # the engine process inherits it
-    return True
+    return add_passive_waits(os.environ)

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nstcam.host.omp import POLICY
+from nstcam.host.omp import add_passive_waits
 from nstcam.live.demo import DemoSource
 from nstcam.launch import build_engine, load_registry, resolve_device
 from nstcam.live.session import LiveSession
@@ -173,10 +173,11 @@ WINDOWS = {"default": ("on", ()), "torch process": ("on", ("--backend", "torch")
 def engine_alone(spec: str, size: int, seconds: float, style: str, env: dict[str, str]) -> float | None:
     """One engine's fresh frames/s on the main thread of its own process (so the condition's
     environment applies from the start); None where it does not exist (bf16 not native)."""
+    child_env = {**os.environ, **env}
+    add_passive_waits(child_env)  # as the app's CLI does
     run = subprocess.run([sys.executable, "-m", "nstcam.measure.bench_app", "--engine-alone", spec,
                           "--sizes", str(size), "--seconds", str(seconds), "--style", style],
-                         capture_output=True, text=True, timeout=900,
-                         env={POLICY: "PASSIVE", **os.environ, **env})  # as the app's CLI sets it
+                         capture_output=True, text=True, timeout=900, env=child_env)
     if run.returncode != 0:
         raise RuntimeError(f"engine {spec} failed: {run.stderr.strip()[-500:]}")
     return json.loads(run.stdout.strip().splitlines()[-1])["fps"]
