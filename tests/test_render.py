@@ -58,44 +58,6 @@ def test_render_can_be_cancelled(video_file: Path, engine: StyleEngine, tmp_path
     assert len(read_all_frames(result.path)) == 5
 
 
-def test_render_processes_a_frame_while_the_engine_stylizes_the_next(video_file: Path, engine: StyleEngine,
-                                                                    tmp_path: Path) -> None:
-    """The processors (the stabilizer) run beside the engine instead of adding their time to it
-    (#21: render at 0.77-0.83x the engine alone); the engine stays on the calling thread."""
-    started = [threading.Event() for _ in range(26)]  # started[k]: the engine began frame k
-
-    class Announcing:
-        style = engine.style
-        threads: set[int] = set()
-
-        def stylize(self, frame: np.ndarray, style: str | None = None) -> np.ndarray:
-            self.threads.add(threading.get_ident())
-            started[sum(e.is_set() for e in started) + 1].set()
-            return engine.stylize(frame, style)
-
-    class AwaitsTheNextFrame:
-        def __init__(self) -> None:
-            self.frames = self.overlapped = 0
-            self.threads: set[int] = set()
-
-        def reset(self) -> None:
-            pass
-
-        def process(self, raw_bgr: np.ndarray, stylized_rgb: np.ndarray) -> np.ndarray:
-            self.frames += 1
-            self.threads.add(threading.get_ident())
-            # In line, the engine cannot start frame k+1 before frame k is processed: stop waiting at once.
-            if self.frames == self.overlapped + 1 and self.frames < 24 and started[self.frames + 1].wait(5):
-                self.overlapped += 1
-            return stylized_rgb
-
-    stylizer, processor = Announcing(), AwaitsTheNextFrame()
-    result = render_video(video_file, tmp_path / "o.mp4", stylizer, processors=[processor])
-    assert result.frames == 24 and len(read_all_frames(result.path)) == 24
-    assert processor.overlapped == 23
-    assert stylizer.threads == {threading.get_ident()} and not processor.threads & stylizer.threads
-
-
 def test_render_errors_name_the_input(engine: StyleEngine, tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="missing.avi.*does not exist"):
         render_video(tmp_path / "missing.avi", tmp_path / "o.mp4", engine)

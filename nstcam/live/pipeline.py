@@ -111,12 +111,7 @@ class FramePath:
         still describes the previous frame."""
         stamp = time.monotonic() if t_captured is None else t_captured
         style = self.engine.style if style is None else style
-        return self.post_process(frame_bgr, self.engine.stylize(frame_bgr, style), seq, stamp, style)
-
-    def post_process(self, frame_bgr: np.ndarray, stylized: np.ndarray, seq: int, stamp: float,
-                     style: str) -> FrameResult:
-        """The processors' part of `run`, for a frame the engine stylized in `style`: lets a
-        caller (render) overlap it with the engine's next frame. Frames must come in order."""
+        stylized = self.engine.stylize(frame_bgr, style)
         cut = self._cut(stamp, seq)
         fresh = cut or self._last is None or (style, frame_bgr.shape) != (self._last[0], self._last[3])
         processors = self.processors  # one chain per frame, even if another thread swaps it

@@ -11,16 +11,13 @@ for the input's frames. AVI (MJPG) holds one constant rate, and says so when tha
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from nstcam.live.capture import BadFrame, to_bgr8
-from nstcam.live.pipeline import POLL_SECONDS, FramePath, FrameProcessor, Stylizer
+from nstcam.live.pipeline import FramePath, FrameProcessor, Stylizer
 from nstcam.live.probe import MediaInfo, probe_media
 from nstcam.live.recorder import Recorder, RecorderError
 from nstcam.live.sinks import RecorderSink
@@ -110,71 +107,6 @@ def _discard(sink: RecorderSink | None) -> str:
     return f"; the unfinished {recorder.path.name} was removed"
 
 
-class _Finisher:
-    """The processors (the stabilizer: ~6 ms of CPU a 320x240 frame) and the hand-off to the encoder
-    for each frame, on a thread of their own while the main thread decodes and stylizes the next
-    one: in line, their time added to the engine's (render ran at 0.77-0.83x the engine alone at
-    320x240). The engine stays on the main thread (its OpenMP team's). Frames keep their order;
-    once `cancel` is set, frames still queued are not written."""
-
-    def __init__(self, path: FramePath, make_sink: Callable[[], RecorderSink],
-                 progress: Callable[[int, int], None] | None, total: int, cancel: threading.Event | None) -> None:
-        self.path = path
-        self.cancel = cancel
-        self.done = 0  # frames handed to the encoder
-        self.make_sink = make_sink
-        self.progress = progress
-        self.total = total
-        self.sink: RecorderSink | None = None
-        self.error: BaseException | None = None
-        self.stopped = threading.Event()  # set when it takes no more frames (error, recorder error)
-        self._queue: queue.Queue = queue.Queue(maxsize=2)
-        self._thread = threading.Thread(target=self._run, name="render-finish", daemon=True)
-        self._thread.start()
-
-    def put(self, frame: np.ndarray, stylized: np.ndarray, seq: int, t: float, style: str) -> None:
-        """Queue a stylized frame, waiting while two are queued; dropped once the finisher stopped."""
-        while not self.stopped.is_set():
-            try:
-                self._queue.put((frame, stylized, seq, t, style), timeout=POLL_SECONDS)
-                return
-            except queue.Full:
-                continue
-
-    def close(self) -> None:
-        """Finish the frames queued, then stop; re-raises an error the thread met."""
-        while self._thread.is_alive() and not self.stopped.is_set():
-            try:
-                self._queue.put(None, timeout=POLL_SECONDS)
-                break
-            except queue.Full:
-                continue
-        while self._thread.is_alive():
-            self._thread.join(POLL_SECONDS)
-        if self.error is not None:
-            raise self.error
-
-    def _run(self) -> None:
-        try:
-            while (item := self._queue.get()) is not None:
-                if self.cancel is not None and self.cancel.is_set():
-                    break
-                frame, stylized, seq, t, style = item
-                result = self.path.post_process(frame, stylized, seq, t, style)
-                if self.sink is None:
-                    self.sink = self.make_sink()
-                self.sink.offer(result)
-                if self.sink.recorder.error:
-                    break
-                self.done = seq
-                if self.progress is not None:
-                    self.progress(seq, self.total)
-        except BaseException as exc:  # noqa: BLE001 -- handed to the main thread by close()
-            self.error = exc
-        finally:
-            self.stopped.set()
-
-
 def render_video(
     input_path: str | Path,
     output_path: str | Path,
@@ -194,50 +126,52 @@ def render_video(
     total = (info.frames if info is not None and info.frames else source.frame_count) or 0
     if progress is not None:
         progress(0, total)  # the total shows before the first frame, which may take long
-    sound = input_path if info is not None and info.audio else None
-    finisher = _Finisher(path, lambda: RecorderSink(Recorder(output_path, source.fps, realtime=False,
-                                                             sound_from=sound)), progress, total, cancel)
-    style = engine.style if style is None else style
+    sink: RecorderSink | None = None
     frames = 0
+    cancelled = False
     first_t = t = None
     try:
-        try:
-            while not finisher.stopped.is_set():
-                if cancel is not None and cancel.is_set():
-                    break
-                frame = source.read()
-                if frame is None:
-                    break
-                try:
-                    frame = to_bgr8(frame)
-                except BadFrame as exc:
-                    raise SourceError(f"{input_path}: frame {frames + 1} is corrupt ({exc})") from None
-                frames += 1
-                t = _frame_time(source.position, t, source.fps)
-                first_t = t if first_t is None else first_t
-                finisher.put(frame, engine.stylize(frame, style), frames, t, style)
-        finally:
-            finisher.close()  # the frames stylized so far reach the file, Ctrl-C included
+        while True:
+            if cancel is not None and cancel.is_set():
+                cancelled = True
+                break
+            frame = source.read()
+            if frame is None:
+                break
+            try:
+                frame = to_bgr8(frame)
+            except BadFrame as exc:
+                raise SourceError(f"{input_path}: frame {frames + 1} is corrupt ({exc})") from None
+            frames += 1
+            t = _frame_time(source.position, t, source.fps)
+            first_t = t if first_t is None else first_t
+            result = path.run(frame, seq=frames, t_captured=t, style=style)
+            if sink is None:
+                sound = input_path if info is not None and info.audio else None
+                sink = RecorderSink(Recorder(output_path, source.fps, realtime=False, sound_from=sound))
+            sink.offer(result)
+            if sink.recorder.error:
+                break
+            if progress is not None:
+                progress(frames, total)
     except KeyboardInterrupt:
         raise  # Ctrl-C, SIGTERM: what was written is finished below into a playable file
     except BaseException:
-        _discard(finisher.sink)
+        _discard(sink)
         raise
     finally:
         source.release()
-        if finisher.sink is not None:
-            finisher.sink.recorder.close()
-    cancelled = cancel is not None and cancel.is_set()
-    sink = finisher.sink
+        if sink is not None:
+            sink.recorder.close()
     if sink is None:
         raise SourceError(f"video file {input_path} has no readable frames")
     recorder = sink.recorder
     if recorder.error:
         raise RecorderError(f"{recorder.error}{_discard(sink)}")
-    if recorder.codec == "mjpg" and frames > 1 and not cancelled:
+    if recorder.codec == "mjpg" and frames > 1:
         _check_constant_rate(recorder, t - first_t + 1 / source.fps, input_path)
     if total and frames != total and not cancelled:
         log.warning("%s: read %d frames, the container announced %d", input_path, frames, total)
-    log.info("rendered %d frames to %s", finisher.done, recorder.path)
-    return RenderResult(frames=finisher.done, fps=source.fps, size=recorder.size or (0, 0), path=recorder.path,
+    log.info("rendered %d frames to %s", frames, recorder.path)
+    return RenderResult(frames=frames, fps=source.fps, size=recorder.size or (0, 0), path=recorder.path,
                         cancelled=cancelled)
