@@ -197,3 +197,21 @@ def test_export_model_of_an_unsaved_model_runs(style_pt, tmp_path):
     engine = OnnxStyleEngine({"x": path}, device="cpu", size=64, threads=1)
     assert engine.precision == "int8" and onnx_export.read_metadata(path)["name"] == "bench"
     assert engine.stylize(np.zeros((48, 64, 3), np.uint8)).shape == (64, 86, 3)
+
+
+def test_a_style_session_is_made_when_the_style_first_runs(styles_dir, tmp_path, monkeypatch):
+    """A launch waits for one session, not one per style; switching makes the next one."""
+    from nstcam.engines import ort
+
+    (first,) = (p for p in styles_dir.glob("*.onnx") if export_quantization(p) == "fp32")
+    exports = [first, Path(shutil.copy(first, tmp_path / "second.onnx"))]
+    opened: list[Path] = []
+    real = ort.open_session
+    monkeypatch.setattr(ort, "open_session", lambda path, *a, **k: opened.append(Path(path)) or real(path, *a, **k))
+    engine = OnnxStyleEngine({p.stem: p for p in exports}, device="cpu", size=32, threads=1)
+    assert opened == [exports[0]]
+    frame = np.zeros((48, 64, 3), np.uint8)
+    engine.stylize(frame)
+    engine.set_style(exports[1].stem)
+    assert opened == [exports[0]] and engine.stylize(frame).shape == (32, 42, 3)
+    assert opened == exports

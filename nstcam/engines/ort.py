@@ -192,7 +192,9 @@ class OnnxStyleEngine(EngineBase):
     ONNX file (or an `OnnxStyle`), or to an `InstantStyle` (run on the shared MicroAST graph);
     `add_style` and `remove_style` change them while frames run. `threads`: ONNX Runtime's
     intra-op threads (default: cores); on the CPU fewer are used while they measure faster
-    (nstcam.engines.threads), each count with its own session, made when first tried.
+    (nstcam.engines.threads), each count with its own session, made when first tried. A style's
+    session is made when it first runs (50-100 ms each: a launch with six styles would otherwise
+    wait for all of them before its first frame).
     """
 
     def __init__(
@@ -216,13 +218,14 @@ class OnnxStyleEngine(EngineBase):
         self._load(resolve_device(device))
 
     def _load(self, device: OrtDevice) -> None:
-        sessions = self._open(self._paths.values(), device)
+        """Open the current style's graph on `device` (the others when they first run)."""
+        sessions = self._open([self._paths[self._style]], device)
         if device.type == "cuda" and any(CUDA not in s.get_providers() for s in sessions.values()):
             self._notice("the CUDA execution provider did not start; running ONNX Runtime on the CPU")
             device = OrtDevice("cpu")
-            sessions = self._open(self._paths.values(), device)
+            sessions = self._open([self._paths[self._style]], device)
         self._device = device
-        self._sessions = sessions  # by graph file: the instant styles share one
+        self._sessions = sessions  # by graph file, as they are first used: the instant styles share one
         self._fewer_threads: dict[tuple[Path, int], object] = {}  # (graph, threads) -> session
         self._tuner = ThreadTuner(thread_choices(self._threads) if device.type == "cpu" else [self._threads],
                                   label="ONNX Runtime threads")
@@ -238,10 +241,10 @@ class OnnxStyleEngine(EngineBase):
         return sessions
 
     def _describe_graphs(self) -> None:
-        quantizations = {s.get_modelmeta().custom_metadata_map.get("quantization", "fp32")
-                         for s in self._sessions.values()}
+        from nstcam.engines.onnx_metadata import read_metadata
+
+        quantizations = {read_metadata(path).get("quantization", "fp32") for path in set(self._paths.values())}
         self._precision = "/".join(sorted(quantizations))
-        self._input = {path: s.get_inputs()[0].name for path, s in self._sessions.items()}
 
     def add_style(self, name: str, model: Path | str | OnnxStyle | InstantStyle) -> None:
         """Add (or replace) a style while frames run: an instant style made from a picture (it
@@ -250,7 +253,7 @@ class OnnxStyleEngine(EngineBase):
         path = _graph_path(model)
         opened = self._open([path], self._device, self._sessions)  # outside the lock: frames go on meanwhile
         with self._lock:
-            self._sessions = {**opened, **self._sessions}
+            self._sessions = {**opened, **self._sessions}  # made now: the new style is shown at once
             self._paths = {**self._paths, name: path}
             codes = {k: v for k, v in self._codes.items() if k != name}
             self._codes = {**codes, name: model.code} if isinstance(model, InstantStyle) else codes
@@ -335,7 +338,7 @@ class OnnxStyleEngine(EngineBase):
     def _run(self, name: str, padded: np.ndarray) -> np.ndarray:
         path = self._paths[name]
         session = self._session(path, self._tuner.current)
-        feeds = {self._input[path]: padded[None]}
+        feeds = {session.get_inputs()[0].name: padded[None]}
         if name in self._codes:
             feeds[CODE_INPUT] = self._codes[name]
         t0 = time.perf_counter()
@@ -345,6 +348,8 @@ class OnnxStyleEngine(EngineBase):
 
     def _session(self, path: Path, threads: int):
         if threads == self._threads:
+            if path not in self._sessions:  # a style's first frame
+                self._sessions = self._open([path], self._device, self._sessions)
             return self._sessions[path]
         key = (path, threads)
         if key not in self._fewer_threads:
