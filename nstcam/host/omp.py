@@ -5,11 +5,11 @@ a few ms, by default). Whenever another process wants a core -- a video call bes
 camera, or any other load -- the OS preempts one of torch's two threads and the other spins at
 each of the network's barriers until its count runs out. PASSIVE (sleep at once) against the
 default and bounded spins (GOMP_SPINCOUNT), side by side on the shared 2-core test machine at load
-4-8 (issue #21; README "Beside a busy core"), torch bf16 at 320x240, frames/s:
-engine alone PASSIVE 10.5, spin 1,000 6.8, 10,000 5.2, 100,000 1.4, default 2.4;
-`nstcam render` 9.5, 8.8, 7.1, 3.0, 2.2; with one more core busy, engine 3.6 / 10,000: 1.9 /
-default 0.6. Every spin lost, the more the longer it spun. An idle machine, where a short spin
-could save the futex wake per barrier, was not available to measure.
+3.8-7.6 (issue #21; README "Beside a busy core"), torch bf16 at 320x240, frames/s, PASSIVE / spin
+1,000 / 10,000 / 100,000 / default: engine alone 10.5, 7.7 / 6.8, 7.6 / 5.1 / 1.4 / 2.4, 0.7;
+the window's fresh frames 6.8, 6.9 / 3.7, 4.6 / 4.3 / 2.5 / 2.6, 3.1; `nstcam render` 9.5, 7.2 /
+8.8, 10.5 / 7.1 / 3.0 / 2.2, 2.0. Long spins collapse, 1,000 loops is no better than PASSIVE.
+An idle machine, where a short spin could save the futex wake per barrier, was not available.
 libgomp reads the policy once, when torch loads it, so this must run before torch is imported.
 A policy or spin count the user set is kept (GOMP_SPINCOUNT alone: libgomp's default policy with
 that bound).
