@@ -117,3 +117,5 @@ def test_the_run_logs_its_recipe_and_the_style_file_records_it(clean_isa, tmp_pa
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("default recipe")]
     assert lines == ["default recipe cpu-fp32 (bf16 not native: NSTCAM_NO_NATIVE_BF16=1, so steps run in fp32, "
                      + recipe._FP32_WHY + "): outer kernel 5"]
+    assert any(r.getMessage().startswith("wrote ") and r.getMessage().endswith(", default recipe cpu-fp32)")
+               for r in caplog.records)
