@@ -127,8 +127,8 @@ def apply_recipe_defaults(args: argparse.Namespace, device: torch.device, amp: t
     """Fill the settings left unset with the default recipe of `device` (and its precision `amp`) and
     of the loss net; returns the summary line that says which recipe, why, and what it set.
 
-    `args.recipe` records the recipe whose values were used (None when every setting was given, or
-    came from a checkpoint).
+    `args.recipe` records the recipe whose values were used: a resumed run keeps its checkpoint's,
+    and it is None when every setting was given.
     """
     name = recipe_name(device, amp)
     taken = []
@@ -151,7 +151,7 @@ def apply_recipe_defaults(args: argparse.Namespace, device: torch.device, amp: t
     for key, value in FAST_LOSS_DEFAULTS.get(args.loss_net, {}).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    what = ", ".join(taken) if taken else "nothing (every setting was given)"
+    what = ", ".join(taken) if taken else "nothing: every setting was given (or resumed)"
     return f"default recipe {name} ({_recipe_why(name, args.amp)}): {what}"
 
 
