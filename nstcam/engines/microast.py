@@ -200,9 +200,9 @@ class InstantNet(nn.Module):
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         _, f2 = self.content_encoder(x)
         y = self.decoder(f2, self.code, self.alpha)
+        if self.detail is not None:  # on the padded frame, as ONNX Runtime's engine pads before the graph
+            y = y + self.detail(x)
         y = y[..., :h, :w] if ph or pw else y
-        if self.detail is not None:
-            y = y + self.detail(x[..., :h, :w] if ph or pw else x)
         return y.to(dtype)
 
 

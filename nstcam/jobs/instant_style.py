@@ -5,7 +5,8 @@ image, a picture too small to hold a style or too large to decode becomes `Pictu
 line naming the file and what to do; odd but usable pictures are made sensible (CMYK and 16-bit
 converted, an animated GIF's first frame, transparency flattened onto white, a panorama's centre
 cropped to at most 4:1). The style file is written atomically into the styles folder, so the
-folder never holds half a style.
+folder never holds half a style. How much of the frame's fine luma the style adds back is
+calibrated for the painting here, on frames of the demo scene (`nstcam.engines.detail`).
 """
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ MIN_SIDE = 16  # below this a picture holds no texture to take a style from
 MAX_ASPECT = 4.0  # longer pictures are centre-cropped: a panorama's strip is still its style
 MAX_PIXELS = 80_000_000  # below PIL's decompression-bomb warning; more would need gigabytes
 THUMBNAIL_SIDE = 128
+PROBE_SIZE = (320, 240)  # the demo scene at the CPU's processing size ...
+PROBE_MOMENTS = (0, 270, 540)  # ... at three moments (frames at 30 fps: 0, 9 and 18 s)
 PICTURE_TYPES = ("*.jpg", "*.jpeg", "*.png", "*.bmp", "*.gif", "*.tif", "*.tiff", "*.webp")
 
 
@@ -136,15 +139,37 @@ def make_instant_style(rgb: np.ndarray, folder: Path, stem: str, taken: Iterable
     digest = hashlib.sha256(np.ascontiguousarray(rgb).tobytes()).hexdigest()
     existing = find_by_digest(folder, digest)
     if existing is not None:
+        if "detail" not in existing.meta:  # made before calibration: calibrate it now, once
+            existing.meta["detail"] = calibrated_detail(existing.code)
+            save_instant(existing.path, existing)
         return existing
     code = encode_style(rgb)
     name = style_name(stem, set(taken) | {p.stem for p in folder.glob("*" + SUFFIX)})
     meta = {"name": name, "title": stem.replace("_", " ").strip() or name, "source": source,
-            "picture_sha256": digest, "style_side": STYLE_SIDE}
+            "picture_sha256": digest, "style_side": STYLE_SIDE, "detail": calibrated_detail(code.rows)}
     style = InstantStyle(code.rows, thumbnail_png(rgb), meta, folder / f"{name}{SUFFIX}")
     save_instant(style.path, style)
     log.info("instant style %s from %s", name, source or "a picture")
     return style
+
+
+def probe_frames() -> list:
+    """The frames a style's detail amount is calibrated on: RGB [0, 1] (1, 3, H, W) tensors."""
+    import cv2
+
+    from nstcam.live.demo import DemoSource
+    from trainer.images import rgb_array_to_tensor
+
+    scene = DemoSource(*PROBE_SIZE)
+    return [rgb_array_to_tensor(cv2.cvtColor(scene.frame_at(t), cv2.COLOR_BGR2RGB)) for t in PROBE_MOMENTS]
+
+
+def calibrated_detail(code: np.ndarray) -> float:
+    """The fine-luma amount for the style `code` (`nstcam.engines.detail.calibrate_amount`)."""
+    from nstcam.engines.detail import calibrate_amount
+    from nstcam.engines.microast import StyleCode, instant_net
+
+    return calibrate_amount(instant_net(StyleCode(code)), probe_frames())
 
 
 def find_by_digest(folder: Path, digest: str) -> InstantStyle | None:
