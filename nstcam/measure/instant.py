@@ -46,7 +46,7 @@ import torch
 from nstcam.engines.instant import InstantStyle
 from nstcam.jobs.instant_style import make_instant_style, read_picture
 from nstcam.launch import DEFAULT_SIZE_CPU
-from nstcam.measure.stability import DEFAULT_EVAL, compare_style, format_report, standard_clips
+from nstcam.measure.stability import DEFAULT_EVAL, compare_style, format_report, standard_clips, with_processors
 from trainer.benchkit import table, write_json
 from trainer.cliargs import frame_size, int_at_least
 from trainer.images import load_image, pil_to_tensor, tensor_to_pil
@@ -254,7 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for img in args.clip_images:
             clips = standard_clips(cv2.imread(str(args.eval / img)), clip_names, args.frames)
             for style in engine.style_names:
-                results.append(compare_style(engine, style, clips, {"stabilized": lambda: [FlowStabilizer()]}))
+                results.append(compare_style(engine, style, clips,
+                                         {"stabilized": with_processors(lambda: [FlowStabilizer()])}))
         print(format_report(results, clip_names))
         from nstcam.measure.stability import to_json
 
