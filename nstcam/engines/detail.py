@@ -27,7 +27,7 @@ DETAIL_AMOUNT = 0.5  # the band of a style file without a calibrated amount, and
 DETAIL_MAX = 2.0  # beyond this the band sharpens the photo more than it keeps its structure
 DETAIL_STEP = 0.125
 # Mean unblurred edge correlation the calibrated amount reaches on the probe frames (the demo
-# scene at 320x240, `nstcam.jobs.instant_style.probe_frames`); README "Instant styles" has the
+# scene at 224x168, `nstcam.jobs.instant_style.probe_frames`); README "Instant styles" has the
 # sweep it was chosen from, on the pack's paintings and the quality report's photos.
 PROBE_STRUCTURE = 0.78
 DETAIL_SIGMA = 1.5  # px at the processing size: the band holds edges, not shading

@@ -32,7 +32,7 @@ MIN_SIDE = 16  # below this a picture holds no texture to take a style from
 MAX_ASPECT = 4.0  # longer pictures are centre-cropped: a panorama's strip is still its style
 MAX_PIXELS = 80_000_000  # below PIL's decompression-bomb warning; more would need gigabytes
 THUMBNAIL_SIDE = 128
-PROBE_SIZE = (320, 240)  # the demo scene at the CPU's processing size ...
+PROBE_SIZE = (224, 168)  # the demo scene (half the pixels of 320x240 predicted the photos as well) ...
 PROBE_MOMENTS = (0, 270, 540)  # ... at three moments (frames at 30 fps: 0, 9 and 18 s)
 PICTURE_TYPES = ("*.jpg", "*.jpeg", "*.png", "*.bmp", "*.gif", "*.tif", "*.tiff", "*.webp")
 
