@@ -1,5 +1,5 @@
 """`--backend auto` on a CPU: the candidates built and timed for a style (nstcam.engines.choice),
-and the launch that runs a remembered ONNX Runtime choice without importing torch.
+and the launch that runs a remembered choice without importing torch before the first frame.
 
 Kept apart from nstcam.launch: the timing builds every engine kind, and the torch-free path must
 find the styles, their exports and the remembered choice with nothing but ONNX Runtime.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,36 +66,63 @@ def measure(model: Any, size: int, threads: int) -> Choice:
     return choices.fastest(choices.time_candidates(runs), excluded, f"{w}x{h}")
 
 
-def remembered_onnx_launch(dirs: Sequence[Path], size: int, threads: int):
-    """(registry, choice) when the choice remembered here for the styles' network is ONNX Runtime
-    and every style file has a current export of that kind; else None (the torch path decides).
+def trained_style_files(dirs: Sequence[Path]) -> list[Path]:
+    """The trained style files (*.pt) in `dirs`: a launch without torch needs an export of each."""
+    return [pt for folder in dirs if folder.is_dir() for pt in sorted(folder.glob("*.pt"))]
+
+
+@dataclass(frozen=True)
+class RememberedLaunch:
+    """A launch decided without torch: `registry` holds the styles' ONNX exports (int8 where that
+    was chosen) and the instant styles; `sources` maps each style to its style file, which an
+    engine process loads when the choice is torch."""
+
+    registry: Any
+    choice: Choice
+    sources: dict[str, Path]
+
+
+def remembered_launch(dirs: Sequence[Path], size: int, threads: int, style: str | None) -> RememberedLaunch | None:
+    """The launch remembered here for `style`'s network at `size` (None: the first style), when
+    every style file has a current ONNX export; else None (the torch path decides, and measures).
     Imports no torch: the registry holds the exports (nstcam.engines.ort.OnnxStyle)."""
-    if not choices.remembers_onnxruntime(threads):
+    if not choices.remembered_here(threads):
         return None
-    from nstcam.engines.onnx_export import cache_dir, file_sha256, read_metadata
+    from nstcam.engines.onnx_export import cache_dir, file_sha256
+    from nstcam.engines.onnx_metadata import read_metadata
     from nstcam.engines.ort import SUFFIXES, OnnxStyle
     from nstcam.registry import StyleRegistry
 
     registry = StyleRegistry.discover([cache_dir(), *dirs], runtime="onnx")
-    exported = {e.model.meta.get("source_sha256") for e in registry.entries}
-    for folder in dirs:
-        for pt in sorted(folder.glob("*.pt")) if folder.is_dir() else ():
-            if file_sha256(pt) not in exported:
-                log.info("backend: %s has no current ONNX export; deciding with torch", pt)
-                return None
+    exported = {e.model.meta.get("source_sha256") for e in registry.entries if isinstance(e.model, OnnxStyle)}
+    style_files: dict[str, Path] = {}
+    for pt in trained_style_files(dirs):
+        digest = file_sha256(pt)
+        if digest not in exported:
+            log.info("backend: %s has no current ONNX export; deciding with torch", pt)
+            return None
+        style_files[digest] = pt
     models = registry.select("cpu")
-    archs = {m.meta.get("arch") for m in models.values()}
-    if len(archs) != 1 or None in archs:
+    name = next(iter(models), None) if style is None else style
+    if name not in models:
         return None
-    remembered = choices.recall(choices.choice_key(archs.pop(), size, threads))
-    if remembered is None or remembered.chosen.backend != "onnxruntime":
+    model = models[name]
+    arch = model.meta.get("arch") if isinstance(model, OnnxStyle) else choices.model_arch_id(model)
+    remembered = choices.recall(choices.choice_key(arch, size, threads)) if arch else None
+    if remembered is None:
         return None
-    if remembered.chosen.precision != "fp32":
+    if remembered.chosen.backend == "onnxruntime" and remembered.chosen.precision != "fp32":
         suffix = SUFFIXES[remembered.chosen.precision]
         for entry in registry.entries:
+            if not isinstance(entry.model, OnnxStyle):
+                continue  # an instant style runs on MicroAST's graph
             quantized = Path(str(entry.path)[: -len(SUFFIXES["fp32"])] + suffix)
             if read_metadata(quantized).get("source_sha256") != entry.model.meta.get("source_sha256"):
                 return None
             entry.model = OnnxStyle(entry.model.name, quantized, entry.model.meta)
+    sources = {n: style_files.get(m.meta.get("source_sha256")) if isinstance(m, OnnxStyle) else m.path
+               for n, m in models.items()}
+    if any(path is None for path in sources.values()):  # an export whose style file is gone (cache)
+        return None
     log.info("backend: %s", remembered.reason())
-    return registry, remembered
+    return RememberedLaunch(registry, remembered, sources)

@@ -254,7 +254,7 @@ def run_render(args: argparse.Namespace) -> int:
     backend = resolve_backend(args.backend)
     device = resolve_device(args.device, backend)
     registry, dirs = load_registry(args.styles_dir, backend)
-    style = check_style(registry, args.style, dirs, required=True)
+    style = check_style(registry, args.style, dirs, required=True, backend=backend)
     if size is None:
         size = default_size(src)
     apply_threads(args.threads)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import sys
 import time
@@ -85,6 +86,11 @@ def _installed(module: str) -> bool:
     return True
 
 
+def _available(module: str) -> bool:
+    """Whether `module` is installed, without importing it (ONNX Runtime costs a tenth of a second)."""
+    return importlib.util.find_spec(module) is not None
+
+
 def resolve_backend(name: str | None) -> str:
     """"torch" or "onnxruntime" for `--backend auto|torch|onnxruntime` (auto: torch if installed)."""
     name = name or "auto"
@@ -125,10 +131,12 @@ def resolve_device(name: str, backend: str = "torch"):
         raise CliError(str(exc)) from None
 
 
-def check_style(registry, style: str | None, dirs: Sequence[Path], required: bool = False) -> str:
+def check_style(registry, style: str | None, dirs: Sequence[Path], required: bool = False,
+                backend: str = "torch") -> str:
+    """The style to start with; a picture file becomes an instant style, encoded on `backend`."""
     names = registry.names()
     if style is not None and style not in names and Path(style).expanduser().is_file():
-        return add_picture_style(registry, Path(style).expanduser())
+        return add_picture_style(registry, Path(style).expanduser(), backend)
     if not names:
         where = ", ".join(str(d) for d in dirs)
         broken = f" ({len(registry.errors)} file(s) failed to load: see `nstcam styles`)" if registry.errors else ""
@@ -145,18 +153,20 @@ def check_style(registry, style: str | None, dirs: Sequence[Path], required: boo
     return style
 
 
-def add_picture_style(registry, picture: Path) -> str:
+def add_picture_style(registry, picture: Path, backend: str = "torch") -> str:
     """`--style PICTURE`: the picture's instant style (nstcam.jobs.instant_style), made in the user
-    styles folder (or the one made before from the same picture) and added to `registry`."""
-    if not _installed("torch"):
-        raise CliError(f"--style {picture}: making a style from a picture needs torch (not installed here)")
+    styles folder (or the one made before from the same picture) and added to `registry`; encoded
+    on ONNX Runtime when that is the `backend` (the lite bundle: no torch)."""
+    from nstcam.engines.instant_onnx import InstantUnavailable
     from nstcam.host.userdirs import user_styles_dir
     from nstcam.jobs.instant_style import PictureError, style_from_picture
 
     try:
-        style = style_from_picture(picture, user_styles_dir(), taken=registry.names())
+        style = style_from_picture(picture, user_styles_dir(), taken=registry.names(), runtime=backend)
     except PictureError as exc:
         raise CliError(f"--style {exc}") from None
+    except InstantUnavailable as exc:
+        raise CliError(f"--style {picture}: {exc}") from None
     except OSError as exc:
         raise CliError(f"--style {picture}: cannot write the style to {user_styles_dir()} ({exc})") from None
     return registry.add(style.path, style).name
@@ -218,6 +228,7 @@ def build_engine(registry, device, size: int | None, style: str, precision: str 
 def _onnx_engine(registry, device, size: int | None, precision: str, threads: int | None):
     """ONNX Runtime over the registry's styles: their ONNX exports, made (once, cached) from the
     style files where torch is installed."""
+    from nstcam.engines.instant import InstantStyle
     from nstcam.engines.ort import OnnxStyle, OnnxStyleEngine
 
     if precision not in ("auto", "fp32", "int8"):  # int8: only as --backend auto's measured choice
@@ -230,7 +241,7 @@ def _onnx_engine(registry, device, size: int | None, precision: str, threads: in
         frames = calibration_frames()
     models = {}
     for name, model in registry.select(device.type).items():
-        if isinstance(model, OnnxStyle):
+        if isinstance(model, (OnnxStyle, InstantStyle)):  # instant: MicroAST's shared graph, no export
             models[name] = model
         else:
             from nstcam.engines.onnx_export import ensure_onnx
@@ -246,7 +257,7 @@ def choose_backend(registry, device, size: int | None, style: str, backend_arg: 
     network at `size` (nstcam.autobackend); an explicit backend or precision wins, as before."""
     backend, precision = resolve_backend(backend_arg), precision or "auto"
     if ((backend_arg or "auto") != "auto" or precision != "auto" or size is None or device.type != "cpu"
-            or not _installed("onnxruntime") or backend != "torch"):
+            or not _available("onnxruntime") or backend != "torch"):
         return backend, precision, None
     from nstcam.autobackend import auto_choice
 
@@ -320,33 +331,39 @@ class Launch:
     pictures_dir: Path | None = None
     style_dirs: list[Path] = field(default_factory=list)
     virtual_camera: Any = None  # a VirtualCameraSink opened at launch, or None
+    background: Any = None  # exports for a torch-free start next time (nstcam.engines.quick_start), or None
 
 
-def _remembered_onnx_launch(args: argparse.Namespace):
-    """(registry, Choice) for a window whose measured backend is ONNX Runtime (see
-    nstcam.autobackend.remembered_onnx_launch), else None."""
+def _remembered_launch(args: argparse.Namespace):
+    """The launch remembered for the window's style and size (nstcam.autobackend.remembered_launch),
+    when it runs without torch in this process: ONNX Runtime, or torch in the engine process
+    (which ONNX Runtime stands in for until it is ready); else None."""
     if ((args.backend or "auto") != "auto" or (args.precision or "auto") != "auto"
-            or (args.device or "auto") not in ("auto", "cpu") or not _installed("onnxruntime")):
+            or (args.device or "auto") not in ("auto", "cpu") or not _available("onnxruntime")):
         return None
-    from nstcam.autobackend import remembered_onnx_launch
+    from nstcam.autobackend import remembered_launch
 
-    return remembered_onnx_launch(style_dirs(args.styles_dir), check_size(args.size) or DEFAULT_SIZE_CPU,
-                                  args.threads or os.cpu_count() or 1)
+    remembered = remembered_launch(style_dirs(args.styles_dir), check_size(args.size) or DEFAULT_SIZE_CPU,
+                                   args.threads or os.cpu_count() or 1, args.style)
+    if remembered is None or (remembered.choice.chosen.backend == "torch" and args.engine_process != "on"):
+        return None
+    return remembered
 
 
-def prepare_window(args: argparse.Namespace) -> Launch:
-    """Validate the window's arguments and build the engine; raises CliError."""
-    remembered = _remembered_onnx_launch(args)
-    if remembered is not None:  # the measured choice is ONNX Runtime: no torch before the first frame
+def prepare_window(args: argparse.Namespace, remembered_ok: bool = True) -> Launch:
+    """Validate the window's arguments and build the engine; raises CliError. `remembered_ok`:
+    may start from the remembered choice without torch (not when that engine failed to start)."""
+    remembered = _remembered_launch(args) if remembered_ok else None
+    if remembered is not None:  # no torch here before the first frame
         from nstcam.engines.ort import OrtDevice
 
-        (registry, choice), backend, device = remembered, "onnxruntime", OrtDevice("cpu")
+        registry, choice, backend, device = remembered.registry, remembered.choice, "onnxruntime", OrtDevice("cpu")
         dirs = style_dirs(args.styles_dir)
     else:
         backend = resolve_backend(args.backend)
         device = resolve_device(args.device or "auto", backend)
         registry, dirs = load_registry(args.styles_dir, backend)
-    style = check_style(registry, args.style, dirs)
+    style = check_style(registry, args.style, dirs, backend=backend)
     size = check_size(args.size) or (DEFAULT_SIZE_CUDA if device.type == "cuda" else DEFAULT_SIZE_CPU)
 
     camera_explicit = args.camera is not None
@@ -374,18 +391,36 @@ def prepare_window(args: argparse.Namespace) -> Launch:
         if pictures.exists() and not pictures.is_dir():
             raise CliError(f"--pictures-dir {args.pictures_dir}: exists and is not a folder")
 
-    apply_threads(args.threads)
     precision = args.precision or "auto"
     if remembered is None:
+        apply_threads(args.threads)
         backend, precision, choice = choose_backend(registry, device, size, style, args.backend, precision,
                                                     args.threads)
-    engine = build_engine(registry, device, size, style, precision, backend, args.threads)
+    try:
+        engine = build_engine(registry, device, size, style, precision, backend, args.threads)
+    except CliError as exc:
+        if remembered is None:
+            raise
+        print(f"{PROG}: warning: {exc}; starting with torch instead (delete a damaged .onnx file to have "
+              "it exported again)", file=sys.stderr)
+        return prepare_window(args, remembered_ok=False)
     if choice is not None:
         engine.selection = choice.note()
-    if device.type == "cpu" and backend == "torch" and args.engine_process == "on":
+    torch_in_child = remembered is not None and choice.chosen.backend == "torch"
+    if device.type == "cpu" and args.engine_process == "on" and (backend == "torch" or torch_in_child):
         from nstcam.engines.process import ProcessEngine
 
-        engine = ProcessEngine(engine, threads=args.threads)
+        if not torch_in_child:
+            engine = ProcessEngine(engine, threads=args.threads)
+        else:  # ONNX Runtime shows the first frames while the engine process loads torch
+            engine = ProcessEngine(engine, threads=args.threads, sources=remembered.sources,
+                                   precision=choice.chosen.precision)
+    background = None
+    if remembered is None and choice is not None:  # decided with torch here: the next launch need not
+        from nstcam.autobackend import trained_style_files
+        from nstcam.engines.quick_start import BackgroundExport
+
+        background = BackgroundExport(trained_style_files(dirs))
     virtual_camera = open_virtual_camera(args.virtual_camera or None) if args.virtual_camera is not None else None
     return Launch(args, registry, engine, device, style, camera, camera_explicit, size,
-                  record_path, pictures, dirs, virtual_camera)
+                  record_path, pictures, dirs, virtual_camera, background)

@@ -152,7 +152,8 @@ class StyleRegistry:
         that loads is used and the others are not loaded (their headers tell the style, cheaply);
         `duplicates` says so, once per style. `runtime` "torch" loads the style files (`*.pt`);
         "onnx" their fp32 ONNX exports (`*.onnx`, nstcam.engines.onnx_export), for the torch-free
-        runtime (no header to read there: every file is loaded)."""
+        runtime (no header to read there: every file is loaded); both load the instant styles
+        (`*.instant`)."""
         errors: list[tuple[Path, str]] = []
         order: list[str] = []
         candidates: list[_Candidate] = []
@@ -325,15 +326,14 @@ class _Candidate:
 
 def _loader(runtime: str) -> tuple[Callable[[Path], Any], Callable[[Path, dict[str, Any]], tuple[str, str] | None]]:
     """How to load a style file, and how to tell the style it declares without loading it."""
-    if runtime == "onnx":
+    from nstcam.engines.instant import SUFFIX, load_instant
+
+    if runtime == "onnx":  # instant styles too: the ONNX Runtime engine runs them on MicroAST's graph
         from nstcam.engines.ort import read_style
 
-        return read_style, lambda path, item: None
-    from nstcam.engines.instant import SUFFIX, load_instant
-    from trainer.stylefile import StyleFileError, load_style, read_style_meta  # only the torch runtime needs torch
-
-    def load(path: Path) -> Any:
-        return load_instant(path) if path.suffix == SUFFIX else load_style(path)
+        return (lambda path: load_instant(path) if path.suffix == SUFFIX else read_style(path)), lambda path, item: None
+    from nstcam.engines.style_files import load_torch_style
+    from trainer.stylefile import StyleFileError, read_style_meta  # only the torch runtime needs torch
 
     def declared(path: Path, item: dict[str, Any]) -> tuple[str, str] | None:
         if path.suffix == SUFFIX:  # a few KB: loading it is how its style is told
@@ -343,7 +343,7 @@ def _loader(runtime: str) -> tuple[Callable[[Path], Any], Callable[[Path, dict[s
         except StyleFileError:  # loading it will say what is wrong
             return None
 
-    return load, declared
+    return load_torch_style, declared
 
 
 def _style_files(folder: Path, runtime: str) -> list[Path]:
@@ -351,12 +351,12 @@ def _style_files(folder: Path, runtime: str) -> list[Path]:
     quietly find nothing)."""
     from nstcam.engines.instant import SUFFIX
 
-    suffixes = (".onnx",) if runtime == "onnx" else (".pt", SUFFIX)
+    suffixes = (".onnx", SUFFIX) if runtime == "onnx" else (".pt", SUFFIX)
     files = sorted(p for p in folder.iterdir() if p.suffix in suffixes)
     if runtime == "onnx":
         from nstcam.engines.ort import export_quantization
 
-        return [p for p in files if export_quantization(p) == "fp32"]
+        return [p for p in files if p.suffix == SUFFIX or export_quantization(p) == "fp32"]
     return files
 
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build the nstcam desktop bundle (PyInstaller, onedir) for this OS.
 #
-#   packaging/build.sh lite   ONNX Runtime, no torch (target: at most 400 MB); the styles are
-#                             exported to ONNX first, which needs torch and onnx in the BUILD env
+#   packaging/build.sh lite   ONNX Runtime, no torch (target: at most 400 MB); the styles and
+#                             MicroAST (instant styles) are exported to ONNX first, which needs
+#                             torch and onnx in the BUILD env
 #   packaging/build.sh full   torch (whatever torch build the env has: a CUDA build is GBs)
 #
 # Output: dist/<flavour>/nstcam/ (run dist/<flavour>/nstcam/nstcam; share/ holds the .desktop
@@ -40,11 +41,13 @@ if [[ "$flavour" == "lite" ]]; then
     rm -rf "$styles"
     mkdir -p "$styles"
     echo "exporting the styles to ONNX in $styles"
-    "$PYTHON" -m nstcam.export "$root"/styles/*.pt -o "$styles" >/dev/null
+    microast="$(cd "$work" && pwd)/microast"  # instant styles: MicroAST's encoder and frame graph
+    rm -rf "$microast"
+    "$PYTHON" -m nstcam.export "$root"/styles/*.pt -o "$styles" --microast "$microast" >/dev/null
     cp "$root/styles/manifest.json" "$styles/"
 fi
 
-NSTCAM_FLAVOUR="$flavour" NSTCAM_STYLES_DIR="$styles" "$PYTHON" -m PyInstaller --noconfirm --clean \
+NSTCAM_FLAVOUR="$flavour" NSTCAM_STYLES_DIR="$styles" NSTCAM_MICROAST_DIR="${microast:-}" "$PYTHON" -m PyInstaller --noconfirm --clean \
     --log-level WARN --workpath "$work" --distpath "$dist" packaging/nstcam.spec
 
 # Strip debug symbols (~60 MB in libpython, lib-dynload and PyAV's modules), but not from the

@@ -17,6 +17,7 @@ import functools
 import io
 import os
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from fractions import Fraction
@@ -289,6 +290,19 @@ def style_files(media_dir: Path) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def style_models(style_files: dict[str, Path]) -> dict[str, StyleModel]:
     return {name: load_style(path) for name, path in style_files.items()}
+
+
+@pytest.fixture
+def without_microast_graphs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """As a lite bundle that lost MicroAST's ONNX graphs: none shipped or cached, and torch (which
+    could export them) not importable; the cached encoder session forgotten before and after."""
+    from nstcam.engines import instant_onnx
+
+    monkeypatch.setenv("NSTCAM_CACHE_DIR", str(tmp_path / "empty-cache"))
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` fails
+    instant_onnx._encoder_session.cache_clear()
+    yield
+    instant_onnx._encoder_session.cache_clear()
 
 
 # ------------------------------------------------------------------------- training data

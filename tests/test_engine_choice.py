@@ -1,5 +1,6 @@
 """`--backend auto`: the candidates' timing, the int8 picture gate, the remembered choice, and a
-launch whose remembered choice is ONNX Runtime running without importing torch."""
+launch that shows its first frames without importing torch (the remembered choice is ONNX Runtime,
+or torch in the engine process, for which ONNX Runtime stands in until it is ready)."""
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ import pytest
 
 from nstcam.engines import choice as choices
 from nstcam.engines.choice import MIN_INT8_PSNR, Candidate, Choice
-from nstcam_fixtures import TINY_CONFIG, make_style_file
+from nstcam_fixtures import TINY_CONFIG, make_style_file, pattern_image
 
 pytest.importorskip("onnxruntime")
 
@@ -91,7 +92,7 @@ def test_a_choice_is_remembered_per_machine_network_and_size(cache, monkeypatch)
     assert "earlier launch" in again.reason() and again.excluded == {"x": "why"}
     assert choices.recall(choices.choice_key("net1", 480, threads=2)) is None
     assert choices.recall(choices.choice_key("net2", 240, threads=2)) is None
-    assert choices.remembers_onnxruntime(2) and not choices.remembers_onnxruntime(1)
+    assert choices.remembered_here(2) and not choices.remembered_here(1)
     monkeypatch.setenv("NSTCAM_NO_NATIVE_BF16", "1")  # an emulated AVX2 CPU is another machine
     assert choices.recall(choices.choice_key("net1", 240, threads=2)) is None
 
@@ -136,6 +137,9 @@ import numpy as np
 launch.engine.stylize(np.zeros((48, 64, 3), np.uint8))
 print("torch imported:", "torch" in sys.modules)
 print("engine:", launch.engine.describe())
+print("styles:", " ".join(launch.engine.style_names))
+print("exporting:", launch.background.files if launch.background else None)
+getattr(launch.engine, "close", lambda: None)()
 """
 
 
@@ -154,7 +158,7 @@ def test_a_remembered_onnx_runtime_choice_launches_without_torch(tmp_path) -> No
         run = subprocess.run([sys.executable, str(script), str(folder)], env=env, capture_output=True,
                              text=True, timeout=600)
         assert run.returncode == 0, run.stderr[-2000:]
-        return run.stdout
+        return run.stdout + run.stderr
 
     first = launch()  # measures, remembers, exports
     entries = json.loads((tmp_path / "cache" / "backend_choice.json").read_text())
@@ -164,9 +168,32 @@ def test_a_remembered_onnx_runtime_choice_launches_without_torch(tmp_path) -> No
     (tmp_path / "cache" / "backend_choice.json").write_text(json.dumps(entries))  # as if ORT had won here
     second = launch()
     assert "torch imported: False" in second and "ONNX Runtime" in second and "auto: fastest here" in second
+    # an instant style in the user's folder: still no torch, and the style is there (MicroAST's graph)
+    from nstcam.engines.instant import InstantStyle, save_instant
+    from nstcam.engines.instant_onnx import export_graphs
+    from nstcam.engines.microast import encode_style
+
+    export_graphs(tmp_path / "cache" / "onnx" / "microast")  # the user cache of the launch (NSTCAM_CACHE_DIR)
+    code = encode_style(pattern_image(64, seed=2)).rows
+    save_instant(tmp_path / "data" / "nstcam" / "styles" / "poster.instant", InstantStyle(code, b"", {"name": "poster"}))
+    with_instant = launch()
+    assert "torch imported: False" in with_instant and "poster" in with_instant.split("styles:")[1]
+    entry.update(backend="torch", precision="fp32", fps={"ONNX Runtime fp32": 1.0, "torch fp32": 99.0})
+    (tmp_path / "cache" / "backend_choice.json").write_text(json.dumps(entries))  # torch won here
+    third = launch()  # ONNX Runtime stands in while the engine process loads torch
+    assert "torch imported: False" in third and "starting torch fp32" in third and "exporting: None" in third
+    export = folder / "beta.onnx"
+    intact = export.read_bytes()
+    export.write_bytes(intact.replace(b"Conv", b"Cxnv"))  # metadata intact, graph unloadable
+    damaged = launch()
+    assert "beta.onnx: not a loadable ONNX model" in damaged and "starting with torch instead" in damaged
+    assert "torch imported: True" in damaged
+    export.write_bytes(intact)
     (folder / "alpha.pt").unlink()
     make_style_file(folder / "alpha.pt", "alpha", seed=7)  # retrained: its export is stale
-    assert "torch imported: True" in launch()  # the torch path exports it again
+    fourth = launch()
+    assert "torch imported: True" in fourth  # the torch path decides, and exports it in the background
+    assert "exporting: [" in fourth and "alpha.pt" in fourth and "beta.pt" not in fourth
 
 
 def test_doctor_tells_what_was_chosen_and_why(cache) -> None:
@@ -178,3 +205,23 @@ def test_doctor_tells_what_was_chosen_and_why(cache) -> None:
                      Choice(ORT_FP32, {ORT_FP32.label: 12.0, TORCH_FP32.label: 9.0}, {}, "320x240"))
     (after,) = check_backend_choice(Context())
     assert "size 240 | net net1: ONNX Runtime fp32: the fastest at 320x240" in after.detail
+
+
+@pytest.mark.slow
+def test_missing_exports_are_made_in_the_background_for_the_next_launch(tmp_path) -> None:
+    from nstcam.engines.onnx_export import ensure_onnx, is_current, onnx_path
+    from nstcam.engines.quick_start import BackgroundExport, missing_exports
+
+    files = [make_style_file(tmp_path / f"{name}.pt", name, seed=seed) for seed, name in enumerate("ab", 1)]
+    ensure_onnx(files[0])
+    assert missing_exports(files) == [files[1]]
+    background = BackgroundExport(files)
+    background.process.join(300)
+    assert background.process.exitcode == 0 and missing_exports(files) == []
+    assert is_current(onnx_path(files[1]), files[1])
+    assert BackgroundExport(files).process is None  # nothing to do: no process
+    files.append(make_style_file(tmp_path / "c.pt", "c", seed=3))
+    stopped = BackgroundExport(files)
+    stopped.stop()  # the app closed at once: the export ends, leaving no partial file
+    assert not stopped.process.is_alive()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

@@ -133,3 +133,33 @@ def test_closing_while_the_child_is_stopped_neither_hangs_nor_orphans_it(style_m
     finally:
         if child.is_alive():
             child.kill()
+
+
+@pytest.mark.slow
+def test_onnx_runtime_stands_in_until_the_child_loads_the_style_files(style_files, style_models) -> None:
+    """The torch-free start: ONNX Runtime runs the first frames, the child loads the style files
+    itself and runs them at the measured precision, as the in-process torch engine would."""
+    pytest.importorskip("onnxruntime")
+    from nstcam.engines.onnx_export import ensure_onnx
+    from nstcam.engines.ort import OnnxStyleEngine
+
+    stand_in = OnnxStyleEngine({name: ensure_onnx(path) for name, path in style_files.items()}, device="cpu",
+                               size=32, threads=1)
+    engine = ProcessEngine(stand_in, threads=1, sources=style_files, precision="fp32")
+    torch_engine = StyleEngine(style_models, device="cpu", size=32, channels_last=False, precision="fp32")
+    frame = video_frame(4)
+    try:
+        assert "starting torch fp32" in engine.describe()
+        early = engine.stylize(frame, "beta")
+        assert np.array_equal(early, stand_in.stylize(frame, "beta"))  # ONNX Runtime's frame
+        wait_ready(engine)
+        assert engine.precision == "fp32" and engine.describe() == "cpu fp32 · engine process"
+        child = engine.stylize(frame, "beta")
+        assert np.array_equal(child, torch_engine.stylize(frame, "beta"))
+        assert not np.array_equal(child, engine.stylize(frame, "alpha"))
+        engine.add_style("late", style_models["alpha"])  # a style trained in the app: both engines take it
+        assert np.array_equal(engine.stylize(frame, "late"), torch_engine.stylize(frame, "alpha"))
+        late_ort = stand_in.stylize(frame, "late").astype(int)  # its export, should the child fail
+        assert np.abs(late_ort - torch_engine.stylize(frame, "alpha").astype(int)).max() <= 2
+    finally:
+        assert engine.close()

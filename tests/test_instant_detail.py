@@ -119,22 +119,20 @@ def test_a_bad_amount_is_a_damaged_file(tmp_path, bad) -> None:
         load_instant(style.path)
 
 
-def test_onnx_runtime_adds_the_styles_own_amount(tmp_path) -> None:
-    """The amount is part of the exported network: ONNX Runtime follows it as torch does."""
+def test_onnx_runtime_adds_each_styles_own_amount() -> None:
+    """The amount is an input of the shared MicroAST graph: ONNX Runtime follows each style's as
+    torch does, two styles of one code but different amounts in one engine."""
     pytest.importorskip("onnxruntime")
-    from nstcam.engines.onnx_export import ensure_onnx
     from nstcam.engines.ort import OnnxStyleEngine
     from nstcam.engines.torch_engine import StyleEngine
 
-    style = make_instant_style(painting(6, (48, 48)), tmp_path, "sharp")
-    style.meta["detail"] = DETAIL_MAX
-    save_instant(style.path, style)
-    style = load_instant(style.path)
-    ort = OnnxStyleEngine({"s": ensure_onnx(style.path)}, device="cpu", size=None, threads=1)
-    frame = (scene(48, 64)[0].permute(1, 2, 0).numpy()[..., ::-1] * 255).astype(np.uint8)  # BGR
-    ours = StyleEngine({"s": style}, device="cpu", size=None, precision="fp32", channels_last=False).stylize(frame)
-    default = InstantStyle(style.code, b"", {"detail": DETAIL_AMOUNT})
-    half = StyleEngine({"s": default}, device="cpu", size=None, precision="fp32", channels_last=False).stylize(frame)
-    got = ort.stylize(frame)
-    assert np.abs(got.astype(int) - ours).max() <= 2
-    assert np.abs(got.astype(int) - half).mean() > 1
+    code = encode_style(painting(6, (48, 48))).rows
+    styles = {"half": InstantStyle(code, b"", {"detail": DETAIL_AMOUNT}),
+              "most": InstantStyle(code, b"", {"detail": DETAIL_MAX})}
+    ort = OnnxStyleEngine(styles, device="cpu", size=None, threads=1)
+    ours = StyleEngine(styles, device="cpu", size=None, precision="fp32", channels_last=False)
+    frame = (scene(48, 62)[0].permute(1, 2, 0).numpy()[..., ::-1] * 255).astype(np.uint8)  # BGR; 62: padded
+    got = {name: ort.stylize(frame, style=name).astype(int) for name in styles}
+    for name in styles:
+        assert np.abs(got[name] - ours.stylize(frame, style=name)).max() <= 2, name
+    assert np.abs(got["most"] - got["half"]).mean() > 1

@@ -12,7 +12,17 @@ import pytest
 from PIL import Image
 
 from nstcam.engines.instant import load_instant
+from nstcam.jobs import instant_style
 from nstcam.jobs.instant_style import MIN_SIDE, STYLE_SIDE, PictureError, read_picture, style_from_picture
+
+
+@pytest.fixture(params=["pillow", "opencv"], autouse=True)
+def reader(request, monkeypatch) -> str:
+    """Every case with both readers: Pillow, and OpenCV as where Pillow is not installed (the lite
+    bundle: nstcam.jobs.picture_opencv)."""
+    if request.param == "opencv":
+        monkeypatch.setattr(instant_style, "_pillow", lambda: None)  # as if Pillow were not installed
+    return request.param
 
 
 @pytest.fixture
@@ -133,3 +143,17 @@ def test_an_unwritable_styles_folder_is_an_os_error_and_leaves_nothing(tmp_path:
     with pytest.raises(OSError):
         style_from_picture(picture, blocker)
     assert blocker.read_text() == "a file where the folder should be"
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".bmp", ".webp", ".gif"])
+def test_the_opencv_reader_finds_the_size_in_the_header(tmp_path: Path, suffix: str) -> None:
+    """Without Pillow the size is read before decoding, so a bomb of any of these costs nothing."""
+    from nstcam.jobs.picture_opencv import header_size
+
+    picture = tmp_path / f"p{suffix}"
+    Image.new("RGB", (64, 48), (10, 120, 200)).save(picture)
+    assert header_size(picture.read_bytes()) == (64, 48)
+    if suffix == ".webp":  # the lossless and extended WebP headers too
+        Image.new("RGBA", (70, 30), (1, 2, 3, 4)).save(picture, lossless=True)
+        assert header_size(picture.read_bytes()) == (70, 30)
+    assert header_size(b"shopping list") is None and header_size(picture.read_bytes()[:8]) is None

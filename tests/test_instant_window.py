@@ -13,7 +13,12 @@ from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtWidgets import QFileDialog
 
 from nstcam_fixtures import pattern_image
+from nstcam.engines import instant_onnx
+from nstcam.engines.instant import load_instant
+from nstcam.engines.onnx_export import ensure_onnx
+from nstcam.engines.ort import OnnxStyleEngine
 from nstcam.engines.torch_engine import StyleEngine
+from nstcam.jobs.instant_style import read_picture
 from nstcam.host.userdirs import user_styles_dir
 from nstcam.registry import StyleRegistry
 from nstcam.ui.drop_timing import drop_mime, time_drop
@@ -24,17 +29,34 @@ WAIT = 60_000  # ms: two shared cores
 
 
 
-@pytest.fixture
-def window(qtbot, styles_dir, video, tmp_path, monkeypatch) -> MainWindow:  # noqa: F811
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    registry = StyleRegistry.discover([styles_dir])
-    engine = StyleEngine(registry.select("cpu"), device="cpu", size=64)
+def open_on(qtbot, engine, registry, video: Path, tmp_path: Path) -> MainWindow:
+    """A started window over `engine`, showing frames."""
     w = MainWindow(engine, registry, WindowOptions(camera=str(video), device_type="cpu", thumbnails=False,
                                                     pictures_dir=tmp_path / "pictures", retry_seconds=0.2))
     qtbot.addWidget(w)
     w.show()
     w.start()
     qtbot.waitUntil(lambda: w.view.frames_shown >= 1, timeout=WAIT)
+    return w
+
+
+@pytest.fixture
+def window(qtbot, styles_dir, video, tmp_path, monkeypatch) -> MainWindow:  # noqa: F811
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    registry = StyleRegistry.discover([styles_dir])
+    w = open_on(qtbot, StyleEngine(registry.select("cpu"), device="cpu", size=64), registry, video, tmp_path)
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def onnx_window(qtbot, styles_dir, video, tmp_path, monkeypatch) -> MainWindow:  # noqa: F811
+    """The window as the lite bundle runs it: ONNX Runtime over the styles' exports."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    for style in styles_dir.glob("*.pt"):
+        ensure_onnx(style)
+    registry = StyleRegistry.discover([styles_dir], runtime="onnx")
+    w = open_on(qtbot, OnnxStyleEngine(registry.select("cpu"), device="cpu", size=64), registry, video, tmp_path)
     yield w
     w.close()
 
@@ -152,3 +174,34 @@ def test_a_snapshot_of_an_instant_style_is_saved_unrefined(qtbot, window: MainWi
     res = blocker.args[0]
     assert res.refined_path is None and res.raw_path.is_file() and res.stylized_path.is_file()
     assert "no efficientnet-lite0 Gram targets" in window.snapshots.panel.where.text()
+
+
+def drop_file(window: MainWindow, path: Path) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    assert drop_mime(window, mime)
+
+
+def test_a_picture_dropped_on_the_onnx_runtime_window_becomes_the_live_style(qtbot, onnx_window: MainWindow,
+                                                                              picture: Path) -> None:
+    """The lite bundle's window: the picture encoded on ONNX Runtime (its code is that encoder's,
+    bit for bit) and run on MicroAST's frame graph beside the trained styles' exports."""
+    drop_file(onnx_window, picture)
+    first_frame_of(qtbot, onnx_window, "sunset_poster")
+    assert onnx_window.engine.style == "sunset_poster" and "sunset_poster" in onnx_window.gallery.names
+    made = load_instant(user_styles_dir() / "sunset_poster.instant")
+    np.testing.assert_array_equal(made.code, instant_onnx.encode_style(read_picture(picture)).rows)
+    qtbot.waitUntil(lambda: "style sunset_poster from" in onnx_window.status.message, timeout=WAIT)
+
+
+def test_a_drop_that_cannot_become_a_style_is_one_status_line_not_a_traceback(
+        qtbot, onnx_window: MainWindow, picture: Path, without_microast_graphs, caplog) -> None:
+    """A bundle without MicroAST's graphs and without torch (it used to raise RuntimeError, logged
+    with a traceback): the status line says why, the log holds no traceback, nothing is added."""
+    before = onnx_window.gallery.names
+    drop_file(onnx_window, picture)
+    qtbot.waitUntil(lambda: "no ONNX export of MicroAST" in onnx_window.status.message, timeout=WAIT)
+    assert "\n" not in onnx_window.status.message
+    assert not [r for r in caplog.records if r.exc_info]
+    assert onnx_window.gallery.names == before and onnx_window.engine.style_names == before
+    assert not user_styles_dir().exists() or list(user_styles_dir().iterdir()) == []

@@ -139,7 +139,7 @@ def test_discover_reads_exports_and_reports_bad_files(styles_dir, tmp_path):
     styles, errors = discover([tmp_path, tmp_path / "missing"])
     (name, style), = styles.items()
     assert style.path.suffixes == [".onnx"] and style.variant == "light" and " — " in style.label
-    assert [p.name for p, _ in errors] == ["broken.onnx"] and "not a loadable ONNX model" in errors[0][1]
+    assert [p.name for p, _ in errors] == ["broken.onnx"] and "not an nstcam style export (unreadable" in errors[0][1]
     int8, _ = discover([tmp_path], quantization="int8")
     assert export_quantization(int8[name].path) == "int8"
 
@@ -197,3 +197,21 @@ def test_export_model_of_an_unsaved_model_runs(style_pt, tmp_path):
     engine = OnnxStyleEngine({"x": path}, device="cpu", size=64, threads=1)
     assert engine.precision == "int8" and onnx_export.read_metadata(path)["name"] == "bench"
     assert engine.stylize(np.zeros((48, 64, 3), np.uint8)).shape == (64, 86, 3)
+
+
+def test_a_style_session_is_made_when_the_style_first_runs(styles_dir, tmp_path, monkeypatch):
+    """A launch waits for one session, not one per style; switching makes the next one."""
+    from nstcam.engines import ort
+
+    (first,) = (p for p in styles_dir.glob("*.onnx") if export_quantization(p) == "fp32")
+    exports = [first, Path(shutil.copy(first, tmp_path / "second.onnx"))]
+    opened: list[Path] = []
+    real = ort.open_session
+    monkeypatch.setattr(ort, "open_session", lambda path, *a, **k: opened.append(Path(path)) or real(path, *a, **k))
+    engine = OnnxStyleEngine({p.stem: p for p in exports}, device="cpu", size=32, threads=1)
+    assert opened == [exports[0]]
+    frame = np.zeros((48, 64, 3), np.uint8)
+    engine.stylize(frame)
+    engine.set_style(exports[1].stem)
+    assert opened == [exports[0]] and engine.stylize(frame).shape == (32, 42, 3)
+    assert opened == exports

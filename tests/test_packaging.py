@@ -20,7 +20,7 @@ import pytest
 from nstcam.live.demo import DemoSource
 
 ROOT = Path(__file__).resolve().parent.parent
-LITE_BUDGET_MB = 470  # measured 464; issue 14's target is 400 MB: packaging/README.md says where it goes
+LITE_BUDGET_MB = 470  # measured 466 (464 before MicroAST's two ONNX graphs, 2 MB); issue 14's target is 400 MB: packaging/README.md says where it goes
 BUILD_TOOLS = ("PyInstaller", "onnx", "onnxruntime", "torch")
 
 pytestmark = [
@@ -96,6 +96,34 @@ def test_frozen_app_renders_a_playable_clip_with_onnxruntime(bundle, tmp_path):
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert len(frames) == 6 and frames[0].shape == (120, 160, 3)
     assert float(np.std(frames[-1])) > 5.0  # a painted frame, not a blank one
+
+
+def test_frozen_app_makes_an_instant_style_from_a_picture(bundle, tmp_path):
+    """Without torch or Pillow: the picture is read with OpenCV, encoded by the shipped ONNX export
+    of MicroAST's style encoder and run on its frame graph; a bad picture is one line."""
+    clip, out, picture = tmp_path / "clip.avi", tmp_path / "out.mp4", tmp_path / "Poster.png"
+    source = DemoSource(160, 120)
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (160, 120))
+    for i in range(4):
+        writer.write(source.frame_at(i))
+    writer.release()
+    rng = np.random.default_rng(7)
+    cv2.imwrite(str(picture), cv2.resize(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), (160, 120),
+                                         interpolation=cv2.INTER_NEAREST))
+    result = _run(bundle, "render", str(clip), "-o", str(out), "--style", str(picture), home=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert [p.name for p in (tmp_path / ".local/share/nstcam/styles").iterdir()] == ["poster.instant"]
+    import av
+
+    with av.open(str(out)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == 4 and float(np.std(frames[-1])) > 5.0
+    bad = tmp_path / "notes.png"
+    bad.write_text("not a picture")
+    result = _run(bundle, "render", str(clip), "-o", str(tmp_path / "bad.mp4"), "--style", str(bad), home=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--style notes.png: not a picture nstcam can read" in result.stderr
 
 
 def test_frozen_app_opens_the_window_offscreen_for_two_seconds(bundle, tmp_path):

@@ -38,12 +38,13 @@ def test_typed_round_trip_and_bad_values_read_as_none(settings_dir):
 
 def test_remembered_values_fill_only_flags_not_given(settings_dir):
     SavedSettings().put_all({"strength": 0.4, "preserve_colors": "statistics", "mirror": True, "size": 200,
-                             "stabilize": False, "device": "cpu", "precision": "fp32", "crossfade": False})
+                             "stabilize": False, "device": "cpu", "precision": "fp32", "crossfade": False,
+                             "inbetween": False})
     args = window_parser().parse_args(["--strength", "0.9", "--no-mirror"])
     fill_from_settings(args)
     assert (args.strength, args.mirror) == (0.9, False)  # given on the command line: they win
     assert (args.preserve_colors, args.size, args.stabilize, args.crossfade) == ("statistics", 200, False, False)
-    assert (args.device, args.precision) == ("cpu", "fp32")
+    assert (args.device, args.precision, args.inbetween) == ("cpu", "fp32", False)
 
 
 def test_remembered_values_that_no_longer_fit_are_skipped(settings_dir):
@@ -92,13 +93,14 @@ def test_settings_survive_a_restart_and_flags_override_them(qapp, settings_dir, 
                                                            tmp_path, capsys):
     first = run_window(monkeypatch, styles_dir, video, "--style", "glacier", "--strength", "0.25",
                        "--preserve-colors", "--mirror", "--size", "48", "--no-crossfade", "--record-size", "camera",
-                       "--pictures-dir", str(tmp_path / "pics"))
+                       "--pictures-dir", str(tmp_path / "pics"), "--no-inbetween")
     assert first.controls.look == Look(0.25, "luminance")
 
     second = run_window(monkeypatch, styles_dir, video)  # no flags: everything as it was left
     assert second.engine.style == "glacier" and second.engine.size == 48
     assert second.controls.look == Look(0.25, "luminance") and not second.controls.fade
     assert second.mirror_action.isChecked() and second.options.record_size == "camera"
+    assert not second.inbetween_action.isChecked()  # in-between frames stay off
     assert second.options.pictures_dir == tmp_path / "pics"
     assert second.look.strength.value() == 25 and second.look.colors_action.isChecked()
     assert second.view.frame.shape[:2] == (48, 72)  # the remembered brush size reached the engine
@@ -121,10 +123,12 @@ def test_reset_settings_forgets_and_restores_the_defaults(qtbot, settings_dir, s
     saved = SavedSettings()
     w = MainWindow(engine, registry, WindowOptions(camera=str(video), strength=0.5, colors="statistics",
                                                    mirror=True, thumbnails=False, record_size="camera",
-                                                   pictures_dir=settings_dir / "pics"), settings=saved)
+                                                   pictures_dir=settings_dir / "pics", inbetween=False),
+                   settings=saved)
     qtbot.addWidget(w)
     w.menus.reset_settings_action.trigger()
     assert w.controls.look == Look() and not w.mirror_action.isChecked() and w.controls.fade
+    assert w.inbetween_action.isChecked()
     assert engine.size == 240 and w.options.record_size == "processing" and w.options.pictures_dir is None
     assert SavedSettings().get("strength", float) == 1.0  # the defaults, remembered from now on
     assert SavedSettings().get("device", str) is None

@@ -142,11 +142,6 @@ def remembered_here(threads: int) -> list[tuple[str, Choice]]:
     return found
 
 
-def remembers_onnxruntime(threads: int) -> bool:
-    """Whether any choice remembered for this machine is ONNX Runtime (else a launch need not look)."""
-    return any(made.chosen.backend == "onnxruntime" for _, made in remembered_here(threads))
-
-
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """Peak signal-to-noise ratio of two uint8 pictures, in dB (inf when equal)."""
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))

@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nstcam.engines.instant import DETAIL_AMOUNT  # a file's without a calibrated one, and the least one gets
 from trainer.metrics import edge_correlation
 
 LUMA = (0.299, 0.587, 0.114)  # Rec. 601, as the quality report's edge figure
-DETAIL_AMOUNT = 0.5  # the band of a style file without a calibrated amount, and the least one gets
 DETAIL_MAX = 2.0  # beyond this the band sharpens the photo more than it keeps its structure
 DETAIL_STEP = 0.125
 # Mean unblurred edge correlation the calibrated amount reaches on the probe frames (the demo
@@ -50,7 +50,8 @@ class LumaDetail(nn.Module):
         self.register_buffer("luma", torch.tensor(LUMA).view(1, 3, 1, 1))
         self.register_buffer("taps", gaussian_taps(sigma))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, amount: torch.Tensor | None = None) -> torch.Tensor:
+        """`amount`: a (1,) tensor instead of `self.amount` (an input of the shared ONNX graph)."""
         y = (x * self.luma).sum(1, keepdim=True)
         r = self.taps.numel() // 2
         h, w = y.shape[-2:]
@@ -58,7 +59,7 @@ class LumaDetail(nn.Module):
             return torch.zeros_like(y)
         blur = F.conv2d(F.pad(y, (r, r, 0, 0), mode="reflect"), self.taps.view(1, 1, 1, -1))
         blur = F.conv2d(F.pad(blur, (0, 0, r, r), mode="reflect"), self.taps.view(1, 1, -1, 1))
-        return self.amount * (y - blur)
+        return (self.amount if amount is None else amount) * (y - blur)
 
 
 @torch.inference_mode()

@@ -17,18 +17,36 @@ import io
 import json
 import zipfile
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from trainer.fileio import atomic_write_bytes
 
 SUFFIX = ".instant"
 FORMAT = "nstcam-instant-style"
 VERSION = 1
 VARIANT = "instant"
 CODE_SHAPE = (8, 64)
+DETAIL_AMOUNT = 0.5  # fine-luma amount of a file without a calibrated one (nstcam.engines.detail)
+
+
+def weights_dir() -> Path:
+    """MicroAST's published weights, their licence and, in the lite bundle, their ONNX exports."""
+    return Path(str(resources.files("nstcam.engines") / "weights"))
+
+
+@dataclass(frozen=True)
+class StyleCode:
+    """A painting as MicroAST sees it (nstcam.engines.microast): float32 `CODE_SHAPE`, rows `microast.CODE_ROWS`."""
+
+    rows: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.rows.shape != CODE_SHAPE or self.rows.dtype != np.float32:
+            raise ValueError(f"a style code is float32 {CODE_SHAPE}, got {self.rows.dtype} {self.rows.shape}")
+        if not np.isfinite(self.rows).all():
+            raise ValueError("a style code holds non-finite numbers")
 
 
 class InstantStyleError(ValueError):
@@ -54,8 +72,6 @@ class InstantStyle:
     @property
     def detail(self) -> float:
         """The fraction of the frame's fine luma added back: calibrated when the style was made."""
-        from nstcam.engines.detail import DETAIL_AMOUNT
-
         return float(self.meta.get("detail", DETAIL_AMOUNT))
 
     def build(self, device: Any = "cpu", dtype: Any = None):
@@ -70,6 +86,8 @@ class InstantStyle:
 
 def save_instant(path: str | Path, style: InstantStyle) -> None:
     """Write `style` to `path` atomically (a crash leaves the old file or none, never half)."""
+    from trainer.fileio import atomic_write_bytes  # only writing needs the trainer package, not running
+
     buffer = io.BytesIO()
     np.savez(buffer, format=np.array(FORMAT), version=np.array(VERSION),
              code=np.asarray(style.code, np.float32),

@@ -13,9 +13,6 @@ Parameter names follow the published checkpoints, so their state dicts load as t
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nstcam.engines.detail import DETAIL_SIGMA, LumaDetail
+from nstcam.engines.instant import StyleCode, weights_dir
 
 EPS = 1e-5  # added to the feature variance, as in training
 WIDTH = 64  # channels of the encoders' output and the decoder's input
@@ -133,23 +131,6 @@ def adain(feat: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Te
     return (feat - own_mean) / own_std * std + mean
 
 
-@dataclass(frozen=True)
-class StyleCode:
-    """A painting as MicroAST sees it: (8, 64) float32, rows `CODE_ROWS`."""
-
-    rows: np.ndarray
-
-    def __post_init__(self) -> None:
-        if self.rows.shape != (len(CODE_ROWS), WIDTH) or self.rows.dtype != np.float32:
-            raise ValueError(f"a style code is float32 {(len(CODE_ROWS), WIDTH)}, got {self.rows.dtype} {self.rows.shape}")
-        if not np.isfinite(self.rows).all():
-            raise ValueError("a style code holds non-finite numbers")
-
-
-def weights_dir() -> Path:
-    return Path(str(resources.files("nstcam.engines") / "weights"))
-
-
 @functools.lru_cache(maxsize=1)
 def published_weights() -> dict[str, dict[str, torch.Tensor]]:
     """The four published state dicts (MicroAST, iteration 160000), loaded once."""
@@ -192,16 +173,19 @@ class InstantNet(nn.Module):
         self.alpha = alpha
         self.detail = detail
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, code: torch.Tensor | None = None,
+                detail: torch.Tensor | None = None) -> torch.Tensor:
+        """`code`, `detail`: another style's code and fine-luma amount instead of the buffer and
+        `self.detail`'s (the ONNX graph that takes them as inputs)."""
         dtype, x = x.dtype, x.float()
         h, w = x.shape[-2:]
         ph, pw = (-h) % SIDE_MULTIPLE, (-w) % SIDE_MULTIPLE
         if ph or pw:  # the two stride-2 stages need sides divisible by 4; edge-pad and crop
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         _, f2 = self.content_encoder(x)
-        y = self.decoder(f2, self.code, self.alpha)
+        y = self.decoder(f2, self.code if code is None else code, self.alpha)
         if self.detail is not None:  # on the padded frame, as ONNX Runtime's engine pads before the graph
-            y = y + self.detail(x)
+            y = y + self.detail(x, detail)
         y = y[..., :h, :w] if ph or pw else y
         return y.to(dtype)
 

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from nstcam.engines.choice import model_arch_id
+from nstcam.engines.onnx_metadata import read_metadata
 from nstcam.engines.ort import FORMAT, MIN_SIDE, QUANTIZATIONS, SIDE_MULTIPLE, SUFFIXES, pad_frame
 from nstcam.host.userdirs import user_cache_dir
 
@@ -76,18 +77,6 @@ def onnx_path(style_path: Path, quantization: str = "fp32", sha256: str | None =
         return style_path.with_name(style_path.stem + suffix)
     digest = sha256 or file_sha256(style_path)
     return cache_dir() / f"{style_path.stem}-{digest[:12]}{suffix}"
-
-
-def read_metadata(path: Path) -> dict[str, str]:
-    """The nstcam metadata stored in an exported file ({} if absent or unreadable)."""
-    import onnx
-
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError, OSError, ... on a bad file
-        log.info("%s: unreadable ONNX file (%s)", path, exc)
-        return {}
-    return {p.key: p.value for p in model.metadata_props}
 
 
 def is_current(onnx_file: Path, style_path: Path, sha256: str | None = None) -> bool:
@@ -162,9 +151,9 @@ def export_model(model, out: Path, quantization: str = "fp32", calibration: Sequ
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="nstcam-onnx-", dir=target.parent) as tmp:
             fp32 = Path(tmp) / "fp32.onnx"
-            _trace(model.build("cpu", torch.float32), fp32)
+            trace_frame_net(model.build("cpu", torch.float32), fp32)
             final = fp32 if quantization == "fp32" else _quantize(fp32, Path(tmp), quantization, calibration)
-            _write_with_metadata(final, target, meta)
+            write_with_metadata(final, target, meta)
     except ExportError:
         raise
     except OSError as exc:
@@ -175,7 +164,10 @@ def export_model(model, out: Path, quantization: str = "fp32", calibration: Sequ
     return target
 
 
-def _trace(net, path: Path) -> None:
+def trace_frame_net(net, path: Path, extra: dict[str, object] | None = None) -> None:
+    """Export `net` (RGB [0, 1] in and out) as a graph taking and returning frames (see the module
+    doc). `extra`: further inputs, by name, with an example tensor each, passed on to `net` after
+    the frame (an instant style's code: nstcam.engines.instant_onnx)."""
     import torch
     from torch import nn
 
@@ -186,15 +178,16 @@ def _trace(net, path: Path) -> None:
             super().__init__()
             self.inner = inner
 
-        def forward(self, bgr: torch.Tensor) -> torch.Tensor:
+        def forward(self, bgr: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor:
             x = bgr.flip(-1).permute(0, 3, 1, 2).float().div(255.0)
-            y = self.inner(x)
+            y = self.inner(x, *inputs)
             return y.clamp(0, 1).mul(255.0).round().to(torch.uint8).permute(0, 2, 3, 1)
 
+    extra = extra or {}
     example = torch.zeros((1, *TRACE_SHAPE, 3), dtype=torch.uint8)
     dims = {1: "height", 2: "width"}
-    with _quiet("torch.onnx"), torch.inference_mode():
-        torch.onnx.export(FrameIO(net).eval(), (example,), str(path), input_names=[INPUT],
+    with quiet("torch.onnx"), torch.inference_mode():
+        torch.onnx.export(FrameIO(net).eval(), (example, *extra.values()), str(path), input_names=[INPUT, *extra],
                           output_names=[OUTPUT], dynamic_axes={INPUT: dims, OUTPUT: dims},
                           opset_version=OPSET, dynamo=False)
 
@@ -205,7 +198,7 @@ def _quantize(fp32: Path, tmp: Path, quantization: str, calibration: Sequence[np
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     prepared, out = tmp / "prepared.onnx", tmp / "int8.onnx"
-    with _quiet("onnxruntime", "root"):
+    with quiet("onnxruntime", "root"):
         # Symbolic shape inference is for dynamic-shape graphs; it cannot complete MicroAST's, and then
         # writes sym_shape_infer_temp.onnx and its data files into the working folder. ONNX's own
         # shape inference, which still runs, is all these convolutional nets need.
@@ -230,7 +223,8 @@ def _quantize(fp32: Path, tmp: Path, quantization: str, calibration: Sequence[np
     return out
 
 
-def _write_with_metadata(src: Path, target: Path, meta: dict[str, str]) -> None:
+def write_with_metadata(src: Path, target: Path, meta: dict[str, str]) -> None:
+    """Copy the ONNX model `src` to `target` atomically with `meta` as its metadata."""
     import onnx
 
     model = onnx.load(str(src))
@@ -251,7 +245,7 @@ def _write_with_metadata(src: Path, target: Path, meta: dict[str, str]) -> None:
 
 
 @contextmanager
-def _quiet(*loggers: str) -> Iterator[None]:
+def quiet(*loggers: str) -> Iterator[None]:
     """Silence the exporters' and quantizer's chatter (warnings about training mode, shapes)."""
     import warnings
 

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from nstcam.engines.api import DEFAULT, EngineBase, _Default, processing_size
+from nstcam.engines.instant import InstantStyle
 from nstcam.engines.threads import ThreadTuner, thread_choices
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ MIN_SIDE = 8  # the quarter-resolution reflection padding needs pixels to reflec
 QUANTIZATIONS = ("fp32", "int8", "int8-dynamic")
 SUFFIXES = {"fp32": ".onnx", "int8": ".int8.onnx", "int8-dynamic": ".int8dyn.onnx"}
 VARIANT_PREFERENCE = {"cpu": ("light", "full"), "cuda": ("full", "light")}
+CODE_INPUT = "code"  # the MicroAST frame graph's second input: an instant style's code (nstcam.engines.instant_onnx)
+DETAIL_INPUT = "detail"  # ... and its third: the style's fine-luma amount, shape (1,)
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ def resolve_device(name: str = "auto") -> OrtDevice:
     return OrtDevice("cuda" if name == "cuda" or (name == "auto" and has_cuda) else "cpu")
 
 
-def _session_options(threads: int | None):
+def session_options(threads: int | None):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -127,21 +130,28 @@ def open_session(path: Path, device: OrtDevice, threads: int | None = None):
 
     providers = [CUDA, CPU] if device.type == "cuda" else [CPU]
     try:
-        session = ort.InferenceSession(str(path), _session_options(threads), providers=providers)
+        session = ort.InferenceSession(str(path), session_options(threads), providers=providers)
     except Exception as exc:  # ORT raises its own Fail/InvalidGraph/NoSuchFile types
         detail = _first_line(exc).replace(str(path), Path(path).name)  # ORT repeats the path: say it once
         raise ValueError(f"{path}: not a loadable ONNX model ({detail})") from None
     meta = dict(session.get_modelmeta().custom_metadata_map)
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path}: not an nstcam style export (no '{FORMAT}' metadata); "
-                         "export style files with `python -m nstcam.engines.onnx_export`")
+                         "export style files with `python -m nstcam.export`")
     return session
 
 
 def read_style(path: Path) -> OnnxStyle:
-    """The metadata of an exported style (ValueError naming the file if unusable)."""
-    session = open_session(path, OrtDevice("cpu"), threads=1)
-    meta = dict(session.get_modelmeta().custom_metadata_map)
+    """The metadata of an exported style (ValueError naming the file if it is no nstcam export).
+
+    Read from the file, not from an InferenceSession: a session costs 50-100 ms a style, and a
+    launch reads every style before its first frame; the engine opens the ones it runs."""
+    from nstcam.engines.onnx_metadata import read_metadata
+
+    meta = read_metadata(path)
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: not an nstcam style export (unreadable, or no '{FORMAT}' metadata); "
+                         "export style files with `python -m nstcam.export`")
     return OnnxStyle(name=meta.get("name") or path.stem.split(".")[0], path=path, meta=meta)
 
 
@@ -180,9 +190,12 @@ class OnnxStyleEngine(EngineBase):
 
     Thread-safe like StyleEngine: `stylize` calls are serialised by a lock; `set_style` may be
     called from any thread and takes effect on the next frame. `models` maps style name to its
-    ONNX file (or an `OnnxStyle`). `threads`: ONNX Runtime's intra-op threads (default: cores);
-    on the CPU fewer are used while they measure faster (nstcam.engines.threads), each count with
-    its own session, made when first tried.
+    ONNX file (or an `OnnxStyle`), or to an `InstantStyle` (run on the shared MicroAST graph);
+    `add_style` and `remove_style` change them while frames run. `threads`: ONNX Runtime's
+    intra-op threads (default: cores); on the CPU fewer are used while they measure faster
+    (nstcam.engines.threads), each count with its own session, made when first tried. A style's
+    session is made when it first runs (50-100 ms each: a launch with six styles would otherwise
+    wait for all of them before its first frame).
     """
 
     def __init__(
@@ -195,7 +208,8 @@ class OnnxStyleEngine(EngineBase):
     ) -> None:
         if not models:
             raise ValueError("no styles to run: give at least one exported style (.onnx)")
-        self._paths = {name: Path(m.path if isinstance(m, OnnxStyle) else m) for name, m in models.items()}
+        self._paths = {name: _graph_path(m) for name, m in models.items()}
+        self._codes = {name: _instant_feeds(m) for name, m in models.items() if isinstance(m, InstantStyle)}
         self._style = next(iter(self._paths))
         super().__init__(size)
         self._threads = threads or os.cpu_count() or 1
@@ -205,20 +219,56 @@ class OnnxStyleEngine(EngineBase):
         self._load(resolve_device(device))
 
     def _load(self, device: OrtDevice) -> None:
-        sessions = {name: open_session(path, device, self._threads) for name, path in self._paths.items()}
+        """Open the current style's graph on `device` (the others when they first run)."""
+        sessions = self._open([self._paths[self._style]], device)
         if device.type == "cuda" and any(CUDA not in s.get_providers() for s in sessions.values()):
             self._notice("the CUDA execution provider did not start; running ONNX Runtime on the CPU")
             device = OrtDevice("cpu")
-            sessions = {name: open_session(path, device, self._threads) for name, path in self._paths.items()}
+            sessions = self._open([self._paths[self._style]], device)
         self._device = device
-        self._sessions = sessions
-        self._fewer_threads: dict[tuple[str, int], object] = {}  # (style, threads) -> session
+        self._sessions = sessions  # by graph file, as they are first used: the instant styles share one
+        self._fewer_threads: dict[tuple[Path, int], object] = {}  # (graph, threads) -> session
         self._tuner = ThreadTuner(thread_choices(self._threads) if device.type == "cpu" else [self._threads],
                                   label="ONNX Runtime threads")
-        quantizations = {s.get_modelmeta().custom_metadata_map.get("quantization", "fp32") for s in sessions.values()}
+        self._describe_graphs()
+        log.info("ONNX Runtime engine on %s with %d style(s)", self.describe(), len(self._paths))
+
+    def _open(self, paths: Iterable[Path], device: OrtDevice, known: Mapping[Path, object] | None = None) -> dict:
+        """A session per distinct graph file (`known`: sessions already open, reused)."""
+        sessions = dict(known or {})
+        for path in paths:
+            if path not in sessions:
+                sessions[path] = open_session(path, device, self._threads)
+        return sessions
+
+    def _describe_graphs(self) -> None:
+        from nstcam.engines.onnx_metadata import read_metadata
+
+        quantizations = {read_metadata(path).get("quantization", "fp32") for path in set(self._paths.values())}
         self._precision = "/".join(sorted(quantizations))
-        self._input = {name: s.get_inputs()[0].name for name, s in sessions.items()}
-        log.info("ONNX Runtime engine on %s with %d style(s)", self.describe(), len(sessions))
+
+    def add_style(self, name: str, model: Path | str | OnnxStyle | InstantStyle) -> None:
+        """Add (or replace) a style while frames run: an instant style made from a picture (it
+        runs on the shared MicroAST graph with its own code) or an exported style. The style
+        tables are swapped whole under the frame lock, so a frame sees the old set or the new one."""
+        path = _graph_path(model)
+        opened = self._open([path], self._device, self._sessions)  # outside the lock: frames go on meanwhile
+        with self._lock:
+            self._sessions = {**opened, **self._sessions}  # made now: the new style is shown at once
+            self._paths = {**self._paths, name: path}
+            codes = {k: v for k, v in self._codes.items() if k != name}
+            self._codes = {**codes, name: _instant_feeds(model)} if isinstance(model, InstantStyle) else codes
+            self._describe_graphs()
+        log.info("style %s added", name)
+
+    def remove_style(self, name: str) -> None:
+        """Drop a style (an instant style the user removed); not the style in use."""
+        with self._lock:
+            if name == self._style:
+                raise ValueError(f"style {name!r} is in use; choose another style before removing it")
+            self._paths = {k: v for k, v in self._paths.items() if k != name}
+            self._codes = {k: v for k, v in self._codes.items() if k != name}
+        log.info("style %s removed", name)
 
     # ----------------------------------------------------------------------------- properties
     @property
@@ -287,18 +337,23 @@ class OnnxStyleEngine(EngineBase):
         return result
 
     def _run(self, name: str, padded: np.ndarray) -> np.ndarray:
-        session = self._session(name, self._tuner.current)
+        path = self._paths[name]
+        session = self._session(path, self._tuner.current)
+        feeds = {session.get_inputs()[0].name: padded[None]}
+        feeds.update(self._codes.get(name, {}))
         t0 = time.perf_counter()
-        out = session.run(None, {self._input[name]: padded[None]})[0]
+        out = session.run(None, feeds)[0]
         self._tuner.record(time.perf_counter() - t0)
         return out
 
-    def _session(self, name: str, threads: int):
+    def _session(self, path: Path, threads: int):
         if threads == self._threads:
-            return self._sessions[name]
-        key = (name, threads)
+            if path not in self._sessions:  # a style's first frame
+                self._sessions = self._open([path], self._device, self._sessions)
+            return self._sessions[path]
+        key = (path, threads)
         if key not in self._fewer_threads:
-            self._fewer_threads[key] = open_session(self._paths[name], self._device, threads)
+            self._fewer_threads[key] = open_session(path, self._device, threads)
         return self._fewer_threads[key]
 
     def warmup(self, width: int = 640, height: int = 480) -> None:
@@ -314,6 +369,20 @@ class OnnxStyleEngine(EngineBase):
                 self.on_notice(message)
             except Exception:
                 log.exception("on_notice callback failed")
+
+
+def _instant_feeds(style: InstantStyle) -> dict[str, np.ndarray]:
+    """The shared MicroAST graph's inputs that make it run `style`: its code and its amount."""
+    return {CODE_INPUT: style.code, DETAIL_INPUT: np.array([style.detail], np.float32)}
+
+
+def _graph_path(model: Path | str | OnnxStyle | InstantStyle) -> Path:
+    """The ONNX file that runs `model`: an instant style's is the shared MicroAST frame graph."""
+    if isinstance(model, InstantStyle):
+        from nstcam.engines.instant_onnx import graph_files
+
+        return graph_files()[1]
+    return Path(model.path if isinstance(model, OnnxStyle) else model)
 
 
 def engine_from_dirs(dirs: Sequence[Path | str], device: str = "auto", size: int | None = 480,

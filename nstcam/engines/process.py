@@ -12,6 +12,11 @@ the first frame has run in-process: its start-up (importing torch, about a core-
 otherwise compete with the app's own launch for the same cores and delay the first picture. Until
 the child has loaded, and for good after it fails, frames run in-process, so no frame waits for
 the child and a crashed child costs speed, never the video.
+
+The wrapped engine need not be torch's: a launch whose measured fastest engine is torch but whose
+styles have current ONNX exports starts on ONNX Runtime (`sources` names the style files), so the
+app shows its first frames without importing torch (about 1.5 core-seconds), and the child loads
+the style files itself and takes over at the measured precision.
 """
 from __future__ import annotations
 
@@ -21,12 +26,13 @@ import signal
 import threading
 import time
 from multiprocessing.connection import Connection
+from collections.abc import Mapping
 from multiprocessing.shared_memory import SharedMemory
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nstcam.engines.torch_engine import StyleEngine
 from nstcam.engines.api import DEFAULT, EngineStats, FrameTimer
 
 log = logging.getLogger(__name__)
@@ -39,17 +45,27 @@ WAIT_SLICE = 0.1  # how often a frame waiting on the child checks whether the en
 TERMINAL_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGHUP") if hasattr(signal, name))
 
 
-def _child_main(conn: Connection, models: dict, size: int | None, precision: str, threads: int) -> None:
+def _child_model(item: Any) -> Any:
+    """A style as the child's engine takes it: a style file (Path) is loaded here."""
+    from nstcam.engines.style_files import load_torch_style
+
+    return load_torch_style(item) if isinstance(item, Path) else item
+
+
+def _child_main(conn: Connection, models: dict, size: int | None, precision: str, threads: int | None) -> None:
     """The child: build the engine, then answer ("run", ...) requests until the pipe closes."""
     for sig in TERMINAL_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
     import torch
 
+    from nstcam.engines.torch_engine import StyleEngine
     from nstcam.host.malloc import keep_freed_memory
 
     keep_freed_memory()
-    torch.set_num_threads(threads)
-    engine = StyleEngine(models, device="cpu", size=size, precision=precision)
+    if threads:
+        torch.set_num_threads(threads)
+    engine = StyleEngine({name: _child_model(m) for name, m in models.items()}, device="cpu", size=size,
+                         precision=precision)
     buffers: dict[str, SharedMemory] = {}
     try:
         conn.send(("ready", engine.precision))
@@ -73,7 +89,7 @@ def _child_main(conn: Connection, models: dict, size: int | None, precision: str
                 np.ndarray(out.shape, np.uint8, buffer=buffers["out"].buf)[...] = out
                 conn.send(("ok", out.shape))
             elif msg[0] == "add":  # a style added at run time (nstcam.ui.new_style)
-                engine.add_style(msg[1], msg[2])
+                engine.add_style(msg[1], _child_model(msg[2]))
             elif msg[0] == "stop":
                 return
     except (EOFError, ConnectionError):
@@ -102,11 +118,15 @@ def _start_resource_tracker() -> None:
 
 
 class ProcessEngine:
-    """`StyleEngine`'s interface; `stylize` at the engine's own size runs in the child process."""
+    """The wrapped engine's interface; `stylize` at the engine's own size runs in the child process.
 
-    def __init__(self, engine: StyleEngine, threads: int | None = None) -> None:
-        import torch
+    `engine`: a CPU StyleEngine, whose styles and precision the child takes, or an ONNX Runtime
+    engine with `sources` (style name -> style file, which the child loads) and the child's
+    `precision`. `threads`: the child's torch threads (default: torch's).
+    """
 
+    def __init__(self, engine: Any, threads: int | None = None, sources: Mapping[str, Path] | None = None,
+                 precision: str | None = None) -> None:
         if engine.device.type != "cpu":
             raise ValueError("the engine process is for CPU engines (CUDA runs asynchronously anyway)")
         self.inner = engine
@@ -114,8 +134,10 @@ class ProcessEngine:
         self._timer = FrameTimer()  # frames that ran in the child
         self._buffers: tuple[SharedMemory, SharedMemory] | None = None
         self._state = "idle"  # -> "starting" (after the first frame) -> "running" | "in-process"
-        self._child_styles = set(engine.style_names)  # the child gets a style added later with its first frame
-        self._threads = threads or torch.get_num_threads()
+        self._sources: dict[str, Any] = dict(sources) if sources is not None else dict(engine._models)
+        self._child_styles = set(self._sources)  # the child gets a style added later with its first frame
+        self._precision = precision or engine.precision  # the child's
+        self._threads = threads
         self._started = 0.0
         self._closing = threading.Event()  # set by close(): a frame waiting on the child gives up
         self._conn: Connection | None = None
@@ -127,7 +149,7 @@ class ProcessEngine:
         self._conn, child_conn = ctx.Pipe()
         self._process = ctx.Process(
             target=_child_main, name="nstcam-engine", daemon=True,
-            args=(child_conn, dict(self.inner._models), self.inner.size, self.inner.precision, self._threads))
+            args=(child_conn, dict(self._sources), self.inner.size, self._precision, self._threads))
         self._started = time.monotonic()
         self._process.start()
         child_conn.close()
@@ -155,10 +177,32 @@ class ProcessEngine:
     def on_notice(self, fn) -> None:
         self.inner.on_notice = fn
 
+    @property
+    def precision(self) -> str:
+        """The number format frames run in now: the child's once it runs them."""
+        return self._precision if self.in_child else self.inner.precision
+
+    def add_style(self, name: str, model: Any) -> None:
+        """As the wrapped engine's (a trained StyleModel or an InstantStyle); the child gets it
+        with the first frame of the style."""
+        self.inner.add_style(name, self._inner_model(model))
+        self._sources[name] = model
+        self._child_styles.discard(name)
+
+    def _inner_model(self, model: Any) -> Any:
+        """`model` as the wrapped engine takes it: an ONNX Runtime engine runs a trained style's
+        export (made now, once, which needs torch), an instant style as it is."""
+        if getattr(self.inner, "backend", "torch") != "onnxruntime" or not hasattr(model, "config"):
+            return model
+        from nstcam.engines.onnx_export import ensure_onnx
+
+        return ensure_onnx(model.path)
+
     def remove_style(self, name: str) -> None:
         """As StyleEngine's; the child keeps the network but is sent the style again if a new
         one of the same name is added later."""
         self.inner.remove_style(name)
+        self._sources.pop(name, None)
         self._child_styles.discard(name)
 
     @property
@@ -173,7 +217,14 @@ class ProcessEngine:
         return self._state == "running"
 
     def describe(self) -> str:
-        return self.inner.describe() + (" · engine process" if self.in_child else "")
+        standing_in = getattr(self.inner, "backend", "torch") == "onnxruntime"
+        if not self.in_child:
+            starting = standing_in and self._state in ("idle", "starting")
+            return self.inner.describe() + (f" · starting torch {self._precision}" if starting else "")
+        if standing_in:  # the child runs torch: say so, not the stand-in's runtime
+            selection = f" · {self.inner.selection}" if self.inner.selection else ""
+            return f"cpu {self._precision}{selection} · engine process"
+        return self.inner.describe() + " · engine process"
 
     def stylize(self, frame_bgr: np.ndarray, style: str | None = None, size: Any = DEFAULT) -> np.ndarray:
         if size is not DEFAULT or not self._child_ready():
@@ -190,7 +241,7 @@ class ProcessEngine:
         with self._lock:
             try:
                 if name not in self._child_styles:
-                    self._conn.send(("add", name, self.inner._models[name]))
+                    self._conn.send(("add", name, self._sources[name]))
                     self._child_styles.add(name)
                 out = self._round_trip(frame_bgr, name)
             except (EOFError, OSError, BrokenPipeError) as exc:

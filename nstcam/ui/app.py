@@ -176,6 +176,8 @@ def run(args, launch: Launch | None = None) -> int:
         close_engine = getattr(launch.engine, "close", None)  # the engine process, if any
         if close_engine is not None:
             close_engine()
+        if launch.background is not None:
+            launch.background.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         QCoreApplication.removePostedEvents(app, QEvent.Type.Quit)

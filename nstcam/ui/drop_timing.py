@@ -75,7 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m nstcam.ui.drop_timing", description=__doc__.split("\n\n")[0])
     p.add_argument("pictures", nargs="+", type=Path, metavar="PICTURE", help="pictures to drop, one after another")
     p.add_argument("--size", type=int, default=None, metavar="N", help="processing size (default: the app's CPU default)")
-    p.add_argument("--thread", action="store_true", help="run the engine in a thread of the app, not its process")
+    p.add_argument("--thread", action="store_true", help="run the torch engine in a thread of the app, not its process")
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
+                   help="the engine: torch (default, in its process unless --thread) or onnxruntime (in a "
+                   "thread, as the lite bundle runs it; without torch installed the picture is encoded on "
+                   "ONNX Runtime too)")
     p.add_argument("--settle", type=int, default=30, metavar="N",
                    help="frames shown before the first drop and between drops (default: 30)")
     return p
@@ -89,14 +93,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"drop_timing: no such picture: {', '.join(missing)}", file=sys.stderr)
         return 2
     app = QApplication.instance() or QApplication([])
-    from nstcam.engines.process import ProcessEngine
     from nstcam.launch import DEFAULT_SIZE_CPU, build_engine, load_registry, resolve_device
     from nstcam.live.stabilize import FlowStabilizer
     from nstcam.ui.main_window import MainWindow, WindowOptions
 
-    registry, _ = load_registry([])
-    engine = build_engine(registry, resolve_device("cpu"), args.size or DEFAULT_SIZE_CPU, "monet")
-    if not args.thread:
+    registry, _ = load_registry([], args.backend)
+    engine = build_engine(registry, resolve_device("cpu", args.backend), args.size or DEFAULT_SIZE_CPU, "monet",
+                          backend=args.backend)
+    in_process = args.backend == "torch" and not args.thread
+    if in_process:
+        from nstcam.engines.process import ProcessEngine  # imports torch: not on the torch-free path
+
         engine = ProcessEngine(engine)
     window = MainWindow(engine, registry, WindowOptions(camera="demo", device_type="cpu"), stabilizer=FlowStabilizer())
     window.show()
@@ -111,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         window.shutdown()
         window.close()
     print(RESULT_TAG + json.dumps({"seconds": seconds, "median": statistics.median(seconds), "engine": engine.describe(),
-                                   "process": not args.thread, "loadavg": [round(v, 2) for v in os.getloadavg()]}))
+                                   "process": in_process, "loadavg": [round(v, 2) for v in os.getloadavg()]}))
     app.processEvents()
     return 0
 

@@ -19,6 +19,7 @@ from PySide6.QtGui import QAction, QGuiApplication, QImage, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QListWidget, QMenu, QWidget
 
 from nstcam.engines.instant import VARIANT
+from nstcam.engines.instant_onnx import InstantUnavailable
 from nstcam.host import userdirs
 from nstcam.jobs.instant_style import PICTURE_TYPES, PictureError, remove_instant_style, style_from_picture
 from nstcam.ui.gallery import NAME_ROLE
@@ -108,16 +109,18 @@ class InstantStyles(QObject):
         ctx, taken = self.ctx, self.ctx.registry.names()
         ctx.report(f"making a style from {picture.name}…")
 
+        runtime = getattr(ctx.engine, "backend", "torch")  # the ONNX Runtime engine encodes on ONNX Runtime too
+
         def job(_worker: TaskWorker):
-            if not hasattr(ctx.engine, "add_style"):
-                raise RuntimeError("this engine cannot take new styles while it runs (start nstcam with "
-                                   "--backend torch, or with --style PICTURE)")
-            style = style_from_picture(picture, userdirs.user_styles_dir(), taken)
+            style = style_from_picture(picture, userdirs.user_styles_dir(), taken, runtime=runtime)
             if style.name not in ctx.engine.style_names:
                 ctx.engine.add_style(style.name, style)
             return style
 
-        worker = TaskWorker(job, name="instant-style", parent=self, expected=(PictureError, OSError))
+        # Expected: a bad picture, a folder that cannot be written, no MicroAST export and no torch
+        # to make one, ONNX Runtime refusing the graph (ValueError): each is one line in the status.
+        worker = TaskWorker(job, name="instant-style", parent=self,
+                            expected=(PictureError, OSError, InstantUnavailable, ValueError))
         worker.finished.connect(self._made)
         worker.failed.connect(lambda exc: None if ctx.closing else ctx.report(_reason(exc, picture), error=True))
         ctx.workers.start(worker)

@@ -1,7 +1,7 @@
 """Remembered settings: what the window last used, in the user's QSettings (an INI file).
 
     <config>/nstcam/nstcam.ini   style, strength, colours, brush size, cross-fade, recording size,
-                                 mirror, stabilizer, device, precision, output folders,
+                                 mirror, stabilizer, in-between frames, device, precision, output folders,
                                  window geometry and dock state
 
 `fill_from_settings` runs before the engine is built (device, precision and brush size decide
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 FLAG_KEYS: dict[str, type] = {
     "device": str, "precision": str, "size": int, "mirror": bool, "stabilize": bool, "strength": float,
     "preserve_colors": str, "crossfade": bool, "record_size": str, "pictures_dir": str, "videos_dir": str,
+    "inbetween": bool,
 }
 
 
@@ -134,6 +135,7 @@ def window_state(window: MainWindow) -> dict[str, Any]:
         "style": window.engine.style, "strength": look.strength, "preserve_colors": look.colors,
         "size": window.engine.size, "crossfade": window.controls.fade, "record_size": opts.record_size,
         "mirror": window.mirror_action.isChecked(), "stabilize": window.stabilize_action.isChecked(),
+        "inbetween": window.inbetween_action.isChecked(),
         "pictures_dir": str(opts.pictures_dir) if opts.pictures_dir else None,
         "videos_dir": str(opts.videos_dir) if opts.videos_dir else None,
         "geometry": bytes(window.saveGeometry().data()), "window_state": bytes(window.saveState().data()),
@@ -162,7 +164,8 @@ def reset_window(window: MainWindow) -> None:
     window.look.set_colors("off")
     window.look.set_fade(True)
     window.look.set_brush(DEFAULT_SIZE_CUDA if cuda else DEFAULT_SIZE_CPU)
-    for action, on in ((window.mirror_action, False), (window.stabilize_action, window.stabilizer is not None)):
+    for action, on in ((window.mirror_action, False), (window.stabilize_action, window.stabilizer is not None),
+                       (window.inbetween_action, True)):
         if action.isChecked() != on:
             action.toggle()
     window.status.show_status("settings reset to the defaults (device and precision: at the next start)")
