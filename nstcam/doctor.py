@@ -178,6 +178,23 @@ def check_backend_choice(ctx: Context) -> list[Check]:
     return [Check("backend choice", INFO, f"{where}: {choice.reason()}") for where, choice in made]
 
 
+def check_quick_start(ctx: Context) -> list[Check]:
+    """Whether the window can show its first frames without importing torch (nstcam.autobackend)."""
+    if not (has_module("torch") and has_module("onnxruntime")):
+        return []  # one runtime only: there is nothing to start without
+    from nstcam.autobackend import trained_style_files
+    from nstcam.engines.quick_start import missing_exports
+
+    missing = missing_exports(trained_style_files(style_dirs([d for d in ctx.styles_dirs if d.is_dir()])))
+    if not missing:
+        return [Check("quick start", OK, "every style has a current ONNX export: once a backend choice is "
+                      "remembered, the window shows its first frames without importing torch")]
+    names = ", ".join(p.name for p in missing[:4]) + (" …" if len(missing) > 4 else "")
+    return [Check("quick start", INFO, f"{len(missing)} style file(s) without a current ONNX export ({names}): "
+                  "the window starts with torch and exports them in the background while it runs "
+                  "(or now: python -m nstcam.export STYLE...)")]
+
+
 def check_virtual_camera(ctx: Context) -> list[Check]:
     if not has_module("pyvirtualcam"):
         return [Check("virtual camera", WARN, "pyvirtualcam is not installed (pip install pyvirtualcam): "
@@ -293,6 +310,7 @@ CHECKS: tuple[tuple[str, Callable[[Context], list[Check]], bool], ...] = (
     ("GPU / CUDA", check_gpu, False),
     ("CPU bf16", check_bf16, False),
     ("backend choice", check_backend_choice, False),
+    ("quick start", check_quick_start, False),
     ("styles", check_styles, True),
     ("cameras", check_cameras, False),
     ("virtual camera", check_virtual_camera, False),

@@ -91,7 +91,7 @@ def test_without_torch_a_broken_export_is_named_once(monkeypatch, tmp_path):
     monkeypatch.setattr(doctor, "style_dirs", lambda extra: [tmp_path])
     none_load, broken = doctor.check_styles(Context())
     assert none_load.status == FAIL and broken.status == WARN
-    assert broken.detail.startswith(f"{tmp_path / 'broken.onnx'}: not a loadable ONNX model")
+    assert broken.detail.startswith(f"{tmp_path / 'broken.onnx'}: not an nstcam style export (unreadable")
     assert broken.detail.count(str(tmp_path / "broken.onnx")) == 1
 
 

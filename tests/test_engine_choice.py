@@ -225,3 +225,15 @@ def test_missing_exports_are_made_in_the_background_for_the_next_launch(tmp_path
     stopped.stop()  # the app closed at once: the export ends, leaving no partial file
     assert not stopped.process.is_alive()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_doctor_tells_which_styles_keep_the_window_from_starting_without_torch(tmp_path) -> None:
+    from nstcam.doctor import Context, check_quick_start
+    from nstcam.engines.onnx_export import ensure_onnx
+
+    style = make_style_file(tmp_path / "lagoon.pt", "lagoon", seed=4)
+    (before,) = check_quick_start(Context(styles_dirs=(tmp_path,)))
+    assert "lagoon.pt" in before.detail and "exports them in the background" in before.detail
+    ensure_onnx(style)
+    (after,) = check_quick_start(Context(styles_dirs=(tmp_path,)))
+    assert "lagoon.pt" not in after.detail
