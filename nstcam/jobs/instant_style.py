@@ -26,6 +26,7 @@ import numpy as np
 from nstcam.engines.instant import SUFFIX, InstantStyle, StyleCode, first_line, save_instant
 
 if TYPE_CHECKING:
+    import torch
     from PIL import Image
 
 log = logging.getLogger(__name__)
@@ -196,10 +197,8 @@ def make_instant_style(rgb: np.ndarray, folder: Path, stem: str, taken: Iterable
     return style
 
 
-def probe_frames() -> list:
+def probe_frames() -> list[torch.Tensor]:
     """The frames a style's detail amount is calibrated on: RGB [0, 1] (1, 3, H, W) tensors."""
-    import cv2
-
     from nstcam.live.demo import DemoSource
     from trainer.images import rgb_array_to_tensor
 

@@ -48,7 +48,7 @@ from nstcam.jobs.instant_style import make_instant_style, read_picture
 from nstcam.launch import DEFAULT_SIZE_CPU
 from nstcam.measure.stability import DEFAULT_EVAL, compare_style, format_report, standard_clips, with_processors
 from trainer.benchkit import table, write_json
-from trainer.cliargs import frame_size, int_at_least
+from trainer.cliargs import frame_size, int_at_least, number
 from trainer.images import load_image, pil_to_tensor, tensor_to_pil
 from trainer.metrics import colour_distance, stylize
 from trainer.report.cli import DEFAULT_IMAGES
@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"what to measure, of {','.join(PARTS)} (default: all)")
     p.add_argument("--rounds", type=int_at_least(1), default=3, metavar="N",
                    help="interleaved rounds of the window measurement (default: 3)")
-    p.add_argument("--detail", type=float, default=None, metavar="A",
+    p.add_argument("--detail", type=number(positive=False), default=None, metavar="A",
                    help="add A x the frame's fine luma in every instant style instead of the amount "
                         "calibrated for each painting (to compare fixed amounts; default: calibrated)")
     p.add_argument("--threads", type=int_at_least(1), default=None, metavar="N", help="torch threads (default: torch's)")
