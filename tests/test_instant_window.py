@@ -28,6 +28,12 @@ from nstcam.ui.main_window import MainWindow, WindowOptions
 WAIT = 60_000  # ms: two shared cores
 
 
+def said(window: MainWindow, text: str) -> bool:
+    """Whether the status line showed `text` lately: the test video loops, and its "ended;
+    restarting" line may replace a message before a check sees it on a busy machine."""
+    return any(text in message for _, message in window.status.history)
+
+
 
 def open_on(qtbot, engine, registry, video: Path, tmp_path: Path) -> MainWindow:
     """A started window over `engine`, showing frames."""
@@ -85,7 +91,7 @@ def test_a_dropped_picture_becomes_the_live_style(qtbot, window: MainWindow, pic
     assert window.engine.style == "sunset_poster" and "sunset_poster" in window.gallery.names
     assert window.registry.choose("sunset_poster", "cpu").variant == "instant"
     assert (user_styles_dir() / "sunset_poster.instant").is_file()  # remembered across launches
-    qtbot.waitUntil(lambda: "sunset_poster" in window.status.message, timeout=WAIT)
+    qtbot.waitUntil(lambda: said(window, "sunset_poster"), timeout=WAIT)
 
 
 def test_drop_timing_measures_a_drop_to_the_new_styles_first_frame(window: MainWindow, picture: Path,
@@ -127,7 +133,7 @@ def test_a_dropped_bad_picture_says_why_and_adds_nothing(qtbot, window: MainWind
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(bad))])
     drop_mime(window, mime)
-    qtbot.waitUntil(lambda: "notes.png: not a picture" in window.status.message, timeout=WAIT)
+    qtbot.waitUntil(lambda: said(window, "notes.png: not a picture"), timeout=WAIT)
     assert window.gallery.names == before
     assert not user_styles_dir().exists() or list(user_styles_dir().iterdir()) == []
 
@@ -191,7 +197,7 @@ def test_a_picture_dropped_on_the_onnx_runtime_window_becomes_the_live_style(qtb
     assert onnx_window.engine.style == "sunset_poster" and "sunset_poster" in onnx_window.gallery.names
     made = load_instant(user_styles_dir() / "sunset_poster.instant")
     np.testing.assert_array_equal(made.code, instant_onnx.encode_style(read_picture(picture)).rows)
-    qtbot.waitUntil(lambda: "style sunset_poster from" in onnx_window.status.message, timeout=WAIT)
+    qtbot.waitUntil(lambda: said(onnx_window, "style sunset_poster from"), timeout=WAIT)
 
 
 def test_a_drop_that_cannot_become_a_style_is_one_status_line_not_a_traceback(
@@ -200,8 +206,8 @@ def test_a_drop_that_cannot_become_a_style_is_one_status_line_not_a_traceback(
     with a traceback): the status line says why, the log holds no traceback, nothing is added."""
     before = onnx_window.gallery.names
     drop_file(onnx_window, picture)
-    qtbot.waitUntil(lambda: "no ONNX export of MicroAST" in onnx_window.status.message, timeout=WAIT)
-    assert "\n" not in onnx_window.status.message
+    qtbot.waitUntil(lambda: said(onnx_window, "no ONNX export of MicroAST"), timeout=WAIT)
+    assert all("\n" not in m for _, m in onnx_window.status.history if "no ONNX export of MicroAST" in m)
     assert not [r for r in caplog.records if r.exc_info]
     assert onnx_window.gallery.names == before and onnx_window.engine.style_names == before
     assert not user_styles_dir().exists() or list(user_styles_dir().iterdir()) == []
