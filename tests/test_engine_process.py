@@ -161,5 +161,15 @@ def test_onnx_runtime_stands_in_until_the_child_loads_the_style_files(style_file
         assert np.array_equal(engine.stylize(frame, "late"), torch_engine.stylize(frame, "alpha"))
         late_ort = stand_in.stylize(frame, "late").astype(int)  # its export, should the child fail
         assert np.abs(late_ort - torch_engine.stylize(frame, "alpha").astype(int)).max() <= 2
+        from nstcam.engines.instant import InstantStyle  # a dropped picture: both run its code
+        from nstcam.engines.microast import encode_style
+        from nstcam_fixtures import pattern_image
+
+        poster = InstantStyle(encode_style(pattern_image(64, seed=3)).rows, b"", {"name": "poster"})
+        engine.add_style("poster", poster)
+        torch_engine.add_style("poster", poster)
+        assert np.array_equal(engine.stylize(frame, "poster"), torch_engine.stylize(frame, "poster"))
+        assert np.abs(stand_in.stylize(frame, "poster").astype(int)
+                      - torch_engine.stylize(frame, "poster").astype(int)).mean() < 2
     finally:
         assert engine.close()
