@@ -317,21 +317,6 @@ def test_default_recipe_moves_colour_statistics_toward_the_painting(tmp_path):
     assert gap(y) < 0.6 * gap(photo)
 
 
-def test_recipe_defaults_follow_the_device():
-    parser = fast.build_parser()
-    cpu = parser.parse_args(["--dataset", "d", "--style", "s.jpg", "--loss-net", "efficientnet-lite0"])
-    recipe.apply_recipe_defaults(cpu, torch.device("cpu"))
-    assert (cpu.width, cpu.outer_kernel, cpu.image_size, cpu.batch_size) == (16, 5, 192, 4)
-    assert cpu.steps == recipe.DEVICE_DEFAULTS["cpu"]["steps"] and cpu.epochs is None
-    cuda = parser.parse_args(["--dataset", "d", "--style", "s.jpg", "--loss-net", "efficientnet-lite0",
-                              "--image-size", "320"])
-    recipe.apply_recipe_defaults(cuda, torch.device("cuda"))
-    assert (cuda.width, cuda.outer_kernel, cuda.image_size) == (32, 9, 320)  # given values are kept
-    epochs = parser.parse_args(["--dataset", "d", "--style", "s.jpg", "--epochs", "3"])
-    recipe.apply_recipe_defaults(epochs, torch.device("cpu"))
-    assert epochs.steps is None and epochs.epochs == 3
-
-
 def test_stability_loss_smoothing_and_anti_aliased_net_train_and_are_recorded(data, tmp_path, caplog):
     out = tmp_path / "stab" / "s.pt"
     with caplog.at_level("INFO", logger="trainer"):

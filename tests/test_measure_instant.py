@@ -42,3 +42,34 @@ def test_drop_latency_times_each_picture_in_a_fresh_window(tmp_path: Path) -> No
     assert result["target_s"] == DROP_TARGET_S
     assert sorted(p.name for p in (tmp_path / "drop" / "nstcam" / "styles").glob("*.instant")) == ["mural.instant",
                                                                                                     "poster.instant"]
+
+
+@pytest.mark.slow
+def test_quality_and_flicker_of_both_engines_with_each_detail_amount(tmp_path: Path) -> None:
+    """The report's figures for a pack painting, its instant style's detail amount (calibrated, or
+    the one --detail sets for comparisons) and the flicker with and without the stabilizer."""
+    import json
+
+    from nstcam.measure.instant import main
+
+    (tmp_path / "paintings").mkdir()
+    (tmp_path / "eval").mkdir()
+    Image.fromarray(painting(0, (96, 128))).save(tmp_path / "paintings" / "monet.jpg")
+    Image.fromarray(painting(1, (48, 64))).save(tmp_path / "eval" / "street.png")
+    args = ["--paintings", str(tmp_path / "paintings"), "--eval", str(tmp_path / "eval"), "--images", "street.png",
+            "--clip-images", "street.png", "--clips", "pan1", "--frames", "3", "--size", "48", "--styles", "monet",
+            "--only", "quality,flicker"]
+    figures = {}
+    for detail in (None, 1.25):
+        out = tmp_path / f"report-{detail}.json"
+        assert main(args + ["--json", str(out)] + ([] if detail is None else ["--detail", str(detail)])) == 0
+        figures[detail] = json.loads(out.read_text())
+    calibrated = figures[None]["detail"]["monet"]
+    assert 0.5 <= calibrated <= 2.0 and figures[1.25]["detail"]["monet"] == 1.25
+    rows = {r["engine"]: r for r in figures[1.25]["quality"]}
+    assert set(rows) == {"trained", "instant"} and rows["instant"]["detail"] == 1.25
+    assert all(0 < r["edge"] <= 1 and r["colour"] >= 0 for r in rows.values())
+    summary = figures[None]["flicker"]["summary"]
+    assert {(r["style"], r["renderer"]) for r in summary} == {("monet/trained", "stabilized"),
+                                                              ("monet/instant", "stabilized")}
+    assert all(0 < r["pan1"] for r in summary)  # the stabilized clip's warp error over the unstabilized one

@@ -14,6 +14,13 @@ DEVICE_CHOICES = ("auto", "cuda", "cpu")
 # Set (to anything but "" or "0") to treat bf16 as not native, e.g. to emulate an AVX2-only CPU
 # with ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 on a CPU that has AVX512-BF16.
 NO_NATIVE_BF16 = "NSTCAM_NO_NATIVE_BF16"
+# Caps of oneDNN's and ATen's instruction sets that leave no native bf16 kernels: set on a CPU that
+# has them (to emulate an older one), bf16 would run emulated, slower than fp32, so it counts as
+# not native even without NO_NATIVE_BF16.
+ISA_CAPS_WITHOUT_BF16 = {
+    "ONEDNN_MAX_CPU_ISA": {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"},
+    "ATEN_CPU_CAPABILITY": {"default", "avx2"},
+}
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -30,11 +37,23 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise ValueError(f"--device {name}: unknown device; choose one of {', '.join(DEVICE_CHOICES)}") from None
 
 
+def bf16_ruled_out_by_env() -> str | None:
+    """The environment setting that makes bf16 not native here (e.g. "ONEDNN_MAX_CPU_ISA=AVX2"), or None."""
+    if os.environ.get(NO_NATIVE_BF16, "") not in ("", "0"):
+        return f"{NO_NATIVE_BF16}={os.environ[NO_NATIVE_BF16]}"
+    for name, caps in ISA_CAPS_WITHOUT_BF16.items():
+        value = os.environ.get(name, "")
+        if value.upper() in {c.upper() for c in caps}:
+            return f"{name}={value}"
+    return None
+
+
 def cpu_bf16_supported() -> bool:
-    """Native bf16 on this CPU (AVX512-BF16 or AMX): only then can bf16 beat fp32."""
+    """Native bf16 on this CPU (AVX512-BF16 or AMX) and not capped by the environment: only then can
+    bf16 beat fp32."""
     import torch
 
-    if os.environ.get(NO_NATIVE_BF16, "") not in ("", "0"):
+    if bf16_ruled_out_by_env() is not None:
         return False
     for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
         check = getattr(torch.cpu, name, None)

@@ -74,7 +74,9 @@ def resolve_run(args: argparse.Namespace, explicit: set[str], info: DistInfo) ->
     except ImageLoadError as exc:
         raise UsageError(f"--style: {exc}") from None
     style_size = args.style_size or min(recipe.DEFAULT_STYLE_SIZE, min(style_image.size))
-    recipe.apply_recipe_defaults(args, device)
+    summary = recipe.apply_recipe_defaults(args, device, amp)
+    if info.is_main:
+        recipe.logger.info(summary)
     return RunConfig(
         settings=args, info=info, device=device, amp=amp, channels_last=device.type == "cuda",
         name=args.name or args.style.stem, out=out, checkpoint_path=out.parent / ckpt.FILENAME,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-EDGE_BLUR_SIGMA = 1.0  # px; see edge_correlation
+EDGE_BLUR_SIGMA = 1.0  # px: the stability report's pre-blur (see edge_correlation)
 
 @torch.inference_mode()
 def stylize(net: torch.nn.Module, content: torch.Tensor) -> torch.Tensor:
@@ -33,24 +33,35 @@ def _gaussian_blur(img: torch.Tensor, sigma: float = EDGE_BLUR_SIGMA) -> torch.T
     return F.conv2d(F.conv2d(img, g.view(1, 1, 1, -1)), g.view(1, 1, -1, 1))
 
 
-def _gradient_magnitude(img: torch.Tensor) -> torch.Tensor:
+def _gradient_magnitude(img: torch.Tensor, blur_sigma: float) -> torch.Tensor:
     sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=img.device)
     kernels = torch.stack([sobel, sobel.t()]).unsqueeze(1)
-    g = F.conv2d(_gaussian_blur(_luma(img.float())), kernels)  # no padding: (1, 2, H - 2, W - 2)
+    y = _luma(img.float())
+    if blur_sigma > 0:
+        y = _gaussian_blur(y, blur_sigma)
+    g = F.conv2d(y, kernels)  # no padding: (1, 2, H - 2, W - 2)
     return g.pow(2).sum(1).sqrt()
 
 
-def edge_correlation(output: torch.Tensor, photo: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+def edge_correlation(output: torch.Tensor, photo: torch.Tensor, mask: torch.Tensor | None = None, *,
+                     blur_sigma: float) -> float:
     """Pearson correlation of the luma gradient magnitudes of `output` and `photo` (1, 3, H, W).
 
     1: every edge of the photo is where the output has one, in proportion; near 0: the photo's
     structure is gone (blobs, or texture unrelated to the photo, or edges trailing a moving
-    object). The gradients are taken after a Gaussian blur of EDGE_BLUR_SIGMA px, so it measures
-    where the structure is, not pixel-scale noise or sharpness (a sensor's noise, a resampled
-    frame's softness). `mask` (H, W, bool) limits it to some pixels (e.g. around a moving
-    object); the outermost pixels never count (Sobel needs their neighbours).
+    object). Two definitions, chosen by the caller:
+
+    * `blur_sigma=0`: Sobel on the luma as it is, the quality report's published
+      figure (docs/quality_report.*, the instant styles' report and issue #22's threshold); it
+      counts pixel-scale strokes that are not the photo's as lost structure.
+    * `blur_sigma=EDGE_BLUR_SIGMA`: a Gaussian blur first, the stability report's figure, which
+      measures where the structure is, not pixel-scale noise or sharpness (a sensor's noise, a
+      resampled or in-between frame's softness); it reads about 0.12 higher on stylized photos.
+
+    `mask` (H, W, bool) limits it to some pixels (e.g. around a moving object); the outermost
+    pixels never count (Sobel needs their neighbours).
     """
-    a, b = _gradient_magnitude(output), _gradient_magnitude(photo)
+    a, b = _gradient_magnitude(output, blur_sigma), _gradient_magnitude(photo, blur_sigma)
     if mask is not None:
         inner = mask[1:-1, 1:-1].to(a.device)
         a, b = a[0][inner], b[0][inner]

@@ -3,8 +3,9 @@
 `NAME.instant` in a styles folder (the user styles folder, usually) is an uncompressed numpy
 archive read with `allow_pickle=False`, so reading it needs neither torch nor trust: the format
 tag and version, the (8, 64) float32 code (`nstcam.engines.microast.StyleCode`), a PNG thumbnail
-and the metadata as JSON (name, title, the source picture's path and pixels' SHA-256); about 30 KB,
-most of it the thumbnail.
+and the metadata as JSON (name, title, the source picture's path and pixels' SHA-256, and `detail`:
+the fine-luma amount calibrated for the painting, `nstcam.engines.detail`; files made before it
+have none and get DETAIL_AMOUNT); about 30 KB, most of it the thumbnail.
 
 An `InstantStyle` is what the engines take for a style, like a trained `StyleModel`: `build`
 gives the per-frame network (content encoder and decoder with the code as a buffer), and
@@ -27,6 +28,7 @@ FORMAT = "nstcam-instant-style"
 VERSION = 1
 VARIANT = "instant"
 CODE_SHAPE = (8, 64)
+DETAIL_AMOUNT = 0.5  # fine-luma amount of a file without a calibrated one (nstcam.engines.detail)
 
 
 def weights_dir() -> Path:
@@ -67,15 +69,19 @@ class InstantStyle:
     def name(self) -> str:
         return str(self.meta.get("name") or (self.path.stem if self.path else "instant"))
 
+    @property
+    def detail(self) -> float:
+        """The fraction of the frame's fine luma added back: calibrated when the style was made."""
+        return float(self.meta.get("detail", DETAIL_AMOUNT))
+
     def build(self, device: Any = "cpu", dtype: Any = None):
         """The per-frame network on `device`. It computes in fp32 whatever `dtype` the engine
         runs (bf16 costs MicroAST's AdaIN statistics too much: ~30 dB PSNR to fp32), taking and
         returning `dtype` so the engine's frame path is unchanged. The frame's fine luma is
-        added back (`nstcam.engines.detail`): the photo's structure, kept in ONNX exports too."""
-        from nstcam.engines.detail import DETAIL_AMOUNT
+        added back (`self.detail`): the photo's structure, kept in ONNX exports too."""
         from nstcam.engines.microast import StyleCode, instant_net
 
-        return instant_net(StyleCode(self.code), device, detail=DETAIL_AMOUNT)
+        return instant_net(StyleCode(self.code), device, detail=self.detail)
 
 
 def save_instant(path: str | Path, style: InstantStyle) -> None:
@@ -110,9 +116,14 @@ def load_instant(path: str | Path) -> InstantStyle:
         raise
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
         raise InstantStyleError(f"{path}: damaged or not an instant style file ({first_line(exc)})") from None
-    if code.shape != CODE_SHAPE or not np.isfinite(code).all() or not isinstance(meta, dict):
+    if code.shape != CODE_SHAPE or not np.isfinite(code).all() or not isinstance(meta, dict) \
+            or not _valid_detail(meta.get("detail", 0.0)):
         raise InstantStyleError(f"{path}: damaged instant style file (bad style code or metadata)")
     return InstantStyle(code, thumbnail, meta, path)
+
+
+def _valid_detail(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < float("inf")
 
 
 def first_line(exc: BaseException) -> str:

@@ -5,9 +5,10 @@ Two graphs, exported from the published weights with torch (`export_graphs`):
 
 - the style encoder (`ENCODER_FILE`): a picture as RGB uint8 (1, H, W, 3) -> its (8, 64) float32
   code, what `nstcam.engines.microast.encode_style` computes (run once per picture);
-- the per-frame network (`FRAME_FILE`): a BGR uint8 frame and a code -> RGB uint8, like a trained
-  style's export (nstcam.engines.onnx_export) but with the code as a second input (`CODE_INPUT`),
-  so one graph runs every instant style and a new one needs no export.
+- the per-frame network (`FRAME_FILE`): a BGR uint8 frame, a code and a fine-luma amount -> RGB
+  uint8, like a trained style's export (nstcam.engines.onnx_export) but with the code and the
+  amount (`nstcam.engines.detail`) as inputs (`CODE_INPUT`, `DETAIL_INPUT`), so one graph runs
+  every instant style, each with its own calibrated amount, and a new one needs no export.
 
 The lite bundle ships both beside the weights (`weights_dir()`; packaging/build.sh exports them);
 elsewhere they are exported once into the user cache (that needs torch) and again when `VERSION`
@@ -25,13 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from nstcam.engines.instant import CODE_SHAPE, StyleCode, weights_dir
-from nstcam.engines.ort import CODE_INPUT, session_options
+from nstcam.engines.ort import CODE_INPUT, DETAIL_INPUT, session_options
 
 log = logging.getLogger(__name__)
 
 ENCODER_FILE, FRAME_FILE = "microast-style-encoder.onnx", "microast-frame.onnx"
 PICTURE_INPUT, CODE_OUTPUT = "rgb", "code"
-VERSION = "1"  # the graphs' own version (metadata "microast_onnx"): a change re-exports cached copies
+VERSION = "2"  # the graphs' own version (metadata "microast_onnx"): a change re-exports cached copies; 2: the amount input
 TRACE_SIDE = 64  # the encoder's example picture; H and W stay dynamic
 
 
@@ -93,7 +94,7 @@ def export_graphs(folder: Path) -> tuple[Path, Path]:
     """Export both graphs into `folder` (atomically, each); needs torch. Returns their paths."""
     import torch
 
-    from nstcam.engines.detail import DETAIL_AMOUNT
+    from nstcam.engines.instant import DETAIL_AMOUNT
     from nstcam.engines.microast import instant_net, style_encoder
     from nstcam.engines.onnx_export import FORMAT, quiet, trace_frame_net, write_with_metadata
 
@@ -111,7 +112,8 @@ def export_graphs(folder: Path) -> tuple[Path, Path]:
         write_with_metadata(plain, encoder, {**meta, "kind": "style-encoder"})
         plain = Path(tmp) / "frame.onnx"
         net = instant_net(StyleCode(np.zeros(CODE_SHAPE, np.float32)), detail=DETAIL_AMOUNT)
-        trace_frame_net(net, plain, {CODE_INPUT: torch.zeros(CODE_SHAPE)})
+        trace_frame_net(net, plain, {CODE_INPUT: torch.zeros(CODE_SHAPE),
+                                     DETAIL_INPUT: torch.full((1,), DETAIL_AMOUNT)})
         write_with_metadata(plain, frame, {**meta, "kind": "frame", "format": FORMAT, "name": "instant",
                                            "variant": "instant", "quantization": "fp32"})
     log.info("exported MicroAST to ONNX in %s", folder)

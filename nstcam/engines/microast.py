@@ -173,8 +173,10 @@ class InstantNet(nn.Module):
         self.alpha = alpha
         self.detail = detail
 
-    def forward(self, x: torch.Tensor, code: torch.Tensor | None = None) -> torch.Tensor:
-        """`code`: another style's code instead of the buffer (the ONNX graph that takes it as an input)."""
+    def forward(self, x: torch.Tensor, code: torch.Tensor | None = None,
+                detail: torch.Tensor | None = None) -> torch.Tensor:
+        """`code`, `detail`: another style's code and fine-luma amount instead of the buffer and
+        `self.detail`'s (the ONNX graph that takes them as inputs)."""
         dtype, x = x.dtype, x.float()
         h, w = x.shape[-2:]
         ph, pw = (-h) % SIDE_MULTIPLE, (-w) % SIDE_MULTIPLE
@@ -182,9 +184,9 @@ class InstantNet(nn.Module):
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         _, f2 = self.content_encoder(x)
         y = self.decoder(f2, self.code if code is None else code, self.alpha)
+        if self.detail is not None:  # on the padded frame, as ONNX Runtime's engine pads before the graph
+            y = y + self.detail(x, detail)
         y = y[..., :h, :w] if ph or pw else y
-        if self.detail is not None:
-            y = y + self.detail(x[..., :h, :w] if ph or pw else x)
         return y.to(dtype)
 
 

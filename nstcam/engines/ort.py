@@ -38,6 +38,7 @@ QUANTIZATIONS = ("fp32", "int8", "int8-dynamic")
 SUFFIXES = {"fp32": ".onnx", "int8": ".int8.onnx", "int8-dynamic": ".int8dyn.onnx"}
 VARIANT_PREFERENCE = {"cpu": ("light", "full"), "cuda": ("full", "light")}
 CODE_INPUT = "code"  # the MicroAST frame graph's second input: an instant style's code (nstcam.engines.instant_onnx)
+DETAIL_INPUT = "detail"  # ... and its third: the style's fine-luma amount, shape (1,)
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,7 @@ class OnnxStyleEngine(EngineBase):
         if not models:
             raise ValueError("no styles to run: give at least one exported style (.onnx)")
         self._paths = {name: _graph_path(m) for name, m in models.items()}
-        self._codes = {name: m.code for name, m in models.items() if isinstance(m, InstantStyle)}
+        self._codes = {name: _instant_feeds(m) for name, m in models.items() if isinstance(m, InstantStyle)}
         self._style = next(iter(self._paths))
         super().__init__(size)
         self._threads = threads or os.cpu_count() or 1
@@ -256,7 +257,7 @@ class OnnxStyleEngine(EngineBase):
             self._sessions = {**opened, **self._sessions}  # made now: the new style is shown at once
             self._paths = {**self._paths, name: path}
             codes = {k: v for k, v in self._codes.items() if k != name}
-            self._codes = {**codes, name: model.code} if isinstance(model, InstantStyle) else codes
+            self._codes = {**codes, name: _instant_feeds(model)} if isinstance(model, InstantStyle) else codes
             self._describe_graphs()
         log.info("style %s added", name)
 
@@ -339,8 +340,7 @@ class OnnxStyleEngine(EngineBase):
         path = self._paths[name]
         session = self._session(path, self._tuner.current)
         feeds = {session.get_inputs()[0].name: padded[None]}
-        if name in self._codes:
-            feeds[CODE_INPUT] = self._codes[name]
+        feeds.update(self._codes.get(name, {}))
         t0 = time.perf_counter()
         out = session.run(None, feeds)[0]
         self._tuner.record(time.perf_counter() - t0)
@@ -369,6 +369,11 @@ class OnnxStyleEngine(EngineBase):
                 self.on_notice(message)
             except Exception:
                 log.exception("on_notice callback failed")
+
+
+def _instant_feeds(style: InstantStyle) -> dict[str, np.ndarray]:
+    """The shared MicroAST graph's inputs that make it run `style`: its code and its amount."""
+    return {CODE_INPUT: style.code, DETAIL_INPUT: np.array([style.detail], np.float32)}
 
 
 def _graph_path(model: Path | str | OnnxStyle | InstantStyle) -> Path:

@@ -6,7 +6,9 @@ line naming the file and what to do; odd but usable pictures are made sensible (
 converted, an animated GIF's first frame, transparency flattened onto white, a panorama's centre
 cropped to at most 4:1). Pillow reads them where it is installed, OpenCV where it is not (the lite
 bundle: nstcam.jobs.picture_opencv), with the same refusals. The style file is written atomically
-into the styles folder, so the folder never holds half a style.
+into the styles folder, so the folder never holds half a style. How much of the frame's fine luma
+the style adds back is calibrated for the painting here, on frames of the demo scene
+(`nstcam.engines.detail`; it needs torch: without it the style keeps the default amount).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import numpy as np
 from nstcam.engines.instant import SUFFIX, InstantStyle, StyleCode, first_line, save_instant
 
 if TYPE_CHECKING:
+    import torch
     from PIL import Image
 
 log = logging.getLogger(__name__)
@@ -33,6 +36,8 @@ MIN_SIDE = 16  # below this a picture holds no texture to take a style from
 MAX_ASPECT = 4.0  # longer pictures are centre-cropped: a panorama's strip is still its style
 MAX_PIXELS = 80_000_000  # below PIL's decompression-bomb warning; more would need gigabytes
 THUMBNAIL_SIDE = 128
+PROBE_SIZE = (224, 168)  # the demo scene (half the pixels of 320x240 predicted the photos as well) ...
+PROBE_MOMENTS = (0, 270, 540)  # ... at three moments (frames at 30 fps: 0, 9 and 18 s)
 PICTURE_TYPES = ("*.jpg", "*.jpeg", "*.png", "*.bmp", "*.gif", "*.tif", "*.tiff", "*.webp")
 
 
@@ -175,15 +180,41 @@ def make_instant_style(rgb: np.ndarray, folder: Path, stem: str, taken: Iterable
     digest = hashlib.sha256(np.ascontiguousarray(rgb).tobytes()).hexdigest()
     existing = find_by_digest(folder, digest)
     if existing is not None:
+        if "detail" not in existing.meta:  # made before calibration (or without torch): calibrate it now
+            detail = calibrated_detail(existing.code)
+            if detail is not None:
+                existing.meta["detail"] = detail
+                save_instant(existing.path, existing)
         return existing
     code = encode_picture(rgb, runtime)
+    detail = calibrated_detail(code.rows)
     name = style_name(stem, set(taken) | {p.stem for p in folder.glob("*" + SUFFIX)})
     meta = {"name": name, "title": stem.replace("_", " ").strip() or name, "source": source,
-            "picture_sha256": digest, "style_side": STYLE_SIDE}
+            "picture_sha256": digest, "style_side": STYLE_SIDE, **({} if detail is None else {"detail": detail})}
     style = InstantStyle(code.rows, thumbnail_png(rgb), meta, folder / f"{name}{SUFFIX}")
     save_instant(style.path, style)
     log.info("instant style %s from %s", name, source or "a picture")
     return style
+
+
+def probe_frames() -> list[torch.Tensor]:
+    """The frames a style's detail amount is calibrated on: RGB [0, 1] (1, 3, H, W) tensors."""
+    from nstcam.live.demo import DemoSource
+    from trainer.images import rgb_array_to_tensor
+
+    scene = DemoSource(*PROBE_SIZE)
+    return [rgb_array_to_tensor(cv2.cvtColor(scene.frame_at(t), cv2.COLOR_BGR2RGB)) for t in PROBE_MOMENTS]
+
+
+def calibrated_detail(code: np.ndarray) -> float | None:
+    """The fine-luma amount for the style `code` (`nstcam.engines.detail.calibrate_amount`); None
+    where torch is not installed (the lite bundle: the style keeps the default amount)."""
+    try:
+        from nstcam.engines.detail import calibrate_amount
+        from nstcam.engines.microast import StyleCode, instant_net
+    except ImportError:
+        return None
+    return calibrate_amount(instant_net(StyleCode(code)), probe_frames())
 
 
 def encode_picture(rgb: np.ndarray, runtime: str = "torch") -> StyleCode:

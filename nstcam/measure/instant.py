@@ -3,8 +3,10 @@
 For each painting of the pack (the bundled style of the same name and its painting from
 --paintings) it makes the instant style of the painting and measures both:
 
-* quality on the eval photos (trainer.report's figures: edges kept, colour distance to the
-  painting, strength, 1 and 2 px pan flicker; the photos' own colour distance for scale);
+* quality on the eval photos (trainer.report's figures: edges kept, unblurred as the quality
+  report publishes them, colour distance to the painting, strength, 1 and 2 px pan flicker; the
+  photos' own colour distance for scale), and each instant style's calibrated detail amount
+  (`--detail` sets one amount for all instead, to compare);
 * flicker on generated clips without and with the runtime stabilizer (nstcam.measure.stability,
   through one StyleEngine holding both styles: the app's frame path);
 * strength as the model's own feature interpolation (alpha) against the app's pixel blend, with
@@ -44,9 +46,9 @@ import torch
 from nstcam.engines.instant import InstantStyle
 from nstcam.jobs.instant_style import make_instant_style, read_picture
 from nstcam.launch import DEFAULT_SIZE_CPU
-from nstcam.measure.stability import DEFAULT_EVAL, compare_style, format_report, standard_clips
+from nstcam.measure.stability import DEFAULT_EVAL, compare_style, format_report, standard_clips, with_processors
 from trainer.benchkit import table, write_json
-from trainer.cliargs import frame_size, int_at_least
+from trainer.cliargs import frame_size, int_at_least, number
 from trainer.images import load_image, pil_to_tensor, tensor_to_pil
 from trainer.metrics import colour_distance, stylize
 from trainer.report.cli import DEFAULT_IMAGES
@@ -162,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"what to measure, of {','.join(PARTS)} (default: all)")
     p.add_argument("--rounds", type=int_at_least(1), default=3, metavar="N",
                    help="interleaved rounds of the window measurement (default: 3)")
+    p.add_argument("--detail", type=number(positive=False), default=None, metavar="A",
+                   help="add A x the frame's fine luma in every instant style instead of the amount "
+                        "calibrated for each painting (to compare fixed amounts; default: calibrated)")
     p.add_argument("--threads", type=int_at_least(1), default=None, metavar="N", help="torch threads (default: torch's)")
     p.add_argument("--json", type=Path, metavar="FILE", help="write every figure here (atomically)")
     p.add_argument("--sheet", type=Path, metavar="IMG", help="write the contact sheet here (.jpg or .png)")
@@ -191,11 +196,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         t0 = time.perf_counter()
         instant[n] = make_instant_style(read_picture(args.paintings / f"{n}.jpg"), scratch, n)
         encode_ms[n] = 1e3 * (time.perf_counter() - t0)
+        if args.detail is not None:
+            instant[n].meta["detail"] = args.detail
     report: dict[str, Any] = {"meta": {"argv": list(argv) if argv is not None else sys.argv[1:],
                                        "torch_threads": torch.get_num_threads(),
                                        "isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "native"),
                                        "loadavg": [round(v, 2) for v in os.getloadavg()]},
-                              "encode_ms": encode_ms}
+                              "encode_ms": encode_ms, "detail": {n: instant[n].detail for n in names}}
     nets = {(n, kind): (trained[n] if kind == "trained" else instant[n]).build("cpu", torch.float32)
             for n in names for kind in ("trained", "instant")}
     photos = {name: pil_to_tensor(load_image(args.eval / name, args.size)) for name in args.images}
@@ -212,11 +219,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         figures.append({**quality(out, photo, painting, nets[(n, kind)]),
                                         "photo_colour": colour_distance(photo, painting)})
                 if figures:
-                    rows.append({"style": n, "engine": kind,
+                    rows.append({"style": n, "engine": kind, "detail": instant[n].detail if kind == "instant" else None,
                                  **{k: statistics.mean(f[k] for f in figures) for k in figures[0]}})
         report["quality"] = rows
         if rows:
-            print(table(rows, [("style", "style", ""), ("engine", "engine", ""), ("edges", "edge", ".2f"),
+            print(table(rows, [("style", "style", ""), ("engine", "engine", ""), ("detail", "detail", ".3g"),
+                               ("edges", "edge", ".2f"),
                                ("colour", "colour", ".1f"), ("photo colour", "photo_colour", ".1f"),
                                ("strength", "strength", ".1f"), ("pan 1px", "pan1", ".1f"), ("pan 2px", "pan2", ".1f")]))
         if args.sheet and "sheet" in parts:
@@ -246,7 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for img in args.clip_images:
             clips = standard_clips(cv2.imread(str(args.eval / img)), clip_names, args.frames)
             for style in engine.style_names:
-                results.append(compare_style(engine, style, clips, {"stabilized": lambda: [FlowStabilizer()]}))
+                results.append(compare_style(engine, style, clips,
+                                         {"stabilized": with_processors(lambda: [FlowStabilizer()])}))
         print(format_report(results, clip_names))
         from nstcam.measure.stability import to_json
 

@@ -160,7 +160,7 @@ def _quality_section(report: dict[str, Any]) -> list[str]:
         "## Structure, palette and stability" + (f" (old `{compare}` → new)" if compare else ""),
         "",
         "Means over the photographs. *edge*: correlation of the output's luma gradient magnitude "
-        "with the photograph's, after a 1 px Gaussian blur (1 = all its edges kept). *colour*: mean 1-D Wasserstein distance of "
+        "with the photograph's, Sobel without a blur (1 = all its edges kept). *colour*: mean 1-D Wasserstein distance of "
         "the R, G and B values to the painting's, 0-255 (the photograph's own distance for scale; "
         "lower = closer to the painting's palette). *strength*: mean |output - photograph|, 0-255. "
         "*pan 1 px / 2 px*: flicker of a camera pan: mean |stylized shifted crop - shifted "

@@ -27,7 +27,7 @@ def quality(output: torch.Tensor, photo: torch.Tensor, painting: torch.Tensor | 
             net: torch.nn.Module) -> dict[str, float | None]:
     """The figures the losses do not give (see `trainer.report`), for one stylized photograph."""
     return {
-        "edge": edge_correlation(output, photo),
+        "edge": edge_correlation(output, photo, blur_sigma=0.0),  # unblurred: the published figure
         "colour": colour_distance(output, painting) if painting is not None else None,
         "strength": strength(output, photo),
         "pan1": pan_warp_error(net, photo, 1),

@@ -147,8 +147,8 @@ def write_style_file(run: RunConfig, training: Training, pos: Position) -> None:
     with writing("the style file", run.out, f"the checkpoint {run.checkpoint_path} holds the trained network: "
                  "free some space and run the same command with --resume"):
         save_style(run.out, training.model, meta, {training.perceptual.net.name: training.perceptual.style_targets})
-    logger.info("wrote %s (%d steps, %.0f s, %.1f images/s)", run.out, pos.step, pos.totals["training_seconds"],
-                meta["images_per_second"])
+    logger.info("wrote %s (%d steps, %.0f s, %.1f images/s%s)", run.out, pos.step, pos.totals["training_seconds"],
+                meta["images_per_second"], f", default recipe {meta['recipe']}" if meta["recipe"] else "")
 
 
 # ----------------------------------------------------------------------------- training

@@ -38,6 +38,7 @@ def style_meta(run: RunConfig, perceptual: PerceptualLoss, config: TransformerCo
         "tv_weight": float(perceptual.tv_weight),
         "style_layers": {k: float(v) for k, v in perceptual.style_layers.items()},
         "content_layer": perceptual.content_layer,
+        "recipe": getattr(args, "recipe", None),
         "image_size": args.image_size,
         "style_size": args.style_size,
         "batch_size": args.batch_size,

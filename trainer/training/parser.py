@@ -7,7 +7,7 @@ from pathlib import Path
 from trainer.cliargs import int_at_least, number
 from trainer.training.errors import UsageError
 from trainer.training.recipe import (
-    DEFAULT_STYLE_SIZE, LOSS_NET_CHOICES, PROBE_IMAGES, STABILITY_WEIGHT, STYLE_BUDGET,
+    DEFAULT_STYLE_SIZE, LOSS_NET_CHOICES, PROBE_IMAGES, RECIPES, STABILITY_WEIGHT, STYLE_BUDGET,
 )
 from trainer.transformer import UPSAMPLE_MODES
 
@@ -42,12 +42,24 @@ def _odd_kernel(text: str) -> int:
     return value
 
 
+def _per_recipe(key: str) -> str:
+    """"192 on a CPU with native bf16, 160 on other CPUs, 256 on CUDA" for a RECIPES key."""
+    bf16, fp32, cuda = (RECIPES[name][key] for name in ("cpu-bf16", "cpu-fp32", "cuda"))
+    return f"{bf16} on a CPU with native bf16, {fp32} on other CPUs, {cuda} on CUDA"
+
+
 def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
     """The CLI parser. With `explicit_only`, no defaults and nothing required: parsing then yields
     just the options present on the command line (used to tell what a resumed run overrides)."""
     p = _Parser(
         prog="python -m trainer.fast",
-        description="Train a fast (Johnson et al.) style-transfer network for one painting.",
+        description="Train a fast (Johnson et al.) style-transfer network for one painting. Settings not "
+                    "given come from the default recipe of the device and precision, which the first log "
+                    "line names with its reason: cpu-bf16 (a CPU with native bf16, steps in bf16: "
+                    f"{RECIPES['cpu-bf16']['image_size']} px crops, {RECIPES['cpu-bf16']['steps']} steps, "
+                    "6-7 min on 2 cores), cpu-fp32 (other CPUs, e.g. AVX2 only, steps in fp32: "
+                    f"{RECIPES['cpu-fp32']['image_size']} px crops, {RECIPES['cpu-fp32']['steps']} steps, "
+                    "about 12 min on 2 AVX2 cores) or cuda.",
         epilog="Multi-GPU: torchrun --nproc_per_node N -m trainer.fast ... (--batch-size is per process).",
         argument_default=argparse.SUPPRESS if explicit_only else None,
     )
@@ -76,7 +88,7 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
 
     tr = p.add_argument_group("training")
     add(tr, "--image-size", type=int_at_least(16), metavar="PX",
-        help="size of the square training crops (default: 192 on CPU, 256 on CUDA)")
+        help=f"size of the square training crops (default: the recipe's, {_per_recipe('image_size')})")
     add(tr, "--style-size", type=int_at_least(16), metavar="PX",
         help=f"short side the style image is resized to (default: {DEFAULT_STYLE_SIZE}, or the image's own "
              "short side if smaller)")
@@ -84,7 +96,7 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
         help="images per step, per process (default: 4 on CPU, 8 on CUDA)")
     length = tr.add_mutually_exclusive_group()
     add(length, "--epochs", type=int_at_least(1), metavar="N",
-        help="passes over the dataset (default: --steps 1200 on CPU, 10000 on CUDA)")
+        help=f"passes over the dataset (default: the recipe's --steps, {_per_recipe('steps')})")
     add(length, "--steps", type=int_at_least(1), metavar="N",
         help="optimizer steps to train for (instead of --epochs)")
     add(tr, "--max-minutes", type=number(positive=True), metavar="M",
@@ -148,7 +160,9 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
         help="where to train (auto: CUDA if available)")
     add(rt, "--amp", action=argparse.BooleanOptionalAction,
         help="mixed precision autocast (default: on for CUDA: bf16, or fp16 with gradient scaling; "
-             "on CPU bf16, on by default only where the CPU computes bf16 natively)")
+             "on CPU bf16, on by default only where the CPU computes bf16 natively and no "
+             "ONEDNN_MAX_CPU_ISA / ATEN_CPU_CAPABILITY / NSTCAM_NO_NATIVE_BF16 setting rules it out; "
+             "the CPU recipe follows: --no-amp trains the fp32 recipe)")
     add(rt, "--threads", type=int_at_least(1), metavar="N",
         help="CPU threads for torch's operators (default: torch's choice, usually the core count); "
              "on a busy machine 1 can be several times faster than oversubscribed cores")

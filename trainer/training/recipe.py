@@ -16,7 +16,7 @@ import torch
 
 from trainer import checkpoint as ckpt
 from trainer.dataset import ImageFolderDataset
-from trainer.devices import cpu_bf16_supported
+from trainer.devices import bf16_ruled_out_by_env, cpu_bf16_supported
 from trainer.lossnets import resolve_loss_net_name
 from trainer.perceptual import PerceptualLoss
 from trainer.stylefile import StyleFileError, load_style
@@ -27,13 +27,22 @@ logger = logging.getLogger("trainer.fast")
 LOSS_NET_CHOICES = ("auto", "vgg19", "efficientnet-lite0")
 DEFAULT_STYLE_SIZE = 384  # the bundled pack's: strokes large enough to read at 192-320 px
 
-# The default recipe, per device: what a plain `--dataset D --style S` trains. On CPU it is the
-# bundled pack's light network (5x5 outer kernels, width 16) on 192 px crops, which trains in
-# about 10 minutes on 2 cores; on CUDA Johnson's full network at the scale a GPU affords.
-DEVICE_DEFAULTS = {
-    "cpu": {"width": 16, "outer_kernel": 5, "image_size": 192, "batch_size": 4, "steps": 1200},
+# The default recipe, per kind of device: what a plain `--dataset D --style S` trains. A CPU's
+# recipe follows the precision its steps run in (`resolve_amp`):
+# - "cpu-bf16" (native bf16: AVX512-BF16 / AMX): the bundled pack's light network (5x5 outer
+#   kernels, width 16) on 192 px crops, 1,200 steps: 6-7 minutes on 2 idle cores.
+# - "cpu-fp32" (every other CPU, e.g. AVX2 only): an fp32 step of that recipe took 1.26 s on 2
+#   AVX2 cores, 25 minutes in all. 160 px crops cost 0.72x the step (measured side by side under
+#   AVX2 emulation) and 800 steps are 2/3 of them: 0.48x the work, about 12 minutes there.
+# - "cuda": Johnson's full network at the scale a GPU affords.
+RECIPES: dict[str, dict[str, int]] = {
+    "cpu-bf16": {"width": 16, "outer_kernel": 5, "image_size": 192, "batch_size": 4, "steps": 1200},
+    "cpu-fp32": {"width": 16, "outer_kernel": 5, "image_size": 160, "batch_size": 4, "steps": 800},
     "cuda": {"width": 32, "outer_kernel": 9, "image_size": 256, "batch_size": 8, "steps": 10000},
 }
+_FP32_WHY = ("about 1.7x the cost of a bf16 step; sized to end within 15 minutes on 2 AVX2 cores "
+             "(a bf16 CPU trains 192 px x 1200 steps)")
+
 # Loss settings of fast training per loss net, where they differ from the net's Gatys defaults.
 # EfficientNet-Lite0: content at stage2 (stride 4, like Johnson's relu2_2) pins local structure
 # and stops the network painting saturated blobs into flat regions (seen with stage3 on every
@@ -60,6 +69,7 @@ _RESUMABLE = (
     "res_blocks", "outer_kernel", "separable", "variant", "amp", "seed", "checkpoint_every",
     "sample_every", "log_every", "blur_downsample", "upsample", "style_layers", "content_layer",
     "smoothing", "stability_weight", "stability_shift", "stability_rotate", "stability_noise", "style_auto",
+    "recipe",
 )
 _ARCHITECTURE = ("width", "res_blocks", "outer_kernel", "separable", "blur_downsample", "upsample")
 # What checkpoints written before an architecture field existed were trained with.
@@ -106,14 +116,34 @@ def build_perceptual(args: argparse.Namespace, device: torch.device) -> Perceptu
     )
 
 
-def apply_recipe_defaults(args: argparse.Namespace, device: torch.device) -> None:
-    """Fill the settings left unset with the default recipe of `device` and of the loss net."""
-    for key, value in DEVICE_DEFAULTS["cuda" if device.type == "cuda" else "cpu"].items():
+def recipe_name(device: torch.device, amp: torch.dtype | None) -> str:
+    """The key of RECIPES for a run on `device` whose steps autocast to `amp` (None: fp32)."""
+    if device.type == "cuda":
+        return "cuda"
+    return "cpu-fp32" if amp is None else "cpu-bf16"
+
+
+def apply_recipe_defaults(args: argparse.Namespace, device: torch.device, amp: torch.dtype | None) -> str:
+    """Fill the settings left unset with the default recipe of `device` (and its precision `amp`) and
+    of the loss net; returns the summary line that says which recipe, why, and what it set.
+
+    `args.recipe` records the recipe whose values were used: a resumed run keeps its checkpoint's,
+    and it is None when every setting was given.
+    """
+    name = recipe_name(device, amp)
+    taken = []
+    for key, value in RECIPES[name].items():
         if key == "steps":
             if args.steps is None and args.epochs is None:
                 args.steps = value
+                taken.append(f"{value} steps")
         elif getattr(args, key) is None:
             setattr(args, key, value)
+            taken.append(f"{key.replace('_', ' ')} {value}")
+    if taken:
+        args.recipe = name
+    elif not hasattr(args, "recipe"):
+        args.recipe = None
     try:
         args.loss_net = resolve_loss_net_name(args.loss_net, args.vgg_weights)
     except ValueError as exc:
@@ -121,6 +151,20 @@ def apply_recipe_defaults(args: argparse.Namespace, device: torch.device) -> Non
     for key, value in FAST_LOSS_DEFAULTS.get(args.loss_net, {}).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    what = ", ".join(taken) if taken else "nothing: every setting was given (or resumed)"
+    return f"default recipe {name} ({_recipe_why(name, args.amp)}): {what}"
+
+
+def _recipe_why(name: str, amp_flag: bool | None) -> str:
+    if name == "cuda":
+        return "a CUDA GPU"
+    if name == "cpu-bf16":
+        return "--amp: steps in bf16 autocast" if amp_flag else "native bf16 here: steps in bf16 autocast"
+    if amp_flag is False:
+        return f"--no-amp: steps in fp32, {_FP32_WHY}"
+    capped = bf16_ruled_out_by_env()
+    reason = f"bf16 not native: {capped}" if capped else "no native bf16 on this CPU"
+    return f"{reason}, so steps run in fp32, {_FP32_WHY}"
 
 
 @torch.no_grad()
@@ -141,7 +185,12 @@ def resolve_amp(args: argparse.Namespace, device: torch.device) -> torch.dtype |
         if args.amp is False:
             return None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    wanted = cpu_bf16_supported() if args.amp is None else args.amp
+    native = cpu_bf16_supported()
+    if args.amp and not native:
+        capped = bf16_ruled_out_by_env()
+        logger.warning("--amp: bf16 is not native on this CPU%s; it will likely train slower than fp32",
+                       f" ({capped})" if capped else "")
+    wanted = native if args.amp is None else args.amp
     return torch.bfloat16 if wanted else None
 
 

@@ -67,15 +67,17 @@ def _band(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 def edge_alignment(outputs: Sequence[np.ndarray], frames_bgr: Sequence[np.ndarray],
                    masks: Sequence[np.ndarray] | None = None) -> float:
-    """Mean edge correlation (`trainer.metrics.edge_correlation`) of the output with the *current*
-    input (inside `masks` if given, else the whole frame), from the second frame on (the first has
-    no past to ghost). Trails and lag put edges where the current input has none and lower it."""
+    """Mean edge correlation (`trainer.metrics.edge_correlation`, after its 1 px blur: structure, not
+    a resampled frame's softness) of the output with the *current* input (inside `masks` if given,
+    else the whole frame), from the second frame on (the first has no past to ghost). Trails and
+    lag put edges where the current input has none and lower it."""
     scores = []
     for t in range(1, len(outputs)):
         out = outputs[t]
         band = None if masks is None else torch.from_numpy(_band(masks[t], out.shape))
         scores.append(metrics.edge_correlation(rgb_array_to_tensor(out),
-                                               rgb_array_to_tensor(_as_rgb_at(frames_bgr[t], out.shape)), band))
+                                               rgb_array_to_tensor(_as_rgb_at(frames_bgr[t], out.shape)), band,
+                                               blur_sigma=metrics.EDGE_BLUR_SIGMA))
     return float(np.mean(scores)) if scores else 0.0
 
 
