@@ -2,12 +2,14 @@
 calibrated per painting and kept in the style file."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
-from nstcam.engines.detail import (DETAIL_AMOUNT, DETAIL_MAX, DETAIL_SIGMA, DETAIL_STEP, PROBE_STRUCTURE, LumaDetail,
-                                   calibrate_amount)
+from nstcam.engines.calibration import DETAIL_MAX, DETAIL_SIGMA, DETAIL_STEP, PROBE_STRUCTURE
+from nstcam.engines.detail import LumaDetail, calibrate_amount
+from nstcam.engines.instant import DETAIL_AMOUNT
 from nstcam.engines.instant import InstantStyle, InstantStyleError, load_instant, save_instant
 from nstcam.engines.microast import StyleCode, encode_style, instant_net
 from nstcam.jobs.instant_style import PROBE_SIZE, make_instant_style, probe_frames
@@ -136,3 +138,25 @@ def test_onnx_runtime_adds_each_styles_own_amount() -> None:
     for name in styles:
         assert np.abs(got[name] - ours.stylize(frame, style=name)).max() <= 2, name
     assert np.abs(got["most"] - got["half"]).mean() > 1
+
+
+def test_without_torch_the_amount_is_calibrated_on_onnx_runtime_alike() -> None:
+    """A launch on ONNX Runtime (most AVX2 CPUs, the lite bundle) calibrates there, with OpenCV's
+    figures: the same amount as torch's, or a grid step off where a probe's pixel saturates."""
+    pytest.importorskip("onnxruntime")
+    from nstcam.engines.calibration import luma_band
+    from nstcam.jobs.instant_style import calibrated_detail
+
+    from nstcam.engines.calibration import calibrate_outputs
+
+    for seed in (3, 7):
+        code = encode_style(painting(seed, (64, 64))).rows
+        assert abs(calibrated_detail(code, "torch") - calibrated_detail(code, "onnxruntime")) <= DETAIL_STEP, seed
+    photos = [scene(48, 64)[0].permute(1, 2, 0).numpy().astype(np.float64)]
+    assert calibrate_outputs(photos, photos) == DETAIL_AMOUNT  # the photo itself: the least band
+    texture = cv2.GaussianBlur(np.random.default_rng(0).random(photos[0].shape), (0, 0), 1.0)
+    painted = [np.clip(0.2 * cv2.GaussianBlur(p, (0, 0), 2.0) + 0.8 * texture, 0, 1) for p in photos]
+    assert DETAIL_AMOUNT < calibrate_outputs(painted, photos)  # strokes over washed-out edges: more band
+    x = scene(40, 52)
+    band = LumaDetail(1.0, DETAIL_SIGMA)(x)[0, 0].numpy()
+    np.testing.assert_allclose(luma_band(x[0].permute(1, 2, 0).numpy()), band, atol=1e-5)

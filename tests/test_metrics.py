@@ -1,8 +1,8 @@
 """trainer.metrics' edge figure: one function, two definitions the caller chooses between.
 
 The quality report and the instant styles' report publish the unblurred figure (Sobel on the luma
-as it is); the stability report blurs by 1 px first. Both are pinned here to an independent
-OpenCV computation, so neither can drift into the other again.
+as it is); the stability report blurs by 1 px first. Both are pinned here to the OpenCV
+computation instant styles are calibrated with where torch is absent, so neither can drift.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from nstcam.engines.calibration import edge_correlation as edge_correlation_cv
 from trainer.images import rgb_array_to_tensor
 from trainer.metrics import EDGE_BLUR_SIGMA, edge_correlation
 
@@ -29,16 +30,9 @@ def picture(h: int = 40, w: int = 56, seed: int = 0) -> np.ndarray:
 
 
 def opencv_edge_correlation(a: np.ndarray, b: np.ndarray, blur_sigma: float) -> float:
-    """The figure computed independently: Rec. 601 luma, optional Gaussian, Sobel, interior only."""
-    def grad(rgb: np.ndarray) -> np.ndarray:
-        luma = rgb.astype(np.float64) / 255 @ np.array([0.299, 0.587, 0.114])
-        if blur_sigma > 0:
-            luma = cv2.GaussianBlur(luma, (0, 0), blur_sigma, borderType=cv2.BORDER_REFLECT_101)
-        g = np.hypot(cv2.Sobel(luma, cv2.CV_64F, 1, 0), cv2.Sobel(luma, cv2.CV_64F, 0, 1))
-        return g[1:-1, 1:-1].ravel()
-
-    ga, gb = grad(a), grad(b)
-    return float(np.corrcoef(ga, gb)[0, 1])
+    """The figure computed with OpenCV (nstcam.engines.calibration, which calibrates instant
+    styles without torch): Rec. 601 luma, optional Gaussian, Sobel, interior only."""
+    return edge_correlation_cv(a.astype(np.float64) / 255, b.astype(np.float64) / 255, blur_sigma)
 
 
 @pytest.mark.parametrize("blur_sigma", [0.0, EDGE_BLUR_SIGMA])

@@ -181,13 +181,13 @@ def make_instant_style(rgb: np.ndarray, folder: Path, stem: str, taken: Iterable
     existing = find_by_digest(folder, digest)
     if existing is not None:
         if "detail" not in existing.meta:  # made before calibration (or without torch): calibrate it now
-            detail = calibrated_detail(existing.code)
+            detail = calibrated_detail(existing.code, runtime)
             if detail is not None:
                 existing.meta["detail"] = detail
                 save_instant(existing.path, existing)
         return existing
     code = encode_picture(rgb, runtime)
-    detail = calibrated_detail(code.rows)
+    detail = calibrated_detail(code.rows, runtime)
     name = style_name(stem, set(taken) | {p.stem for p in folder.glob("*" + SUFFIX)})
     meta = {"name": name, "title": stem.replace("_", " ").strip() or name, "source": source,
             "picture_sha256": digest, "style_side": STYLE_SIDE, **({} if detail is None else {"detail": detail})}
@@ -197,24 +197,44 @@ def make_instant_style(rgb: np.ndarray, folder: Path, stem: str, taken: Iterable
     return style
 
 
-def probe_frames() -> list[torch.Tensor]:
-    """The frames a style's detail amount is calibrated on: RGB [0, 1] (1, 3, H, W) tensors."""
+def probe_scenes() -> list[np.ndarray]:
+    """The frames a style's detail amount is calibrated on: the demo scene, BGR uint8."""
     from nstcam.live.demo import DemoSource
-    from trainer.images import rgb_array_to_tensor
 
     scene = DemoSource(*PROBE_SIZE)
-    return [rgb_array_to_tensor(cv2.cvtColor(scene.frame_at(t), cv2.COLOR_BGR2RGB)) for t in PROBE_MOMENTS]
+    return [scene.frame_at(t) for t in PROBE_MOMENTS]
 
 
-def calibrated_detail(code: np.ndarray) -> float | None:
-    """The fine-luma amount for the style `code` (`nstcam.engines.detail.calibrate_amount`); None
-    where torch is not installed (the lite bundle: the style keeps the default amount)."""
+def probe_frames() -> list[torch.Tensor]:
+    """`probe_scenes` as torch's calibration takes them: RGB [0, 1] (1, 3, H, W) tensors."""
+    from trainer.images import rgb_array_to_tensor
+
+    return [rgb_array_to_tensor(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)) for frame in probe_scenes()]
+
+
+def calibrated_detail(code: np.ndarray, runtime: str = "torch") -> float | None:
+    """The fine-luma amount for the style `code`: on torch (`nstcam.engines.detail`), or on ONNX
+    Runtime where that is the `runtime` or torch is not installed (`nstcam.engines.calibration`:
+    no torch to import for a dropped picture); None where neither can run MicroAST."""
+    if runtime != "onnxruntime":
+        try:
+            from nstcam.engines.detail import calibrate_amount
+            from nstcam.engines.microast import StyleCode, instant_net
+        except ImportError:  # no torch: the lite bundle
+            pass
+        else:
+            return calibrate_amount(instant_net(StyleCode(code)), probe_frames())
+    from nstcam.engines.calibration import calibrate_outputs
+    from nstcam.engines.instant_onnx import InstantUnavailable
+    from nstcam.engines.ort import OnnxStyleEngine
+
     try:
-        from nstcam.engines.detail import calibrate_amount
-        from nstcam.engines.microast import StyleCode, instant_net
-    except ImportError:
+        plain = OnnxStyleEngine({"s": InstantStyle(code, b"", {"detail": 0.0})}, device="cpu", size=None, threads=1)
+    except InstantUnavailable:
         return None
-    return calibrate_amount(instant_net(StyleCode(code)), probe_frames())
+    scenes = probe_scenes()
+    return calibrate_outputs([plain.stylize(f).astype(np.float64) / 255 for f in scenes],
+                             [cv2.cvtColor(f, cv2.COLOR_BGR2RGB).astype(np.float64) / 255 for f in scenes])
 
 
 def encode_picture(rgb: np.ndarray, runtime: str = "torch") -> StyleCode:
