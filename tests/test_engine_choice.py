@@ -128,18 +128,25 @@ def test_the_bf16_override_makes_bf16_not_native(monkeypatch) -> None:
 LAUNCH = """
 import sys
 from pathlib import Path
-import nstcam.registry
-nstcam.registry.bundled_styles_dir = lambda: Path(sys.argv[1]) / "none"
-from nstcam.cli import window_parser
-from nstcam.launch import prepare_window
-launch = prepare_window(window_parser().parse_args(["--camera", "demo", "--size", "32", "--styles-dir", sys.argv[1]]))
-import numpy as np
-launch.engine.stylize(np.zeros((48, 64, 3), np.uint8))
-print("torch imported:", "torch" in sys.modules)
-print("engine:", launch.engine.describe())
-print("styles:", " ".join(launch.engine.style_names))
-print("exporting:", launch.background.files if launch.background else None)
-getattr(launch.engine, "close", lambda: None)()
+
+
+def main() -> None:
+    import nstcam.registry
+    nstcam.registry.bundled_styles_dir = lambda: Path(sys.argv[1]) / "none"
+    from nstcam.cli import window_parser
+    from nstcam.launch import prepare_window
+    launch = prepare_window(window_parser().parse_args(["--camera", "demo", "--size", "32", "--styles-dir", sys.argv[1]]))
+    import numpy as np
+    launch.engine.stylize(np.zeros((48, 64, 3), np.uint8))
+    print("torch imported:", "torch" in sys.modules)
+    print("engine:", launch.engine.describe())
+    print("styles:", " ".join(launch.engine.style_names))
+    print("exporting:", launch.background.files if launch.background else None)
+    getattr(launch.engine, "close", lambda: None)()
+
+
+if __name__ == "__main__":  # the engine process and the background export are spawned: they import this
+    main()
 """
 
 
@@ -182,11 +189,12 @@ def test_a_remembered_onnx_runtime_choice_launches_without_torch(tmp_path) -> No
     (tmp_path / "cache" / "backend_choice.json").write_text(json.dumps(entries))  # torch won here
     third = launch()  # ONNX Runtime stands in while the engine process loads torch
     assert "torch imported: False" in third and "starting torch fp32" in third and "exporting: None" in third
-    export = folder / "beta.onnx"
+    assert "engine:" in third and "Traceback" not in third
+    export = folder / "alpha.onnx"  # the style the window starts with: its session opens at launch
     intact = export.read_bytes()
     export.write_bytes(intact.replace(b"Conv", b"Cxnv"))  # metadata intact, graph unloadable
     damaged = launch()
-    assert "beta.onnx: not a loadable ONNX model" in damaged and "starting with torch instead" in damaged
+    assert "alpha.onnx: not a loadable ONNX model" in damaged and "starting with torch instead" in damaged
     assert "torch imported: True" in damaged
     export.write_bytes(intact)
     (folder / "alpha.pt").unlink()
