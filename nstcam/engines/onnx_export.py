@@ -92,12 +92,19 @@ def ensure_onnx(style_path: Path, quantization: str = "fp32",
                 calibration: Sequence[np.ndarray] | None = None) -> Path:
     """The up-to-date ONNX export of `style_path`, exporting it first when missing or stale
     (`calibration`: as for `export_style`)."""
+    target, digest, current = export_state(style_path, quantization)
+    if current:
+        return target
+    return export_style(Path(style_path), target, quantization, calibration, sha256=digest)
+
+
+def export_state(style_path: Path, quantization: str = "fp32") -> tuple[Path, str, bool]:
+    """(where the export of `style_path` goes, the style file's SHA-256, whether the export there
+    is current); OSError if the style file cannot be read."""
     style_path = Path(style_path)
     digest = file_sha256(style_path)
     target = onnx_path(style_path, quantization, digest)
-    if is_current(target, style_path, digest):
-        return target
-    return export_style(style_path, target, quantization, calibration, sha256=digest)
+    return target, digest, is_current(target, style_path, digest)
 
 
 def export_style(style_path: Path, out: Path | None = None, quantization: str = "fp32",

@@ -137,6 +137,7 @@ class ProcessEngine:
         self._sources: dict[str, Any] = dict(sources) if sources is not None else dict(engine._models)
         self._child_styles = set(self._sources)  # the child gets a style added later with its first frame
         self._precision = precision or engine.precision  # the child's
+        self._standing_in = getattr(engine, "backend", "torch") == "onnxruntime"  # ONNX Runtime until the child runs
         self._threads = threads
         self._started = 0.0
         self._closing = threading.Event()  # set by close(): a frame waiting on the child gives up
@@ -192,7 +193,7 @@ class ProcessEngine:
     def _inner_model(self, model: Any) -> Any:
         """`model` as the wrapped engine takes it: an ONNX Runtime engine runs a trained style's
         export (made now, once, which needs torch), an instant style as it is."""
-        if getattr(self.inner, "backend", "torch") != "onnxruntime" or not hasattr(model, "config"):
+        if not self._standing_in or not hasattr(model, "config"):
             return model
         from nstcam.engines.onnx_export import ensure_onnx
 
@@ -217,11 +218,10 @@ class ProcessEngine:
         return self._state == "running"
 
     def describe(self) -> str:
-        standing_in = getattr(self.inner, "backend", "torch") == "onnxruntime"
         if not self.in_child:
-            starting = standing_in and self._state in ("idle", "starting")
+            starting = self._standing_in and self._state in ("idle", "starting")
             return self.inner.describe() + (f" · starting torch {self._precision}" if starting else "")
-        if standing_in:  # the child runs torch: say so, not the stand-in's runtime
+        if self._standing_in:  # the child runs torch: say so, not the stand-in's runtime
             selection = f" · {self.inner.selection}" if self.inner.selection else ""
             return f"cpu {self._precision}{selection} · engine process"
         return self.inner.describe() + " · engine process"

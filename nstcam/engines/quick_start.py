@@ -23,15 +23,15 @@ STOP_SECONDS = 5.0
 
 def missing_exports(style_files: Sequence[Path]) -> list[Path]:
     """The style files without a current fp32 export."""
-    from nstcam.engines.onnx_export import file_sha256, is_current, onnx_path
+    from nstcam.engines.onnx_export import export_state
 
     missing = []
     for path in style_files:
         try:
-            digest = file_sha256(path)
+            current = export_state(path)[2]
         except OSError:
             continue  # gone or unreadable: nothing to export
-        if not is_current(onnx_path(path, "fp32", digest), path, digest):
+        if not current:
             missing.append(path)
     return missing
 
