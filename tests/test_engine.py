@@ -80,6 +80,16 @@ def test_stats_and_description(engine: StyleEngine) -> None:
     assert engine.channels_last in (True, False)  # decided by measuring on the first frame
 
 
+def test_only_the_live_stream_tunes_the_thread_count(engine: StyleEngine, monkeypatch) -> None:
+    """Thumbnails and snapshots (other sizes) are other work, timed apart from the live stream."""
+    timed: list[float] = []
+    monkeypatch.setattr(engine._tuner, "record", timed.append)
+    for size in (48, 24, None):  # an explicit size, even the engine's own, is a one-off request
+        engine.stylize(frame(), size=size)
+    engine.stylize(frame())
+    assert len(timed) == 1
+
+
 @pytest.mark.parametrize("native", [True, False])
 def test_auto_precision_is_bf16_only_on_cpus_with_native_bf16(style_models, monkeypatch, native) -> None:
     import nstcam.engines.torch_engine as engine_module
@@ -145,7 +155,7 @@ def _pretend_cuda(engine: StyleEngine, monkeypatch: pytest.MonkeyPatch, errors: 
         sizes.append((tw, th))
         if errors:
             raise errors.pop(0)
-        return run_cpu(net, frame_bgr, tw, th)
+        return run_cpu(net, frame_bgr, tw, th, live=True)
 
     engine._device = torch.device("cuda", 0)
     monkeypatch.setattr(engine, "_run_cuda", fake_run_cuda)

@@ -215,3 +215,15 @@ def test_a_style_session_is_made_when_the_style_first_runs(styles_dir, tmp_path,
     engine.set_style(exports[1].stem)
     assert opened == [exports[0]] and engine.stylize(frame).shape == (32, 42, 3)
     assert opened == exports
+
+
+def test_only_the_live_stream_tunes_the_thread_count(style_pt, monkeypatch):
+    """Thumbnails and snapshots (other sizes) are other work: timing them in a trial once moved the
+    window to one thread."""
+    engine = OnnxStyleEngine({"s": style_pt.with_suffix(".onnx")}, device="cpu", size=48, threads=2)
+    timed: list[float] = []
+    monkeypatch.setattr(engine._tuner, "record", timed.append)
+    frame = np.zeros((48, 64, 3), np.uint8)
+    for size in (DEFAULT, 24, None, DEFAULT):
+        engine.stylize(frame, size=size)
+    assert len(timed) == 2

@@ -322,28 +322,31 @@ class OnnxStyleEngine(EngineBase):
             if (tw, th) != (w, h):
                 frame = cv2.resize(frame, (tw, th), interpolation=cv2.INTER_AREA if tw < w else cv2.INTER_LINEAR)
             padded, (ph, pw) = pad_frame(np.ascontiguousarray(frame))
+            live = isinstance(size, _Default)  # the stream the thread count is tuned for
             try:
-                out = self._run(name, padded)
+                out = self._run(name, padded, live)
             except Exception as exc:
                 if self._device.type != "cuda":
                     raise
                 log.warning("ONNX Runtime on CUDA failed: %r", exc)
                 self._load(OrtDevice("cpu"))
                 self._notice(f"GPU error ({_first_line(exc)}); switched to CPU, which is much slower")
-                out = self._run(name, padded)
+                out = self._run(name, padded, live)
             result = np.ascontiguousarray(out[0, :ph, :pw])
             elapsed = time.perf_counter() - t0
         self._timer.tick(elapsed)
         return result
 
-    def _run(self, name: str, padded: np.ndarray) -> np.ndarray:
+    def _run(self, name: str, padded: np.ndarray, live: bool) -> np.ndarray:
+        """`live`: a frame of the stream at the engine's own size, timed for the thread tuner."""
         path = self._paths[name]
-        session = self._session(path, self._tuner.current)
+        session = self._session(path, self._tuner.current if live else self._tuner.settled)
         feeds = {session.get_inputs()[0].name: padded[None]}
         feeds.update(self._codes.get(name, {}))
         t0 = time.perf_counter()
         out = session.run(None, feeds)[0]
-        self._tuner.record(time.perf_counter() - t0)
+        if live:
+            self._tuner.record(time.perf_counter() - t0)
         return out
 
     def _session(self, path: Path, threads: int):

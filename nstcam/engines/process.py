@@ -76,10 +76,11 @@ def _child_main(conn: Connection, models: dict, size: int | None, precision: str
                     shm.close()
                 buffers = {"in": SharedMemory(msg[1]), "out": SharedMemory(msg[2])}
             elif msg[0] == "run":
-                _, shape, style, size_arg = msg  # the app's processing size, which the user may change
+                _, shape, style, size = msg  # the app's processing size, which the user may change
                 frame = np.ndarray(shape, np.uint8, buffer=buffers["in"].buf)
+                engine.size = size  # the live stream runs at the engine's own size (its thread tuning)
                 try:
-                    out = engine.stylize(frame, style, size_arg)
+                    out = engine.stylize(frame, style)
                 except Exception as exc:  # reported to the app, which raises it in its own thread
                     conn.send(("error", f"{type(exc).__name__}: {exc}"))
                     continue

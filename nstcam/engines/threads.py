@@ -11,7 +11,9 @@ triggers a trial at once, so the engine follows the machine's load within a seco
 returns to all threads when the other process stops, without a restart.
 
 It only counts and decides; each engine applies the choice (torch.set_num_threads, or one ONNX
-Runtime session per choice). Torch-free.
+Runtime session per choice) and times only the live stream, the frames at the engine's own size:
+a gallery thumbnail or a snapshot is a different amount of work, and one in a trial decided it
+(a 60 px thumbnail at 16 ms "beat" 36 ms live frames, and the window ran on one thread). Torch-free.
 """
 from __future__ import annotations
 
@@ -45,7 +47,8 @@ class ThreadTuner(Generic[T]):
     """Picks, among ordered `choices`, the one with the shortest frame time now.
 
     Call `current` before a frame and `record(seconds)` after it, from one thread at a time
-    (the engines call both under their frame lock).
+    (the engines call both under their frame lock); frames of other work run with `settled` and
+    are not recorded.
     """
 
     def __init__(self, choices: Sequence[T], probe_every: int = PROBE_EVERY,

@@ -289,7 +289,7 @@ class StyleEngine(EngineBase):
                     if self._device.type == "cuda":
                         out = self._run_cuda(self._nets[name], frame_bgr, tw, th)
                     else:
-                        out = self._run_cpu(self._nets[name], frame_bgr, tw, th)
+                        out = self._run_cpu(self._nets[name], frame_bgr, tw, th, live=isinstance(size, _Default))
                     break
                 except Exception as exc:
                     if self._device.type != "cuda" or not is_cuda_fault(exc):
@@ -305,7 +305,8 @@ class StyleEngine(EngineBase):
         self._timer.reset()
 
     @torch.inference_mode()
-    def _run_cpu(self, net: nn.Module, frame: np.ndarray, tw: int, th: int) -> np.ndarray:
+    def _run_cpu(self, net: nn.Module, frame: np.ndarray, tw: int, th: int, live: bool) -> np.ndarray:
+        """`live`: a frame of the stream at the engine's own size, timed for the thread tuner."""
         h, w = frame.shape[:2]
         if (tw, th) != (w, h):
             interp = cv2.INTER_AREA if tw < w else cv2.INTER_LINEAR
@@ -317,12 +318,13 @@ class StyleEngine(EngineBase):
             self._measure_memory_format(net, x)
         if not self._channels_last:
             x = x.contiguous()
-        threads = self._tuner.current
+        threads = self._tuner.current if live else self._tuner.settled
         if torch.get_num_threads() != threads:  # per thread: the stylize thread sets its own
             torch.set_num_threads(threads)
         t0 = time.perf_counter()
         y = net(x)
-        self._tuner.record(time.perf_counter() - t0)
+        if live:
+            self._tuner.record(time.perf_counter() - t0)
         return _to_rgb_uint8(y.float()).numpy()  # bf16 is too coarse to scale to 0-255 in
 
     @torch.inference_mode()
