@@ -3,6 +3,7 @@ resets, pause/resume, errors, clean stop."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 import time
 from pathlib import Path
 
@@ -268,3 +269,57 @@ def test_pause_waits_for_the_frame_in_progress_and_resume_resets(engine: StyleEn
         producer.halt.set()
         producer.join()
         worker.stop()
+
+
+class Handshake:
+    """A processor that finishes its n-th frame only once the engine has started frame n + 1."""
+
+    def __init__(self, engine_calls: threading.Condition, calls: Callable[[], int]) -> None:
+        self.engine_calls = engine_calls
+        self.calls = calls
+        self.seen = 0
+        self.overlapped: list[bool] = []
+        self.done = False  # the test has its answer: stop waiting
+
+    def process(self, raw_bgr: np.ndarray, stylized_rgb: np.ndarray) -> np.ndarray:
+        self.seen += 1
+        if not self.done:
+            with self.engine_calls:
+                self.overlapped.append(self.engine_calls.wait_for(lambda: self.done or self.calls() > self.seen, WAIT))
+        return stylized_rgb
+
+    def reset(self) -> None:
+        pass
+
+
+def test_the_engine_stylizes_the_next_frame_while_the_chain_finishes_this_one(
+        engine: StyleEngine, no_leftover_threads: None) -> None:
+    """In line, the chain's milliseconds (stabilizer, look) added to every frame's engine time."""
+    entered = threading.Condition()
+
+    class Signalling(SlowEngine):
+        def stylize(self, frame: np.ndarray, style: str | None = None) -> np.ndarray:
+            with entered:
+                self.calls += 1
+                entered.notify_all()
+            return self.engine.stylize(frame, style)
+
+    slot: LatestSlot[np.ndarray] = LatestSlot()
+    signalling = Signalling(engine, extra_s=0.0)
+    chain = Handshake(entered, lambda: signalling.calls)
+    results, enough, on_result = collect_results(3)
+    worker = stylize_thread(slot, signalling, on_result, processors=[chain])
+    producer = Producer(slot)
+    producer.start()
+    worker.start()
+    try:
+        assert enough.wait(WAIT)
+        assert chain.overlapped[:3] == [True] * 3
+        assert [r.seq for r in results] == sorted(r.seq for r in results)  # still in capture order
+    finally:
+        chain.done = True
+        with entered:
+            entered.notify_all()
+        producer.halt.set()
+        producer.join()
+        assert worker.stop()

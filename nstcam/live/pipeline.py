@@ -5,11 +5,11 @@ chain of `FrameProcessor`s post-processes it (a temporal stabilizer needs the pr
 stylized frames, so the chain keeps state and must be reset wherever the video is discontinuous:
 a style switch, a source switch, a resume after a pause, or a gap in capture time).
 
-`StylizeThread` drives a `FramePath` live. It never works through a backlog: each turn it asks the
-capture slot for the newest frame after the one it did last, so frames that arrived meanwhile are
-skipped (and counted as the slot's `dropped`), and capture-to-result latency stays about one
-capture interval plus one stylize. Results go to a `SinkFanout` (nstcam.live.sinks), whose sinks never
-block this thread.
+`StylizeThread` drives a `FramePath` live, the engine on one thread and the chain on another. It
+never works through a backlog: each turn it asks the capture slot for the newest frame after the
+one it did last, so frames that arrived meanwhile are skipped (and counted as the slot's
+`dropped`), and capture-to-result latency stays about one capture interval plus one stylize.
+Results go to a `SinkFanout` (nstcam.live.sinks), whose sinks never block these threads.
 """
 from __future__ import annotations
 
@@ -87,7 +87,8 @@ class Stylizer(Protocol):
 
 
 class FramePath:
-    """Engine + processor chain for one stream of frames; not thread-safe (one caller at a time).
+    """Engine + processor chain for one stream of frames. `run` (or `process`, for frames the
+    engine stylized) from one thread at a time; the engine may meanwhile stylize the next frame.
 
     The chain is reset before the next frame when `reset()` was called (a source switch, a resume),
     when the style changes, when capture time jumps by more than `GAP_SECONDS`, when sequence
@@ -111,7 +112,11 @@ class FramePath:
         still describes the previous frame."""
         stamp = time.monotonic() if t_captured is None else t_captured
         style = self.engine.style if style is None else style
-        stylized = self.engine.stylize(frame_bgr, style)
+        return self.process(frame_bgr, self.engine.stylize(frame_bgr, style), seq, stamp, style)
+
+    def process(self, frame_bgr: np.ndarray, stylized: np.ndarray, seq: int, stamp: float, style: str) -> FrameResult:
+        """The chain for `stylized`, the engine's picture of `frame_bgr` in `style`: the half of
+        `run` that may run on another thread while the engine works on the next frame."""
         cut = self._cut(stamp, seq)
         fresh = cut or self._last is None or (style, frame_bgr.shape) != (self._last[0], self._last[3])
         processors = self.processors  # one chain per frame, even if another thread swaps it
@@ -187,12 +192,19 @@ class ResultSink(Protocol):
 
 
 class StylizeThread(threading.Thread):
-    """Consumes `frames`, runs `path`, offers each result to `sink` and keeps it in `results`.
+    """Consumes `frames`, stylizes them and, on a second thread (`finish`), runs the rest of
+    `path` on each, offers the result to `sink` and keeps it in `results`.
 
-    `pause()` makes the thread wait after its current frame (`wait_paused` blocks until it does:
-    a snapshot refining on a CPU wants every core); `resume()` continues and resets the path.
-    Exceptions from the engine or a processor go to `on_error` (as the exception object) and the
-    loop carries on with the next frame.
+    Two stages, so the engine works on the next frame while the chain (stabilizer, look) finishes
+    this one: an engine rarely keeps every core busy (ONNX Runtime's second thread did 40 % of a
+    core's work beside its caller's 100 %; the engine process leaves the app's cores idle while
+    it computes), and in line the chain's few milliseconds added to every frame. At most one
+    stylized frame waits for the chain, so nothing queues up.
+
+    `pause()` makes the thread wait after its current frame (`wait_paused` blocks until that frame
+    is finished too: a snapshot refining on a CPU wants every core); `resume()` continues and
+    resets the path. Exceptions from the engine or a processor go to `on_error` (as the exception
+    object) and the loop carries on with the next frame.
     """
 
     def __init__(
@@ -210,21 +222,29 @@ class StylizeThread(threading.Thread):
         self._stop_event = threading.Event()
         self._state = threading.Condition()
         self._pause_requested = False
-        self._idle = True  # not inside a frame
+        self._busy = 0  # frames stylized or handed over and not yet finished
+        self._handover: tuple[Stamped[np.ndarray], str, np.ndarray] | None = None
         self._errors = ErrorOnce("stylizing", on_error)
+        self._finisher = threading.Thread(target=self._finish_loop, name="finish", daemon=True)
 
     # ------------------------------------------------------------------ commands (any thread)
+    def start(self) -> None:
+        super().start()
+        self._finisher.start()
+
     def stop(self, timeout: float = 5.0) -> bool:
-        """Finish the current frame, then end; True if the thread was joined within `timeout`."""
+        """Finish the current frame, then end both threads; True if they were joined within `timeout`."""
+        deadline = time.monotonic() + timeout
         self._stop_event.set()
         with self._state:
             self._state.notify_all()
         joined = True
-        if self.ident is not None and threading.current_thread() is not self:
-            self.join(timeout)
-            joined = not self.is_alive()
-            if not joined:
-                log.warning("stylize thread did not stop within %.1f s", timeout)
+        for thread in (self, self._finisher):
+            if thread.ident is not None and threading.current_thread() is not thread:
+                thread.join(max(0.0, deadline - time.monotonic()))
+                if thread.is_alive():
+                    log.warning("%s thread did not stop within %.1f s", thread.name, timeout)
+                    joined = False
         self.results.close()
         return joined
 
@@ -233,9 +253,9 @@ class StylizeThread(threading.Thread):
             self._pause_requested = True
 
     def wait_paused(self, timeout: float) -> bool:
-        """After `pause()`: wait until no frame is being stylized; False on timeout."""
+        """After `pause()`: wait until no frame is being stylized or finished; False on timeout."""
         with self._state:
-            return self._state.wait_for(lambda: self._idle or not self.is_alive(), timeout)
+            return self._state.wait_for(lambda: not self._busy or not self.is_alive(), timeout)
 
     def resume(self) -> None:
         with self._state:
@@ -248,7 +268,12 @@ class StylizeThread(threading.Thread):
     def paused(self) -> bool:
         return self._pause_requested
 
-    # ------------------------------------------------------------------ the loop
+    @property
+    def errors(self) -> int:
+        """Frames that failed to stylize or process."""
+        return self._errors.count
+
+    # ------------------------------------------------------------------ the engine's stage
     def run(self) -> None:
         last = 0
         while not self._stop_event.is_set():
@@ -262,30 +287,50 @@ class StylizeThread(threading.Thread):
                     break
                 continue
             last = got.seq
-            result = self._run_one(got)
-            if result is None:
-                continue
-            self._errors.succeeded()
-            self.results.put(result)
-            self.sink.offer(result)
-        self.results.close()
-
-    def _run_one(self, got: Stamped[np.ndarray]) -> FrameResult | None:
+            with self._state:
+                if self._pause_requested:
+                    continue
+                self._busy += 1
+            stylized = self._stylize(got)
+            with self._state:
+                if stylized is None:
+                    self._busy -= 1
+                else:  # wait while the chain still holds the previous frame
+                    self._state.wait_for(lambda: self._handover is None or self._stop_event.is_set())
+                    self._handover = stylized
+                self._state.notify_all()
         with self._state:
-            if self._pause_requested:
-                return None
-            self._idle = False
+            self._stop_event.set()  # the source ended or stop(): the chain ends after the frame it holds
+            self._state.notify_all()
+
+    def _stylize(self, got: Stamped[np.ndarray]) -> tuple[Stamped[np.ndarray], str, np.ndarray] | None:
+        style = self.path.engine.style
         try:
-            return self.path.run(got.item, seq=got.seq, t_captured=got.stamp)
-        except Exception as exc:  # engine or processor failure: report, go on with the next frame
+            return got, style, self.path.engine.stylize(got.item, style)
+        except Exception as exc:  # engine failure: report, go on with the next frame
             self._errors.report(exc)
             return None
-        finally:
-            with self._state:
-                self._idle = True
-                self._state.notify_all()
 
-    @property
-    def errors(self) -> int:
-        """Frames that failed to stylize or process."""
-        return self._errors.count
+    # ------------------------------------------------------------------ the chain's stage
+    def _finish_loop(self) -> None:
+        while True:
+            with self._state:
+                self._state.wait_for(lambda: self._handover is not None or self._stop_event.is_set())
+                item, self._handover = self._handover, None
+                self._state.notify_all()
+            if item is None:
+                break
+            got, style, stylized = item
+            try:
+                result = self.path.process(got.item, stylized, got.seq, got.stamp, style)
+            except Exception as exc:  # a processor failure: report, go on with the next frame
+                self._errors.report(exc)
+                result = None
+            if result is not None:
+                self._errors.succeeded()
+                self.results.put(result)
+                self.sink.offer(result)
+            with self._state:
+                self._busy -= 1
+                self._state.notify_all()
+        self.results.close()
