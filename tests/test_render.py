@@ -58,6 +58,34 @@ def test_render_can_be_cancelled(video_file: Path, engine: StyleEngine, tmp_path
     assert len(read_all_frames(result.path)) == 5
 
 
+class FailsAt:
+    """A processor that fails on its `n`-th frame."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.seen = 0
+
+    def process(self, raw_bgr: np.ndarray, stylized_rgb: np.ndarray) -> np.ndarray:
+        self.seen += 1
+        if self.seen == self.n:
+            raise RuntimeError("processor broke")
+        return stylized_rgb
+
+    def reset(self) -> None:
+        pass
+
+
+def test_a_processor_failing_on_its_thread_fails_the_render_and_leaves_no_file(video_file: Path,
+                                                                               engine: StyleEngine,
+                                                                               tmp_path: Path) -> None:
+    """The processors run beside the engine (nstcam.live.pipeline.ChainThread); their error still
+    ends the render, and the unfinished output is removed."""
+    out = tmp_path / "broken.mp4"
+    with pytest.raises(RuntimeError, match="processor broke"):
+        render_video(video_file, out, engine, processors=[FailsAt(5)])
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
 def test_render_errors_name_the_input(engine: StyleEngine, tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="missing.avi.*does not exist"):
         render_video(tmp_path / "missing.avi", tmp_path / "o.mp4", engine)

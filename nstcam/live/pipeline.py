@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.1  # how often a waiting thread checks its stop flag
 GAP_SECONDS = 0.5  # captured frames further apart than this are a cut, not motion
+JOIN_SECONDS = 5.0  # what the stylize thread gives its chain to finish when the source ends
 
 
 @dataclass(frozen=True)
@@ -191,20 +192,84 @@ class ResultSink(Protocol):
     def offer(self, result: FrameResult) -> None: ...
 
 
-class StylizeThread(threading.Thread):
-    """Consumes `frames`, stylizes them and, on a second thread (`finish`), runs the rest of
-    `path` on each, offers the result to `sink` and keeps it in `results`.
+class ChainThread(threading.Thread):
+    """Runs the chain (`FramePath.process`) on frames the engine stylized, on its own thread, and
+    passes each result to `deliver`, so the engine can work on the next frame meanwhile.
 
-    Two stages, so the engine works on the next frame while the chain (stabilizer, look) finishes
-    this one: an engine rarely keeps every core busy (ONNX Runtime's second thread did 40 % of a
-    core's work beside its caller's 100 %; the engine process leaves the app's cores idle while
-    it computes), and in line the chain's few milliseconds added to every frame. At most one
-    stylized frame waits for the chain, so nothing queues up.
+    Why: an engine rarely keeps every core busy (ONNX Runtime's second thread did 40 % of a core's
+    work beside its caller's 100 %; the engine process leaves the app's cores idle while it
+    computes), and in line the chain's few milliseconds (stabilizer, look; in `render` the
+    encoder's hand-off too) added to every frame. `hand` blocks while the previous frame is still
+    in the chain, so at most one frame waits and frames stay in order. Errors go to `on_error` and
+    the thread carries on with the next frame.
+    """
+
+    def __init__(self, path: FramePath, deliver: Callable[[FrameResult], None],
+                 on_error: Callable[[Exception], None]) -> None:
+        super().__init__(name="finish", daemon=True)
+        self.path = path
+        self.deliver = deliver
+        self.on_error = on_error
+        self._cond = threading.Condition()
+        self._item: tuple[np.ndarray, np.ndarray, int, float, str] | None = None
+        self._working = False
+        self._closed = False
+
+    def hand(self, frame_bgr: np.ndarray, stylized: np.ndarray, seq: int, stamp: float, style: str) -> bool:
+        """Queue one stylized frame for the chain, waiting while the previous one is still there;
+        False (and dropped) once the thread is closed."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._item is None or self._closed)
+            if self._closed:
+                return False
+            self._item = (frame_bgr, stylized, seq, stamp, style)
+            self._cond.notify_all()
+            return True
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until every frame handed over has been delivered; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: (self._item is None and not self._working) or not self.is_alive(),
+                                       timeout)
+
+    def close(self, timeout: float) -> bool:
+        """Finish the frame handed over, if any, then end; True if joined within `timeout`."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self.ident is not None and threading.current_thread() is not self:
+            self.join(timeout)
+            if self.is_alive():
+                log.warning("finish thread did not stop within %.1f s", timeout)
+        return not self.is_alive()
+
+    def run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._item is not None or self._closed)
+                item, self._item = self._item, None
+                self._working = item is not None
+                self._cond.notify_all()
+            if item is None:
+                return
+            try:
+                self.deliver(self.path.process(*item))
+            except Exception as exc:  # a processor or a sink failed: report, go on with the next frame
+                self.on_error(exc)
+            finally:
+                with self._cond:
+                    self._working = False
+                    self._cond.notify_all()
+
+
+class StylizeThread(threading.Thread):
+    """Consumes `frames` and stylizes them; a `ChainThread` runs the rest of `path` on each
+    result, offers it to `sink` and keeps it in `results`.
 
     `pause()` makes the thread wait after its current frame (`wait_paused` blocks until that frame
-    is finished too: a snapshot refining on a CPU wants every core); `resume()` continues and
-    resets the path. Exceptions from the engine or a processor go to `on_error` (as the exception
-    object) and the loop carries on with the next frame.
+    is through the chain too: a snapshot refining on a CPU wants every core); `resume()` continues
+    and resets the path. Exceptions from the engine or a processor go to `on_error` (as the
+    exception object) and the loop carries on with the next frame.
     """
 
     def __init__(
@@ -222,15 +287,14 @@ class StylizeThread(threading.Thread):
         self._stop_event = threading.Event()
         self._state = threading.Condition()
         self._pause_requested = False
-        self._busy = 0  # frames stylized or handed over and not yet finished
-        self._handover: tuple[Stamped[np.ndarray], str, np.ndarray] | None = None
+        self._idle = True  # not inside a frame's engine stage
         self._errors = ErrorOnce("stylizing", on_error)
-        self._finisher = threading.Thread(target=self._finish_loop, name="finish", daemon=True)
+        self._chain = ChainThread(path, self._deliver, self._errors.report)
 
     # ------------------------------------------------------------------ commands (any thread)
     def start(self) -> None:
         super().start()
-        self._finisher.start()
+        self._chain.start()
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Finish the current frame, then end both threads; True if they were joined within `timeout`."""
@@ -239,12 +303,12 @@ class StylizeThread(threading.Thread):
         with self._state:
             self._state.notify_all()
         joined = True
-        for thread in (self, self._finisher):
-            if thread.ident is not None and threading.current_thread() is not thread:
-                thread.join(max(0.0, deadline - time.monotonic()))
-                if thread.is_alive():
-                    log.warning("%s thread did not stop within %.1f s", thread.name, timeout)
-                    joined = False
+        if self.ident is not None and threading.current_thread() is not self:
+            self.join(timeout)
+            joined = not self.is_alive()
+            if not joined:
+                log.warning("stylize thread did not stop within %.1f s", timeout)
+        joined = self._chain.close(max(0.0, deadline - time.monotonic())) and joined
         self.results.close()
         return joined
 
@@ -254,8 +318,11 @@ class StylizeThread(threading.Thread):
 
     def wait_paused(self, timeout: float) -> bool:
         """After `pause()`: wait until no frame is being stylized or finished; False on timeout."""
+        deadline = time.monotonic() + timeout
         with self._state:
-            return self._state.wait_for(lambda: not self._busy or not self.is_alive(), timeout)
+            if not self._state.wait_for(lambda: self._idle or not self.is_alive(), timeout):
+                return False
+        return self._chain.wait_idle(max(0.0, deadline - time.monotonic()))
 
     def resume(self) -> None:
         with self._state:
@@ -273,7 +340,7 @@ class StylizeThread(threading.Thread):
         """Frames that failed to stylize or process."""
         return self._errors.count
 
-    # ------------------------------------------------------------------ the engine's stage
+    # ------------------------------------------------------------------ the loop
     def run(self) -> None:
         last = 0
         while not self._stop_event.is_set():
@@ -287,50 +354,27 @@ class StylizeThread(threading.Thread):
                     break
                 continue
             last = got.seq
-            with self._state:
-                if self._pause_requested:
-                    continue
-                self._busy += 1
-            stylized = self._stylize(got)
-            with self._state:
-                if stylized is None:
-                    self._busy -= 1
-                else:  # wait while the chain still holds the previous frame
-                    self._state.wait_for(lambda: self._handover is None or self._stop_event.is_set())
-                    self._handover = stylized
-                self._state.notify_all()
-        with self._state:
-            self._stop_event.set()  # the source ended or stop(): the chain ends after the frame it holds
-            self._state.notify_all()
+            self._run_one(got)
+        if not self._stop_event.is_set():  # the source ended: the chain finishes, then ends too
+            self._chain.close(JOIN_SECONDS)
+            self.results.close()
 
-    def _stylize(self, got: Stamped[np.ndarray]) -> tuple[Stamped[np.ndarray], str, np.ndarray] | None:
-        style = self.path.engine.style
+    def _run_one(self, got: Stamped[np.ndarray]) -> None:
+        with self._state:
+            if self._pause_requested:
+                return
+            self._idle = False
         try:
-            return got, style, self.path.engine.stylize(got.item, style)
+            style = self.path.engine.style
+            self._chain.hand(got.item, self.path.engine.stylize(got.item, style), got.seq, got.stamp, style)
         except Exception as exc:  # engine failure: report, go on with the next frame
             self._errors.report(exc)
-            return None
+        finally:
+            with self._state:
+                self._idle = True  # handed over: `wait_paused` waits for the chain next
+                self._state.notify_all()
 
-    # ------------------------------------------------------------------ the chain's stage
-    def _finish_loop(self) -> None:
-        while True:
-            with self._state:
-                self._state.wait_for(lambda: self._handover is not None or self._stop_event.is_set())
-                item, self._handover = self._handover, None
-                self._state.notify_all()
-            if item is None:
-                break
-            got, style, stylized = item
-            try:
-                result = self.path.process(got.item, stylized, got.seq, got.stamp, style)
-            except Exception as exc:  # a processor failure: report, go on with the next frame
-                self._errors.report(exc)
-                result = None
-            if result is not None:
-                self._errors.succeeded()
-                self.results.put(result)
-                self.sink.offer(result)
-            with self._state:
-                self._busy -= 1
-                self._state.notify_all()
-        self.results.close()
+    def _deliver(self, result: FrameResult) -> None:
+        self._errors.succeeded()
+        self.results.put(result)
+        self.sink.offer(result)

@@ -1,9 +1,9 @@
 """Offline rendering: stylize every frame of a video file into a new video, nothing dropped.
 
-The frames take the live path's pieces without its threads: `CvSource` reads and normalises them
-(grey, BGRA and 16-bit frames become BGR uint8, as in the window), a `FramePath` runs the engine
-and the processors, and a `RecorderSink` over a `Recorder` with `realtime=False` (whose `write`
-blocks when the encoder is behind) writes them. The output keeps the input's frame count and each
+The frames take the live path's pieces: `CvSource` reads and normalises them (grey, BGRA and
+16-bit frames become BGR uint8, as in the window), the engine stylizes each while a `ChainThread`
+runs the processors on the one before (as in the window), and a `RecorderSink` over a `Recorder`
+with `realtime=False` (whose `write` blocks when the encoder is behind) writes them. The output keeps the input's frame count and each
 frame's time (so its length and a variable frame rate; the rate is measured from the timestamps,
 not taken from the container's often wrong statement); its size is the engine's processing size
 for the input's frames. AVI (MJPG) holds one constant rate, and says so when that changes the length.
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nstcam.live.capture import BadFrame, to_bgr8
-from nstcam.live.pipeline import FramePath, FrameProcessor, Stylizer
+from nstcam.live.pipeline import ChainThread, FramePath, FrameProcessor, Stylizer
 from nstcam.live.probe import MediaInfo, probe_media
 from nstcam.live.recorder import Recorder, RecorderError
 from nstcam.live.sinks import RecorderSink
@@ -29,6 +29,7 @@ DURATION_TOLERANCE = 0.02  # the output's length may differ from the input's by 
 # The processing short side when none is asked for: the input's own up to Full HD. An 8K clip at
 # its own size takes minutes a frame on a CPU and tens of GB; past 1080 the strokes barely change.
 DEFAULT_MAX_SIZE = 1080
+FINISH_SECONDS = 30.0  # what the chain may take for its last frame (the encoder may be behind)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,13 @@ def _check_constant_rate(recorder: Recorder, input_seconds: float, input_path: s
                     "write .mp4, .mov or .mkv to keep its timing", recorder.path, seconds, input_path, input_seconds)
 
 
+def _finish(chain: ChainThread | None) -> None:
+    """Let the chain finish the frame it holds (idempotent), so the recorder gets every frame
+    stylized before it closes."""
+    if chain is not None:
+        chain.close(FINISH_SECONDS)
+
+
 def _discard(sink: RecorderSink | None) -> str:
     """Close and remove an unfinished output (a failed render leaves no half-written file);
     returns what to add to the error message."""
@@ -127,11 +135,13 @@ def render_video(
     if progress is not None:
         progress(0, total)  # the total shows before the first frame, which may take long
     sink: RecorderSink | None = None
+    chain: ChainThread | None = None
+    failures: list[Exception] = []  # from the chain's thread: a processor or the recorder's hand-off
     frames = 0
     cancelled = False
     first_t = t = None
     try:
-        while True:
+        while not failures:
             if cancel is not None and cancel.is_set():
                 cancelled = True
                 break
@@ -145,21 +155,29 @@ def render_video(
             frames += 1
             t = _frame_time(source.position, t, source.fps)
             first_t = t if first_t is None else first_t
-            result = path.run(frame, seq=frames, t_captured=t, style=style)
+            name = engine.style if style is None else style
+            stylized = engine.stylize(frame, name)
             if sink is None:
                 sound = input_path if info is not None and info.audio else None
                 sink = RecorderSink(Recorder(output_path, source.fps, realtime=False, sound_from=sound))
-            sink.offer(result)
+                chain = ChainThread(path, sink.offer, failures.append)
+                chain.start()
+            chain.hand(frame, stylized, frames, t, name)  # the chain runs while the engine does the next frame
             if sink.recorder.error:
                 break
             if progress is not None:
                 progress(frames, total)
+        _finish(chain)
+        if failures:
+            raise failures[0]
     except KeyboardInterrupt:
         raise  # Ctrl-C, SIGTERM: what was written is finished below into a playable file
     except BaseException:
+        _finish(chain)
         _discard(sink)
         raise
     finally:
+        _finish(chain)
         source.release()
         if sink is not None:
             sink.recorder.close()
