@@ -27,13 +27,17 @@ def frame_shape(size: int) -> tuple[int, int]:
 
 
 def auto_choice(model: Any, size: int, threads: int) -> Choice:
-    """The remembered choice for `model`'s architecture at `size`, or a new one measured now."""
+    """The remembered choice for `model`'s architecture at `size`, or a new one measured now (also
+    when the remembered one was a close call, nstcam.engines.choice.CLOSE_CALL)."""
     key = choices.choice_key(choices.model_arch_id(model), size, threads)
     remembered = choices.recall(key)
-    if remembered is not None:
+    if remembered is not None and remembered.settled:
         log.info("backend: %s", remembered.reason())
         return remembered
     chosen = measure(model, size, threads)
+    if remembered is not None:  # a close call: each candidate keeps its best figure
+        chosen = remembered.measured_again(chosen)
+        log.info("backend: measured again: %s", chosen.reason())
     choices.remember(key, chosen)
     return chosen
 
@@ -110,6 +114,9 @@ def remembered_launch(dirs: Sequence[Path], size: int, threads: int, style: str 
     arch = model.meta.get("arch") if isinstance(model, OnnxStyle) else choices.model_arch_id(model)
     remembered = choices.recall(choices.choice_key(arch, size, threads)) if arch else None
     if remembered is None:
+        return None
+    if not remembered.settled:
+        log.info("backend: %s; deciding with torch", remembered.reason())
         return None
     if remembered.chosen.backend == "onnxruntime" and remembered.chosen.precision != "fp32":
         suffix = SUFFIXES[remembered.chosen.precision]

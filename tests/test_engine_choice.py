@@ -97,6 +97,34 @@ def test_a_choice_is_remembered_per_machine_network_and_size(cache, monkeypatch)
     assert choices.recall(choices.choice_key("net1", 240, threads=2)) is None
 
 
+def test_a_close_call_is_measured_again_and_each_candidate_keeps_its_best_figure(tmp_path, cache,
+                                                                                monkeypatch) -> None:
+    """A first launch timed during a burst of other work must not decide for good."""
+    from nstcam import autobackend
+    from trainer.stylefile import load_style
+
+    model = load_style(make_style_file(tmp_path / "s.pt", "s", 1, config=TINY_CONFIG))
+    timings = iter([  # (torch fp32, ONNX Runtime int8) frames/s at three launches
+        (10.0, 10.4),  # a burst slowed torch: int8 "leads" by 1.04x
+        (13.0, 10.2),
+        (12.5, 10.6),
+    ])
+
+    def measure(model, size, threads) -> Choice:
+        torch_fps, int8_fps = next(timings)
+        fps = {TORCH_FP32.label: torch_fps, ORT_INT8.label: int8_fps}
+        return Choice(max((TORCH_FP32, ORT_INT8), key=lambda c: fps[c.label]), fps, {}, "320x240")
+
+    monkeypatch.setattr(autobackend, "measure", measure)
+    first = autobackend.auto_choice(model, 240, 2)
+    assert first.chosen == ORT_INT8 and not first.settled and "close call" in first.reason()
+    second = autobackend.auto_choice(model, 240, 2)  # measured again: torch's 13.0 stands
+    assert second.chosen == TORCH_FP32 and second.fps == {TORCH_FP32.label: 13.0, ORT_INT8.label: 10.4}
+    assert second.settled  # 13.0 / 10.4 = 1.25x: a clear lead, no third timing
+    assert autobackend.auto_choice(model, 240, 2).chosen == TORCH_FP32
+    assert next(timings) == (12.5, 10.6)  # the third timing was never needed
+
+
 def test_instant_styles_share_one_architecture_apart_from_trained_networks(tmp_path) -> None:
     """An instant style has no TransformerConfig; its choice is remembered under MicroAST's id."""
     from nstcam.engines.instant import InstantStyle
@@ -175,6 +203,10 @@ def test_a_remembered_onnx_runtime_choice_launches_without_torch(tmp_path) -> No
     (tmp_path / "cache" / "backend_choice.json").write_text(json.dumps(entries))  # as if ORT had won here
     second = launch()
     assert "torch imported: False" in second and "ONNX Runtime" in second and "auto: fastest here" in second
+    close = dict(entry, fps={"ONNX Runtime fp32": 10.4, "torch fp32": 10.0}, timings=1)
+    (tmp_path / "cache" / "backend_choice.json").write_text(json.dumps({key: close for key in entries}))
+    assert "torch imported: True" in launch()  # a close call is measured again, with torch
+    (tmp_path / "cache" / "backend_choice.json").write_text(json.dumps(entries))
     # an instant style in the user's folder: still no torch, and the style is there (MicroAST's graph)
     from nstcam.engines.instant import InstantStyle, save_instant
     from nstcam.engines.instant_onnx import export_graphs
