@@ -254,6 +254,12 @@ class ProcessEngine:
 
     # ------------------------------------------------------------------ the child
     def _child_ready(self) -> bool:
+        """Under the frame lock: the chain's thread stylizes too (a cross-fade runs the old style),
+        and two threads must not both read the child's "ready"."""
+        with self._lock:
+            return self._check_child()
+
+    def _check_child(self) -> bool:
         if self._state == "starting":
             if self._conn.poll():
                 try:
