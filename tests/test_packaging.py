@@ -20,7 +20,9 @@ import pytest
 from nstcam.live.demo import DemoSource
 
 ROOT = Path(__file__).resolve().parent.parent
-LITE_BUDGET_MB = 470  # measured 466 (464 before MicroAST's two ONNX graphs, 2 MB); issue 14's target is 400 MB: packaging/README.md says where it goes
+# The decided size goal is the download: the bundle as .tar.gz. Measured 176 MiB (466 MB unpacked)
+# with OpenCV 5.0 and 179 MiB (485 MB) with OpenCV 5.1; packaging/README.md says where it goes.
+LITE_DOWNLOAD_BUDGET_MIB = 200
 BUILD_TOOLS = ("PyInstaller", "onnx", "onnxruntime", "torch")
 
 pytestmark = [
@@ -64,13 +66,23 @@ def _folder_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink()) / 2**20
 
 
-def test_lite_bundle_has_no_torch_and_stays_small(bundle):
+def _download_mib(folder: Path, archive: Path) -> float:
+    """The folder as the .tar.gz a user downloads (gzip's usual level 6)."""
+    import tarfile
+
+    with tarfile.open(archive, "w:gz", compresslevel=6) as tar:
+        tar.add(folder, arcname=folder.name)
+    return archive.stat().st_size / 2**20
+
+
+def test_lite_bundle_has_no_torch_and_stays_small(bundle, tmp_path):
     internal = bundle / "_internal"
     assert not (internal / "torch").exists() and not list(internal.glob("libtorch*"))
     assert (internal / "onnxruntime").is_dir()
     assert list((internal / "styles").glob("*.onnx")) and not list((internal / "styles").glob("*.pt"))
     assert (bundle / "share" / "applications" / "io.github.nstcam.nstcam.desktop").is_file()
-    assert _folder_mb(bundle) <= LITE_BUDGET_MB
+    download = _download_mib(bundle, tmp_path / "nstcam-lite.tar.gz")
+    assert download <= LITE_DOWNLOAD_BUDGET_MIB, f"{download:.0f} MiB to download ({_folder_mb(bundle):.0f} MB unpacked)"
 
 
 def test_frozen_app_prints_its_version(bundle, tmp_path):
