@@ -112,8 +112,13 @@ class FramePath:
         """Stylize and post-process one frame. Engine errors propagate; the chain's state then
         still describes the previous frame."""
         stamp = time.monotonic() if t_captured is None else t_captured
+        style, stylized = self.stylize(frame_bgr, style)
+        return self.process(frame_bgr, stylized, seq, stamp, style)
+
+    def stylize(self, frame_bgr: np.ndarray, style: str | None = None) -> tuple[str, np.ndarray]:
+        """The engine's half of `run`: the style used (default: the engine's current one) and its picture."""
         style = self.engine.style if style is None else style
-        return self.process(frame_bgr, self.engine.stylize(frame_bgr, style), seq, stamp, style)
+        return style, self.engine.stylize(frame_bgr, style)
 
     def process(self, frame_bgr: np.ndarray, stylized: np.ndarray, seq: int, stamp: float, style: str) -> FrameResult:
         """The chain for `stylized`, the engine's picture of `frame_bgr` in `style`: the half of
@@ -365,8 +370,8 @@ class StylizeThread(threading.Thread):
                 return
             self._idle = False
         try:
-            style = self.path.engine.style
-            self._chain.hand(got.item, self.path.engine.stylize(got.item, style), got.seq, got.stamp, style)
+            style, stylized = self.path.stylize(got.item)
+            self._chain.hand(got.item, stylized, got.seq, got.stamp, style)
         except Exception as exc:  # engine failure: report, go on with the next frame
             self._errors.report(exc)
         finally:

@@ -155,8 +155,7 @@ def render_video(
             frames += 1
             t = _frame_time(source.position, t, source.fps)
             first_t = t if first_t is None else first_t
-            name = engine.style if style is None else style
-            stylized = engine.stylize(frame, name)
+            name, stylized = path.stylize(frame, style)
             if sink is None:
                 sound = input_path if info is not None and info.audio else None
                 sink = RecorderSink(Recorder(output_path, source.fps, realtime=False, sound_from=sound))
