@@ -4,6 +4,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from nstcam.registry import bundled_styles_dir  # noqa: E402
 BUNDLED = sorted(bundled_styles_dir().glob("*-light.pt"))
 pytestmark = pytest.mark.skipif(not BUNDLED, reason="no bundled light style")
 PARITY_DB = 35.0
+WAIT = 10.0
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -227,3 +229,53 @@ def test_only_the_live_stream_tunes_the_thread_count(style_pt, monkeypatch):
     for size in (DEFAULT, 24, None, DEFAULT):
         engine.stylize(frame, size=size)
     assert len(timed) == 2
+
+
+def test_lanes_run_live_frames_at_once_on_a_share_of_the_threads(style_pt, monkeypatch):
+    """Two one-thread calls at once stylized 1.4-1.6x the frames of one two-thread call on 2 cores."""
+    from nstcam.engines import ort
+
+    barrier = threading.Barrier(2, timeout=WAIT)  # two live frames meet here only if they run at once
+    opened: list[int] = []
+
+    class Meeting:
+        def __init__(self, session, threads: int) -> None:
+            self.session, self.threads = session, threads
+
+        def get_inputs(self):
+            return self.session.get_inputs()
+
+        def run(self, outputs, feeds):
+            if self.threads == 1:
+                barrier.wait()
+            return self.session.run(outputs, feeds)
+
+    def opening(path, device, threads=None):
+        opened.append(threads)
+        return Meeting(real_open(path, device, threads), threads)
+
+    real_open = ort.open_session
+    monkeypatch.setattr(ort, "open_session", opening)
+    engine = OnnxStyleEngine({"s": style_pt.with_suffix(".onnx")}, device="cpu", size=48, threads=2)
+    assert engine.lanes == 2
+    frame = np.zeros((48, 64, 3), np.uint8)
+    alone = engine.stylize(frame)
+    engine.use_lanes(2)
+    assert "2 frames at once" in engine.describe()
+    results: list[np.ndarray] = []
+    callers = [threading.Thread(target=lambda: results.append(engine.stylize(frame))) for _ in range(2)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(WAIT)
+    assert len(results) == 2 and all(np.array_equal(r, alone) for r in results)
+    assert opened == [2, 1]  # the live frames ran on one thread each, in one shared session
+    engine.stylize(frame, size=24)  # other work (a thumbnail) runs on every thread, alone
+    assert opened == [2, 1]
+
+
+def test_an_engine_on_one_thread_has_one_lane(style_pt):
+    engine = OnnxStyleEngine({"s": style_pt.with_suffix(".onnx")}, device="cpu", size=48, threads=1)
+    assert engine.lanes == 1
+    engine.use_lanes(2)
+    assert "at once" not in engine.describe()

@@ -35,6 +35,10 @@ CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
 SIDE_MULTIPLE = 4  # the graph's sides: two stride-2 stages
 MIN_SIDE = 8  # the quarter-resolution reflection padding needs pixels to reflect
 QUANTIZATIONS = ("fp32", "int8", "int8-dynamic")
+# Frames in flight at most on the CPU (`OnnxStyleEngine.lanes`): on 2 cores two one-thread callers
+# stylized 1.4-1.6x the frames of one two-thread call (its second thread did 40 % of a core's work);
+# each lane beyond adds a frame time of latency in the window for less.
+MAX_LANES = 2
 SUFFIXES = {"fp32": ".onnx", "int8": ".int8.onnx", "int8-dynamic": ".int8dyn.onnx"}
 VARIANT_PREFERENCE = {"cpu": ("light", "full"), "cuda": ("full", "light")}
 CODE_INPUT = "code"  # the MicroAST frame graph's second input: an instant style's code (nstcam.engines.instant_onnx)
@@ -196,6 +200,12 @@ class OnnxStyleEngine(EngineBase):
     (nstcam.engines.threads), each count with its own session, made when first tried. A style's
     session is made when it first runs (50-100 ms each: a launch with six styles would otherwise
     wait for all of them before its first frame).
+
+    Lanes: after `use_lanes(n)` up to n `stylize` calls run at once, each live frame on
+    threads // n intra-op threads, so a caller with n threads (the stylize thread, `render`)
+    keeps n frames in flight. ONNX Runtime runs one session from several threads at once; with
+    one intra-op thread a call computes on its caller's thread, with no barrier between threads
+    for a preempted peer to hold up.
     """
 
     def __init__(
@@ -214,7 +224,9 @@ class OnnxStyleEngine(EngineBase):
         super().__init__(size)
         self._threads = threads or os.cpu_count() or 1
         self.on_notice = on_notice
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the style and session tables and the tuners
+        self._gate = threading.Semaphore(1)  # calls that may run at once: 1, or the lanes in use
+        self._lanes = 1
         self.notices: list[str] = []
         self._load(resolve_device(device))
 
@@ -230,6 +242,7 @@ class OnnxStyleEngine(EngineBase):
         self._fewer_threads: dict[tuple[Path, int], object] = {}  # (graph, threads) -> session
         self._tuner = ThreadTuner(thread_choices(self._threads) if device.type == "cpu" else [self._threads],
                                   label="ONNX Runtime threads")
+        self._lane_tuner = self._tuner if self._lanes == 1 else self._tuner_per_lane(self._lanes)
         self._describe_graphs()
         log.info("ONNX Runtime engine on %s with %d style(s)", self.describe(), len(self._paths))
 
@@ -293,7 +306,28 @@ class OnnxStyleEngine(EngineBase):
         return "onnxruntime"
 
     def describe(self) -> str:
-        return self._with_selection(f"{self._device} {self._precision} (ONNX Runtime)")
+        lanes = f", {self._lanes} frames at once" if self._lanes > 1 else ""
+        return self._with_selection(f"{self._device} {self._precision} (ONNX Runtime{lanes})")
+
+    @property
+    def lanes(self) -> int:
+        """How many frames this engine can usefully stylize at once (`use_lanes`): up to
+        `MAX_LANES` on a CPU with that many threads, else 1."""
+        return min(MAX_LANES, self._threads) if self._device.type == "cpu" else 1
+
+    def use_lanes(self, lanes: int) -> None:
+        """Let `lanes` (1 to `self.lanes`) stylize calls run at once, each live frame on its
+        share of the threads; the caller keeps that many frames in flight. Calls already
+        running finish as they began."""
+        lanes = max(1, min(lanes, self.lanes))
+        with self._lock:
+            self._lanes = lanes
+            self._gate = threading.Semaphore(lanes)
+            self._lane_tuner = self._tuner if lanes == 1 else self._tuner_per_lane(lanes)
+        log.info("ONNX Runtime: %d frame(s) at once, %d thread(s) each", lanes, self._lane_tuner.settled)
+
+    def _tuner_per_lane(self, lanes: int) -> ThreadTuner[int]:
+        return ThreadTuner(thread_choices(max(1, self._threads // lanes)), label="ONNX Runtime threads per lane")
 
     def set_style(self, name: str) -> None:
         self._style = self._check_style(name)
@@ -316,7 +350,7 @@ class OnnxStyleEngine(EngineBase):
         name = self._check_style(style) if style is not None else self._style
         h, w = frame_bgr.shape[:2]
         tw, th = self.output_size(w, h, size)
-        with self._lock:
+        with self._gate:
             t0 = time.perf_counter()
             frame = frame_bgr
             if (tw, th) != (w, h):
@@ -338,15 +372,17 @@ class OnnxStyleEngine(EngineBase):
         return result
 
     def _run(self, name: str, padded: np.ndarray, live: bool) -> np.ndarray:
-        """`live`: a frame of the stream at the engine's own size, timed for the thread tuner."""
-        path = self._paths[name]
-        session = self._session(path, self._tuner.current if live else self._tuner.settled)
-        feeds = {session.get_inputs()[0].name: padded[None]}
-        feeds.update(self._codes.get(name, {}))
+        """`live`: a frame of the stream at the engine's own size, timed for the thread tuner
+        (with lanes, the one for a lane's share); other frames run on the settled thread count."""
+        with self._lock:
+            tuner = self._lane_tuner
+            session = self._session(self._paths[name], tuner.current if live else self._tuner.settled)
+            feeds = {session.get_inputs()[0].name: padded[None], **self._codes.get(name, {})}
         t0 = time.perf_counter()
         out = session.run(None, feeds)[0]
         if live:
-            self._tuner.record(time.perf_counter() - t0)
+            with self._lock:
+                tuner.record(time.perf_counter() - t0)
         return out
 
     def _session(self, path: Path, threads: int):
