@@ -323,3 +323,55 @@ def test_the_engine_stylizes_the_next_frame_while_the_chain_finishes_this_one(
         producer.halt.set()
         producer.join()
         assert worker.stop()
+
+
+class TwoAtOnce(SlowEngine):
+    """An engine that stylizes two frames at once: its first two calls meet at a barrier (which
+    breaks unless they run together), and the first then finishes after the second."""
+
+    lanes = 2
+
+    def __init__(self, engine: StyleEngine) -> None:
+        super().__init__(engine, extra_s=0.0)
+        self.lanes_used = 0
+        self._meet = threading.Barrier(2, timeout=WAIT)
+        self._second_done = threading.Event()
+        self._count = threading.Lock()
+
+    def use_lanes(self, lanes: int) -> None:
+        self.lanes_used = lanes
+
+    def stylize(self, frame: np.ndarray, style: str | None = None) -> np.ndarray:
+        with self._count:
+            self.calls += 1
+            call = self.calls
+        out = self.engine.stylize(frame, style)
+        if call <= 2:
+            self._meet.wait()
+            if call == 1:
+                self._second_done.wait(WAIT)
+                time.sleep(0.05)  # stands in for a slower frame: the second call's result is ready first
+            else:
+                self._second_done.set()
+        return out
+
+
+def test_an_engine_with_lanes_gets_frames_at_once_and_results_stay_in_order(
+        engine: StyleEngine, no_leftover_threads: None) -> None:
+    slot: LatestSlot[np.ndarray] = LatestSlot()
+    lanes = TwoAtOnce(engine)
+    results, enough, on_result = collect_results(4)
+    errors: list[Exception] = []
+    worker = stylize_thread(slot, lanes, on_result, on_error=errors.append)
+    producer = Producer(slot)
+    producer.start()
+    worker.start()
+    try:
+        assert enough.wait(WAIT)
+    finally:
+        producer.halt.set()
+        producer.join()
+        assert worker.stop()
+    assert lanes.lanes_used == 2 and not errors
+    seqs = [r.seq for r in results]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)

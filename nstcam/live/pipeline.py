@@ -267,9 +267,24 @@ class ChainThread(threading.Thread):
                     self._cond.notify_all()
 
 
+def engine_lanes(engine: Stylizer) -> int:
+    """How many frames `engine` can usefully stylize at once (`lanes`, e.g. the ONNX Runtime
+    engine on a CPU), switched on for a caller that keeps that many in flight; 1 for the others."""
+    lanes = int(getattr(engine, "lanes", 1))
+    if lanes > 1:
+        engine.use_lanes(lanes)  # type: ignore[attr-defined]
+    return lanes
+
+
 class StylizeThread(threading.Thread):
     """Consumes `frames` and stylizes them; a `ChainThread` runs the rest of `path` on each
     result, offers it to `sink` and keeps it in `results`.
+
+    With an engine that stylizes frames at once (`engine_lanes`), as many lanes (this thread and
+    `stylize-2`...) each take the newest frame no lane has taken and stylize it; their results
+    reach the chain in the order the frames were taken (a lane whose frame is ready before an
+    earlier one leaves it and takes the next frame: under load a preempted lane must not idle the
+    other), so the engine runs at its full rate and the chain still sees time go forward.
 
     `pause()` makes the thread wait after its current frame (`wait_paused` blocks until that frame
     is through the chain too: a snapshot refining on a CPU wants every core); `resume()` continues
@@ -292,17 +307,27 @@ class StylizeThread(threading.Thread):
         self._stop_event = threading.Event()
         self._state = threading.Condition()
         self._pause_requested = False
-        self._idle = True  # not inside a frame's engine stage
+        self._busy = 0  # lanes inside a frame's engine stage
+        self._take = threading.Lock()  # one lane at a time takes a frame
+        self._last = 0  # the newest frame's seq a lane took
+        self._taken = 0  # frames taken; each one's turn to reach the chain is its number
+        self._order = threading.Lock()
+        self._ready: dict[int, tuple[Stamped[np.ndarray], tuple[str, np.ndarray] | None]] = {}  # by turn
+        self._handed = 0  # turns done (handed to the chain, or failed)
+        self._flushing = False  # a lane is handing ready results to the chain
         self._errors = ErrorOnce("stylizing", on_error)
         self._chain = ChainThread(path, self._deliver, self._errors.report)
+        self._lanes: list[threading.Thread] = []
 
     # ------------------------------------------------------------------ commands (any thread)
     def start(self) -> None:
+        lanes = engine_lanes(self.path.engine)
+        self._lanes = [threading.Thread(target=self._lane, name=f"stylize-{i}", daemon=True) for i in range(2, lanes + 1)]
         super().start()
         self._chain.start()
 
     def stop(self, timeout: float = 5.0) -> bool:
-        """Finish the current frame, then end both threads; True if they were joined within `timeout`."""
+        """Finish the current frames, then end every thread; True if they were joined within `timeout`."""
         deadline = time.monotonic() + timeout
         self._stop_event.set()
         with self._state:
@@ -325,7 +350,7 @@ class StylizeThread(threading.Thread):
         """After `pause()`: wait until no frame is being stylized or finished; False on timeout."""
         deadline = time.monotonic() + timeout
         with self._state:
-            if not self._state.wait_for(lambda: self._idle or not self.is_alive(), timeout):
+            if not self._state.wait_for(lambda: self._busy == 0 or not self.is_alive(), timeout):
                 return False
         return self._chain.wait_idle(max(0.0, deadline - time.monotonic()))
 
@@ -347,37 +372,71 @@ class StylizeThread(threading.Thread):
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> None:
-        last = 0
+        for lane in self._lanes:
+            lane.start()
+        self._lane()
+        for lane in self._lanes:  # each ends after its frame; `stop` joins this thread
+            lane.join(JOIN_SECONDS)
+        if not self._stop_event.is_set():  # the source ended: the chain finishes, then ends too
+            self._chain.close(JOIN_SECONDS)
+            self.results.close()
+
+    def _lane(self) -> None:
         while not self._stop_event.is_set():
             with self._state:
                 self._state.wait_for(lambda: not self._pause_requested or self._stop_event.is_set())
                 if self._stop_event.is_set():
                     break
-            got = self.frames.get_stamped(after=last, timeout=POLL_SECONDS)
-            if got is None:
-                if self.frames.closed:
-                    break
-                continue
-            last = got.seq
-            self._run_one(got)
-        if not self._stop_event.is_set():  # the source ended: the chain finishes, then ends too
-            self._chain.close(JOIN_SECONDS)
-            self.results.close()
+            taken = self._take_frame()
+            if taken is not None:
+                self._run_one(*taken)
+            elif self.frames.closed:
+                break
 
-    def _run_one(self, got: Stamped[np.ndarray]) -> None:
-        with self._state:
-            if self._pause_requested:
-                return
-            self._idle = False
+    def _take_frame(self) -> tuple[Stamped[np.ndarray], int] | None:
+        """The newest frame after the last one any lane took, and its turn; None if none came in
+        time or a pause came first."""
+        with self._take:
+            got = self.frames.get_stamped(after=self._last, timeout=POLL_SECONDS)
+            if got is None:
+                return None
+            with self._state:
+                if self._pause_requested:
+                    return None
+                self._busy += 1
+            self._last = got.seq
+            turn, self._taken = self._taken, self._taken + 1
+            return got, turn
+
+    def _run_one(self, got: Stamped[np.ndarray], turn: int) -> None:
         try:
-            style, stylized = self.path.stylize(got.item)
-            self._chain.hand(got.item, stylized, got.seq, got.stamp, style)
+            result: tuple[str, np.ndarray] | None = self.path.stylize(got.item)
         except Exception as exc:  # engine failure: report, go on with the next frame
             self._errors.report(exc)
-        finally:
-            with self._state:
-                self._idle = True  # handed over: `wait_paused` waits for the chain next
-                self._state.notify_all()
+            result = None
+        with self._order:  # a lane does not wait for an earlier frame: it leaves its own and goes on
+            self._ready[turn] = (got, result)
+            flush = not self._flushing
+            self._flushing = True
+        if flush:
+            self._flush()
+        with self._state:
+            self._busy -= 1  # handed over: `wait_paused` waits for the chain next
+            self._state.notify_all()
+
+    def _flush(self) -> None:
+        """Hand the results whose turn has come to the chain, in the order their frames were taken
+        (one lane at a time does this)."""
+        while True:
+            with self._order:
+                item = self._ready.pop(self._handed, None)
+                if item is None:
+                    self._flushing = False
+                    return
+                self._handed += 1
+            got, result = item
+            if result is not None:
+                self._chain.hand(got.item, result[1], got.seq, got.stamp, result[0])
 
     def _deliver(self, result: FrameResult) -> None:
         self._errors.succeeded()
