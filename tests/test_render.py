@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -210,3 +211,38 @@ def test_a_very_large_input_is_stylized_at_full_hd_unless_a_size_is_given(tmp_pa
         assert default_size(video_file) is None  # 96x64: its own size
     assert [r.getMessage() for r in caplog.records] == [
         f"{big} is 1936x1096; stylizing at 1080 px on the short side (--size N to choose)"]
+
+
+class OutOfOrder:
+    """An engine that stylizes two frames at once and returns each frame as it is (RGB); every
+    other frame takes longer, so the next one is ready first."""
+
+    lanes = 2
+    style = "plain"
+
+    def __init__(self) -> None:
+        self.lanes_used = 0
+        self.active = self.most = 0
+        self._lock = threading.Lock()
+
+    def use_lanes(self, lanes: int) -> None:
+        self.lanes_used = lanes
+
+    def stylize(self, frame: np.ndarray, style: str | None = None) -> np.ndarray:
+        with self._lock:
+            self.active += 1
+            self.most = max(self.most, self.active)
+        if round(frame.mean() / 10) % 2 == 0:
+            time.sleep(0.04)  # stands in for a slower frame
+        with self._lock:
+            self.active -= 1
+        return np.ascontiguousarray(frame[..., ::-1])
+
+
+def test_frames_stylized_at_once_are_written_in_order(tmp_path: Path) -> None:
+    clip = write_video(tmp_path / "grey.avi", frames=12, draw=lambda i, size: np.full((size[1], size[0], 3), 10 * i + 20, np.uint8))
+    engine = OutOfOrder()
+    result = render_video(clip, tmp_path / "out.mp4", engine)
+    assert engine.lanes_used == 2 and engine.most == 2
+    levels = [round((frame.mean() - 20) / 10) for frame in read_all_frames(result.path)]
+    assert levels == list(range(12))

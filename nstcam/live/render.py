@@ -1,9 +1,10 @@
 """Offline rendering: stylize every frame of a video file into a new video, nothing dropped.
 
 The frames take the live path's pieces: `CvSource` reads and normalises them (grey, BGRA and
-16-bit frames become BGR uint8, as in the window), the engine stylizes each while a `ChainThread`
-runs the processors on the one before (as in the window), and a `RecorderSink` over a `Recorder`
-with `realtime=False` (whose `write` blocks when the encoder is behind) writes them. The output keeps the input's frame count and each
+16-bit frames become BGR uint8, as in the window), the engine stylizes each (an engine with lanes,
+ONNX Runtime on a CPU, two at once) while a `ChainThread` runs the processors on the ones before,
+in order (as in the window), and a `RecorderSink` over a `Recorder` with `realtime=False` (whose
+`write` blocks when the encoder is behind) writes them. The output keeps the input's frame count and each
 frame's time (so its length and a variable frame rate; the rate is measured from the timestamps,
 not taken from the container's often wrong statement); its size is the engine's processing size
 for the input's frames. AVI (MJPG) holds one constant rate, and says so when that changes the length.
@@ -12,12 +13,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from nstcam.live.capture import BadFrame, to_bgr8
-from nstcam.live.pipeline import ChainThread, FramePath, FrameProcessor, Stylizer
+from nstcam.live.pipeline import ChainThread, FramePath, FrameProcessor, Stylizer, engine_lanes
 from nstcam.live.probe import MediaInfo, probe_media
 from nstcam.live.recorder import Recorder, RecorderError
 from nstcam.live.sinks import RecorderSink
@@ -95,24 +100,48 @@ def _check_constant_rate(recorder: Recorder, input_seconds: float, input_path: s
                     "write .mp4, .mov or .mkv to keep its timing", recorder.path, seconds, input_path, input_seconds)
 
 
-def _finish(chain: ChainThread | None) -> None:
-    """Let the chain finish the frame it holds (idempotent), so the recorder gets every frame
-    stylized before it closes."""
-    if chain is not None:
-        chain.close(FINISH_SECONDS)
+class _Output:
+    """The render's output: a recorder and the chain that feeds it, opened with the first
+    stylized frame (an engine that fails at once leaves no file behind)."""
 
+    def __init__(self, output_path: str | Path, fps: float, sound_from: str | Path | None, path: FramePath) -> None:
+        self.output_path, self.fps, self.sound_from, self.path = output_path, fps, sound_from, path
+        self.sink: RecorderSink | None = None
+        self.chain: ChainThread | None = None
+        self.failures: list[Exception] = []  # from the chain's thread: a processor or the recorder's hand-off
 
-def _discard(sink: RecorderSink | None) -> str:
-    """Close and remove an unfinished output (a failed render leaves no half-written file);
-    returns what to add to the error message."""
-    if sink is None:
-        return ""
-    recorder = sink.recorder
-    recorder.close()
-    if recorder.special or not recorder.path.exists():
-        return ""
-    recorder.path.unlink()
-    return f"; the unfinished {recorder.path.name} was removed"
+    def hand(self, stylizing: Future, frame: np.ndarray, index: int, stamp: float) -> None:
+        """Pass frame `index` to the chain once the engine has stylized it (its errors raise here)."""
+        name, stylized = stylizing.result()
+        chain = self.chain
+        if chain is None:
+            self.sink = RecorderSink(Recorder(self.output_path, self.fps, realtime=False, sound_from=self.sound_from))
+            self.chain = chain = ChainThread(self.path, self.sink.offer, self.failures.append)
+            chain.start()
+        chain.hand(frame, stylized, index, stamp, name)  # the chain runs while the engine does the next frames
+
+    @property
+    def stopped(self) -> bool:
+        """The chain or the recorder failed: no more frames can be written."""
+        return bool(self.failures) or (self.sink is not None and self.sink.recorder.error is not None)
+
+    def finish(self) -> None:
+        """Let the chain finish the frame it holds (idempotent), so the recorder gets every frame
+        stylized before it closes."""
+        if self.chain is not None:
+            self.chain.close(FINISH_SECONDS)
+
+    def discard(self) -> str:
+        """Close and remove an unfinished output (a failed render leaves no half-written file);
+        returns what to add to the error message."""
+        if self.sink is None:
+            return ""
+        recorder = self.sink.recorder
+        recorder.close()
+        if recorder.special or not recorder.path.exists():
+            return ""
+        recorder.path.unlink()
+        return f"; the unfinished {recorder.path.name} was removed"
 
 
 def render_video(
@@ -134,57 +163,59 @@ def render_video(
     total = (info.frames if info is not None and info.frames else source.frame_count) or 0
     if progress is not None:
         progress(0, total)  # the total shows before the first frame, which may take long
-    sink: RecorderSink | None = None
-    chain: ChainThread | None = None
-    failures: list[Exception] = []  # from the chain's thread: a processor or the recorder's hand-off
+    out = _Output(output_path, source.fps, input_path if info is not None and info.audio else None, path)
+    lanes = engine_lanes(engine)  # frames stylized at once; the chain gets them in order
+    in_flight: deque[tuple[Future, np.ndarray, int, float]] = deque()
     frames = 0
     cancelled = False
     first_t = t = None
+
+    def hand_oldest() -> None:
+        out.hand(*in_flight.popleft())
+        if progress is not None:
+            progress(frames - len(in_flight), total)
+
     try:
-        while not failures:
-            if cancel is not None and cancel.is_set():
-                cancelled = True
-                break
-            frame = source.read()
-            if frame is None:
-                break
-            try:
-                frame = to_bgr8(frame)
-            except BadFrame as exc:
-                raise SourceError(f"{input_path}: frame {frames + 1} is corrupt ({exc})") from None
-            frames += 1
-            t = _frame_time(source.position, t, source.fps)
-            first_t = t if first_t is None else first_t
-            name, stylized = path.stylize(frame, style)
-            if sink is None:
-                sound = input_path if info is not None and info.audio else None
-                sink = RecorderSink(Recorder(output_path, source.fps, realtime=False, sound_from=sound))
-                chain = ChainThread(path, sink.offer, failures.append)
-                chain.start()
-            chain.hand(frame, stylized, frames, t, name)  # the chain runs while the engine does the next frame
-            if sink.recorder.error:
-                break
-            if progress is not None:
-                progress(frames, total)
-        _finish(chain)
-        if failures:
-            raise failures[0]
+        with ThreadPoolExecutor(lanes, thread_name_prefix="stylize") as pool:
+            while not out.stopped:
+                if cancel is not None and cancel.is_set():
+                    cancelled = True
+                    break
+                frame = source.read()
+                if frame is None:
+                    break
+                try:
+                    frame = to_bgr8(frame)
+                except BadFrame as exc:
+                    raise SourceError(f"{input_path}: frame {frames + 1} is corrupt ({exc})") from None
+                frames += 1
+                t = _frame_time(source.position, t, source.fps)
+                first_t = t if first_t is None else first_t
+                in_flight.append((pool.submit(path.stylize, frame, style), frame, frames, t))
+                if len(in_flight) == lanes:
+                    hand_oldest()
+            while in_flight and not out.stopped:  # the frames still being stylized
+                hand_oldest()
+        out.finish()
+        if out.failures:
+            raise out.failures[0]
     except KeyboardInterrupt:
         raise  # Ctrl-C, SIGTERM: what was written is finished below into a playable file
     except BaseException:
-        _finish(chain)
-        _discard(sink)
+        out.finish()
+        out.discard()
         raise
     finally:
-        _finish(chain)
+        out.finish()
         source.release()
-        if sink is not None:
-            sink.recorder.close()
+        if out.sink is not None:
+            out.sink.recorder.close()
+    sink = out.sink
     if sink is None:
         raise SourceError(f"video file {input_path} has no readable frames")
     recorder = sink.recorder
     if recorder.error:
-        raise RecorderError(f"{recorder.error}{_discard(sink)}")
+        raise RecorderError(f"{recorder.error}{out.discard()}")
     if recorder.codec == "mjpg" and frames > 1:
         _check_constant_rate(recorder, t - first_t + 1 / source.fps, input_path)
     if total and frames != total and not cancelled:
