@@ -61,6 +61,34 @@ def test_timing_interleaves_the_candidates_so_a_burst_of_load_hurts_all_alike() 
     assert rounds == [TORCH_FP32, TORCH_FP32, ORT_FP32, ORT_FP32] * 3
 
 
+def test_a_run_that_stylizes_frames_at_once_counts_each_frame() -> None:
+    clock = FakeClock()
+    two = clock.run(0.100)
+    fps = choices.time_candidates({ORT_INT8: lambda: (two(), 2)[1], TORCH_FP32: clock.run(0.080)}, clock=clock)
+    assert fps[ORT_INT8] == pytest.approx(20.0) and fps[TORCH_FP32] == pytest.approx(12.5)
+
+
+def test_onnx_runtime_is_timed_with_its_frames_in_flight(tmp_path, cache, monkeypatch) -> None:
+    """As the stylize thread and render run it: two frames at once on 2 threads."""
+    import threading
+
+    from nstcam import autobackend
+    from nstcam.engines.ort import OnnxStyleEngine
+    from trainer.stylefile import load_style
+
+    callers: set[str] = set()
+    stylize = OnnxStyleEngine.stylize
+
+    def noting(self, frame, *args, **kwargs):
+        callers.add(threading.current_thread().name.split("_")[0])
+        return stylize(self, frame, *args, **kwargs)
+
+    monkeypatch.setattr(OnnxStyleEngine, "stylize", noting)
+    model = load_style(make_style_file(tmp_path / "alpha.pt", "alpha", seed=1))
+    got = autobackend.measure(model, 32, threads=2)
+    assert "timing" in callers and ORT_FP32.label in got.fps
+
+
 def test_int8_below_the_psnr_gate_is_no_candidate() -> None:
     assert choices.int8_exclusion(MIN_INT8_PSNR) is None
     why = choices.int8_exclusion(26.0)
