@@ -98,7 +98,8 @@ def _add_common(p: argparse.ArgumentParser, size_help: str) -> None:
                    "(torch bf16 where native, torch fp32, ONNX Runtime fp32, or ONNX Runtime int8 "
                    "when within 35 dB of fp32), timed once per network and size on the first launch "
                    "and remembered in the user cache (`nstcam doctor` shows it); else torch where "
-                   "installed (default: auto)")
+                   "installed. On a CPU with 2 or more threads ONNX Runtime keeps two frames in "
+                   "flight, one thread each, and is timed that way (default: auto)")
     p.add_argument("--size", type=int_at_least(1), default=None, metavar="N", help=size_help)
     p.add_argument("--styles-dir", metavar="DIR", action="append", default=[],
                    help="extra folder of style files (*.pt); may be repeated; searched after the "
@@ -107,8 +108,10 @@ def _add_common(p: argparse.ArgumentParser, size_help: str) -> None:
                    help="log what the app decides and measures (engine set-up, time to the first "
                    "stylized frame, ...)")
     p.add_argument("--threads", type=_threads, default=None, metavar="N",
-                   help="CPU threads torch may use per operation, 1 to 4 per CPU core (default: "
-                   "torch's choice, the number of cores); on a CPU busy with other work, 1 can be faster")
+                   help="CPU threads the engine may use, 1 to 4 per CPU core (default: the number of "
+                   "cores; fewer are used while they measure faster, as on a CPU busy with other "
+                   "work); ONNX Runtime splits them between two frames in flight, so 1 also keeps "
+                   "one frame at a time (the least latency)")
     p.add_argument("--no-stabilize", dest="stabilize", action="store_false", default=None,
                    help="stylize each frame on its own; by default the previous output, moved along "
                    "the camera's optical flow, is blended in where it still fits, so textures stay "

@@ -175,7 +175,8 @@ def check_backend_choice(ctx: Context) -> list[Check]:
     if not made:
         return [Check("backend choice", INFO, "none measured yet: the first window launch (--backend auto) "
                       "times torch and ONNX Runtime for the style's network and size and keeps the fastest")]
-    return [Check("backend choice", INFO, f"{where}: {choice.reason()}") for where, choice in made]
+    lanes = "; ONNX Runtime runs and is timed with two frames in flight, a thread each" if (os.cpu_count() or 1) > 1 else ""
+    return [Check("backend choice", INFO, f"{where}: {choice.reason()}{lanes}") for where, choice in made]
 
 
 def check_quick_start(ctx: Context) -> list[Check]:
