@@ -270,6 +270,8 @@ def test_lanes_run_live_frames_at_once_on_a_share_of_the_threads(style_pt, monke
         caller.join(WAIT)
     assert len(results) == 2 and all(np.array_equal(r, alone) for r in results)
     assert opened == [2, 1]  # the live frames ran on one thread each, in one shared session
+    stats = engine.stats  # two frames per call time: the look bar's "fps at this size"
+    assert stats.max_fps == pytest.approx(2e3 / stats.latency_ms)
     engine.stylize(frame, size=24)  # other work (a thumbnail) runs on every thread, alone
     assert opened == [2, 1]
 

@@ -26,8 +26,8 @@ DEFAULT: Final = _Default()
 @dataclass(frozen=True)
 class EngineStats:
     """`fps`: stylized frames per second actually produced over the last ~2 s (0 when idle).
-    `latency_ms`: mean time of one `stylize` call over the last 30. `max_fps`: 1000 / latency_ms,
-    what the engine could reach if frames came fast enough. `frames`: total stylized."""
+    `latency_ms`: mean time of one `stylize` call over the last 30. `max_fps`: 1000 / latency_ms
+    (times the frames it runs at once), what the engine could reach if frames came fast enough. `frames`: total stylized."""
 
     fps: float
     latency_ms: float
@@ -50,11 +50,12 @@ class FrameTimer:
         self._durations.append(seconds)
         self._meter.tick()
 
-    def stats(self) -> EngineStats:
+    def stats(self, lanes: int = 1) -> EngineStats:
+        """`lanes`: frames the engine runs at once, so it could reach that many per frame time."""
         durations = list(self._durations)
         latency = 1e3 * sum(durations) / len(durations) if durations else 0.0
         return EngineStats(fps=self._meter.rate, latency_ms=latency, frames=self._meter.count,
-                           max_fps=1e3 / latency if latency > 0 else 0.0)
+                           max_fps=lanes * 1e3 / latency if latency > 0 else 0.0)
 
 
 class EngineBase:
@@ -63,6 +64,7 @@ class EngineBase:
     def __init__(self, size: int | None) -> None:
         self.size = size
         self._timer = FrameTimer()
+        self._lanes = 1  # frames it runs at once (the ONNX Runtime engine's `use_lanes`)
         self.selection = ""  # why this engine runs, when it was chosen by measurement (`--backend auto`)
 
     def _with_selection(self, text: str) -> str:
@@ -86,7 +88,7 @@ class EngineBase:
 
     @property
     def stats(self) -> EngineStats:
-        return self._timer.stats()
+        return self._timer.stats(self._lanes)
 
 
 def processing_size(width: int, height: int, size: int | None) -> tuple[int, int]:

@@ -226,7 +226,6 @@ class OnnxStyleEngine(EngineBase):
         self.on_notice = on_notice
         self._lock = threading.RLock()  # the style and session tables and the tuners
         self._gate = threading.Semaphore(1)  # calls that may run at once: 1, or the lanes in use
-        self._lanes = 1
         self.notices: list[str] = []
         self._load(resolve_device(device))
 
