@@ -70,6 +70,22 @@ def stylize_thread(slot, engine, on_result, on_error=None, processors=()) -> Sty
     return StylizeThread(slot, FramePath(engine, processors), CallbackSink(on_result), on_error)
 
 
+def run_until(worker: StylizeThread, slot: LatestSlot[np.ndarray], enough: threading.Event) -> bool:
+    """Feed `worker` frames from a `Producer` until `enough` is set; then stop both. True if
+    `enough` was set within WAIT and the worker stopped in time."""
+    producer = Producer(slot)
+    producer.start()
+    worker.start()
+    try:
+        return enough.wait(WAIT)
+    finally:
+        producer.halt.set()
+        producer.join()
+        stopped = worker.stop()
+        slot.close()
+        assert stopped
+
+
 def collect_results(count: int):
     results: list[FrameResult] = []
     enough = threading.Event()
@@ -86,17 +102,8 @@ def test_fast_frames_are_dropped_and_latency_stays_bounded(engine: StyleEngine, 
     slow = SlowEngine(engine)
     slot: LatestSlot[np.ndarray] = LatestSlot()
     results, enough, on_result = collect_results(12)
-    producer = Producer(slot)
     worker = stylize_thread(slot, slow, on_result)
-    producer.start()
-    worker.start()
-    try:
-        assert enough.wait(WAIT)
-    finally:
-        producer.halt.set()
-        producer.join()
-        worker.stop()
-        slot.close()
+    assert run_until(worker, slot, enough)
     assert not worker.is_alive()
     assert slot.dropped > len(results)  # most frames were skipped, not queued
     seqs = [r.seq for r in results]
@@ -363,15 +370,7 @@ def test_an_engine_with_lanes_gets_frames_at_once_and_results_stay_in_order(
     results, enough, on_result = collect_results(4)
     errors: list[Exception] = []
     worker = stylize_thread(slot, lanes, on_result, on_error=errors.append)
-    producer = Producer(slot)
-    producer.start()
-    worker.start()
-    try:
-        assert enough.wait(WAIT)
-    finally:
-        producer.halt.set()
-        producer.join()
-        assert worker.stop()
+    assert run_until(worker, slot, enough)
     assert lanes.lanes_used == 2 and not errors
     seqs = [r.seq for r in results]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
