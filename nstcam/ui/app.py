@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -73,6 +74,7 @@ class Benchmark(QObject):
         self.t_start = 0.0
         self.frames0 = 0
         self.latencies: list[float] = []
+        self.fresh_latencies: list[float] = []  # frames the engine stylized, not in-between ones
         self.engine_latencies: list[float] = []
         self.result: dict[str, Any] | None = None
         window.frameShown.connect(self._on_frame)
@@ -84,6 +86,8 @@ class Benchmark(QObject):
     def _on_frame(self, result) -> None:
         if self.phase == "measure" and result.t_captured:
             self.latencies.append((time.monotonic() - result.t_captured) * 1e3)
+            if not result.inbetween:
+                self.fresh_latencies.append(self.latencies[-1])
             self.engine_latencies.append(result.latency_ms)
 
     def _tick(self) -> None:
@@ -120,6 +124,9 @@ class Benchmark(QObject):
                 "display_fps": round(shown / elapsed, 2),
                 "latency_ms_mean": round(sum(lat) / len(lat), 1) if lat else None,
                 "latency_ms_p95": round(lat[int(0.95 * (len(lat) - 1))], 1) if lat else None,
+                # the same for fresh stylizations only: in-between frames are made from the newest
+                # camera frame, so they hide how old the engine's pictures are
+                "fresh_latency_ms_mean": round(statistics.mean(self.fresh_latencies), 1) if self.fresh_latencies else None,
                 # throughput: wall time per stylized frame while measuring (the stylizer is the
                 # bottleneck, so this is its per-frame time under the app's real load)
                 "stylize_ms": round(1e3 * elapsed / stylized, 1) if stylized else None,
