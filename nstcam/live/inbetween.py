@@ -143,6 +143,13 @@ class Presenter(threading.Thread):
     def inbetween_fps(self) -> float:
         return self._inbetween_meter.rate
 
+    @property
+    def fresh_latency_ms(self) -> float | None:
+        """Median capture-to-result time of the latest fresh stylizations: how old a keyframe's
+        camera frame is when the keyframe arrives (None before the first)."""
+        with self._cond:
+            return 1e3 * statistics.median(self._fresh_latency) if self._fresh_latency else None
+
     # ------------------------------------------------------------------ the stylize thread's side
     def offer(self, result: FrameResult) -> None:
         """A fresh result: the new keyframe; passed on unless its camera frame was already shown."""

@@ -168,6 +168,11 @@ class LiveSession:
     def inbetween_fps(self) -> float:
         return self.presenter.inbetween_fps if self.presenter is not None else 0.0
 
+    @property
+    def fresh_latency_ms(self) -> float | None:
+        """Capture to fresh stylization, recent median (nstcam.live.inbetween.Presenter)."""
+        return self.presenter.fresh_latency_ms if self.presenter is not None else None
+
     def describe_inbetween(self) -> str:
         """For the status line: "" when off, else whether in-between frames are being made."""
         if not self.options.inbetween:
