@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -191,3 +192,33 @@ def test_trainer_bench_on_cuda_has_the_amp_channels_last_variant(tmp_path: Path)
     amp = [r for r in rows if not r["baseline"] and r["precision"] != "fp32"]
     assert amp and all(r["channels_last"] for r in amp)
     assert all(_positive(r["images_per_s"]) for r in rows)
+
+
+def test_bench_app_times_an_engine_with_lanes_as_the_app_runs_it() -> None:
+    """ONNX Runtime on a CPU keeps two frames in flight in the window and render: its "alone"
+    figure, the ceiling the window is held to, must too."""
+    from nstcam.measure.bench_app import engine_fps
+
+    class TwoAtOnce:
+        lanes = 2
+
+        def __init__(self) -> None:
+            self.calls = 0
+            self.lanes_used = 0
+            self.meet = threading.Barrier(2, timeout=10.0)  # breaks unless the timed frames run in pairs
+            self.count = threading.Lock()
+
+        def use_lanes(self, lanes: int) -> None:
+            self.lanes_used = lanes
+
+        def stylize(self, frame: np.ndarray) -> np.ndarray:
+            with self.count:
+                self.calls += 1
+                warmup = self.calls <= 3
+            if not warmup:
+                self.meet.wait()
+            return frame
+
+    engine = TwoAtOnce()
+    assert engine_fps(engine, 0.2) > 0
+    assert engine.lanes_used == 2 and engine.calls > 3 and (engine.calls - 3) % 2 == 0

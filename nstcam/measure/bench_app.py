@@ -31,12 +31,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from nstcam.host.omp import add_passive_waits
 from nstcam.live.demo import DemoSource
 from nstcam.launch import build_engine, load_registry, resolve_device
+from nstcam.live.pipeline import engine_lanes
 from nstcam.live.session import LiveSession
 from nstcam.live.sinks import CallbackSink
 from trainer.benchkit import write_json
@@ -58,13 +60,21 @@ def write_clip(path: Path, frames: int, fps: float = 30.0) -> Path:
 
 
 def engine_fps(engine, seconds: float) -> float:
+    """`engine`'s frames/s alone, from this thread, or with as many frames in flight as the app
+    keeps on it (`engine_lanes`: ONNX Runtime on a CPU runs two at once)."""
     frames = [DemoSource(*DEMO_SIZE).frame_at(i) for i in range(8)]
+    lanes = engine_lanes(engine)
     for frame in frames[:3]:
         engine.stylize(frame)
     n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        engine.stylize(frames[n % 8])
-        n += 1
+    with ThreadPoolExecutor(lanes) as pool:
+        while time.perf_counter() - t0 < seconds:
+            batch = [frames[(n + i) % 8] for i in range(lanes)]
+            if lanes == 1:
+                engine.stylize(batch[0])  # torch on the main thread, where its OpenMP team runs best
+            else:
+                list(pool.map(engine.stylize, batch))
+            n += lanes
     return n / (time.perf_counter() - t0)
 
 
@@ -171,8 +181,9 @@ WINDOWS = {"default": ("on", ()), "torch process": ("on", ("--backend", "torch")
 
 
 def engine_alone(spec: str, size: int, seconds: float, style: str, env: dict[str, str]) -> float | None:
-    """One engine's fresh frames/s on the main thread of its own process (so the condition's
-    environment applies from the start); None where it does not exist (bf16 not native)."""
+    """One engine's fresh frames/s in its own process (so the condition's environment applies
+    from the start), on its main thread or with its frames in flight as the app runs it (`engine_fps`);
+    None where it does not exist (bf16 not native)."""
     child_env = {**os.environ, **env}
     add_passive_waits(child_env)  # as the app's CLI does
     run = subprocess.run([sys.executable, "-m", "nstcam.measure.bench_app", "--engine-alone", spec,
