@@ -246,3 +246,19 @@ def test_frames_stylized_at_once_are_written_in_order(tmp_path: Path) -> None:
     assert engine.lanes_used == 2 and engine.most == 2
     levels = [round((frame.mean() - 20) / 10) for frame in read_all_frames(result.path)]
     assert levels == list(range(12))
+
+
+def test_an_engine_without_lanes_stylizes_on_the_calling_thread(video_file: Path, engine: StyleEngine,
+                                                                 tmp_path: Path) -> None:
+    """torch's OpenMP team runs best on the main thread; on a worker thread libgomp throttles it."""
+    threads: set[str] = set()
+
+    class Noting:
+        style = engine.style
+
+        def stylize(self, frame: np.ndarray, style: str | None = None) -> np.ndarray:
+            threads.add(threading.current_thread().name)
+            return engine.stylize(frame, style)
+
+    render_video(video_file, tmp_path / "out.mp4", Noting())
+    assert threads == {threading.current_thread().name}

@@ -100,6 +100,25 @@ def _check_constant_rate(recorder: Recorder, input_seconds: float, input_path: s
                     "write .mp4, .mov or .mkv to keep its timing", recorder.path, seconds, input_path, input_seconds)
 
 
+class _Inline:
+    """Runs each call at once on the caller's thread, as an executor would on another: with one
+    lane, torch's OpenMP team keeps the main thread (on a worker thread libgomp throttles it)."""
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def submit(self, fn: Callable, *args: object) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as exc:  # raised where the result is taken, as from a pool
+            future.set_exception(exc)
+        return future
+
+
 class _Output:
     """The render's output: a recorder and the chain that feeds it, opened with the first
     stylized frame (an engine that fails at once leaves no file behind)."""
@@ -176,7 +195,7 @@ def render_video(
             progress(frames - len(in_flight), total)
 
     try:
-        with ThreadPoolExecutor(lanes, thread_name_prefix="stylize") as pool:
+        with ThreadPoolExecutor(lanes, thread_name_prefix="stylize") if lanes > 1 else _Inline() as pool:
             while not out.stopped:
                 if cancel is not None and cancel.is_set():
                     cancelled = True
