@@ -88,6 +88,7 @@ def test_only_the_live_stream_tunes_the_thread_count(engine: StyleEngine, monkey
         engine.stylize(frame(), size=size)
     engine.stylize(frame())
     assert len(timed) == 1
+    assert engine.stats.frames == 1  # nor do they count as frames of the stream (the status line's rate)
 
 
 @pytest.mark.parametrize("native", [True, False])

@@ -229,6 +229,7 @@ def test_only_the_live_stream_tunes_the_thread_count(style_pt, monkeypatch):
     for size in (DEFAULT, 24, None, DEFAULT):
         engine.stylize(frame, size=size)
     assert len(timed) == 2
+    assert engine.stats.frames == 2  # nor do they count as frames of the stream (the status line's rate)
 
 
 def test_lanes_run_live_frames_at_once_on_a_share_of_the_threads(style_pt, monkeypatch):

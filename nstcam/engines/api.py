@@ -27,7 +27,9 @@ DEFAULT: Final = _Default()
 class EngineStats:
     """`fps`: stylized frames per second actually produced over the last ~2 s (0 when idle).
     `latency_ms`: mean time of one `stylize` call over the last 30. `max_fps`: 1000 / latency_ms
-    (times the frames it runs at once), what the engine could reach if frames came fast enough. `frames`: total stylized."""
+    (times the frames it runs at once), what the engine could reach if frames came fast enough.
+    `frames`: total stylized. All count the live stream only (frames at the engine's own size):
+    gallery thumbnails and snapshots are other work."""
 
     fps: float
     latency_ms: float

@@ -367,7 +367,8 @@ class OnnxStyleEngine(EngineBase):
                 out = self._run(name, padded, live)
             result = np.ascontiguousarray(out[0, :ph, :pw])
             elapsed = time.perf_counter() - t0
-        self._timer.tick(elapsed)
+        if live:  # thumbnails and snapshots are other work, not frames of the stream
+            self._timer.tick(elapsed)
         return result
 
     def _run(self, name: str, padded: np.ndarray, live: bool) -> np.ndarray:

@@ -281,6 +281,7 @@ class StyleEngine(EngineBase):
             raise ValueError(f"expected a BGR uint8 frame (H, W, 3), got {frame_bgr.dtype} {frame_bgr.shape}")
         name = self._check_style(style) if style is not None else self._style
         h, w = frame_bgr.shape[:2]
+        live = isinstance(size, _Default)  # the stream, at the engine's own size: timed and counted
         with self._lock:
             while True:
                 tw, th = self.output_size(w, h, size)
@@ -289,14 +290,15 @@ class StyleEngine(EngineBase):
                     if self._device.type == "cuda":
                         out = self._run_cuda(self._nets[name], frame_bgr, tw, th)
                     else:
-                        out = self._run_cpu(self._nets[name], frame_bgr, tw, th, live=isinstance(size, _Default))
+                        out = self._run_cpu(self._nets[name], frame_bgr, tw, th, live=live)
                     break
                 except Exception as exc:
                     if self._device.type != "cuda" or not is_cuda_fault(exc):
                         raise
                     self._recover(exc, (tw, th), w, h, size)
             elapsed = time.perf_counter() - t0
-        self._timer.tick(elapsed)
+        if live:
+            self._timer.tick(elapsed)
         return out
 
     def warmup(self, width: int = 640, height: int = 480) -> None:
