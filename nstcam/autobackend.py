@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import statistics
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ def measure(model: Any, size: int, threads: int) -> Choice:
     from nstcam.engines.ort import OnnxStyleEngine
     from nstcam.engines.torch_engine import StyleEngine
     from nstcam.live.demo import calibration_frames
+    from nstcam.live.pipeline import engine_lanes, lane_pool
     from trainer.devices import cpu_bf16_supported
 
     h, w = frame_shape(size)
@@ -66,21 +67,21 @@ def measure(model: Any, size: int, threads: int) -> Choice:
         engines[Candidate("onnxruntime", "int8")] = int8
     else:
         excluded[Candidate("onnxruntime", "int8").label] = why
-    for engine in (fp32, int8):  # timed as the stylize thread and render run them: frames in flight
-        engine.use_lanes(engine.lanes)
     cycle = iter(range(1 << 62))
-    with ThreadPoolExecutor(fp32.lanes, thread_name_prefix="timing") as pool:
+    with ExitStack() as pools:
 
-        def run(engine: Any) -> int:
-            """`engine`'s lanes' worth of frames stylized at once; torch's one on this thread."""
-            batch = [frames[next(cycle) % len(frames)] for _ in range(getattr(engine, "lanes", 1))]
-            if len(batch) == 1:
-                engine.stylize(batch[0])
-            else:
-                list(pool.map(engine.stylize, batch))
-            return len(batch)
+        def timing(engine: Any) -> Callable[[], int]:
+            """A run of `engine`'s lanes' worth of frames at once, as the stylize thread and render
+            keep them in flight (ONNX Runtime two; torch one, on this thread)."""
+            lanes = engine_lanes(engine)
+            pool = pools.enter_context(lane_pool(lanes, name="timing"))
 
-        timed = choices.time_candidates({c: (lambda e=e: run(e)) for c, e in engines.items()})
+            def run() -> int:
+                list(pool.map(engine.stylize, [frames[next(cycle) % len(frames)] for _ in range(lanes)]))
+                return lanes
+            return run
+
+        timed = choices.time_candidates({c: timing(e) for c, e in engines.items()})
     return choices.fastest(timed, excluded, f"{w}x{h}")
 
 

@@ -241,7 +241,7 @@ class OnnxStyleEngine(EngineBase):
         self._fewer_threads: dict[tuple[Path, int], object] = {}  # (graph, threads) -> session
         self._tuner = ThreadTuner(thread_choices(self._threads) if device.type == "cpu" else [self._threads],
                                   label="ONNX Runtime threads")
-        self._lane_tuner = self._tuner if self._lanes == 1 else self._tuner_per_lane(self._lanes)
+        self._lane_tuner = self._tuner  # one frame at a time until `use_lanes` (CPU only)
         self._describe_graphs()
         log.info("ONNX Runtime engine on %s with %d style(s)", self.describe(), len(self._paths))
 

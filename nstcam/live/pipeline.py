@@ -16,9 +16,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -274,6 +275,35 @@ def engine_lanes(engine: Stylizer) -> int:
     if lanes > 1:
         engine.use_lanes(lanes)  # type: ignore[attr-defined]
     return lanes
+
+
+class _Inline:
+    """An executor that runs each call at once on the caller's thread (see `lane_pool`)."""
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as exc:  # raised where the result is taken, as from a pool
+            future.set_exception(exc)
+        return future
+
+    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> list[Any]:
+        return [fn(*args) for args in zip(*iterables)]
+
+
+def lane_pool(lanes: int, name: str = "stylize") -> ThreadPoolExecutor | _Inline:
+    """Where to run `lanes` frames at once (`submit`, `map`, a context manager): a pool of
+    threads named `name`, or for one lane the caller's own thread, since torch's OpenMP team is
+    throttled on a worker thread (nstcam.engines.process) and `render`'s and the timings' callers
+    are the main one."""
+    return ThreadPoolExecutor(lanes, thread_name_prefix=name) if lanes > 1 else _Inline()
 
 
 class StylizeThread(threading.Thread):

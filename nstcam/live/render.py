@@ -15,14 +15,14 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from nstcam.live.capture import BadFrame, to_bgr8
-from nstcam.live.pipeline import ChainThread, FramePath, FrameProcessor, Stylizer, engine_lanes
+from nstcam.live.pipeline import ChainThread, FramePath, FrameProcessor, Stylizer, engine_lanes, lane_pool
 from nstcam.live.probe import MediaInfo, probe_media
 from nstcam.live.recorder import Recorder, RecorderError
 from nstcam.live.sinks import RecorderSink
@@ -98,25 +98,6 @@ def _check_constant_rate(recorder: Recorder, input_seconds: float, input_path: s
     if abs(seconds / input_seconds - 1) > DURATION_TOLERANCE:
         log.warning("%s plays %.2f s where %s lasts %.2f s: its frame rate varies, which AVI cannot hold; "
                     "write .mp4, .mov or .mkv to keep its timing", recorder.path, seconds, input_path, input_seconds)
-
-
-class _Inline:
-    """Runs each call at once on the caller's thread, as an executor would on another: with one
-    lane, torch's OpenMP team keeps the main thread (on a worker thread libgomp throttles it)."""
-
-    def __enter__(self) -> _Inline:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def submit(self, fn: Callable, *args: object) -> Future:
-        future: Future = Future()
-        try:
-            future.set_result(fn(*args))
-        except Exception as exc:  # raised where the result is taken, as from a pool
-            future.set_exception(exc)
-        return future
 
 
 class _Output:
@@ -195,7 +176,7 @@ def render_video(
             progress(frames - len(in_flight), total)
 
     try:
-        with ThreadPoolExecutor(lanes, thread_name_prefix="stylize") if lanes > 1 else _Inline() as pool:
+        with lane_pool(lanes) as pool:
             while not out.stopped:
                 if cancel is not None and cancel.is_set():
                     cancelled = True

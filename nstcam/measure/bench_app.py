@@ -31,14 +31,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from nstcam.host.omp import add_passive_waits
 from nstcam.live.demo import DemoSource
 from nstcam.launch import build_engine, load_registry, resolve_device
-from nstcam.live.pipeline import engine_lanes
+from nstcam.live.pipeline import engine_lanes, lane_pool
 from nstcam.live.session import LiveSession
 from nstcam.live.sinks import CallbackSink
 from trainer.benchkit import write_json
@@ -67,13 +66,9 @@ def engine_fps(engine, seconds: float) -> float:
     for frame in frames[:3]:
         engine.stylize(frame)
     n, t0 = 0, time.perf_counter()
-    with ThreadPoolExecutor(lanes) as pool:
+    with lane_pool(lanes) as pool:
         while time.perf_counter() - t0 < seconds:
-            batch = [frames[(n + i) % 8] for i in range(lanes)]
-            if lanes == 1:
-                engine.stylize(batch[0])  # torch on the main thread, where its OpenMP team runs best
-            else:
-                list(pool.map(engine.stylize, batch))
+            list(pool.map(engine.stylize, [frames[(n + i) % 8] for i in range(lanes)]))
             n += lanes
     return n / (time.perf_counter() - t0)
 
