@@ -34,6 +34,7 @@ from nstcam.launch import (BACKENDS, DEFAULT_SIZE_CPU, DEFAULT_SIZE_CUDA, PROG, 
                            resolve_device)
 from nstcam.engines.api import PRECISIONS
 from nstcam.host.omp import prefer_passive_waits
+from nstcam.host.opencv_threads import prefer_single_thread
 from trainer.cliargs import int_at_least, number
 
 DEVICE_CHOICES = ("auto", "cuda", "cpu")
@@ -359,6 +360,7 @@ def _terminate(_signum: int, _frame: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     prefer_passive_waits()  # before anything loads torch
+    prefer_single_thread()  # the app's own threads run in parallel, OpenCV's pool would only wait on them
     _quiet_logs()
     if argv and argv[0] == "doctor":
         from nstcam.doctor import main as doctor

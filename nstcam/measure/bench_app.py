@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from nstcam.host.omp import add_passive_waits
+from nstcam.host.opencv_threads import add_single_thread
 from nstcam.live.demo import DemoSource
 from nstcam.launch import build_engine, load_registry, resolve_device
 from nstcam.live.pipeline import engine_lanes, lane_pool
@@ -181,6 +182,7 @@ def engine_alone(spec: str, size: int, seconds: float, style: str, env: dict[str
     None where it does not exist (bf16 not native)."""
     child_env = {**os.environ, **env}
     add_passive_waits(child_env)  # as the app's CLI does
+    add_single_thread(child_env)
     run = subprocess.run([sys.executable, "-m", "nstcam.measure.bench_app", "--engine-alone", spec,
                           "--sizes", str(size), "--seconds", str(seconds), "--style", style],
                          capture_output=True, text=True, timeout=900, env=child_env)
