@@ -98,6 +98,17 @@ def test_int8_weights_cannot_saturate_avx2_kernels(styles_dir, style_pt):
     assert 2 * 255 * 64 <= np.iinfo(np.int16).max
 
 
+def test_int8_export_pads_on_uint8(styles_dir, style_pt):
+    """Every reflection pad reads the quantized tensor (nstcam.engines.int8_graph), none a float
+    one dequantized for it; the PSNR test above holds for this graph."""
+    import onnx
+
+    model = onnx.load(str(style_pt.with_name(style_pt.stem + ".int8.onnx")))
+    producer = {out: node.op_type for node in model.graph.node for out in node.output}
+    pads = [node for node in model.graph.node if node.op_type == "Pad"]
+    assert pads and all(producer.get(pad.input[0]) == "QuantizeLinear" for pad in pads)
+
+
 def test_engine_interface_matches_style_engine(styles_dir, style_pt):
     notices: list[str] = []
     engine = OnnxStyleEngine({"a": style_pt.with_suffix(".onnx"), "b": style_pt.with_suffix(".onnx")},

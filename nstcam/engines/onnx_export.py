@@ -36,13 +36,15 @@ from pathlib import Path
 import numpy as np
 
 from nstcam.engines.choice import model_arch_id
+from nstcam.engines.int8_graph import pad_in_uint8
 from nstcam.engines.onnx_metadata import read_metadata
 from nstcam.engines.ort import FORMAT, MIN_SIDE, QUANTIZATIONS, SIDE_MULTIPLE, SUFFIXES, pad_frame
 from nstcam.host.userdirs import user_cache_dir
 
 log = logging.getLogger(__name__)
 
-VERSION = "3"  # 2: the "arch" metadata, 7-bit int8 weights; 3: instant styles add back the frame's fine luma
+VERSION = "4"  # 2: the "arch" metadata, 7-bit int8 weights; 3: instant styles add back the frame's fine luma;
+# 4: int8 pads on uint8 (nstcam.engines.int8_graph)
 OPSET = 17
 INPUT, OUTPUT = "bgr", "rgb"
 TRACE_SHAPE = (240, 320)  # any multiple of SIDE_MULTIPLE: the graph keeps H and W dynamic
@@ -204,6 +206,8 @@ def _quantize(fp32: Path, tmp: Path, quantization: str, calibration: Sequence[np
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    import onnx
+
     prepared, out = tmp / "prepared.onnx", tmp / "int8.onnx"
     with quiet("onnxruntime", "root"):
         # Symbolic shape inference is for dynamic-shape graphs; it cannot complete MicroAST's, and then
@@ -227,6 +231,9 @@ def _quantize(fp32: Path, tmp: Path, quantization: str, calibration: Sequence[np
 
         quantize_static(str(prepared), str(out), Frames(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=True)
+    model = onnx.load(str(out))
+    pad_in_uint8(model)
+    onnx.save(model, str(out))
     return out
 
 
