@@ -37,7 +37,8 @@ def qdq_pad_graph(mode: str = "reflect", second_zero: int = ZERO) -> onnx.ModelP
     ]
     graph = helper.make_graph(nodes, "block", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 5, 6])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 5, 6])], consts,
-                              value_info=[helper.make_tensor_value_info("p", TensorProto.FLOAT, [1, 2, 7, 8])])
+                              value_info=[helper.make_tensor_value_info("p", TensorProto.FLOAT, [1, 2, 7, 8]),
+                                          helper.make_tensor_value_info("pq", TensorProto.UINT8, [1, 2, 7, 8])])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -59,6 +60,8 @@ def test_a_copying_pad_moves_to_uint8_and_gives_the_same_numbers(mode) -> None:
     assert pad_in_uint8(after) == 1
     onnx.checker.check_model(after, full_check=True)  # types agree: the pad's output is uint8 now
     assert ops(after) == ["QuantizeLinear", "DequantizeLinear", "Pad", "DequantizeLinear", "Slice", "Add"]
+    made = {name for node in after.graph.node for name in node.output}
+    assert all(info.name in made for info in after.graph.value_info)  # no record of a removed tensor
     pad = next(n for n in after.graph.node if n.op_type == "Pad")
     assert pad.input[0] == "xq"  # the quantized tensor; its DequantizeLinear stays for the skip
     np.testing.assert_array_equal(run(after, x), expected)

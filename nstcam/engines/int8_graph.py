@@ -64,8 +64,11 @@ def pad_in_uint8(model) -> int:
         if not consumers[dq.output[0]]:
             dropped.append(dq)
         moved += 1
+    gone = {name for node in dropped for name in node.output}
     for node in dropped:
         graph.node.remove(node)
+    for info in [info for info in graph.value_info if info.name in gone]:
+        graph.value_info.remove(info)
     log.debug("%d pads run on uint8", moved)
     return moved
 
