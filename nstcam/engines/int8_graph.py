@@ -13,15 +13,19 @@ pads' float work (dequantize, pad, quantize: 22 ms a frame in ONNX Runtime's pro
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import onnx
 
 log = logging.getLogger(__name__)
 
 COPYING_MODES = (b"reflect", b"edge")  # pad modes that only copy values: exact on quantized data
 
 
-def pad_in_uint8(model) -> int:
+def pad_in_uint8(model: onnx.ModelProto) -> int:
     """Rewrite `model` (an onnx.ModelProto in QDQ form) in place so that each
     QuantizeLinear -> DequantizeLinear -> Pad -> QuantizeLinear with one scale and zero point pads
     the quantized tensor instead; returns how many pads were moved. A DequantizeLinear that still
@@ -73,11 +77,11 @@ def pad_in_uint8(model) -> int:
     return moved
 
 
-def _mode(pad) -> bytes:
+def _mode(pad: onnx.NodeProto) -> bytes:
     return next((a.s for a in pad.attribute if a.name == "mode"), b"constant")
 
 
-def _retype(graph, name: str, data_type: int) -> None:
+def _retype(graph: onnx.GraphProto, name: str, data_type: int) -> None:
     """The shape-inference record of `name`, if any, now holds `data_type` elements."""
     for info in graph.value_info:
         if info.name == name:
