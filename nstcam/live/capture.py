@@ -18,6 +18,7 @@ import numpy as np
 
 from nstcam.host.timing import RateMeter
 from nstcam.live.frames import LatestSlot
+from nstcam.live.joins import join_within
 from nstcam.live.sources import FrameSource, SourceError, open_source
 
 log = logging.getLogger(__name__)
@@ -108,13 +109,10 @@ class CaptureThread(threading.Thread):
         thread ended within `timeout`."""
         self._stop_event.set()
         self.slot.close()
-        if self.ident is not None and threading.current_thread() is not self:
-            self.join(timeout)
-            if self.is_alive():
-                log.warning("capture thread for %s did not stop within %.1f s (blocked in the driver?)", self.spec, timeout)
-        if not self.is_alive():
+        stopped = join_within(self, timeout, f"capture thread for {self.spec} (blocked in the driver?)")
+        if stopped:
             self.state = "stopped"
-        return not self.is_alive()
+        return stopped
 
     def _status(self, message: str) -> None:
         log.info("%s", message)

@@ -40,6 +40,7 @@ import numpy as np
 from nstcam.host.timing import RateMeter
 from nstcam.live.flow import RawFlow
 from nstcam.live.frames import LatestSlot, Stamped
+from nstcam.live.joins import join_within
 from nstcam.live.pipeline import POLL_SECONDS, ErrorOnce, FramePath, FrameResult, ResultSink
 
 log = logging.getLogger(__name__)
@@ -172,11 +173,7 @@ class Presenter(threading.Thread):
         self._stop_event.set()
         with self._cond:
             self._cond.notify_all()
-        if self.ident is not None and threading.current_thread() is not self:
-            self.join(timeout)
-            if self.is_alive():
-                log.warning("in-between thread did not stop within %.1f s", timeout)
-        return not self.is_alive()
+        return join_within(self, timeout, "in-between thread")
 
     def run(self) -> None:
         _lower_priority(NICENESS)

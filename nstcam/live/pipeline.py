@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from nstcam.live.frames import LatestSlot, Stamped
+from nstcam.live.joins import join_within
 
 log = logging.getLogger(__name__)
 
@@ -243,11 +244,7 @@ class ChainThread(threading.Thread):
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        if self.ident is not None and threading.current_thread() is not self:
-            self.join(timeout)
-            if self.is_alive():
-                log.warning("finish thread did not stop within %.1f s", timeout)
-        return not self.is_alive()
+        return join_within(self, timeout, "finish thread")
 
     def run(self) -> None:
         while True:
@@ -362,12 +359,7 @@ class StylizeThread(threading.Thread):
         self._stop_event.set()
         with self._state:
             self._state.notify_all()
-        joined = True
-        if self.ident is not None and threading.current_thread() is not self:
-            self.join(timeout)
-            joined = not self.is_alive()
-            if not joined:
-                log.warning("stylize thread did not stop within %.1f s", timeout)
+        joined = join_within(self, timeout, "stylize thread")
         joined = self._chain.close(max(0.0, deadline - time.monotonic())) and joined
         self.results.close()
         return joined
