@@ -61,6 +61,20 @@ def test_colours_survive_the_round_trip(tmp_path: Path) -> None:
     assert bgr[..., 2].mean() > 180 and bgr[..., 0].mean() < 40  # still red, so RGB was honoured
 
 
+def test_a_colourful_picture_comes_back_close(tmp_path: Path) -> None:
+    """Every hue and the chroma planes' order survive (U and V swapped, or a wrong range, cost
+    tens of dB); the picture is what a style network paints: smooth colour fields."""
+    path = tmp_path / "hues.mp4"
+    y, x = np.mgrid[0:120, 0:160] / 160
+    rgb = (255 * np.stack([np.sin(5 * x) ** 2, np.cos(3 * y + x) ** 2, x * y * 1.5], axis=2)).astype(np.uint8)
+    with Recorder(path, fps=5, realtime=False) as rec:
+        for _ in range(3):
+            rec.write(rgb)
+    back = cv2.cvtColor(read_all_frames(path)[-1], cv2.COLOR_BGR2RGB).astype(float)
+    psnr = 10 * np.log10(255 ** 2 / np.mean((back - rgb) ** 2))
+    assert psnr > 35, psnr
+
+
 def test_size_is_fixed_by_the_first_frame_and_made_even(tmp_path: Path) -> None:
     path = tmp_path / "odd.mp4"
     rec = Recorder(path, fps=8, realtime=False)
