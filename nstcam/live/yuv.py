@@ -14,7 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-CHROMA_SCALE = 224 / 255  # full-range (JPEG) chroma to video range, about 128
+CHROMA_SCALE = 224 / 255  # video-range chroma = 128 + CHROMA_SCALE * (full-range (JPEG) chroma - 128)
 CHROMA_OFFSET = 128 * (1 - CHROMA_SCALE)
 
 
