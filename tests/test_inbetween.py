@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from nstcam.live.controls import Look, OutputControls, input_at
+from nstcam.live.flow import RawFlow
 from nstcam.live.frames import LatestSlot
 from nstcam.live.inbetween import Inbetweener, Presenter
 from nstcam.live.pipeline import FramePath, FrameResult
@@ -84,6 +85,30 @@ def test_a_cut_makes_no_inbetween(scene: np.ndarray) -> None:
     maker = Inbetweener()
     maker.keep(keyframe(before, 1, 0.0))
     assert maker.make(after, 2, 0.03) is None and maker.cuts == 1 and maker.made == 0
+
+
+def test_a_keyframe_already_moved_onto_is_not_measured_again(scene: np.ndarray) -> None:
+    """A fresh stylization usually arrives after its camera frame's in-between frame was made:
+    as the next keyframe, its grey for the flow is the one already made, and what is moved onto
+    the next frame is the same as from a maker that never saw the frame."""
+    clip = pan_clip(scene, 2, 3, SIZE, noise=2.0, rng=np.random.default_rng(0))
+    greyed: list[int] = []
+
+    class CountingFlow(RawFlow):
+        def gray(self, raw_bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+            greyed.append(id(raw_bgr))
+            return super().gray(raw_bgr, size)
+
+    maker = Inbetweener(flow=CountingFlow())
+    maker.keep(keyframe(clip.frames[0], 1, 0.0))
+    assert maker.make(clip.frames[1], 2, 0.03) is not None
+    maker.keep(keyframe(clip.frames[1], 2, 0.03))
+    moved, _ = maker.make(clip.frames[2], 3, 0.07)
+    assert greyed == [id(clip.frames[0]), id(clip.frames[1]), id(clip.frames[2])]
+
+    fresh = Inbetweener()
+    fresh.keep(keyframe(clip.frames[1], 2, 0.03))
+    assert np.array_equal(moved, fresh.make(clip.frames[2], 3, 0.07)[0])
 
 
 # --------------------------------------------------------------------------------- Presenter

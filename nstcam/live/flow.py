@@ -48,9 +48,13 @@ class RawFlow:
     def gray(self, raw_bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """The raw frame as DIS takes it, for a stylized picture of `size` (w, h): at `flow_scale`
         of it, tiny frames (a 16x12 video) enlarged to what DIS accepts."""
+        return gray_at(raw_bgr, self.gray_size(size))
+
+    def gray_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """(w, h) of `gray` for a stylized picture of `size` (w, h)."""
         w, h = size
         scale = max(self.flow_scale, MIN_FLOW_SIDE / max(w, h))
-        return gray_at(raw_bgr, (max(8, round(w * scale)), max(8, round(h * scale))))
+        return max(8, round(w * scale)), max(8, round(h * scale))
 
     def back(self, small: np.ndarray, before: np.ndarray) -> np.ndarray:
         """Flow at the flow size: where each pixel of `small` was in `before`."""

@@ -62,13 +62,14 @@ class Inbetweener:
         self.made = self.stale = self.cuts = 0
         self._key: FrameResult | None = None
         self._key_small: tuple[FrameResult, np.ndarray] | None = None  # the keyframe's raw frame for the flow
+        # The raw frames lately moved onto, with their grey: a frame's fresh stylization usually
+        # arrives after its in-between frame was made (two to four camera frames later), and
+        # then becomes the keyframe, whose grey is already known.
+        self._measured: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=8)
 
     def keep(self, result: FrameResult) -> None:
         """`result` (a fresh stylization) is the keyframe from now on."""
         self._key = result
-
-    def reset(self) -> None:
-        self._key = self._key_small = None
 
     @property
     def key(self) -> FrameResult | None:
@@ -88,6 +89,7 @@ class Inbetweener:
         size = (base.shape[1], base.shape[0])
         before = self._small_of(key, size)
         small = self.flow.gray(raw_bgr, size)
+        self._measured.append((raw_bgr, small))
         if small.shape != before.shape:  # the camera changed its frame size
             return None
         back = self.flow.back(small, before)  # where each pixel of this frame was in the keyframe's
@@ -103,7 +105,10 @@ class Inbetweener:
     def _small_of(self, key: FrameResult, size: tuple[int, int]) -> np.ndarray:
         cached = self._key_small
         if cached is None or cached[0] is not key:
-            cached = self._key_small = (key, self.flow.gray(key.raw_bgr, size))
+            w, h = self.flow.gray_size(size)
+            small = next((grey for raw, grey in self._measured if raw is key.raw_bgr and grey.shape == (h, w)),
+                         None)
+            cached = self._key_small = (key, self.flow.gray(key.raw_bgr, size) if small is None else small)
         return cached[1]
 
 
