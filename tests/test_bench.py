@@ -245,3 +245,24 @@ def test_bench_app_conditions_hold_each_window_to_the_engine_and_the_camera_of_i
     assert out["window 60 fps camera shown vs camera"] == 0.98
     assert out["render vs fastest engine"] == 0.9
     assert out["window 60 fps camera stylize_fps vs idle"] == 1.0 and out["rounds"] == 3
+
+
+def test_bench_app_windows_start_from_the_default_settings(monkeypatch) -> None:
+    """The window remembers its toggles: each measured run gets an empty settings folder of its
+    own, so neither the user's settings nor the previous run's reach it."""
+    from nstcam.measure import bench_app
+
+    seen: list[tuple[Path, list[Path]]] = []
+
+    def launch(*args: str, env: dict[str, str], timeout: float = 900) -> tuple[float, str]:
+        folder = Path(env["NSTCAM_CONFIG_DIR"])
+        seen.append((folder, list(folder.iterdir())))
+        (folder / "nstcam.ini").write_text("[General]\ninbetween=false\n")  # what a run leaves
+        return 1.0, 'BENCHMARK_JSON {"stylize_fps": 9, "display_fps": 30, "capture_fps": 30}\n'
+
+    monkeypatch.setattr(bench_app, "nstcam", launch)
+    for _ in range(2):
+        assert bench_app.window(240, "on", 1.0, "monet")["display_fps"] == 30
+    (first, first_files), (second, second_files) = seen
+    assert first != second and first_files == second_files == []
+    assert not first.exists() and not second.exists()

@@ -23,6 +23,19 @@ def test_settings_file_is_where_the_test_put_it(settings_dir):
     assert open_settings().fileName().startswith(str(settings_dir))
 
 
+def test_nstcam_config_dir_moves_the_settings_file(settings_dir, tmp_path, monkeypatch):
+    """A measurement (bench_app) or a portable install points the settings elsewhere; the
+    platform's file is then neither read nor written."""
+    SavedSettings().put("strength", 0.7)
+    portable = tmp_path / "portable"
+    monkeypatch.setenv("NSTCAM_CONFIG_DIR", str(portable))
+    assert SavedSettings().get("strength", float) is None
+    SavedSettings().put_all({"strength": 0.3})
+    assert (portable / "nstcam.ini").is_file() and SavedSettings().get("strength", float) == 0.3
+    monkeypatch.delenv("NSTCAM_CONFIG_DIR")
+    assert SavedSettings().get("strength", float) == 0.7
+
+
 def test_typed_round_trip_and_bad_values_read_as_none(settings_dir):
     saved = SavedSettings()
     saved.put_all({"strength": 0.4, "mirror": True, "size": 200, "style": "moss", "geometry": b"\x01\x02"})

@@ -6,6 +6,7 @@
     recordings    <Videos>/nstcam       XDG_VIDEOS_DIR, ~/Movies on macOS, or ~/Videos
     cache         <cache>/nstcam        XDG_CACHE_HOME (~/.cache), ~/Library/Caches, %LOCALAPPDATA%;
                                         NSTCAM_CACHE_DIR replaces the whole path
+    settings      Qt's choice (nstcam.ui.settings); NSTCAM_CONFIG_DIR replaces the folder
 
 The same folders Qt's QStandardPaths names, computed here so that `nstcam styles`, `render` and
 the CLI's checks run without PySide6 (the torch-free and headless runtimes).
@@ -59,6 +60,13 @@ def user_cache_dir() -> Path:
     if override:
         return Path(override)
     return _platform_dir(("LOCALAPPDATA", "AppData/Local"), "Library/Caches", ("XDG_CACHE_HOME", ".cache")) / APP_NAME
+
+
+def settings_dir_override() -> Path | None:
+    """NSTCAM_CONFIG_DIR, if set: the folder of the window's remembered settings instead of the
+    platform's (a measurement that must start from the defaults, a portable install)."""
+    override = os.environ.get("NSTCAM_CONFIG_DIR")
+    return Path(override) if override else None
 
 
 def user_styles_dir() -> Path:

@@ -106,10 +106,15 @@ def nstcam(*args: str, env: dict[str, str] | None = None, timeout: float = 900) 
 
 def window(size: int, engine_process: str, seconds: float, style: str, stabilize: bool = True,
            extra_args: Sequence[str] = (), camera: str = "demo", **extra_env: str) -> dict[str, float]:
-    env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen"), **extra_env}
-    _, out = nstcam("--camera", camera, "--style", style, "--size", str(size), "--engine-process", engine_process,
-                    "--benchmark-seconds", str(seconds), "--no-crossfade", "-v",
-                    *(() if stabilize else ("--no-stabilize",)), *extra_args, env=env)
+    """One window run's figures. It starts from the default settings, in a settings folder of its
+    own: the window remembers its toggles (in-between frames, the stabilizer...), and a run must
+    measure the flags it is given, not what the user or the previous run left."""
+    with tempfile.TemporaryDirectory(prefix="nstcam-settings-") as settings:
+        env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen"),
+               "NSTCAM_CONFIG_DIR": settings, **extra_env}
+        _, out = nstcam("--camera", camera, "--style", style, "--size", str(size), "--engine-process", engine_process,
+                        "--benchmark-seconds", str(seconds), "--no-crossfade", "-v",
+                        *(() if stabilize else ("--no-stabilize",)), *extra_args, env=env)
     result = json.loads(out.split("BENCHMARK_JSON ", 1)[1].splitlines()[0])
     first = FIRST_FRAME.search(out)
     return {"stylize_fps": result["stylize_fps"], "display_fps": result["display_fps"],

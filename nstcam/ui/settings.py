@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from nstcam.host.userdirs import settings_dir_override
+
 if TYPE_CHECKING:
     from nstcam.ui.main_window import MainWindow
 
@@ -31,7 +33,11 @@ FLAG_KEYS: dict[str, type] = {
 
 
 def open_settings() -> QSettings:
-    """The user's settings file (tests redirect it with QSettings.setPath to a temporary folder)."""
+    """The user's settings file, or nstcam.ini in NSTCAM_CONFIG_DIR where that is set (tests
+    also redirect it with QSettings.setPath to a temporary folder)."""
+    folder = settings_dir_override()
+    if folder is not None:
+        return QSettings(str(folder / "nstcam.ini"), QSettings.Format.IniFormat)
     return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, "nstcam", "nstcam")
 
 
