@@ -20,12 +20,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import cv2
 import numpy as np
 
 from nstcam.engines.api import DEFAULT, EngineBase, _Default, processing_size
 from nstcam.engines.instant import InstantStyle
 from nstcam.engines.threads import ThreadTuner, thread_choices
+from nstcam.resample import resize_to
 
 log = logging.getLogger(__name__)
 
@@ -351,9 +353,7 @@ class OnnxStyleEngine(EngineBase):
         tw, th = self.output_size(w, h, size)
         with self._gate:
             t0 = time.perf_counter()
-            frame = frame_bgr
-            if (tw, th) != (w, h):
-                frame = cv2.resize(frame, (tw, th), interpolation=cv2.INTER_AREA if tw < w else cv2.INTER_LINEAR)
+            frame = resize_to(frame_bgr, (tw, th))
             padded, (ph, pw) = pad_frame(np.ascontiguousarray(frame))
             live = isinstance(size, _Default)  # the stream the thread count is tuned for
             try:

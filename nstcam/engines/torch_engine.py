@@ -29,6 +29,7 @@ from torch import nn
 from nstcam.engines import memory_formats
 from nstcam.engines.api import DEFAULT, PRECISIONS, EngineBase, _Default, processing_size
 from nstcam.engines.threads import ThreadTuner, thread_choices
+from nstcam.resample import resize_to
 from trainer.devices import cpu_bf16_supported, resolve_device
 from trainer.stylefile import StyleModel
 
@@ -310,9 +311,7 @@ class StyleEngine(EngineBase):
     def _run_cpu(self, net: nn.Module, frame: np.ndarray, tw: int, th: int, live: bool) -> np.ndarray:
         """`live`: a frame of the stream at the engine's own size, timed for the thread tuner."""
         h, w = frame.shape[:2]
-        if (tw, th) != (w, h):
-            interp = cv2.INTER_AREA if tw < w else cv2.INTER_LINEAR
-            frame = cv2.resize(frame, (tw, th), interpolation=interp)
+        frame = resize_to(frame, (tw, th))
         rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         # HWC memory viewed as NCHW is already channels_last; .to() keeps that layout.
         x = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).to(self._dtype).div_(255.0)

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from nstcam.live.demo import DemoSource
+from nstcam.resample import resize_to
 
 COUNT = 48
 SHORT_SIDE = 256
@@ -26,7 +27,7 @@ def scene_photo(i: int) -> np.ndarray:
     img = _scene(i, rng) if i % 2 == 0 else _procedural(rng)
     h, w = img.shape[:2]
     k = SHORT_SIDE / min(h, w)
-    return cv2.resize(img, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC)
+    return resize_to(img, (round(w * k), round(h * k)), enlarge=cv2.INTER_CUBIC)
 
 
 def ensure_scene_photos(folder: Path, count: int = COUNT) -> Path:

@@ -22,6 +22,7 @@ import numpy as np
 
 from nstcam.live.pipeline import FrameResult
 from nstcam.live.sinks import RecorderSink
+from nstcam.resample import resize_to
 
 COLOR_MODES = ("off", "luminance", "statistics")
 """`luminance`: the output's brightness with the input's chroma (YCrCb, jcjohnson's
@@ -61,11 +62,7 @@ class Look:
 
 def input_at(raw_bgr: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
     """The captured frame as RGB at `size_wh` (area-averaged when shrinking)."""
-    h, w = raw_bgr.shape[:2]
-    if (w, h) != size_wh:
-        interp = cv2.INTER_AREA if size_wh[0] < w else cv2.INTER_LINEAR
-        raw_bgr = cv2.resize(raw_bgr, size_wh, interpolation=interp)
-    return cv2.cvtColor(raw_bgr, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(resize_to(raw_bgr, size_wh), cv2.COLOR_BGR2RGB)
 
 
 def keep_luminance(stylized_rgb: np.ndarray, input_rgb: np.ndarray) -> np.ndarray:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from nstcam.resample import resize_to
+
 SOFTEN = 0.7  # Gaussian sigma (flow-size pixels) applied before the raw frames are compared
 MIN_FLOW_SIDE = 12  # DIS refuses an image whose longer side is shorter (cv2.error in calc)
 
@@ -123,8 +125,7 @@ def _difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def gray_at(bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """uint8 grey (what DIS takes) at `size` (w, h): area-averaged when shrinking, which also
     lowers the sensor noise."""
-    shrink = size[0] < bgr.shape[1]
-    return resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), size, cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return resize_to(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), size)
 
 
 def resize(img: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:

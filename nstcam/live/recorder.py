@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from nstcam.live.yuv import rgb_to_i420
+from nstcam.resample import resize_to
 
 log = logging.getLogger(__name__)
 
@@ -455,7 +456,7 @@ class Recorder:
             return frame
         if fw - w in (0, 1) and fh - h in (0, 1):
             return np.ascontiguousarray(frame[:h, :w])  # the odd row/column yuv420p cannot hold
-        return cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA if fw > w else cv2.INTER_LINEAR)
+        return resize_to(frame, (w, h))
 
     def _fail(self, exc: BaseException) -> None:
         if self.error is not None:

@@ -12,11 +12,11 @@ import logging
 import sys
 import threading
 
-import cv2
 import numpy as np
 
 from nstcam.live.frames import LatestSlot
 from nstcam.live.pipeline import FrameResult
+from nstcam.resample import resize_to
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,7 @@ def letterbox(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     fh, fw = rgb.shape[:2]
     k = min(w / fw, h / fh)
     tw, th = max(1, round(fw * k)), max(1, round(fh * k))
-    scaled = rgb if (tw, th) == (fw, fh) else cv2.resize(
-        rgb, (tw, th), interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
+    scaled = resize_to(rgb, (tw, th))
     out = np.zeros((h, w, 3), np.uint8)
     x, y = (w - tw) // 2, (h - th) // 2
     out[y:y + th, x:x + tw] = scaled

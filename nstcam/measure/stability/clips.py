@@ -9,6 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from nstcam.resample import resize_to
+
 CLIP_NAMES = ("pan1", "pan2", "pan3", "zoom", "still", "object")
 MARGIN = 8  # pixels at the frame's border left out of the warp error (resampling edge effects)
 
@@ -71,8 +73,7 @@ def _cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
     h, w = image.shape[:2]
     k = max(width / w, height / h)
     size = (max(width, round(w * k)), max(height, round(h * k)))
-    interp = cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC
-    return cv2.resize(image, size, interpolation=interp)
+    return resize_to(image, size, enlarge=cv2.INTER_CUBIC)
 
 
 def _border_mask(size: tuple[int, int], margin: int = MARGIN) -> np.ndarray:
