@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nstcam.measure.stability import apply_processors, evaluate, object_clip, pan_clip, still_clip, synthetic_scene
-from nstcam.live.stabilize import FlowStabilizer
+from nstcam.live.stabilize import FlowStabilizer, shift_levels
 
 SIZE = (320, 240)
 
@@ -175,3 +175,9 @@ def test_frames_smaller_than_the_optical_flow_allows_are_stabilized_too(size: tu
     outputs = [stab.process(raw, rng.integers(0, 256, (h, w, 3), np.uint8)) for _ in range(3)]
     assert all(out.shape == (h, w, 3) for out in outputs)
     assert stab.cuts == 0  # a still scene: the history was carried, not restarted
+
+
+@pytest.mark.parametrize("offset", [[3.2, -1.7, 0.4], [-300.0, 0.5, 255.6], [0.0, 0.0, 0.0]])
+def test_shifting_levels_rounds_and_saturates_as_opencv_adds(offset: list[float]) -> None:
+    picture = np.random.default_rng(2).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    assert np.array_equal(shift_levels(picture, offset), cv2.add(picture, (*offset, 0.0)))

@@ -106,7 +106,17 @@ class RawFlow:
 
 
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """`image` sampled at each pixel's position plus `flow` (float32 (H, W, 2), image pixels)."""
+    """`image` sampled at each pixel's position plus `flow` (float32 (H, W, 2), image pixels).
+
+    A 3-channel picture is moved with a fourth channel added: OpenCV's remap has vector code for
+    1, 2 and 4 channels but not 3, and the detour gives the same pixels in about half the time
+    (320x240: 0.70 against 0.38 ms; 1280x720: 9.4 against 5.3 ms)."""
+    if image.ndim == 3 and image.shape[2] == 3:
+        return cv2.cvtColor(_remap(cv2.cvtColor(image, cv2.COLOR_RGB2RGBA), flow), cv2.COLOR_RGBA2RGB)
+    return _remap(image, flow)
+
+
+def _remap(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     return cv2.remap(image, flow, None, cv2.INTER_LINEAR | cv2.WARP_RELATIVE_MAP, borderMode=cv2.BORDER_REPLICATE)
 
 
