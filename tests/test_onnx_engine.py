@@ -293,3 +293,23 @@ def test_an_engine_on_one_thread_has_one_lane(style_pt):
     assert engine.lanes == 1
     engine.use_lanes(2)
     assert "at once" not in engine.describe()
+
+
+def test_an_int8_export_leaves_the_fp32_export_a_torch_free_launch_needs(tmp_path, frames):
+    """The window that chose int8 exports every style in int8; its float graph is kept as the fp32
+    export (made once), so the next launch starts without torch."""
+    alone, direct = tmp_path / "alone", tmp_path / "direct"
+    alone.mkdir(), direct.mkdir()
+    style = Path(shutil.copy(BUNDLED[0], alone))
+    onnx_export.ensure_onnx(style, "int8", calibration_frames())
+    fp32 = style.with_suffix(".onnx")
+    assert onnx_export.export_state(style)[2]
+    reference = onnx_export.ensure_onnx(Path(shutil.copy(BUNDLED[0], direct)))
+    assert onnx_export.read_metadata(fp32) == onnx_export.read_metadata(reference)
+    kept, made = (OnnxStyleEngine({"s": p}, device="cpu", size=240, threads=1) for p in (fp32, reference))
+    assert np.array_equal(kept.stylize(frames[0]), made.stylize(frames[0]))
+
+    written = fp32.stat().st_mtime_ns
+    style.with_name(style.stem + ".int8.onnx").unlink()
+    onnx_export.ensure_onnx(style, "int8", calibration_frames())
+    assert fp32.stat().st_mtime_ns == written  # current: not written again

@@ -128,16 +128,25 @@ def export_style(style_path: Path, out: Path | None = None, quantization: str = 
     digest = sha256 or file_sha256(style_path)
     target = Path(out) if out is not None else onnx_path(style_path, quantization, digest)
     source = {"source": style_path.name, "source_sha256": digest, "name": style_path.stem.split("-")[0]}
-    return export_model(model, target, quantization, calibration, source)
+    also_float = None
+    if quantization != "fp32" and target == onnx_path(style_path, quantization, digest):  # where exports live
+        float_path = onnx_path(style_path, "fp32", digest)
+        also_float = None if is_current(float_path, style_path, digest) else float_path
+    return export_model(model, target, quantization, calibration, source, also_float)
 
 
 def export_model(model, out: Path, quantization: str = "fp32", calibration: Sequence[np.ndarray] | None = None,
-                 source: dict[str, str] | None = None) -> Path:
+                 source: dict[str, str] | None = None, also_float: Path | None = None) -> Path:
     """Export a loaded StyleModel to `out` atomically (benchmarks export models never saved).
 
     `source`: metadata naming where it came from (source, source_sha256, a default name); the
     model's own name, variant, title, artist and year are stored too, and its architecture id
     (nstcam.engines.choice.arch_id), under which a torch-free launch finds the remembered backend.
+    `also_float`: a quantized export also writes the float graph it was made from there, as the
+    fp32 export. A launch without torch needs every style's fp32 export (its registry is made of
+    them), and the window that chose int8 exports every style in int8 before its first frame
+    anyway; without this, the fp32 exports came only from a background process that a session
+    shorter than about a minute on a busy 2-core machine never let finish.
     """
     import torch
 
@@ -163,6 +172,8 @@ def export_model(model, out: Path, quantization: str = "fp32", calibration: Sequ
             trace_frame_net(model.build("cpu", torch.float32), fp32)
             final = fp32 if quantization == "fp32" else _quantize(fp32, Path(tmp), quantization, calibration)
             write_with_metadata(final, target, meta)
+            if also_float is not None and final != fp32:
+                write_with_metadata(fp32, also_float, {**meta, "quantization": "fp32"})
     except ExportError:
         raise
     except OSError as exc:
