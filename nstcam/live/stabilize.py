@@ -13,9 +13,10 @@ of past outputs smears them).
 Cost: one DIS flow and the confidence at half the stylized size, one remap and one blend at the
 stylized size: 2.8 ms a 320x240 frame and 9.5 ms a 640x480 one on one core of the 2-core test
 machine (DIS about 0.9 ms of the first; `nstcam.measure.stability` times it). One flow, not a
-forward-backward pair: the median difference already catches what the second flow caught. The carried-over picture follows the new
-frame's mean colour half-way each frame (`colour_follow`), so exposure and white-balance changes
-show within about a frame instead of lagging. Figures and history: docs/design-notes.md.
+forward-backward pair: the median difference already catches what the second flow caught. The
+carried-over picture follows the new frame's mean colour half-way each frame (`colour_follow`),
+so exposure and white-balance changes show within about a frame instead of lagging. Figures and
+history: docs/design-notes.md.
 """
 from __future__ import annotations
 
