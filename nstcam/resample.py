@@ -14,7 +14,12 @@ import numpy as np
 def resize_to(image: np.ndarray, size: tuple[int, int], enlarge: int = cv2.INTER_LINEAR) -> np.ndarray:
     """`image` at `size` (w, h): area-averaged when it gets narrower, else interpolated with
     `enlarge`; `image` itself when it already has that size."""
-    h, w = image.shape[:2]
-    if (w, h) == size:
+    return resize(image, size, cv2.INTER_AREA if size[0] < image.shape[1] else enlarge)
+
+
+def resize(image: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
+    """`image` at `size` (w, h) with the `interpolation` asked for (masks and weights have their
+    own needs); `image` itself when it already has that size."""
+    if (image.shape[1], image.shape[0]) == size:
         return image
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if size[0] < w else enlarge)
+    return cv2.resize(image, size, interpolation=interpolation)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from nstcam.resample import resize_to
+from nstcam.resample import resize, resize_to
 
 SOFTEN = 0.7  # Gaussian sigma (flow-size pixels) applied before the raw frames are compared
 MIN_FLOW_SIDE = 12  # DIS refuses an image whose longer side is shorter (cv2.error in calc)
@@ -136,9 +136,3 @@ def gray_at(bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """uint8 grey (what DIS takes) at `size` (w, h): area-averaged when shrinking, which also
     lowers the sensor noise."""
     return resize_to(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), size)
-
-
-def resize(img: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
-    if (img.shape[1], img.shape[0]) == size:
-        return img
-    return cv2.resize(img, size, interpolation=interpolation)

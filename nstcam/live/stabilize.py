@@ -26,7 +26,8 @@ import threading
 import cv2
 import numpy as np
 
-from nstcam.live.flow import RawFlow, resize
+from nstcam.live.flow import RawFlow
+from nstcam.resample import resize
 
 log = logging.getLogger(__name__)
 

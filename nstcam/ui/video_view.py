@@ -33,7 +33,8 @@ def screen_image(rgb: np.ndarray, size: QSize, ratio: float) -> tuple[QImage, np
     image: Qt converts and scales that on its thread pool, 1.4-1.6 ms of CPU a paint against
     0.8 ms this way (320x240 into a 960x540 view, offscreen), at the camera's rate."""
     w, h = max(1, round(size.width() * ratio)), max(1, round(size.height() * ratio))
-    pixels = cv2.cvtColor(resize_to(rgb, (w, h)), cv2.COLOR_RGB2BGRA)  # RGB32 is 0xffRRGGBB: B, G, R, 255 in memory (little-endian)
+    # RGB32 is 0xffRRGGBB: B, G, R, 255 in memory (little-endian)
+    pixels = cv2.cvtColor(resize_to(rgb, (w, h)), cv2.COLOR_RGB2BGRA)
     image = QImage(pixels.data, w, h, 4 * w, QImage.Format.Format_RGB32)
     image.setDevicePixelRatio(ratio)
     return image, pixels
