@@ -126,10 +126,11 @@ def export_style(style_path: Path, out: Path | None = None, quantization: str = 
     except (StyleFileError, InstantStyleError) as exc:
         raise ExportError(str(exc)) from None
     digest = sha256 or file_sha256(style_path)
-    target = Path(out) if out is not None else onnx_path(style_path, quantization, digest)
+    home = onnx_path(style_path, quantization, digest)  # where exports live
+    target = Path(out) if out is not None else home
     source = {"source": style_path.name, "source_sha256": digest, "name": style_path.stem.split("-")[0]}
     also_float = None
-    if quantization != "fp32" and target == onnx_path(style_path, quantization, digest):  # where exports live
+    if quantization != "fp32" and target == home:
         float_path = onnx_path(style_path, "fp32", digest)
         also_float = None if is_current(float_path, style_path, digest) else float_path
     return export_model(model, target, quantization, calibration, source, also_float)
