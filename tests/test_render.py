@@ -248,6 +248,28 @@ def test_frames_stylized_at_once_are_written_in_order(tmp_path: Path) -> None:
     assert levels == list(range(12))
 
 
+def test_a_lane_done_first_takes_a_waiting_frame_instead_of_idling(tmp_path: Path) -> None:
+    """With only as many frames in flight as lanes, a lane that finished waited for the oldest
+    frame to be written before it got another (render ran at 0.8-0.9x the engine alone)."""
+    clip = write_video(tmp_path / "grey.avi", frames=6, draw=lambda i, size: np.full((size[1], size[0], 3), 10 * i + 20, np.uint8))
+    third_done = threading.Event()
+    first_saw_third: list[bool] = []
+
+    class FirstWaitsForThird(OutOfOrder):
+        def stylize(self, frame: np.ndarray, style: str | None = None) -> np.ndarray:
+            level = round((frame.mean() - 20) / 10)
+            if level == 0:
+                first_saw_third.append(third_done.wait(timeout=5))
+            out = super().stylize(frame, style)
+            if level == 2:
+                third_done.set()
+            return out
+
+    result = render_video(clip, tmp_path / "out.mp4", FirstWaitsForThird())
+    assert first_saw_third == [True]  # the other lane went on to frame 3 while frame 1 was held
+    assert [round((frame.mean() - 20) / 10) for frame in read_all_frames(result.path)] == list(range(6))
+
+
 def test_an_engine_without_lanes_stylizes_on_the_calling_thread(video_file: Path, engine: StyleEngine,
                                                                  tmp_path: Path) -> None:
     """torch's OpenMP team runs best on the main thread; on a worker thread libgomp throttles it."""

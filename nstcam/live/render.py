@@ -2,7 +2,8 @@
 
 The frames take the live path's pieces: `CvSource` reads and normalises them (grey, BGRA and
 16-bit frames become BGR uint8, as in the window), the engine stylizes each (an engine with lanes,
-ONNX Runtime on a CPU, two at once) while a `ChainThread` runs the processors on the ones before,
+ONNX Runtime on a CPU, two at once, with as many more read and waiting: `frames_in_flight`)
+while a `ChainThread` runs the processors on the ones before,
 in order (as in the window), and a `RecorderSink` over a `Recorder` with `realtime=False` (whose
 `write` blocks when the encoder is behind) writes them. The output keeps the input's frame count and each
 frame's time (so its length and a variable frame rate; the rate is measured from the timestamps,
@@ -22,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from nstcam.live.capture import BadFrame, to_bgr8
-from nstcam.live.pipeline import ChainThread, FramePath, FrameProcessor, Stylizer, engine_lanes, lane_pool
+from nstcam.live.pipeline import (ChainThread, FramePath, FrameProcessor, Stylizer, engine_lanes, frames_in_flight,
+                                  lane_pool)
 from nstcam.live.probe import MediaInfo, probe_media
 from nstcam.live.recorder import Recorder, RecorderError
 from nstcam.live.sinks import RecorderSink
@@ -165,6 +167,7 @@ def render_video(
         progress(0, total)  # the total shows before the first frame, which may take long
     out = _Output(output_path, source.fps, input_path if info is not None and info.audio else None, path)
     lanes = engine_lanes(engine)  # frames stylized at once; the chain gets them in order
+    depth = frames_in_flight(lanes)
     in_flight: deque[tuple[Future, np.ndarray, int, float]] = deque()
     frames = 0
     cancelled = False
@@ -192,7 +195,7 @@ def render_video(
                 t = _frame_time(source.position, t, source.fps)
                 first_t = t if first_t is None else first_t
                 in_flight.append((pool.submit(path.stylize, frame, style), frame, frames, t))
-                if len(in_flight) == lanes:
+                if len(in_flight) == depth:
                     hand_oldest()
             while in_flight and not out.stopped:  # the frames still being stylized
                 hand_oldest()

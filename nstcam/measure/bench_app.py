@@ -30,7 +30,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,7 @@ from nstcam.host.omp import add_passive_waits
 from nstcam.host.opencv_threads import add_single_thread
 from nstcam.live.demo import DemoSource
 from nstcam.launch import build_engine, load_registry, resolve_device
-from nstcam.live.pipeline import engine_lanes, lane_pool
+from nstcam.live.pipeline import engine_lanes, frames_in_flight, lane_pool
 from nstcam.live.session import LiveSession
 from nstcam.live.sinks import CallbackSink
 from trainer.benchkit import write_json
@@ -60,17 +62,23 @@ def write_clip(path: Path, frames: int, fps: float = 30.0) -> Path:
 
 
 def engine_fps(engine, seconds: float) -> float:
-    """`engine`'s frames/s alone, from this thread, or with as many frames in flight as the app
-    keeps on it (`engine_lanes`: ONNX Runtime on a CPU runs two at once)."""
+    """`engine`'s frames/s alone, from this thread, or with as many frames in flight as render
+    keeps on it (`engine_lanes`: ONNX Runtime on a CPU runs two at once; `frames_in_flight`)."""
     frames = [DemoSource(*DEMO_SIZE).frame_at(i) for i in range(8)]
     lanes = engine_lanes(engine)
+    depth = frames_in_flight(lanes)
     for frame in frames[:3]:
         engine.stylize(frame)
+    in_flight: deque[Future] = deque()
     n, t0 = 0, time.perf_counter()
     with lane_pool(lanes) as pool:
         while time.perf_counter() - t0 < seconds:
-            list(pool.map(engine.stylize, [frames[(n + i) % 8] for i in range(lanes)]))
-            n += lanes
+            in_flight.append(pool.submit(engine.stylize, frames[n % 8]))
+            n += 1
+            if len(in_flight) == depth:
+                in_flight.popleft().result()
+        for stylizing in in_flight:
+            stylizing.result()
     return n / (time.perf_counter() - t0)
 
 
