@@ -214,7 +214,7 @@ def build_engine(registry, device, size: int | None, style: str, precision: str 
         print(f"{PROG}: warning: {message}", file=sys.stderr)
     try:
         if backend == "onnxruntime":
-            engine = _onnx_engine(registry, device, size, precision, threads)
+            engine = _onnx_engine(registry, device, size, precision, threads, style)
         else:
             from nstcam.engines.torch_engine import StyleEngine
 
@@ -225,9 +225,9 @@ def build_engine(registry, device, size: int | None, style: str, precision: str 
     return engine
 
 
-def _onnx_engine(registry, device, size: int | None, precision: str, threads: int | None):
+def _onnx_engine(registry, device, size: int | None, precision: str, threads: int | None, style: str):
     """ONNX Runtime over the registry's styles: their ONNX exports, made (once, cached) from the
-    style files where torch is installed."""
+    style files where torch is installed: `style`'s now, each other one's on its first frame."""
     from nstcam.engines.instant import InstantStyle
     from nstcam.engines.ort import OnnxStyle, OnnxStyleEngine
 
@@ -244,9 +244,9 @@ def _onnx_engine(registry, device, size: int | None, precision: str, threads: in
         if isinstance(model, (OnnxStyle, InstantStyle)):  # instant: MicroAST's shared graph, no export
             models[name] = model
         else:
-            from nstcam.engines.onnx_export import ensure_onnx
+            from nstcam.engines.onnx_export import ensure_onnx, late_onnx
 
-            models[name] = ensure_onnx(model.path, quantization, frames)
+            models[name] = (ensure_onnx if name == style else late_onnx)(model.path, quantization, frames)
     return OnnxStyleEngine(models, device=device.type, size=size, threads=threads)
 
 
@@ -416,7 +416,9 @@ def prepare_window(args: argparse.Namespace, remembered_ok: bool = True) -> Laun
             engine = ProcessEngine(engine, threads=args.threads, sources=remembered.sources,
                                    precision=choice.chosen.precision)
     background = None
-    if remembered is None and choice is not None:  # decided with torch here: the next launch need not
+    if remembered is None and choice is not None and choice.chosen.backend == "torch":
+        # decided with torch here: the next launch need not (ONNX Runtime's engine exports each
+        # style on its first frame, the thumbnails' if not the user's)
         from nstcam.autobackend import trained_style_files
         from nstcam.engines.quick_start import BackgroundExport
 

@@ -193,7 +193,8 @@ def main() -> None:
     from nstcam.launch import prepare_window
     launch = prepare_window(window_parser().parse_args(["--camera", "demo", "--size", "32", "--styles-dir", sys.argv[1]]))
     import numpy as np
-    launch.engine.stylize(np.zeros((48, 64, 3), np.uint8))
+    for name in launch.engine.style_names:  # the live frame, then each style's thumbnail
+        launch.engine.stylize(np.zeros((48, 64, 3), np.uint8), style=name)
     print("torch imported:", "torch" in sys.modules)
     print("engine:", launch.engine.describe())
     print("styles:", " ".join(launch.engine.style_names))

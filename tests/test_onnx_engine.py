@@ -5,6 +5,8 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -313,3 +315,59 @@ def test_an_int8_export_leaves_the_fp32_export_a_torch_free_launch_needs(tmp_pat
     style.with_name(style.stem + ".int8.onnx").unlink()
     onnx_export.ensure_onnx(style, "int8", calibration_frames())
     assert fp32.stat().st_mtime_ns == written  # current: not written again
+
+
+def test_a_late_export_is_made_once_on_its_first_frame_and_a_failure_is_not_tried_again(styles_dir, tmp_path):
+    """A launch exports the style it shows; the others wait for their first frame (the
+    thumbnails' or the user's), each made once even when two lanes ask for it at once."""
+    from nstcam.engines.ort import LateExport
+
+    (fp32,) = (p for p in styles_dir.glob("*.onnx") if export_quantization(p) == "fp32")
+    made: list[str] = []
+
+    def make() -> None:
+        made.append("late")
+        time.sleep(0.2)  # stands in for the export's seconds, while the other lane asks too
+        shutil.copy(fp32, tmp_path / "late.onnx")
+
+    def broken() -> None:
+        made.append("broken")
+        raise onnx_export.ExportError("bad style file")
+
+    engine = OnnxStyleEngine({"late": LateExport(tmp_path / "late.onnx", make), "now": fp32,
+                              "broken": LateExport(tmp_path / "broken.onnx", broken)}, device="cpu", size=32, threads=1)
+    assert made == [] and engine.style == "now"  # it starts on a style it has
+    frame = np.zeros((48, 64, 3), np.uint8)
+    both = threading.Barrier(2)
+
+    def late_frame(_: int) -> np.ndarray:
+        both.wait()
+        return engine.stylize(frame, style="late")
+
+    with ThreadPoolExecutor(2) as pool:
+        assert [out.shape for out in pool.map(late_frame, range(2))] == [(32, 42, 3)] * 2
+    assert made == ["late"]
+    for _ in range(2):
+        with pytest.raises(onnx_export.ExportError, match="bad style file"):
+            engine.stylize(frame, style="broken")
+    assert made == ["late", "broken"] and engine.stylize(frame).shape == (32, 42, 3)
+
+
+def test_a_launch_exports_its_own_style_and_each_other_one_on_its_first_frame(tmp_path, frames):
+    """A fresh clone's first launch exported all six styles in int8 before its first frame
+    (11 s of its 28.5 s); now only the one it shows."""
+    from nstcam.engines.ort import OrtDevice
+    from nstcam.launch import build_engine
+    from nstcam.registry import StyleRegistry
+
+    first, second = (Path(shutil.copy(pt, tmp_path)) for pt in BUNDLED[:2])
+    names = [pt.stem.split("-")[0] for pt in (first, second)]
+    engine = build_engine(StyleRegistry.discover([tmp_path]), OrtDevice("cpu"), 240, names[1], "fp32", "onnxruntime",
+                          threads=1)
+
+    def exports() -> list[str]:
+        return sorted(p.name for p in tmp_path.glob("*.onnx"))
+
+    assert exports() == [second.with_suffix(".onnx").name] and engine.style == names[1]
+    assert engine.stylize(frames[0], style=names[0]).shape == (240, 320, 3)
+    assert exports() == sorted(pt.with_suffix(".onnx").name for pt in (first, second))

@@ -31,6 +31,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ import numpy as np
 from nstcam.engines.choice import model_arch_id
 from nstcam.engines.int8_graph import pad_in_uint8
 from nstcam.engines.onnx_metadata import read_metadata
-from nstcam.engines.ort import FORMAT, MIN_SIDE, QUANTIZATIONS, SIDE_MULTIPLE, SUFFIXES, pad_frame
+from nstcam.engines.ort import FORMAT, MIN_SIDE, QUANTIZATIONS, SIDE_MULTIPLE, SUFFIXES, LateExport, pad_frame
 from nstcam.host.userdirs import user_cache_dir
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,16 @@ def ensure_onnx(style_path: Path, quantization: str = "fp32",
     if current:
         return target
     return export_style(Path(style_path), target, quantization, calibration, sha256=digest)
+
+
+def late_onnx(style_path: Path, quantization: str = "fp32",
+              calibration: Sequence[np.ndarray] | None = None) -> Path | LateExport:
+    """`ensure_onnx` for a style that may not be shown: its current export, or the export to make
+    on the style's first frame (`LateExport`)."""
+    target, digest, current = export_state(style_path, quantization)
+    if current:
+        return target
+    return LateExport(target, partial(export_style, Path(style_path), target, quantization, calibration, sha256=digest))
 
 
 def export_state(style_path: Path, quantization: str = "fp32") -> tuple[Path, str, bool]:

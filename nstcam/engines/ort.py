@@ -79,6 +79,16 @@ class OnnxStyle:
         return text
 
 
+@dataclass(frozen=True)
+class LateExport:
+    """A style whose graph is exported when it first runs, not before the first frame: an int8
+    export takes about 2 s on 2 cores, and a first launch exporting every style before showing
+    one waited 11 s for five styles it might never show. `make()` writes `path`."""
+
+    path: Path
+    make: Callable[[], object]
+
+
 def pad_frame(frame: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
     """(`frame` edge-padded at the bottom and right to sides the graph accepts, its original (h, w)).
 
@@ -197,7 +207,9 @@ class OnnxStyleEngine(EngineBase):
     Thread-safe like StyleEngine: `stylize` calls are serialised by a lock; `set_style` may be
     called from any thread and takes effect on the next frame. `models` maps style name to its
     ONNX file (or an `OnnxStyle`), or to an `InstantStyle` (run on the shared MicroAST graph);
-    `add_style` and `remove_style` change them while frames run. `threads`: ONNX Runtime's
+    `add_style` and `remove_style` change them while frames run. A `LateExport` is exported on
+    its style's first frame, outside the frame locks, so the other lanes and the thumbnails go on
+    with the styles they have. `threads`: ONNX Runtime's
     intra-op threads (default: cores); on the CPU fewer are used while they measure faster
     (nstcam.engines.threads), each count with its own session, made when first tried. A style's
     session is made when it first runs (50-100 ms each: a launch with six styles would otherwise
@@ -212,7 +224,7 @@ class OnnxStyleEngine(EngineBase):
 
     def __init__(
         self,
-        models: Mapping[str, Path | str | OnnxStyle],
+        models: Mapping[str, Path | str | OnnxStyle | InstantStyle | LateExport],
         device: str = "auto",
         size: int | None = 480,
         on_notice: Callable[[str], None] | None = None,
@@ -222,7 +234,10 @@ class OnnxStyleEngine(EngineBase):
             raise ValueError("no styles to run: give at least one exported style (.onnx)")
         self._paths = {name: _graph_path(m) for name, m in models.items()}
         self._codes = {name: _instant_feeds(m) for name, m in models.items() if isinstance(m, InstantStyle)}
-        self._style = next(iter(self._paths))
+        self._late = {m.path: m for m in models.values() if isinstance(m, LateExport)}  # until made
+        self._late_failed: dict[Path, Exception] = {}
+        self._making = threading.Lock()  # one export at a time
+        self._style = next((n for n, p in self._paths.items() if p not in self._late), next(iter(self._paths)))
         super().__init__(size)
         self._threads = threads or os.cpu_count() or 1
         self.on_notice = on_notice
@@ -233,6 +248,7 @@ class OnnxStyleEngine(EngineBase):
 
     def _load(self, device: OrtDevice) -> None:
         """Open the current style's graph on `device` (the others when they first run)."""
+        self._make_late(self._paths[self._style])
         sessions = self._open([self._paths[self._style]], device)
         if device.type == "cuda" and any(CUDA not in s.get_providers() for s in sessions.values()):
             self._notice("the CUDA execution provider did not start; running ONNX Runtime on the CPU")
@@ -258,7 +274,8 @@ class OnnxStyleEngine(EngineBase):
     def _describe_graphs(self) -> None:
         from nstcam.engines.onnx_metadata import read_metadata
 
-        quantizations = {read_metadata(path).get("quantization", "fp32") for path in set(self._paths.values())}
+        made = set(self._paths.values()) - set(self._late)
+        quantizations = {read_metadata(path).get("quantization", "fp32") for path in made}
         self._precision = "/".join(sorted(quantizations))
 
     def add_style(self, name: str, model: Path | str | OnnxStyle | InstantStyle) -> None:
@@ -349,6 +366,7 @@ class OnnxStyleEngine(EngineBase):
         if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.dtype != np.uint8:
             raise ValueError(f"expected a BGR uint8 frame (H, W, 3), got {frame_bgr.dtype} {frame_bgr.shape}")
         name = self._check_style(style) if style is not None else self._style
+        self._make_late(self._paths[name])
         h, w = frame_bgr.shape[:2]
         tw, th = self.output_size(w, h, size)
         with self._gate:
@@ -370,6 +388,26 @@ class OnnxStyleEngine(EngineBase):
         if live:  # thumbnails and snapshots are other work, not frames of the stream
             self._timer.tick(elapsed)
         return result
+
+    def _make_late(self, path: Path) -> None:
+        """Export the graph at `path` if it was left for its first frame (`LateExport`); a failed
+        export raises its error again on each later frame instead of being tried again."""
+        if path not in self._late and path not in self._late_failed:
+            return
+        with self._making:
+            if path in self._late_failed:
+                raise self._late_failed[path]
+            late = self._late.get(path)
+            if late is None:  # made while this call waited
+                return
+            log.info("exporting %s on its style's first frame", path.name)
+            try:
+                late.make()
+            except Exception as exc:
+                self._late_failed[path] = exc
+                raise
+            finally:
+                del self._late[path]
 
     def _run(self, name: str, padded: np.ndarray, live: bool) -> np.ndarray:
         """`live`: a frame of the stream at the engine's own size, timed for the thread tuner
@@ -421,7 +459,7 @@ def _graph_path(model: Path | str | OnnxStyle | InstantStyle) -> Path:
         from nstcam.engines.instant_onnx import graph_files
 
         return graph_files()[1]
-    return Path(model.path if isinstance(model, OnnxStyle) else model)
+    return Path(model.path if isinstance(model, (OnnxStyle, LateExport)) else model)
 
 
 def engine_from_dirs(dirs: Sequence[Path | str], device: str = "auto", size: int | None = 480,

@@ -2,8 +2,9 @@
 
 A launch whose measured fastest engine is torch shows its first frames on ONNX Runtime while the
 engine process loads torch (nstcam.autobackend.remembered_launch), which needs a current fp32
-export of every style file. The timing on the first launch exports only the style it timed; the
-others are exported here once the live view runs: in a separate process at the lowest CPU
+export of every style file. The timing on the first launch exports only the style it timed; when
+torch won it, the others are exported here once the live view runs (where ONNX Runtime won, its
+engine exports each style on its first frame, the gallery's thumbnail at the latest): in a separate process at the lowest CPU
 priority (nice 10), so the frames keep the GIL and nearly all of the cores, and only when an export is
 missing or stale (checking costs a hash of each style file, a few ms).
 """
