@@ -192,8 +192,9 @@ def check_quick_start(ctx: Context) -> list[Check]:
                       "remembered, the window shows its first frames without importing torch")]
     names = ", ".join(p.name for p in missing[:4]) + (" …" if len(missing) > 4 else "")
     return [Check("quick start", INFO, f"{len(missing)} style file(s) without a current ONNX export ({names}): "
-                  "the window starts with torch and exports them in the background while it runs "
-                  "(or now: python -m nstcam.export STYLE...)")]
+                  "the window starts with torch and exports them while it runs (in the background, "
+                  "or each on its style's first frame where ONNX Runtime was chosen; "
+                  "or now: python -m nstcam.export STYLE...)")]
 
 
 def check_virtual_camera(ctx: Context) -> list[Check]:

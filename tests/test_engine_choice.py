@@ -302,7 +302,7 @@ def test_doctor_tells_which_styles_keep_the_window_from_starting_without_torch(t
 
     style = make_style_file(tmp_path / "lagoon.pt", "lagoon", seed=4)
     (before,) = check_quick_start(Context(styles_dirs=(tmp_path,)))
-    assert "lagoon.pt" in before.detail and "exports them in the background" in before.detail
+    assert "lagoon.pt" in before.detail and "exports them while it runs" in before.detail
     ensure_onnx(style)
     (after,) = check_quick_start(Context(styles_dirs=(tmp_path,)))
     assert "lagoon.pt" not in after.detail
