@@ -396,7 +396,7 @@ class OnnxStyleEngine(EngineBase):
             return
         with self._making:
             if path in self._late_failed:
-                raise self._late_failed[path]
+                raise self._late_failed[path].with_traceback(None)  # not one more traceback each frame
             late = self._late.get(path)
             if late is None:  # made while this call waited
                 return

@@ -4,9 +4,10 @@ A launch whose measured fastest engine is torch shows its first frames on ONNX R
 engine process loads torch (nstcam.autobackend.remembered_launch), which needs a current fp32
 export of every style file. The timing on the first launch exports only the style it timed; when
 torch won it, the others are exported here once the live view runs (where ONNX Runtime won, its
-engine exports each style on its first frame, the gallery's thumbnail at the latest): in a separate process at the lowest CPU
-priority (nice 10), so the frames keep the GIL and nearly all of the cores, and only when an export is
-missing or stale (checking costs a hash of each style file, a few ms).
+engine exports each style on its first frame, the gallery's thumbnail at the latest): in a
+separate process at the lowest CPU priority (nice 10), so the frames keep the GIL and nearly all
+of the cores, and only when an export is missing or stale (checking costs a hash of each style
+file, a few ms).
 """
 from __future__ import annotations
 

@@ -277,7 +277,7 @@ def engine_lanes(engine: Stylizer) -> int:
 def frames_in_flight(lanes: int) -> int:
     """How many frames a caller that stylizes a stream (render, the benchmarks) keeps submitted to
     `lanes`: twice as many for two or more, so a lane whose frame is done before an earlier one's
-    takes a waiting frame instead of idling until the earlier one is collected (render: 1.12-1.22x
+    takes a waiting frame instead of idling until the earlier one is collected (render: 1.13-1.22x
     the frames/s of keeping only two in flight); one, run at once, for a single lane."""
     return 2 * lanes if lanes > 1 else 1
 
