@@ -156,8 +156,8 @@ def export_model(model, out: Path, quantization: str = "fp32", calibration: Sequ
     (nstcam.engines.choice.arch_id), under which a torch-free launch finds the remembered backend.
     `also_float`: a quantized export also writes the float graph it was made from there, as the
     fp32 export. A launch without torch needs every style's fp32 export (its registry is made of
-    them), and the window that chose int8 exports every style in int8 before its first frame
-    anyway; without this, the fp32 exports came only from a background process that a session
+    them), and the window that chose int8 exports every style in int8 anyway (the launch
+    style's before the first frame, the others' on their first frames); without this, the fp32 exports came only from a background process that a session
     shorter than about a minute on a busy 2-core machine never let finish.
     """
     import torch
