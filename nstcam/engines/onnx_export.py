@@ -95,10 +95,8 @@ def ensure_onnx(style_path: Path, quantization: str = "fp32",
                 calibration: Sequence[np.ndarray] | None = None) -> Path:
     """The up-to-date ONNX export of `style_path`, exporting it first when missing or stale
     (`calibration`: as for `export_style`)."""
-    target, digest, current = export_state(style_path, quantization)
-    if current:
-        return target
-    return export_style(Path(style_path), target, quantization, calibration, sha256=digest)
+    export = late_onnx(style_path, quantization, calibration)
+    return export if isinstance(export, Path) else export.make()
 
 
 def late_onnx(style_path: Path, quantization: str = "fp32",
@@ -157,8 +155,9 @@ def export_model(model, out: Path, quantization: str = "fp32", calibration: Sequ
     `also_float`: a quantized export also writes the float graph it was made from there, as the
     fp32 export. A launch without torch needs every style's fp32 export (its registry is made of
     them), and the window that chose int8 exports every style in int8 anyway (the launch
-    style's before the first frame, the others' on their first frames); without this, the fp32 exports came only from a background process that a session
-    shorter than about a minute on a busy 2-core machine never let finish.
+    style's before the first frame, the others' on their first frames); without this, the fp32
+    exports came only from a background process that a session shorter than about a minute on a
+    busy 2-core machine never let finish.
     """
     import torch
 

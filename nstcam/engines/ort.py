@@ -86,7 +86,7 @@ class LateExport:
     one waited 11 s for five styles it might never show. `make()` writes `path`."""
 
     path: Path
-    make: Callable[[], object]
+    make: Callable[[], Path]
 
 
 def pad_frame(frame: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
