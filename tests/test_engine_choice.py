@@ -296,10 +296,14 @@ def test_missing_exports_are_made_in_the_background_for_the_next_launch(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
-def test_doctor_tells_which_styles_keep_the_window_from_starting_without_torch(tmp_path) -> None:
+def test_doctor_tells_which_styles_keep_the_window_from_starting_without_torch(tmp_path, monkeypatch) -> None:
+    import nstcam.registry
     from nstcam.doctor import Context, check_quick_start
     from nstcam.engines.onnx_export import ensure_onnx
 
+    # Only this folder's styles: the doctor names four, and whether the bundled ones have their
+    # exports yet depends on which launches ran before (each exports a style when it first runs).
+    monkeypatch.setattr(nstcam.registry, "bundled_styles_dir", lambda: tmp_path / "no bundled styles")
     style = make_style_file(tmp_path / "lagoon.pt", "lagoon", seed=4)
     (before,) = check_quick_start(Context(styles_dirs=(tmp_path,)))
     assert "lagoon.pt" in before.detail and "exports them while it runs" in before.detail
