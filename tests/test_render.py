@@ -213,6 +213,16 @@ def test_a_very_large_input_is_stylized_at_full_hd_unless_a_size_is_given(tmp_pa
         f"{big} is 1936x1096; stylizing at 1080 px on the short side (--size N to choose)"]
 
 
+def grey_clip(path: Path, frames: int) -> Path:
+    """A clip whose frame i is one grey level, 10 * i + 20, that survives encoding (`grey_index`)."""
+    return write_video(path, frames=frames, draw=lambda i, size: np.full((size[1], size[0], 3), 10 * i + 20, np.uint8))
+
+
+def grey_index(frame: np.ndarray) -> int:
+    """Which frame of a `grey_clip` this is."""
+    return round((frame.mean() - 20) / 10)
+
+
 class OutOfOrder:
     """An engine that stylizes two frames at once and returns each frame as it is (RGB); every
     other frame takes longer, so the next one is ready first."""
@@ -240,34 +250,33 @@ class OutOfOrder:
 
 
 def test_frames_stylized_at_once_are_written_in_order(tmp_path: Path) -> None:
-    clip = write_video(tmp_path / "grey.avi", frames=12, draw=lambda i, size: np.full((size[1], size[0], 3), 10 * i + 20, np.uint8))
+    clip = grey_clip(tmp_path / "grey.avi", 12)
     engine = OutOfOrder()
     result = render_video(clip, tmp_path / "out.mp4", engine)
     assert engine.lanes_used == 2 and engine.most == 2
-    levels = [round((frame.mean() - 20) / 10) for frame in read_all_frames(result.path)]
-    assert levels == list(range(12))
+    assert [grey_index(frame) for frame in read_all_frames(result.path)] == list(range(12))
 
 
 def test_a_lane_done_first_takes_a_waiting_frame_instead_of_idling(tmp_path: Path) -> None:
     """With only as many frames in flight as lanes, a lane that finished waited for the oldest
     frame to be written before it got another (render ran at 0.8-0.9x the engine alone)."""
-    clip = write_video(tmp_path / "grey.avi", frames=6, draw=lambda i, size: np.full((size[1], size[0], 3), 10 * i + 20, np.uint8))
+    clip = grey_clip(tmp_path / "grey.avi", 6)
     third_done = threading.Event()
     first_saw_third: list[bool] = []
 
     class FirstWaitsForThird(OutOfOrder):
         def stylize(self, frame: np.ndarray, style: str | None = None) -> np.ndarray:
-            level = round((frame.mean() - 20) / 10)
-            if level == 0:
+            index = grey_index(frame)
+            if index == 0:
                 first_saw_third.append(third_done.wait(timeout=5))
             out = super().stylize(frame, style)
-            if level == 2:
+            if index == 2:
                 third_done.set()
             return out
 
     result = render_video(clip, tmp_path / "out.mp4", FirstWaitsForThird())
     assert first_saw_third == [True]  # the other lane went on to frame 3 while frame 1 was held
-    assert [round((frame.mean() - 20) / 10) for frame in read_all_frames(result.path)] == list(range(6))
+    assert [grey_index(frame) for frame in read_all_frames(result.path)] == list(range(6))
 
 
 def test_an_engine_without_lanes_stylizes_on_the_calling_thread(video_file: Path, engine: StyleEngine,
