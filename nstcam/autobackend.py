@@ -93,8 +93,8 @@ def trained_style_files(dirs: Sequence[Path]) -> list[Path]:
 @dataclass(frozen=True)
 class RememberedLaunch:
     """A launch decided without torch: `registry` holds the styles' ONNX exports (int8 where that
-    was chosen) and the instant styles; `sources` maps each style to its style file, which an
-    engine process loads when the choice is torch."""
+    was chosen; a `LateExport` where one is still to be made) and the instant styles; `sources`
+    maps each style to its style file, which an engine process loads when the choice is torch."""
 
     registry: Any
     choice: Choice
@@ -103,29 +103,26 @@ class RememberedLaunch:
 
 def remembered_launch(dirs: Sequence[Path], size: int, threads: int, style: str | None) -> RememberedLaunch | None:
     """The launch remembered here for `style`'s network at `size` (None: the first style), when
-    every style file has a current ONNX export; else None (the torch path decides, and measures).
-    Imports no torch: the registry holds the exports (nstcam.engines.ort.OnnxStyle)."""
+    that style has a current ONNX export; else None (the torch path decides, and measures). The
+    other styles' missing exports are made on their first frames (a first session too short for
+    the thumbnails to make them all must not cost the next launch torch). Imports no torch."""
     if not choices.remembered_here(threads):
         return None
-    from nstcam.engines.onnx_export import cache_dir, file_sha256
-    from nstcam.engines.onnx_metadata import read_metadata
-    from nstcam.engines.ort import SUFFIXES, OnnxStyle
+    from nstcam.engines.onnx_export import exported_style
+    from nstcam.engines.ort import LateExport, OnnxStyle
     from nstcam.registry import StyleRegistry
 
-    registry = StyleRegistry.discover([cache_dir(), *dirs], runtime="onnx")
-    exported = {e.model.meta.get("source_sha256") for e in registry.entries if isinstance(e.model, OnnxStyle)}
-    style_files: dict[str, Path] = {}
-    for pt in trained_style_files(dirs):
-        digest = file_sha256(pt)
-        if digest not in exported:
-            log.info("backend: %s has no current ONNX export; deciding with torch", pt)
-            return None
-        style_files[digest] = pt
+    registry = StyleRegistry.discover(dirs, runtime="export")
+    if any(bad.path.suffix == ".pt" for bad in registry.broken):  # the torch path says what is wrong
+        return None
     models = registry.select("cpu")
     name = next(iter(models), None) if style is None else style
     if name not in models:
         return None
     model = models[name]
+    if isinstance(model, LateExport):
+        log.info("backend: style %s has no current ONNX export; deciding with torch", name)
+        return None
     arch = model.meta.get("arch") if isinstance(model, OnnxStyle) else choices.model_arch_id(model)
     remembered = choices.recall(choices.choice_key(arch, size, threads)) if arch else None
     if remembered is None:
@@ -133,18 +130,17 @@ def remembered_launch(dirs: Sequence[Path], size: int, threads: int, style: str 
     if not remembered.settled:
         log.info("backend: %s; deciding with torch", remembered.reason())
         return None
+    trained = [entry for entry in registry.entries if isinstance(entry.model, OnnxStyle)]
     if remembered.chosen.backend == "onnxruntime" and remembered.chosen.precision != "fp32":
-        suffix = SUFFIXES[remembered.chosen.precision]
-        for entry in registry.entries:
-            if not isinstance(entry.model, OnnxStyle):
-                continue  # an instant style runs on MicroAST's graph
-            quantized = Path(str(entry.path)[: -len(SUFFIXES["fp32"])] + suffix)
-            if read_metadata(quantized).get("source_sha256") != entry.model.meta.get("source_sha256"):
-                return None
-            entry.model = OnnxStyle(entry.model.name, quantized, entry.model.meta)
-    sources = {n: style_files.get(m.meta.get("source_sha256")) if isinstance(m, OnnxStyle) else m.path
-               for n, m in models.items()}
-    if any(path is None for path in sources.values()):  # an export whose style file is gone (cache)
-        return None
+        from nstcam.live.demo import calibration_frames
+
+        frames = calibration_frames()
+        for entry in trained:
+            entry.model = exported_style(entry.path, remembered.chosen.precision, frames)
+        if isinstance(registry.choose(name, "cpu").model, LateExport):
+            return None
+    late = [entry.name for entry in trained if isinstance(entry.model, LateExport)]
+    if late:
+        log.info("backend: exporting %s on their first frames", ", ".join(late))
     log.info("backend: %s", remembered.reason())
-    return RememberedLaunch(registry, remembered, sources)
+    return RememberedLaunch(registry, remembered, {n: registry.choose(n, "cpu").path for n in models})

@@ -192,9 +192,9 @@ def check_quick_start(ctx: Context) -> list[Check]:
                       "remembered, the window shows its first frames without importing torch")]
     names = ", ".join(p.name for p in missing[:4]) + (" …" if len(missing) > 4 else "")
     return [Check("quick start", INFO, f"{len(missing)} style file(s) without a current ONNX export ({names}): "
-                  "the window starts with torch and exports them while it runs (in the background, "
-                  "or each on its style's first frame where ONNX Runtime was chosen; "
-                  "or now: python -m nstcam.export STYLE...)")]
+                  "the window exports them while it runs (in the background, or each on its style's "
+                  "first frame where ONNX Runtime was chosen; or now: python -m nstcam.export STYLE...); "
+                  "it starts without torch once a backend choice is remembered and its launch style has one")]
 
 
 def check_virtual_camera(ctx: Context) -> list[Check]:

@@ -152,8 +152,10 @@ class StyleRegistry:
         that loads is used and the others are not loaded (their headers tell the style, cheaply);
         `duplicates` says so, once per style. `runtime` "torch" loads the style files (`*.pt`);
         "onnx" their fp32 ONNX exports (`*.onnx`, nstcam.engines.onnx_export), for the torch-free
-        runtime (no header to read there: every file is loaded); both load the instant styles
-        (`*.instant`)."""
+        runtime (no header to read there: every file is loaded); "export" the style files as
+        their exports (`exported_style`: the current one, or one made on the style's first
+        frame), for a launch that runs ONNX Runtime where torch is installed but not yet imported;
+        all load the instant styles (`*.instant`)."""
         errors: list[tuple[Path, str]] = []
         order: list[str] = []
         candidates: list[_Candidate] = []
@@ -237,11 +239,12 @@ class StyleRegistry:
         snapshot refinement needs the style's Gram targets. `entry.model` itself when it is no export,
         torch is not installed or the style file is gone or unusable."""
         source = getattr(entry.model, "meta", {}).get("source")
-        if not source or entry.path.suffix != ".onnx" or importlib.util.find_spec("torch") is None:
+        graph = Path(getattr(entry.model, "path", None) or entry.path)
+        if not source or graph.suffix != ".onnx" or importlib.util.find_spec("torch") is None:
             return entry.model
         from trainer.stylefile import StyleFileError, load_style
 
-        for folder in dict.fromkeys([entry.path.parent, *self._folders]):
+        for folder in dict.fromkeys([entry.path.parent, graph.parent, *self._folders]):
             candidate = folder / source
             if candidate.is_file():
                 try:
@@ -332,8 +335,8 @@ def _loader(runtime: str) -> tuple[Callable[[Path], Any], Callable[[Path, dict[s
         from nstcam.engines.ort import read_style
 
         return (lambda path: load_instant(path) if path.suffix == SUFFIX else read_style(path)), lambda path, item: None
-    from nstcam.engines.style_files import load_torch_style
-    from trainer.stylefile import StyleFileError, read_style_meta  # only the torch runtime needs torch
+    from nstcam.engines.style_files import load_exported_style, load_torch_style
+    from trainer.styleheader import StyleFileError, read_style_meta
 
     def declared(path: Path, item: dict[str, Any]) -> tuple[str, str] | None:
         if path.suffix == SUFFIX:  # a few KB: loading it is how its style is told
@@ -343,7 +346,7 @@ def _loader(runtime: str) -> tuple[Callable[[Path], Any], Callable[[Path, dict[s
         except StyleFileError:  # loading it will say what is wrong
             return None
 
-    return load_torch_style, declared
+    return (load_exported_style if runtime == "export" else load_torch_style), declared
 
 
 def _style_files(folder: Path, runtime: str) -> list[Path]:

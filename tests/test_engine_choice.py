@@ -193,7 +193,9 @@ def main() -> None:
     from nstcam.launch import prepare_window
     launch = prepare_window(window_parser().parse_args(["--camera", "demo", "--size", "32", "--styles-dir", sys.argv[1]]))
     import numpy as np
-    for name in launch.engine.style_names:  # the live frame, then each style's thumbnail
+    launch.engine.stylize(np.zeros((48, 64, 3), np.uint8))  # the first live frame
+    print("torch before the first frame:", "torch" in sys.modules)
+    for name in launch.engine.style_names:  # each style's thumbnail
         launch.engine.stylize(np.zeros((48, 64, 3), np.uint8), style=name)
     print("torch imported:", "torch" in sys.modules)
     print("engine:", launch.engine.describe())
@@ -258,11 +260,45 @@ def test_a_remembered_onnx_runtime_choice_launches_without_torch(tmp_path) -> No
     assert "alpha.onnx: not a loadable ONNX model" in damaged and "starting with torch instead" in damaged
     assert "torch imported: True" in damaged
     export.write_bytes(intact)
+    entry.update(backend="onnxruntime", precision="fp32", fps={"ONNX Runtime fp32": 99.0, "torch fp32": 1.0})
+    (tmp_path / "cache" / "backend_choice.json").write_text(json.dumps(entries))
+    (folder / "beta.onnx").unlink()  # a first session too short for the thumbnails to export every style
+    short = launch()
+    assert "torch before the first frame: False" in short and "beta" in short.split("styles:")[1]
+    from nstcam.engines.onnx_export import is_current
+
+    assert is_current(folder / "beta.onnx", folder / "beta.pt")  # made on beta's first frame
+    entry.update(backend="torch", precision="fp32", fps={"ONNX Runtime fp32": 1.0, "torch fp32": 99.0})
+    (tmp_path / "cache" / "backend_choice.json").write_text(json.dumps(entries))
     (folder / "alpha.pt").unlink()
     make_style_file(folder / "alpha.pt", "alpha", seed=7)  # retrained: its export is stale
     fourth = launch()
     assert "torch imported: True" in fourth  # the torch path decides, and exports it in the background
     assert "exporting: [" in fourth and "alpha.pt" in fourth and "beta.pt" not in fourth
+
+
+def test_a_remembered_launch_leaves_missing_exports_to_their_styles_first_frames(tmp_path, cache) -> None:
+    """Only the launch style needs its export (int8 here) before the first frame."""
+    from nstcam.autobackend import remembered_launch
+    from nstcam.engines.onnx_export import ensure_onnx
+    from nstcam.engines.ort import LateExport
+    from nstcam.live.demo import calibration_frames
+    from trainer.stylefile import load_style
+
+    alpha, beta = (make_style_file(tmp_path / f"{name}.pt", name, seed=seed) for seed, name in enumerate(("alpha", "beta"), 1))
+    ensure_onnx(alpha, "int8", calibration_frames())
+    choices.remember(choices.choice_key(choices.model_arch_id(load_style(alpha)), 32, threads=2),
+                     Choice(ORT_INT8, {ORT_INT8.label: 99.0, TORCH_FP32.label: 1.0}, {}, "42x32"))
+    launch = remembered_launch([tmp_path], 32, 2, None)
+    models = launch.registry.select("cpu")
+    assert models["alpha"].path == tmp_path / "alpha.int8.onnx" and not isinstance(models["alpha"], LateExport)
+    assert isinstance(models["beta"], LateExport) and models["beta"].path == tmp_path / "beta.int8.onnx"
+    assert launch.sources == {"alpha": alpha, "beta": beta}
+    assert remembered_launch([tmp_path], 32, 2, "beta") is None  # torch decides, and exports it first
+    models["beta"].make()
+    assert (tmp_path / "beta.onnx").is_file()  # its fp32 export, which finds it without torch
+    again = remembered_launch([tmp_path], 32, 2, "beta").registry.select("cpu")
+    assert not any(isinstance(model, LateExport) for model in again.values())
 
 
 def test_doctor_tells_what_was_chosen_and_why(cache) -> None:

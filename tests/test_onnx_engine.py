@@ -334,8 +334,9 @@ def test_a_late_export_is_made_once_on_its_first_frame_and_a_failure_is_not_trie
         made.append("broken")
         raise onnx_export.ExportError("bad style file")
 
-    engine = OnnxStyleEngine({"late": LateExport(tmp_path / "late.onnx", make), "now": fp32,
-                              "broken": LateExport(tmp_path / "broken.onnx", broken)}, device="cpu", size=32, threads=1)
+    engine = OnnxStyleEngine({"late": LateExport("late", tmp_path / "late.onnx", make=make), "now": fp32,
+                              "broken": LateExport("broken", tmp_path / "broken.onnx", make=broken)},
+                             device="cpu", size=32, threads=1)
     assert made == [] and engine.style == "now"  # it starts on a style it has
     frame = np.zeros((48, 64, 3), np.uint8)
     both = threading.Barrier(2)

@@ -292,3 +292,28 @@ def test_an_onnx_export_leads_back_to_its_trained_style_for_refinement(tmp_path:
     assert trained.style_targets["efficientnet-lite0"]
     style.unlink()  # the style file is gone: the export is all there is
     assert registry.trained_model(entry) is entry.model
+
+
+def test_style_files_found_as_their_exports_without_torch(tmp_path: Path) -> None:
+    """A torch-free launch reads the style files' headers and finds their exports: the current
+    one, or one to make on the style's first frame; either leads back to the trained style."""
+    pytest.importorskip("onnxruntime")
+    from nstcam.engines.onnx_export import ensure_onnx
+    from nstcam.engines.ort import LateExport, OnnxStyle
+    from nstcam_fixtures import make_style
+
+    shown = make_style(tmp_path / "aa-light.pt", "aa", title="Shown Once")
+    make_style(tmp_path / "bb-light.pt", "bb", seed=2, title="Never Shown")
+    ensure_onnx(shown)
+    (tmp_path / "cc-light.pt").write_bytes(b"not a style")
+    registry = StyleRegistry.discover([tmp_path], runtime="export")
+    aa, bb = registry.choose("aa", "cpu"), registry.choose("bb", "cpu")
+    assert type(aa.model) is OnnxStyle and aa.model.path == tmp_path / "aa-light.onnx" and aa.path == shown
+    assert isinstance(bb.model, LateExport) and bb.title == "Never Shown" and bb.path == tmp_path / "bb-light.pt"
+    assert bb.model.meta["source_sha256"] and not bb.model.path.exists()
+    assert [bad.path.name for bad in registry.broken] == ["cc-light.pt"]
+    for entry in (aa, bb):
+        assert registry.trained_model(entry).style_targets["efficientnet-lite0"]
+    assert bb.model.make() == tmp_path / "bb-light.onnx"
+    again = StyleRegistry.discover([tmp_path], runtime="export").choose("bb", "cpu")
+    assert type(again.model) is OnnxStyle and again.title == "Never Shown"

@@ -29,18 +29,21 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from nstcam.engines.choice import model_arch_id
 from nstcam.engines.int8_graph import pad_in_uint8
 from nstcam.engines.onnx_metadata import read_metadata
-from nstcam.engines.ort import FORMAT, MIN_SIDE, QUANTIZATIONS, SIDE_MULTIPLE, SUFFIXES, LateExport, pad_frame
+from nstcam.engines.ort import (FORMAT, MIN_SIDE, QUANTIZATIONS, SIDE_MULTIPLE, SUFFIXES, LateExport, OnnxStyle,
+                                pad_frame, read_style)
 from nstcam.host.userdirs import user_cache_dir
+from trainer.styleheader import read_style_meta
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +102,28 @@ def ensure_onnx(style_path: Path, quantization: str = "fp32",
     return export if isinstance(export, Path) else export.make()
 
 
-def late_onnx(style_path: Path, quantization: str = "fp32",
-              calibration: Sequence[np.ndarray] | None = None) -> Path | LateExport:
+def late_onnx(style_path: Path, quantization: str = "fp32", calibration: Sequence[np.ndarray] | None = None,
+              style_meta: Mapping[str, Any] | None = None) -> Path | LateExport:
     """`ensure_onnx` for a style that may not be shown: its current export, or the export to make
-    on the style's first frame (`LateExport`)."""
+    on the style's first frame (`LateExport`; `style_meta`: the style file's metadata, for its
+    name and title until the export records them)."""
+    style_path = Path(style_path)
     target, digest, current = export_state(style_path, quantization)
     if current:
         return target
-    return LateExport(target, partial(export_style, Path(style_path), target, quantization, calibration, sha256=digest))
+    meta = style_metadata(_source(style_path, digest), style_meta or {}, quantization)
+    return LateExport(meta["name"], target, meta,
+                      make=partial(export_style, style_path, target, quantization, calibration, sha256=digest))
+
+
+def exported_style(style_path: Path, quantization: str = "fp32",
+                   calibration: Sequence[np.ndarray] | None = None) -> OnnxStyle:
+    """The trained style file `style_path` as the torch-free engine runs it, found without torch:
+    its current export, or a `LateExport` (torch is imported when that is made). A launch that
+    remembered ONNX Runtime so starts even when a short first session left exports unmade.
+    StyleFileError for a file that is no style file; ValueError for an unreadable export."""
+    export = late_onnx(style_path, quantization, calibration, read_style_meta(style_path))
+    return export if isinstance(export, LateExport) else read_style(export)
 
 
 def export_state(style_path: Path, quantization: str = "fp32") -> tuple[Path, str, bool]:
@@ -137,7 +154,7 @@ def export_style(style_path: Path, out: Path | None = None, quantization: str = 
     digest = sha256 or file_sha256(style_path)
     home = onnx_path(style_path, quantization, digest)  # where exports live
     target = Path(out) if out is not None else home
-    source = {"source": style_path.name, "source_sha256": digest, "name": style_path.stem.split("-")[0]}
+    source = _source(style_path, digest)
     also_float = None
     if quantization != "fp32" and target == home:
         float_path = onnx_path(style_path, "fp32", digest)
@@ -164,17 +181,8 @@ def export_model(model, out: Path, quantization: str = "fp32", calibration: Sequ
     if quantization not in QUANTIZATIONS:
         raise ExportError(f"unknown quantization {quantization!r}; choose one of {', '.join(QUANTIZATIONS)}")
     target = Path(out)
-    meta = {
-        "format": FORMAT,
-        "version": VERSION,
-        **(source or {}),
-        "quantization": quantization,
-        "side_multiple": str(SIDE_MULTIPLE),
-        "min_side": str(MIN_SIDE),
-        "arch": model_arch_id(model),
-        **{k: str(model.meta[k]) for k in ("name", "variant", "title", "artist", "year") if model.meta.get(k)},
-    }
-    meta.setdefault("name", target.name.split(".")[0].split("-")[0])
+    meta = {**style_metadata(source or {"name": target.name.split(".")[0].split("-")[0]}, model.meta, quantization),
+            "side_multiple": str(SIDE_MULTIPLE), "min_side": str(MIN_SIDE), "arch": model_arch_id(model)}
     label = meta.get("source") or target.name
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -193,6 +201,18 @@ def export_model(model, out: Path, quantization: str = "fp32", calibration: Sequ
         raise ExportError(f"{label}: ONNX export failed ({type(exc).__name__}: {exc})") from None
     log.info("exported %s -> %s (%s)", label, target, quantization)
     return target
+
+
+def _source(style_path: Path, digest: str) -> dict[str, str]:
+    """What an export records of the file it came from (the name: a default, the style's own wins)."""
+    return {"source": style_path.name, "source_sha256": digest, "name": style_path.stem.split("-")[0]}
+
+
+def style_metadata(source: Mapping[str, str], style_meta: Mapping[str, Any], quantization: str) -> dict[str, str]:
+    """The metadata an export records about its style: `source` (where it came from), the format
+    and the style's own name, variant, title, artist and year."""
+    return {"format": FORMAT, "version": VERSION, **source, "quantization": quantization,
+            **{k: str(style_meta[k]) for k in ("name", "variant", "title", "artist", "year") if style_meta.get(k)}}
 
 
 def trace_frame_net(net, path: Path, extra: dict[str, object] | None = None) -> None:

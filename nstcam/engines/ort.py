@@ -79,14 +79,14 @@ class OnnxStyle:
         return text
 
 
-@dataclass(frozen=True)
-class LateExport:
+@dataclass
+class LateExport(OnnxStyle):
     """A style whose graph is exported when it first runs, not before the first frame: an int8
     export takes about 2 s on 2 cores, and a first launch exporting every style before showing
-    one waited 11 s for five styles it might never show. `make()` writes `path`."""
+    one waited 11 s for five styles it might never show. `make()` writes `path`; `meta` is what
+    the export will record about the style."""
 
-    path: Path
-    make: Callable[[], Path]
+    make: Callable[[], Path] = field(kw_only=True)
 
 
 def pad_frame(frame: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
@@ -459,7 +459,7 @@ def _graph_path(model: Path | str | OnnxStyle | InstantStyle) -> Path:
         from nstcam.engines.instant_onnx import graph_files
 
         return graph_files()[1]
-    return Path(model.path if isinstance(model, (OnnxStyle, LateExport)) else model)
+    return Path(model.path if isinstance(model, OnnxStyle) else model)
 
 
 def engine_from_dirs(dirs: Sequence[Path | str], device: str = "auto", size: int | None = 480,
