@@ -76,6 +76,16 @@ def one_torch_thread() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(autouse=True)
+def no_export_process_left() -> Iterator[None]:
+    """End the late exports' process (nstcam.engines.quick_start.export_elsewhere) a test started:
+    the next test starts its own, with that test's cache and environment."""
+    yield
+    from nstcam.engines.quick_start import stop_exports
+
+    stop_exports()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def private_settings(tmp_path_factory: pytest.TempPathFactory) -> None:
     """The window's remembered settings (QSettings) go to a temporary folder, never the user's."""

@@ -354,6 +354,7 @@ def test_a_late_export_is_made_once_on_its_first_frame_and_a_failure_is_not_trie
     assert made == ["late", "broken"] and engine.stylize(frame).shape == (32, 42, 3)
 
 
+@pytest.mark.slow
 def test_a_launch_exports_its_own_style_and_each_other_one_on_its_first_frame(tmp_path, frames):
     """A fresh clone's first launch exported all six styles in int8 before its first frame
     (11 s of its 28.5 s); now only the one it shows."""
@@ -372,3 +373,38 @@ def test_a_launch_exports_its_own_style_and_each_other_one_on_its_first_frame(tm
     assert exports() == [second.with_suffix(".onnx").name] and engine.style == names[1]
     assert engine.stylize(frames[0], style=names[0]).shape == (240, 320, 3)
     assert exports() == sorted(pt.with_suffix(".onnx").name for pt in (first, second))
+
+
+@pytest.mark.slow
+def test_a_late_export_runs_in_its_own_process_which_the_app_can_stop(tmp_path):
+    """Exporting in the app's process took the GIL from the live view for seconds; closing the
+    window ends an export still running, leaving no partial file, and a later one starts anew."""
+    import multiprocessing
+
+    from nstcam.engines.onnx_export import ExportError, is_current, late_onnx
+    from nstcam.engines.quick_start import stop_exports
+
+    first, second = (Path(shutil.copy(pt, tmp_path)) for pt in BUNDLED[:2])
+    late = late_onnx(first)
+    waiting: list[BaseException] = []
+    stopped = threading.Thread(target=lambda: _catch(late_onnx(second).make, waiting))
+    stopped.start()
+    def exporting() -> bool:
+        return "nstcam-late-export" in [child.name for child in multiprocessing.active_children()]
+
+    deadline = time.monotonic() + 30
+    while not exporting() and stopped.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)  # the export's process is being started on the other thread
+    assert exporting()
+    stop_exports()  # the window closes while the export runs (or its process starts)
+    stopped.join(30)
+    assert len(waiting) == 1 and isinstance(waiting[0], ExportError) and "export process ended" in str(waiting[0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(pt.name for pt in (first, second))
+    assert late.make() == first.with_suffix(".onnx") and is_current(late.path, first)  # a new process
+
+
+def _catch(call, errors: list[BaseException]) -> None:
+    try:
+        call()
+    except BaseException as exc:
+        errors.append(exc)

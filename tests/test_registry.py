@@ -294,6 +294,7 @@ def test_an_onnx_export_leads_back_to_its_trained_style_for_refinement(tmp_path:
     assert registry.trained_model(entry) is entry.model
 
 
+@pytest.mark.slow
 def test_style_files_found_as_their_exports_without_torch(tmp_path: Path) -> None:
     """A torch-free launch reads the style files' headers and finds their exports: the current
     one, or one to make on the style's first frame; either leads back to the trained style."""

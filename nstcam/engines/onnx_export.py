@@ -98,22 +98,25 @@ def ensure_onnx(style_path: Path, quantization: str = "fp32",
                 calibration: Sequence[np.ndarray] | None = None) -> Path:
     """The up-to-date ONNX export of `style_path`, exporting it first when missing or stale
     (`calibration`: as for `export_style`)."""
-    export = late_onnx(style_path, quantization, calibration)
-    return export if isinstance(export, Path) else export.make()
+    target, digest, current = export_state(style_path, quantization)
+    return target if current else export_style(Path(style_path), target, quantization, calibration, sha256=digest)
 
 
 def late_onnx(style_path: Path, quantization: str = "fp32", calibration: Sequence[np.ndarray] | None = None,
               style_meta: Mapping[str, Any] | None = None) -> Path | LateExport:
     """`ensure_onnx` for a style that may not be shown: its current export, or the export to make
-    on the style's first frame (`LateExport`; `style_meta`: the style file's metadata, for its
+    on the style's first frame (`LateExport`, made in a separate process:
+    nstcam.engines.quick_start.export_elsewhere; `style_meta`: the style file's metadata, for its
     name and title until the export records them)."""
+    from nstcam.engines.quick_start import export_elsewhere
+
     style_path = Path(style_path)
     target, digest, current = export_state(style_path, quantization)
     if current:
         return target
     meta = style_metadata(_source(style_path, digest), style_meta or {}, quantization)
     return LateExport(meta["name"], target, meta,
-                      make=partial(export_style, style_path, target, quantization, calibration, sha256=digest))
+                      make=partial(export_elsewhere, style_path, target, quantization, calibration, digest))
 
 
 def exported_style(style_path: Path, quantization: str = "fp32",

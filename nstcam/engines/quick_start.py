@@ -1,13 +1,15 @@
-"""Exports made in the background so that the next launch starts without torch.
+"""Exports made outside the app's process: so that the next launch starts without torch, and
+each style's export on its first frame (`export_elsewhere`).
 
 A launch whose measured fastest engine is torch shows its first frames on ONNX Runtime while the
-engine process loads torch (nstcam.autobackend.remembered_launch), which needs a current fp32
-export of every style file. The timing on the first launch exports only the style it timed; when
-torch won it, the others are exported here once the live view runs (where ONNX Runtime won, its
-engine exports each style on its first frame, the gallery's thumbnail at the latest): in a
-separate process at the lowest CPU priority (nice 10), so the frames keep the GIL and nearly all
-of the cores, and only when an export is missing or stale (checking costs a hash of each style
-file, a few ms).
+engine process loads torch (nstcam.autobackend.remembered_launch), which needs the launch style's
+current fp32 export. The timing on the first launch exports only the style it timed; when torch
+won it, the others are exported here once the live view runs (`BackgroundExport`): in a separate
+process at the lowest CPU priority (nice 10), so the frames keep the GIL and nearly all of the
+cores, and only when an export is missing or stale (checking costs a hash of each style file, a
+few ms). Where ONNX Runtime won, its engine exports each style on its first frame, the gallery's
+thumbnail at the latest, through `export_elsewhere`: one process at normal priority, started
+with the first export and kept for the next.
 """
 from __future__ import annotations
 
@@ -15,8 +17,12 @@ import logging
 import multiprocessing as mp
 import os
 import signal
+import threading
 from collections.abc import Sequence
+from multiprocessing.connection import Connection
 from pathlib import Path
+
+import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +48,19 @@ def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(1)
 
 
-def _export_all(style_files: list[Path]) -> None:
-    """The background process: export each file, lowest priority; SIGTERM ends it cleanly (the
-    export in progress removes its temporary file, none is left half-written)."""
+def _exporting_child(nice: int) -> None:
+    """An exporting process's set-up: its priority; SIGTERM ends it cleanly (the export in
+    progress removes its temporary file, none is left half-written)."""
     signal.signal(signal.SIGTERM, _exit_on_signal)
     for sig in ("SIGINT", "SIGHUP"):  # the terminal's signals are the app's to handle
         if hasattr(signal, sig):
             signal.signal(getattr(signal, sig), signal.SIG_IGN)
-    os.nice(10)
+    os.nice(nice)
+
+
+def _export_all(style_files: list[Path]) -> None:
+    """The background process: export each file, at the lowest priority."""
+    _exporting_child(nice=10)
     from nstcam.engines.onnx_export import ensure_onnx
 
     for path in style_files:
@@ -73,10 +84,94 @@ class BackgroundExport:
                      len(self.files))
 
     def stop(self) -> None:
-        if self.process is None or not self.process.is_alive():
+        _end(self.process)
+
+
+def _end(process: mp.process.BaseProcess | None) -> None:
+    """End an exporting process within STOP_SECONDS: SIGTERM stops it between or inside an
+    export, cleanly; a child that does not stop is killed."""
+    if process is None or not process.is_alive():
+        return
+    process.terminate()
+    process.join(STOP_SECONDS)
+    if process.is_alive():
+        process.kill()
+        process.join(STOP_SECONDS)
+
+
+def _serve(conn: Connection) -> None:
+    """The late exports' process: run each export asked for, answer ("ok", path) or ("error",
+    message); ends when the app's end of the pipe closes."""
+    _exporting_child(nice=0)  # a user who picked the style waits for it
+    from nstcam.engines.onnx_export import export_style
+
+    while True:
+        try:
+            request = conn.recv()
+        except EOFError:
             return
-        self.process.terminate()  # SIGTERM: the child stops between or inside an export, cleanly
-        self.process.join(STOP_SECONDS)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(STOP_SECONDS)
+        style_path, target, quantization, calibration, digest = request
+        try:
+            answer = ("ok", str(export_style(style_path, target, quantization, calibration, sha256=digest)))
+        except Exception as exc:  # ExportError, or what a broken file makes the exporter raise
+            answer = ("error", str(exc))
+        conn.send(answer)
+
+
+class _Exporter:
+    """The late exports' process, started with the first export asked for and kept for the next."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # one export at a time, in the order asked
+        self._process: mp.process.BaseProcess | None = None
+        self._conn: Connection | None = None
+
+    def export(self, style_path: Path, target: Path, quantization: str,
+               calibration: Sequence[np.ndarray] | None, digest: str) -> Path:
+        from nstcam.engines.onnx_export import ExportError
+
+        with self._lock:
+            process, conn = self._process, self._conn
+            if process is None or not process.is_alive():
+                context = mp.get_context("spawn")
+                conn, child = context.Pipe()
+                process = context.Process(target=_serve, args=(child,), name="nstcam-late-export", daemon=True)
+                process.start()
+                child.close()
+                self._process, self._conn = process, conn
+            try:
+                conn.send((Path(style_path), Path(target), quantization,
+                           None if calibration is None else list(calibration), digest))
+                kind, value = conn.recv()
+            except (EOFError, OSError):  # it was stopped (the app closes) or it died
+                process.join(STOP_SECONDS)
+                raise ExportError(f"{Path(style_path).name}: the export process ended "
+                                  f"(exit code {process.exitcode})") from None
+        if kind == "error":
+            raise ExportError(value)
+        return Path(value)
+
+    def stop(self) -> None:
+        """End the process, also inside an export (its temporary file is removed; the caller
+        waiting for it gets an ExportError)."""
+        process, self._process = self._process, None
+        _end(process)
+
+
+_EXPORTER = _Exporter()
+
+
+def export_elsewhere(style_path: Path, target: Path, quantization: str,
+                     calibration: Sequence[np.ndarray] | None, digest: str) -> Path:
+    """`export_style(style_path, target, ...)` in a separate process (started on the first call,
+    kept for the next ones): in the app's process, importing torch, tracing and quantizing held
+    the GIL for seconds, and the live view showed 28.0-29.2 frames/s of 30 during a first session
+    making them (29.8-29.9 so). At normal priority: at nice 5 the first 20 s made 1-2 of 5
+    exports, and a style the user picks waits for its own. Returns the path written; ExportError
+    as `export_style` raises it."""
+    return _EXPORTER.export(style_path, target, quantization, calibration, digest)
+
+
+def stop_exports() -> None:
+    """End the late exports' process, if it runs (the app closes)."""
+    _EXPORTER.stop()

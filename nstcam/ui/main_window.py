@@ -26,6 +26,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeyEvent
 from PySide6.QtWidgets import QMainWindow, QVBoxLayout, QWidget
 
+from nstcam.engines.quick_start import stop_exports
 from nstcam.launch import seconds_since_start
 from nstcam.live.controls import Look, OutputControls
 from nstcam.live.session import LiveSession, SessionOptions
@@ -230,6 +231,7 @@ class MainWindow(QMainWindow):
         deadline = time.monotonic() + SHUTDOWN_SECONDS
         for worker in self.workers.running():
             worker.cancel()
+        stop_exports()  # a thumbnail waiting for its style's export gets an error now, not in seconds
         late = self.session.stop(timeout=SHUTDOWN_SECONDS / 2)  # closes the recorder and virtual camera
         self.recording.closed_by_session()
         late += self.workers.shutdown(max(0.0, deadline - time.monotonic()))
