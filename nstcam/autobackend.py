@@ -6,6 +6,7 @@ find the styles, their exports and the remembered choice with nothing but ONNX R
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import statistics
 from collections.abc import Callable, Sequence
@@ -49,7 +50,7 @@ def measure(model: Any, size: int, threads: int) -> Choice:
     from nstcam.engines.ort import OnnxStyleEngine
     from nstcam.engines.torch_engine import StyleEngine
     from nstcam.live.demo import calibration_frames
-    from nstcam.live.pipeline import engine_lanes, lane_pool
+    from nstcam.live.pipeline import engine_lanes, frames_in_flight, lane_pool, stream
     from trainer.devices import cpu_bf16_supported
 
     h, w = frame_shape(size)
@@ -67,18 +68,17 @@ def measure(model: Any, size: int, threads: int) -> Choice:
         engines[Candidate("onnxruntime", "int8")] = int8
     else:
         excluded[Candidate("onnxruntime", "int8").label] = why
-    cycle = iter(range(1 << 62))
+    cycle = itertools.cycle(frames)
     with ExitStack() as pools:
 
-        def timing(engine: Any) -> Callable[[], int]:
-            """A run of `engine`'s lanes' worth of frames at once, as the stylize thread and render
-            keep them in flight (ONNX Runtime two; torch one, on this thread)."""
+        def timing(engine: Any) -> Callable[[int], int]:
+            """`n` frames for each of `engine`'s lanes, streamed as render and the stylize thread
+            keep them in flight (ONNX Runtime two lanes; torch one, on this thread)."""
             lanes = engine_lanes(engine)
             pool = pools.enter_context(lane_pool(lanes, name="timing"))
 
-            def run() -> int:
-                list(pool.map(engine.stylize, [frames[next(cycle) % len(frames)] for _ in range(lanes)]))
-                return lanes
+            def run(n: int) -> int:
+                return stream(pool, engine.stylize, itertools.islice(cycle, n * lanes), frames_in_flight(lanes))
             return run
 
         timed = choices.time_candidates({c: timing(e) for c, e in engines.items()})

@@ -195,20 +195,21 @@ def int8_exclusion(psnr_db: float) -> str | None:
     return f"{psnr_db:.1f} dB from fp32, under {MIN_INT8_PSNR:.0f} dB (its picture breaks on this CPU)"
 
 
-def time_candidates(runs: Mapping[Candidate, Callable[[], Any]], rounds: int = ROUNDS,
+def time_candidates(runs: Mapping[Candidate, Callable[[int], int]], rounds: int = ROUNDS,
                     frames: int = FRAMES_PER_ROUND, clock: Callable[[], float] = time.perf_counter) -> dict[Candidate, float]:
-    """Frames per second of each candidate (`runs`: one call stylizes a frame, or returns how many
-    it stylized at once), from the median frame time over interleaved rounds; each candidate's
-    first call is a warm-up."""
+    """Frames per second of each candidate (`runs`: `run(n)` stylizes n frames' worth as the app
+    runs the candidate, n for each lane, and returns how many frames it stylized), from the median
+    frame time over interleaved rounds; each candidate's first call is a warm-up. A round times
+    `frames` frames' worth of each candidate as one stream: timed a frame (or a lane's pair) at a
+    time, two lanes waited for the slower of each pair, which understated them by 10-25 %."""
     for run in runs.values():
-        run()
+        run(1)
     times: dict[Candidate, list[float]] = {c: [] for c in runs}
     for _ in range(rounds):
         for candidate, run in runs.items():
-            for _ in range(frames):
-                t0 = clock()
-                done = run()
-                times[candidate].append((clock() - t0) / (done if isinstance(done, int) and done > 0 else 1))
+            t0 = clock()
+            done = run(frames)
+            times[candidate].append((clock() - t0) / max(1, done))
     return {c: 1.0 / max(1e-9, statistics.median(t)) for c, t in times.items()}
 
 

@@ -21,6 +21,7 @@ the same round. On a 2-core machine run nothing else meanwhile.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -30,9 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ from nstcam.host.omp import add_passive_waits
 from nstcam.host.opencv_threads import add_single_thread
 from nstcam.live.demo import DemoSource
 from nstcam.launch import build_engine, load_registry, resolve_device
-from nstcam.live.pipeline import engine_lanes, frames_in_flight, lane_pool
+from nstcam.live.pipeline import engine_lanes, frames_in_flight, lane_pool, stream
 from nstcam.live.session import LiveSession
 from nstcam.live.sinks import CallbackSink
 from trainer.benchkit import write_json
@@ -66,19 +65,12 @@ def engine_fps(engine, seconds: float) -> float:
     keeps on it (`engine_lanes`: ONNX Runtime on a CPU runs two at once; `frames_in_flight`)."""
     frames = [DemoSource(*DEMO_SIZE).frame_at(i) for i in range(8)]
     lanes = engine_lanes(engine)
-    depth = frames_in_flight(lanes)
     for frame in frames[:3]:
         engine.stylize(frame)
-    in_flight: deque[Future] = deque()
-    n, t0 = 0, time.perf_counter()
+    t0 = time.perf_counter()
     with lane_pool(lanes) as pool:
-        while time.perf_counter() - t0 < seconds:
-            in_flight.append(pool.submit(engine.stylize, frames[n % 8]))
-            n += 1
-            if len(in_flight) == depth:
-                in_flight.popleft().result()
-        for stylizing in in_flight:
-            stylizing.result()
+        n = stream(pool, engine.stylize, itertools.takewhile(lambda _: time.perf_counter() - t0 < seconds,
+                                                             itertools.cycle(frames)), frames_in_flight(lanes))
     return n / (time.perf_counter() - t0)
 
 
