@@ -86,7 +86,7 @@ def measure(model: Any, size: int, threads: int) -> Choice:
 
 
 def trained_style_files(dirs: Sequence[Path]) -> list[Path]:
-    """The trained style files (*.pt) in `dirs`: a launch without torch needs an export of each."""
+    """The trained style files (*.pt) in `dirs`: the ones a launch without torch runs as exports."""
     return [pt for folder in dirs if folder.is_dir() for pt in sorted(folder.glob("*.pt"))]
 
 
@@ -113,8 +113,8 @@ def remembered_launch(dirs: Sequence[Path], size: int, threads: int, style: str 
     from nstcam.registry import StyleRegistry
 
     registry = StyleRegistry.discover(dirs, runtime="export")
-    if any(bad.path.suffix == ".pt" for bad in registry.broken):  # the torch path says what is wrong
-        return None
+    if registry.duplicates or any(bad.path.suffix == ".pt" for bad in registry.broken):
+        return None  # the torch path says what is wrong, and loads the weights it chooses between
     models = registry.select("cpu")
     name = next(iter(models), None) if style is None else style
     if name not in models:
@@ -140,6 +140,8 @@ def remembered_launch(dirs: Sequence[Path], size: int, threads: int, style: str 
         if isinstance(registry.choose(name, "cpu").model, LateExport):
             return None
     late = [entry.name for entry in trained if isinstance(entry.model, LateExport)]
+    if late and remembered.chosen.backend == "torch":  # the engine process loads torch meanwhile:
+        return None  # the torch path exports them in the background, at the lowest priority
     if late:
         log.info("backend: exporting %s on their first frames", ", ".join(late))
     log.info("backend: %s", remembered.reason())

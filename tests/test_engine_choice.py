@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -305,10 +306,17 @@ def test_a_remembered_launch_leaves_missing_exports_to_their_styles_first_frames
     assert isinstance(models["beta"], LateExport) and models["beta"].path == tmp_path / "beta.int8.onnx"
     assert launch.sources == {"alpha": alpha, "beta": beta}
     assert remembered_launch([tmp_path], 32, 2, "beta") is None  # torch decides, and exports it first
+    choices.remember(choices.choice_key(choices.model_arch_id(load_style(alpha)), 32, threads=2),
+                     Choice(TORCH_FP32, {TORCH_FP32.label: 99.0, ORT_INT8.label: 1.0}, {}, "42x32"))
+    assert remembered_launch([tmp_path], 32, 2, None) is None  # the engine process would load torch beside it
     models["beta"].make()
     assert (tmp_path / "beta.onnx").is_file()  # its fp32 export, which finds it without torch
     again = remembered_launch([tmp_path], 32, 2, "beta").registry.select("cpu")
     assert not any(isinstance(model, LateExport) for model in again.values())
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(beta, copy / "beta-light.pt")  # which of two files runs: the torch path loads them to tell
+    assert remembered_launch([tmp_path, copy], 32, 2, None) is None
 
 
 def test_doctor_tells_what_was_chosen_and_why(cache) -> None:

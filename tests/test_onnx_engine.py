@@ -377,29 +377,36 @@ def test_a_launch_exports_its_own_style_and_each_other_one_on_its_first_frame(tm
 
 @pytest.mark.slow
 def test_a_late_export_runs_in_its_own_process_which_the_app_can_stop(tmp_path):
-    """Exporting in the app's process took the GIL from the live view for seconds; closing the
-    window ends an export still running, leaving no partial file, and a later one starts anew."""
+    """Exporting in the app's process took the GIL from the live view for seconds. Closing the
+    window ends an export still running, leaving no partial file, and refuses the ones asked for
+    before (one queued behind it must not start the process again); a later one starts anew."""
     import multiprocessing
 
     from nstcam.engines.onnx_export import ExportError, is_current, late_onnx
     from nstcam.engines.quick_start import stop_exports
 
     first, second = (Path(shutil.copy(pt, tmp_path)) for pt in BUNDLED[:2])
-    late = late_onnx(first)
-    waiting: list[BaseException] = []
-    stopped = threading.Thread(target=lambda: _catch(late_onnx(second).make, waiting))
-    stopped.start()
+    errors: list[BaseException] = []
+    running = threading.Thread(target=_catch, args=(late_onnx(second).make, errors))
+    queued = threading.Thread(target=_catch, args=(late_onnx(first).make, errors))
+    running.start()
+
     def exporting() -> bool:
         return "nstcam-late-export" in [child.name for child in multiprocessing.active_children()]
 
     deadline = time.monotonic() + 30
-    while not exporting() and stopped.is_alive() and time.monotonic() < deadline:
+    while not exporting() and running.is_alive() and time.monotonic() < deadline:
         time.sleep(0.01)  # the export's process is being started on the other thread
     assert exporting()
-    stop_exports()  # the window closes while the export runs (or its process starts)
-    stopped.join(30)
-    assert len(waiting) == 1 and isinstance(waiting[0], ExportError) and "export process ended" in str(waiting[0])
+    queued.start()
+    stop_exports()  # the window closes while the export runs
+    running.join(30)
+    queued.join(30)
+    assert len(errors) == 2 and all(isinstance(exc, ExportError) for exc in errors)
+    assert any("the window that asked for it closed" in str(exc) for exc in errors)
+    assert not exporting()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(pt.name for pt in (first, second))
+    late = late_onnx(first)
     assert late.make() == first.with_suffix(".onnx") and is_current(late.path, first)  # a new process
 
 

@@ -31,7 +31,6 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +115,7 @@ def late_onnx(style_path: Path, quantization: str = "fp32", calibration: Sequenc
         return target
     meta = style_metadata(_source(style_path, digest), style_meta or {}, quantization)
     return LateExport(meta["name"], target, meta,
-                      make=partial(export_elsewhere, style_path, target, quantization, calibration, digest))
+                      make=export_elsewhere(style_path, target, quantization, calibration, digest))
 
 
 def exported_style(style_path: Path, quantization: str = "fp32",
@@ -173,11 +172,11 @@ def export_model(model, out: Path, quantization: str = "fp32", calibration: Sequ
     model's own name, variant, title, artist and year are stored too, and its architecture id
     (nstcam.engines.choice.arch_id), under which a torch-free launch finds the remembered backend.
     `also_float`: a quantized export also writes the float graph it was made from there, as the
-    fp32 export. A launch without torch needs every style's fp32 export (its registry is made of
-    them), and the window that chose int8 exports every style in int8 anyway (the launch
-    style's before the first frame, the others' on their first frames); without this, the fp32
-    exports came only from a background process that a session shorter than about a minute on a
-    busy 2-core machine never let finish.
+    fp32 export. A launch without torch finds its style's network by the fp32 export, and the
+    window that chose int8 exports every style in int8 anyway (the launch style's before the
+    first frame, the others' on their first frames); without this, the fp32 exports came only
+    from a background process that a session shorter than about a minute on a busy 2-core
+    machine never let finish.
     """
     import torch
 

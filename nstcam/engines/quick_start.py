@@ -18,7 +18,8 @@ import multiprocessing as mp
 import os
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 STOP_SECONDS = 5.0
+IDLE_SECONDS = 60.0  # the late exports' process ends after this long without a request
 
 
 def missing_exports(style_files: Sequence[Path]) -> list[Path]:
@@ -101,16 +103,16 @@ def _end(process: mp.process.BaseProcess | None) -> None:
 
 def _serve(conn: Connection) -> None:
     """The late exports' process: run each export asked for, answer ("ok", path) or ("error",
-    message); ends when the app's end of the pipe closes."""
+    message); ends when the app's end of the pipe closes, or after IDLE_SECONDS without a request
+    (torch, onnx and the quantizer hold some 400 MB; the gallery's exports come within seconds)."""
     _exporting_child(nice=0)  # a user who picked the style waits for it
     from nstcam.engines.onnx_export import export_style
 
-    while True:
+    while conn.poll(IDLE_SECONDS):
         try:
-            request = conn.recv()
+            style_path, target, quantization, calibration, digest = conn.recv()
         except EOFError:
             return
-        style_path, target, quantization, calibration, digest = request
         try:
             answer = ("ok", str(export_style(style_path, target, quantization, calibration, sha256=digest)))
         except Exception as exc:  # ExportError, or what a broken file makes the exporter raise
@@ -119,42 +121,62 @@ def _serve(conn: Connection) -> None:
 
 
 class _Exporter:
-    """The late exports' process, started with the first export asked for and kept for the next."""
+    """The late exports' process, started with the first export asked for and kept for the next
+    while they come. `stop` ends it and refuses the exports asked for before it: they belong to
+    the window that closed."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()  # one export at a time, in the order asked
+        self._order = threading.Lock()  # one export at a time, in the order asked
+        self._state = threading.Lock()  # the process and the generation, which `stop` changes
         self._process: mp.process.BaseProcess | None = None
         self._conn: Connection | None = None
+        self.generation = 0  # how many times `stop` was called
 
-    def export(self, style_path: Path, target: Path, quantization: str,
+    def export(self, generation: int, style_path: Path, target: Path, quantization: str,
                calibration: Sequence[np.ndarray] | None, digest: str) -> Path:
         from nstcam.engines.onnx_export import ExportError
 
-        with self._lock:
-            process, conn = self._process, self._conn
-            if process is None or not process.is_alive():
-                context = mp.get_context("spawn")
-                conn, child = context.Pipe()
-                process = context.Process(target=_serve, args=(child,), name="nstcam-late-export", daemon=True)
-                process.start()
-                child.close()
-                self._process, self._conn = process, conn
-            try:
-                conn.send((Path(style_path), Path(target), quantization,
-                           None if calibration is None else list(calibration), digest))
-                kind, value = conn.recv()
-            except (EOFError, OSError):  # it was stopped (the app closes) or it died
-                process.join(STOP_SECONDS)
-                raise ExportError(f"{Path(style_path).name}: the export process ended "
-                                  f"(exit code {process.exitcode})") from None
+        request = (Path(style_path), Path(target), quantization,
+                   None if calibration is None else list(calibration), digest)
+        with self._order:
+            for attempt in range(2):  # again once if the process had just ended, idle
+                process, conn = self._running(generation, Path(style_path).name)
+                try:
+                    conn.send(request)
+                    kind, value = conn.recv()
+                    break
+                except (EOFError, OSError):  # stopped (the window closed), idle, or it died
+                    process.join(STOP_SECONDS)
+                    if generation != self.generation or process.exitcode != 0 or attempt:
+                        raise ExportError(f"{Path(style_path).name}: the export process ended "
+                                          f"(exit code {process.exitcode})") from None
         if kind == "error":
             raise ExportError(value)
         return Path(value)
 
+    def _running(self, generation: int, name: str) -> tuple[mp.process.BaseProcess, Connection]:
+        """The process and its pipe, started if need be (under the state lock, so that a `stop`
+        meanwhile ends it); ExportError if stopped since `generation`."""
+        from nstcam.engines.onnx_export import ExportError
+
+        with self._state:
+            if generation != self.generation:
+                raise ExportError(f"{name}: not exported; the window that asked for it closed")
+            if self._process is None or not self._process.is_alive():
+                context = mp.get_context("spawn")
+                self._conn, child = context.Pipe()
+                self._process = context.Process(target=_serve, args=(child,), name="nstcam-late-export",
+                                                daemon=True)
+                self._process.start()
+                child.close()
+            return self._process, self._conn
+
     def stop(self) -> None:
         """End the process, also inside an export (its temporary file is removed; the caller
-        waiting for it gets an ExportError)."""
-        process, self._process = self._process, None
+        waiting for it gets an ExportError), and refuse the exports asked for before."""
+        with self._state:
+            self.generation += 1
+            process, self._process = self._process, None
         _end(process)
 
 
@@ -162,16 +184,18 @@ _EXPORTER = _Exporter()
 
 
 def export_elsewhere(style_path: Path, target: Path, quantization: str,
-                     calibration: Sequence[np.ndarray] | None, digest: str) -> Path:
-    """`export_style(style_path, target, ...)` in a separate process (started on the first call,
-    kept for the next ones): in the app's process, importing torch, tracing and quantizing held
-    the GIL for seconds, and the live view showed 28.0-29.2 frames/s of 30 during a first session
-    making them (29.8-29.9 so). At normal priority: at nice 5 the first 20 s made 1-2 of 5
-    exports, and a style the user picks waits for its own. Returns the path written; ExportError
-    as `export_style` raises it."""
-    return _EXPORTER.export(style_path, target, quantization, calibration, digest)
+                     calibration: Sequence[np.ndarray] | None, digest: str) -> Callable[[], Path]:
+    """`export_style(style_path, target, ...)`, to be made later in a separate process (started
+    on the first export, kept while they come) unless `stop_exports` is called first: in the
+    app's process, importing torch, tracing and quantizing held the GIL for seconds, and the live
+    view showed 28.0-29.2 frames/s of 30 during a first session making them (29.8-29.9 so). At
+    normal priority: at nice 5 the first 20 s made 1-2 of 5 exports, and a style the user picks
+    waits for its own. The call returns the path written; ExportError as `export_style` raises
+    it, or when stopped."""
+    return partial(_EXPORTER.export, _EXPORTER.generation, style_path, target, quantization, calibration, digest)
 
 
 def stop_exports() -> None:
-    """End the late exports' process, if it runs (the app closes)."""
+    """End the late exports' process, if it runs, and refuse the exports planned so far (the
+    window closes)."""
     _EXPORTER.stop()
