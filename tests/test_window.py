@@ -639,3 +639,25 @@ def test_broken_style_files_are_named_in_the_window(qtbot, open_window, tmp_path
     qtbot.mouseClick(w.status.broken_button, Qt.MouseButton.LeftButton)
     text = w.findChild(QDialog, "style_files_not_loaded").findChild(QTextBrowser).toPlainText()
     assert "broken.pt" in text and str(tmp_path / "with-broken") in text
+
+
+def test_a_thumbnail_that_fails_because_the_window_closed_is_not_a_warning(caplog):
+    """Closing the window ends a style's export mid-way; that thumbnail's error is no news."""
+    from nstcam.ui.workers import render_thumbnails
+
+    closing = threading.Event()
+    shown: list[str] = []
+
+    def stylize(name: str) -> np.ndarray:
+        if name == "late":
+            closing.set()  # the window closes while this style's export runs
+            raise RuntimeError("late-light.pt: the export process ended (exit code 1)")
+        if name == "broken":
+            raise RuntimeError("broken-light.pt: weights contain NaN/Inf")
+        return np.zeros((3, 4, 3), np.uint8)
+
+    with caplog.at_level(logging.WARNING, logger="nstcam.ui.workers"):
+        assert render_thumbnails(["ok", "broken", "late", "after"], stylize, lambda name, rgb: shown.append(name),
+                                 closing.is_set) == 1
+    assert shown == ["ok"]
+    assert [r.getMessage() for r in caplog.records] == ["thumbnail of broken failed: broken-light.pt: weights contain NaN/Inf"]

@@ -175,6 +175,8 @@ def render_thumbnails(
         try:
             rgb = stylize(name)
         except Exception as exc:
+            if should_stop():  # the window closed meanwhile, ending the style's export
+                break
             log.warning("thumbnail of %s failed: %s", name, exc)
             continue
         emit(name, rgb)
