@@ -319,6 +319,31 @@ def test_a_remembered_launch_leaves_missing_exports_to_their_styles_first_frames
     assert remembered_launch([tmp_path, copy], 32, 2, None) is None
 
 
+@pytest.mark.slow
+def test_a_style_file_whose_weights_do_not_load_is_left_to_the_torch_path_once_found(tmp_path, cache) -> None:
+    """Its header reads, so a launch without torch offers it; its export finds it unusable, and
+    from then on the launch goes through torch, which lists it among the broken styles."""
+    from nstcam.autobackend import remembered_launch
+    from nstcam.engines.onnx_export import ExportError, ensure_onnx
+    from nstcam.engines.ort import LateExport
+    from nstcam.registry import StyleRegistry
+    from nstcam_fixtures import spoil_weights
+    from trainer.stylefile import load_style
+
+    alpha = make_style_file(tmp_path / "alpha.pt", "alpha", seed=1)
+    spoiled = spoil_weights(make_style_file(tmp_path / "beta.pt", "beta", seed=2), float("nan"))
+    ensure_onnx(alpha)
+    choices.remember(choices.choice_key(choices.model_arch_id(load_style(alpha)), 32, threads=2),
+                     Choice(ORT_FP32, {ORT_FP32.label: 99.0, TORCH_FP32.label: 1.0}, {}, "42x32"))
+    late = remembered_launch([tmp_path], 32, 2, None).registry.select("cpu")["beta"]
+    assert isinstance(late, LateExport)
+    with pytest.raises(ExportError, match="weights contain NaN/Inf"):
+        late.make()
+    assert remembered_launch([tmp_path], 32, 2, None) is None
+    errors = dict(StyleRegistry.discover([tmp_path], runtime="export").errors)
+    assert errors == {spoiled: "weights contain NaN/Inf; retrain or restore it"}
+
+
 def test_doctor_tells_what_was_chosen_and_why(cache) -> None:
     from nstcam.doctor import Context, check_backend_choice
 

@@ -41,8 +41,9 @@ from nstcam.engines.int8_graph import pad_in_uint8
 from nstcam.engines.onnx_metadata import read_metadata
 from nstcam.engines.ort import (FORMAT, MIN_SIDE, QUANTIZATIONS, SIDE_MULTIPLE, SUFFIXES, LateExport, OnnxStyle,
                                 pad_frame, read_style)
+from nstcam.host.choices import RememberedChoices
 from nstcam.host.userdirs import user_cache_dir
-from trainer.styleheader import read_style_meta
+from trainer.styleheader import StyleFileError, read_style_meta
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,9 @@ VERSION = "4"  # 2: the "arch" metadata, 7-bit int8 weights; 3: instant styles a
 OPSET = 17
 INPUT, OUTPUT = "bgr", "rgb"
 TRACE_SHAPE = (240, 320)  # any multiple of SIDE_MULTIPLE: the graph keeps H and W dynamic
+
+
+_UNUSABLE = RememberedChoices("unusable_styles")  # by SHA-256: why a style file's weights did not load
 
 
 class ExportError(RuntimeError):
@@ -123,9 +127,16 @@ def exported_style(style_path: Path, quantization: str = "fp32",
     """The trained style file `style_path` as the torch-free engine runs it, found without torch:
     its current export, or a `LateExport` (torch is imported when that is made). A launch that
     remembered ONNX Runtime so starts even when a short first session left exports unmade.
-    StyleFileError for a file that is no style file; ValueError for an unreadable export."""
+    StyleFileError for a file that is no style file, or whose weights failed to load when it was
+    to be exported (remembered by its SHA-256: the header alone cannot tell); ValueError for an
+    unreadable export."""
     export = late_onnx(style_path, quantization, calibration, read_style_meta(style_path))
-    return export if isinstance(export, LateExport) else read_style(export)
+    if not isinstance(export, LateExport):
+        return read_style(export)
+    unusable = _UNUSABLE.get(export.meta["source_sha256"])
+    if unusable is not None:  # its header reads, its weights did not load when it was exported
+        raise StyleFileError(f"{style_path}: {unusable.get('reason') or 'unusable style file'}")
+    return export
 
 
 def export_state(style_path: Path, quantization: str = "fp32") -> tuple[Path, str, bool]:
@@ -146,12 +157,14 @@ def export_style(style_path: Path, out: Path | None = None, quantization: str = 
     ExportError (bad style file, unwritable folder, exporter failure).
     """
     from nstcam.engines.instant import SUFFIX, InstantStyleError, load_instant
-    from trainer.stylefile import StyleFileError, load_style
+    from trainer.stylefile import load_style
 
     style_path = Path(style_path)
     try:
         model = load_instant(style_path) if style_path.suffix == SUFFIX else load_style(style_path)
     except (StyleFileError, InstantStyleError) as exc:
+        if sha256 is not None:  # a launch without torch finds this file unusable by its content
+            _UNUSABLE.put(sha256, {"reason": str(exc).removeprefix(f"{style_path}: ")})
         raise ExportError(str(exc)) from None
     digest = sha256 or file_sha256(style_path)
     home = onnx_path(style_path, quantization, digest)  # where exports live
