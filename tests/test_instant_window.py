@@ -2,6 +2,7 @@
 dedicated style… (offscreen, qtbot)."""
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -209,3 +210,38 @@ def test_a_drop_that_cannot_become_a_style_is_one_status_line_not_a_traceback(
     assert not [r for r in caplog.records if r.exc_info]
     assert onnx_window.gallery.names == before and onnx_window.engine.style_names == before
     assert not user_styles_dir().exists() or list(user_styles_dir().iterdir()) == []
+
+
+def test_picking_a_style_whose_export_is_still_to_be_made_says_so(qtbot, styles_dir, video, tmp_path,  # noqa: F811
+                                                                   monkeypatch):
+    """A launch without torch exports a style on its first frame: the seconds it takes are said."""
+    import shutil
+
+    from nstcam.engines.ort import LateExport
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    for style in styles_dir.glob("*.pt"):
+        ensure_onnx(style)
+    registry = StyleRegistry.discover([styles_dir], runtime="onnx")
+    models = registry.select("cpu")
+    first, later = list(models)[:2]
+    release, exported = threading.Event(), models[later].path
+
+    def make() -> Path:
+        release.wait(30)  # the export's seconds, until the test has looked
+        return shutil.copy(exported, tmp_path / "later.onnx")
+
+    models[later] = LateExport(later, tmp_path / "later.onnx", make=make)
+    w = open_on(qtbot, OnnxStyleEngine(models, device="cpu", size=64), registry, video, tmp_path)
+    try:
+        w.select_style(later)
+        assert "exporting it for ONNX Runtime" in w.status.message
+        release.set()
+        qtbot.waitUntil(lambda: w.ctx.last_result is not None and w.ctx.last_result.style == later, timeout=WAIT)
+        w.select_style(first)
+        assert "exporting" not in w.status.message
+        w.select_style(later)
+        assert "exporting" not in w.status.message  # made once
+    finally:
+        release.set()
+        w.close()

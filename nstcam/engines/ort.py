@@ -389,6 +389,11 @@ class OnnxStyleEngine(EngineBase):
             self._timer.tick(elapsed)
         return result
 
+    def exporting(self, name: str) -> bool:
+        """Whether style `name`'s graph is still to be exported (`LateExport`): its first frame
+        waits for the export, seconds, while the view goes on with the style before."""
+        return self._paths.get(name) in self._late
+
     def _make_late(self, path: Path) -> None:
         """Export the graph at `path` if it was left for its first frame (`LateExport`); a failed
         export raises its error again on each later frame instead of being tried again."""

@@ -289,8 +289,11 @@ class MainWindow(QMainWindow):
         self.gallery.select(name)
         self._update_title()
         fallbacks = self.registry.fallbacks(name, self.options.device_type)  # a broken file was skipped
+        exporting = getattr(self.engine, "exporting", lambda _name: False)(name)
         self.status.show_status("; ".join(fallbacks) if fallbacks else
-                                f"style: {self.ctx.style_row(name)[1]} (--style {name})", error=bool(fallbacks))
+                                f"style: {self.ctx.style_row(name)[1]} (--style {name})"
+                                + ("; exporting it for ONNX Runtime, once: a few seconds" if exporting else ""),
+                                error=bool(fallbacks))
         self.remember()
 
     def step_style(self, delta: int) -> None:
