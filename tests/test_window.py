@@ -83,6 +83,25 @@ def test_shows_stylized_frames_that_differ_from_the_camera(qtbot, open_window):
                     timeout=WAIT)
 
 
+def test_the_status_line_leaves_its_messages_room_beside_a_long_engine_description(qtbot):
+    """The engine's description (backend, lanes, auto's reason, size, in-betweens) left a status
+    message a few letters ("s…s") at the window's default width; now it is elided itself."""
+    from nstcam.ui.status import StatusPanel
+
+    status = StatusPanel()
+    qtbot.addWidget(status)
+    status.resize(1100, 30)
+    status.show()
+    long = "cpu int8 (ONNX Runtime, 2 frames at once) · auto: fastest here, 1.80x the next · 240 px · in-between 30 fps"
+    status.set_figures(30.0, 27.0, 8.0, long)
+    status.controls_label.setText("full style")
+    message = "style: The Starry Night (--style van_gogh)"
+    status.show_status(message)
+    status.layout().activate()  # lay the line out now, with these texts
+    assert status.message_label.width() > status.message_label.fontMetrics().horizontalAdvance(message)
+    assert status.device_label.text() == status.device_label.toolTip() == long  # whole, on hover
+
+
 def test_switching_style_by_key_click_and_arrows(qtbot, open_window):
     w = open_window(crossfade=False)  # hard cuts: the first frame after a switch is the new style
     names = w.engine.style_names

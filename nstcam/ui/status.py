@@ -62,16 +62,18 @@ class StallWatch:
 
 
 class ElidedLabel(QLabel):
-    """A one-line label that never asks for more width than it gets: the text is elided to fit."""
+    """A one-line label that never asks for more width than it gets: the text is elided to fit
+    (`mode`: where)."""
 
-    def __init__(self, text: str = "") -> None:
+    def __init__(self, text: str = "", mode: Qt.TextElideMode = Qt.TextElideMode.ElideMiddle) -> None:
         super().__init__(text)
+        self.mode = mode
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
         painter = QPainter(self)
         rect = self.contentsRect()
-        shown = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideMiddle, rect.width())
+        shown = self.fontMetrics().elidedText(self.text(), self.mode, rect.width())
         painter.drawText(rect, int(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft), shown)
 
 
@@ -82,7 +84,9 @@ class StatusPanel(QStatusBar):
         self.capture_label = QLabel("camera –")
         self.stylize_label = QLabel("stylize –")
         self.latency_label = QLabel("latency –")
-        self.device_label = QLabel("")
+        # The engine's description is long (backend, lanes, auto's reason, size, in-betweens): it
+        # shares the width with the messages, 1 to 2, instead of leaving them a few letters.
+        self.device_label = ElidedLabel("", Qt.TextElideMode.ElideRight)
         self.controls_label = QLabel("")
         self.message_label = ElidedLabel("")
         self.broken_button = QPushButton("")
@@ -96,9 +100,11 @@ class StatusPanel(QStatusBar):
         for w in (self.capture_label, self.stylize_label, self.latency_label, self.device_label,
                   self.controls_label, self.message_label):
             w.setContentsMargins(6, 0, 6, 0)
-        for w in (self.capture_label, self.stylize_label, self.latency_label, self.device_label, self.controls_label):
+        for w in (self.capture_label, self.stylize_label, self.latency_label):
             self.addWidget(w)
-        self.addWidget(self.message_label, 1)
+        self.addWidget(self.device_label, 1)
+        self.addWidget(self.controls_label)
+        self.addWidget(self.message_label, 2)
         self.addPermanentWidget(self.broken_button)
         self.addPermanentWidget(self.record_label)
         self.history: deque[tuple[float, str]] = deque(maxlen=20)
@@ -111,6 +117,7 @@ class StatusPanel(QStatusBar):
         self.stylize_label.setStyleSheet("color: #ff8a65;" if stalled else "")
         self.latency_label.setText("latency –" if latency_ms is None else f"latency {latency_ms:.0f} ms")
         self.device_label.setText(device)
+        self.device_label.setToolTip(device)
 
     def show_status(self, text: str, error: bool = False) -> None:
         self.history.append((time.time(), text))
