@@ -235,7 +235,7 @@ def test_picking_a_style_whose_export_is_still_to_be_made_says_so(qtbot, styles_
     w = open_on(qtbot, OnnxStyleEngine(models, device="cpu", size=64), registry, video, tmp_path)
     try:
         w.select_style(later)
-        assert "exporting it for ONNX Runtime" in w.status.message
+        assert "exporting it, a few seconds" in w.status.message
         release.set()
         qtbot.waitUntil(lambda: w.ctx.last_result is not None and w.ctx.last_result.style == later, timeout=WAIT)
         w.select_style(first)

@@ -292,7 +292,7 @@ class MainWindow(QMainWindow):
         exporting = getattr(self.engine, "exporting", lambda _name: False)(name)
         self.status.show_status("; ".join(fallbacks) if fallbacks else
                                 f"style: {self.ctx.style_row(name)[1]} (--style {name})"
-                                + ("; exporting it for ONNX Runtime, once: a few seconds" if exporting else ""),
+                                + ("; exporting it, a few seconds" if exporting else ""),
                                 error=bool(fallbacks))
         self.remember()
 
