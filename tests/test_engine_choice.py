@@ -63,6 +63,17 @@ def test_timing_interleaves_the_candidates_so_a_burst_of_load_hurts_all_alike() 
     assert rounds == [(TORCH_FP32, 2), (ORT_FP32, 2)] * 3
 
 
+def test_a_candidate_under_half_the_leaders_speed_is_timed_no_further() -> None:
+    """The first launch waits for the timing: a candidate that cannot win costs it no more rounds."""
+    clock, calls = FakeClock(), []
+    fast, slow, near = clock.run(0.020), clock.run(0.050), clock.run(0.030)
+    runs = {c: (lambda n, c=c, run=run: calls.append(c) or run(n))
+            for c, run in ((ORT_INT8, fast), (TORCH_FP32, slow), (ORT_FP32, near))}
+    fps = choices.time_candidates(runs, rounds=3, frames=2, clock=clock)
+    assert calls.count(TORCH_FP32) == 2 and calls.count(ORT_INT8) == calls.count(ORT_FP32) == 4  # warm-up + rounds
+    assert fps[TORCH_FP32] == pytest.approx(20.0) and fps[ORT_INT8] == pytest.approx(50.0)
+
+
 def test_a_run_that_stylizes_frames_at_once_counts_each_frame() -> None:
     clock = FakeClock()
     two_lanes = clock.run(0.100, lanes=2)  # a frame for each lane every 0.1 s

@@ -43,6 +43,7 @@ CONFIRM_LAUNCHES = 3  # timings after which a close call stands
 MIN_INT8_PSNR = 35.0  # dB against fp32: below, int8's picture visibly breaks (26 dB seen on AVX2)
 ROUNDS = 3  # interleaved timing rounds, so a burst of other work hurts every candidate alike
 FRAMES_PER_ROUND = 3
+DROP_BELOW = 0.5  # a candidate under this fraction of the leader's frames/s after a round is timed no further
 # How candidates are timed, in the key: a choice timed another way is measured again. Since 2:
 # ONNX Runtime with its frames in flight (`lanes`), as the stylize thread and render run it;
 # since 3: int8 exports pad on uint8 (nstcam.engines.int8_graph, 1.1-1.3x faster), so earlier
@@ -201,15 +202,21 @@ def time_candidates(runs: Mapping[Candidate, Callable[[int], int]], rounds: int 
     runs the candidate, n for each lane, and returns how many frames it stylized), from the median
     frame time over interleaved rounds; each candidate's first call is a warm-up. A round times
     `frames` frames' worth of each candidate as one stream: timed a frame (or a lane's pair) at a
-    time, two lanes waited for the slower of each pair, which understated them by 10-25 %."""
+    time, two lanes waited for the slower of each pair, which understated them by 10-25 %. A
+    candidate under DROP_BELOW of the leader's frames/s after a round is timed no further: the
+    first launch waits for the timing before its first frame (about 1 s less here, where three of
+    four candidates are under half of int8's speed)."""
     for run in runs.values():
         run(1)
     times: dict[Candidate, list[float]] = {c: [] for c in runs}
+    timing = dict(runs)
     for _ in range(rounds):
-        for candidate, run in runs.items():
+        for candidate, run in timing.items():
             t0 = clock()
             done = run(frames)
             times[candidate].append((clock() - t0) / max(1, done))
+        best = min(statistics.median(times[c]) for c in timing)
+        timing = {c: run for c, run in timing.items() if DROP_BELOW * statistics.median(times[c]) <= best}
     return {c: 1.0 / max(1e-9, statistics.median(t)) for c, t in times.items()}
 
 
