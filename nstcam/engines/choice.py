@@ -204,8 +204,8 @@ def time_candidates(runs: Mapping[Candidate, Callable[[int], int]], rounds: int 
     `frames` frames' worth of each candidate as one stream: timed a frame (or a lane's pair) at a
     time, two lanes waited for the slower of each pair, which understated them by 10-25 %. A
     candidate under DROP_BELOW of the leader's frames/s after a round is timed no further: the
-    first launch waits for the timing before its first frame (about 1 s less here, where three of
-    four candidates are under half of int8's speed)."""
+    first launch waits for the timing before its first frame (0.2-1.2 s less here, where torch fp32
+    and often torch bf16 and ONNX Runtime fp32 are under half of int8's speed)."""
     for run in runs.values():
         run(1)
     times: dict[Candidate, list[float]] = {c: [] for c in runs}
