@@ -17,10 +17,10 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from nstcam.live.frames import LatestSlot, Stamped
 from nstcam.live.joins import join_within
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 POLL_SECONDS = 0.1  # how often a waiting thread checks its stop flag
 GAP_SECONDS = 0.5  # captured frames further apart than this are a cut, not motion
@@ -304,20 +307,27 @@ class _Inline:
         return [fn(*args) for args in zip(*iterables)]
 
 
+def in_order(pool: ThreadPoolExecutor | _Inline, stylize: Callable[[T], R], items: Iterable[T],
+             depth: int) -> Iterator[tuple[T, R]]:
+    """Each of `items` with `stylize(item)`, in order, computed on `pool` with `depth` submitted
+    (`frames_in_flight`), so a lane done first takes a waiting item: how `render` streams its
+    frames, and how the timings and benchmarks measure an engine with lanes. An item's error is
+    raised when its turn comes; the next items are read only as lanes need them."""
+    in_flight: deque[tuple[T, Future]] = deque()
+    for item in items:
+        in_flight.append((item, pool.submit(stylize, item)))
+        if len(in_flight) == depth:
+            done, stylizing = in_flight.popleft()
+            yield done, stylizing.result()
+    while in_flight:
+        done, stylizing = in_flight.popleft()
+        yield done, stylizing.result()
+
+
 def stream(pool: ThreadPoolExecutor | _Inline, stylize: Callable[[np.ndarray], Any], frames: Iterable[np.ndarray],
            depth: int) -> int:
-    """Stylize `frames` on `pool` keeping `depth` submitted (`frames_in_flight`), as `render`
-    does: what the timings and benchmarks measure an engine with lanes by. Returns how many."""
-    in_flight: deque[Future] = deque()
-    count = 0
-    for frame in frames:
-        in_flight.append(pool.submit(stylize, frame))
-        count += 1
-        if len(in_flight) == depth:
-            in_flight.popleft().result()
-    for stylizing in in_flight:
-        stylizing.result()
-    return count
+    """How many of `frames` were stylized, `in_order`."""
+    return sum(1 for _ in in_order(pool, stylize, frames, depth))
 
 
 def lane_pool(lanes: int, name: str = "stylize") -> ThreadPoolExecutor | _Inline:

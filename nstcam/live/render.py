@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +22,7 @@ import numpy as np
 
 from nstcam.live.capture import BadFrame, to_bgr8
 from nstcam.live.pipeline import (ChainThread, FramePath, FrameProcessor, Stylizer, engine_lanes, frames_in_flight,
-                                  lane_pool)
+                                  in_order, lane_pool)
 from nstcam.live.probe import MediaInfo, probe_media
 from nstcam.live.recorder import Recorder, RecorderError
 from nstcam.live.sinks import RecorderSink
@@ -112,15 +110,15 @@ class _Output:
         self.chain: ChainThread | None = None
         self.failures: list[Exception] = []  # from the chain's thread: a processor or the recorder's hand-off
 
-    def hand(self, stylizing: Future, frame: np.ndarray, index: int, stamp: float) -> None:
-        """Pass frame `index` to the chain once the engine has stylized it (its errors raise here)."""
-        name, stylized = stylizing.result()
+    def hand(self, stylized: tuple[str, np.ndarray], frame: np.ndarray, index: int, stamp: float) -> None:
+        """Pass frame `index`, stylized (the style's name and its picture), to the chain."""
+        name, picture = stylized
         chain = self.chain
         if chain is None:
             self.sink = RecorderSink(Recorder(self.output_path, self.fps, realtime=False, sound_from=self.sound_from))
             self.chain = chain = ChainThread(self.path, self.sink.offer, self.failures.append)
             chain.start()
-        chain.hand(frame, stylized, index, stamp, name)  # the chain runs while the engine does the next frames
+        chain.hand(frame, picture, index, stamp, name)  # the chain runs while the engine does the next frames
 
     @property
     def stopped(self) -> bool:
@@ -167,38 +165,39 @@ def render_video(
         progress(0, total)  # the total shows before the first frame, which may take long
     out = _Output(output_path, source.fps, input_path if info is not None and info.audio else None, path)
     lanes = engine_lanes(engine)  # frames stylized at once; the chain gets them in order
-    depth = frames_in_flight(lanes)
-    in_flight: deque[tuple[Future, np.ndarray, int, float]] = deque()
     frames = 0
     cancelled = False
     first_t = t = None
 
-    def hand_oldest() -> None:
-        out.hand(*in_flight.popleft())
-        if progress is not None:
-            progress(frames - len(in_flight), total)
+    def read() -> Iterator[tuple[np.ndarray, int, float]]:
+        """The input's frames, with their number and time, until it ends, the output stops or
+        the render is cancelled."""
+        nonlocal frames, cancelled, first_t, t
+        while not out.stopped:
+            if cancel is not None and cancel.is_set():
+                cancelled = True
+                return
+            frame = source.read()
+            if frame is None:
+                return
+            try:
+                frame = to_bgr8(frame)
+            except BadFrame as exc:
+                raise SourceError(f"{input_path}: frame {frames + 1} is corrupt ({exc})") from None
+            frames += 1
+            t = _frame_time(source.position, t, source.fps)
+            first_t = t if first_t is None else first_t
+            yield frame, frames, t
 
     try:
         with lane_pool(lanes) as pool:
-            while not out.stopped:
-                if cancel is not None and cancel.is_set():
-                    cancelled = True
+            for (frame, index, stamp), stylized in in_order(pool, lambda item: path.stylize(item[0], style), read(),
+                                                            frames_in_flight(lanes)):
+                if out.stopped:
                     break
-                frame = source.read()
-                if frame is None:
-                    break
-                try:
-                    frame = to_bgr8(frame)
-                except BadFrame as exc:
-                    raise SourceError(f"{input_path}: frame {frames + 1} is corrupt ({exc})") from None
-                frames += 1
-                t = _frame_time(source.position, t, source.fps)
-                first_t = t if first_t is None else first_t
-                in_flight.append((pool.submit(path.stylize, frame, style), frame, frames, t))
-                if len(in_flight) == depth:
-                    hand_oldest()
-            while in_flight and not out.stopped:  # the frames still being stylized
-                hand_oldest()
+                out.hand(stylized, frame, index, stamp)
+                if progress is not None:
+                    progress(index, total)
         out.finish()
         if out.failures:
             raise out.failures[0]
