@@ -1,8 +1,8 @@
 """Style files (.pt, torch) exported to ONNX models for the torch-free engine, cached and reused.
 
 The exported graph takes the frame as the camera delivers it and returns what the window shows:
-BGR uint8 (1, H, W, 3) in, RGB uint8 (1, H, W, 3) out, with the channel swap, scaling, clamping
-and rounding inside, so ONNX Runtime does that work in its own threads and the runtime needs
+BGR uint8 (1, H, W, 3) in, RGB uint8 (1, H, W, 3) out, with the channel swap (in the first
+convolution's weights: nstcam.engines.input_flip), scaling, clamping and rounding inside, so ONNX Runtime does that work in its own threads and the runtime needs
 neither torch nor float copies in numpy. H and W must be multiples of `SIDE_MULTIPLE` (at least
 `MIN_SIDE`): the TransformerNet pads other sizes in Python, which a trace cannot keep, so the
 engine (`nstcam.engines.ort`) pads the frame the same way (edge replicate) and crops the result.
@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from nstcam.engines.choice import model_arch_id
+from nstcam.engines.input_flip import fold_flip_in_file
 from nstcam.engines.int8_graph import pad_in_uint8
 from nstcam.engines.onnx_metadata import read_metadata
 from nstcam.engines.ort import (FORMAT, MIN_SIDE, QUANTIZATIONS, SIDE_MULTIPLE, SUFFIXES, LateExport, OnnxStyle,
@@ -47,8 +48,8 @@ from trainer.styleheader import StyleFileError, read_style_meta
 
 log = logging.getLogger(__name__)
 
-VERSION = "4"  # 2: the "arch" metadata, 7-bit int8 weights; 3: instant styles add back the frame's fine luma;
-# 4: int8 pads on uint8 (nstcam.engines.int8_graph)
+VERSION = "5"  # 2: the "arch" metadata, 7-bit int8 weights; 3: instant styles add back the frame's fine luma;
+# 4: int8 pads on uint8 (nstcam.engines.int8_graph); 5: no channel flip (nstcam.engines.input_flip)
 OPSET = 17
 INPUT, OUTPUT = "bgr", "rgb"
 TRACE_SHAPE = (240, 320)  # any multiple of SIDE_MULTIPLE: the graph keeps H and W dynamic
@@ -256,6 +257,7 @@ def trace_frame_net(net, path: Path, extra: dict[str, object] | None = None) -> 
         torch.onnx.export(FrameIO(net).eval(), (example, *extra.values()), str(path), input_names=[INPUT, *extra],
                           output_names=[OUTPUT], dynamic_axes={INPUT: dims, OUTPUT: dims},
                           opset_version=OPSET, dynamo=False)
+    fold_flip_in_file(path, INPUT)
 
 
 def _quantize(fp32: Path, tmp: Path, quantization: str, calibration: Sequence[np.ndarray] | None) -> Path:
