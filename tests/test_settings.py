@@ -148,6 +148,31 @@ def test_reset_settings_forgets_and_restores_the_defaults(qtbot, settings_dir, s
     w.close()
 
 
+def test_a_snapshot_dock_left_open_comes_back_hidden_with_nothing_to_cancel(qtbot, settings_dir, styles_dir, video):
+    from nstcam.engines.torch_engine import StyleEngine
+    from nstcam.registry import StyleRegistry
+    from nstcam.ui.main_window import MainWindow, WindowOptions
+    from nstcam.ui.settings import window_state
+
+    registry = StyleRegistry.discover([styles_dir])
+
+    def window() -> MainWindow:
+        engine = StyleEngine(registry.select("cpu"), device="cpu", size=64)
+        w = MainWindow(engine, registry, WindowOptions(camera=str(video), thumbnails=False), settings=SavedSettings())
+        qtbot.addWidget(w)
+        w.show()
+        return w
+
+    first = window()
+    first.snapshots.dock.show()  # as after a snapshot, left open when the window closed
+    SavedSettings().put_all(window_state(first))
+    first.close()
+    second = window()
+    assert not second.snapshots.dock.isVisible()
+    assert not second.snapshots.panel.cancel.isEnabled()
+    second.close()
+
+
 @pytest.fixture
 def unwritable_settings(tmp_path):
     """A config folder that cannot be written: its place is taken by a file (a read-only folder

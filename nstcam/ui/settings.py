@@ -149,11 +149,14 @@ def window_state(window: MainWindow) -> dict[str, Any]:
 
 
 def restore_layout(window: MainWindow, settings: SavedSettings) -> None:
-    """Window geometry and dock/toolbar state (the other settings arrive as options)."""
+    """Window geometry and dock/toolbar state (the other settings arrive as options). The snapshot
+    dock keeps its place but stays hidden: the snapshot it showed was the last session's, and it
+    opens with the next one."""
     for key, restore in (("geometry", window.restoreGeometry), ("window_state", window.restoreState)):
         saved = settings.get(key, bytes)
         if saved is not None:
             restore(QByteArray(saved))
+    window.snapshots.dock.hide()
 
 
 def reset_window(window: MainWindow) -> None:

@@ -29,6 +29,7 @@ class SnapshotPanel(QWidget):
         self.progress.setTextVisible(True)
         self.cancel = QPushButton("Cancel")
         self.cancel.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.cancel.setEnabled(False)  # until a snapshot is being refined
         self.cancel.clicked.connect(self.cancelRequested)
         row = QHBoxLayout()
         row.addWidget(self.progress, 1)
