@@ -59,9 +59,11 @@ def check_qt(ctx: Context) -> list[Check]:
     result = qtcheck.check_xcb()
     if result.skipped:
         return [Check("Qt window", OK, f"no xcb check needed ({result.skipped})")]
-    if result.ok:
-        return [Check("Qt window", OK, f"the xcb platform plugin and its libraries load ({result.plugin})")]
-    return [Check("Qt window", FAIL, qtcheck.describe(result))]
+    if not result.ok:
+        return [Check("Qt window", FAIL, qtcheck.describe(result))]
+    plugin = Check("Qt window", OK, f"the xcb platform plugin and its libraries load ({result.plugin})")
+    display = qtcheck.display_problem()
+    return [plugin, Check("display", WARN, display)] if display else [plugin]
 
 
 def probe_cameras(count: int) -> list[int]:

@@ -6,7 +6,9 @@ system libraries PySide6's wheel does not ship. When one is missing, Qt aborts t
 This module finds the plugin from the PySide6 package folder without importing PySide6, lists the
 libraries that do not resolve (`ldd`, or `dlopen` through ctypes where ldd is absent), and turns
 them into the packages to install on Debian/Ubuntu or Fedora, so the app can exit with one clear
-line instead.
+line instead. Qt aborts the same way, with the same advice, when there is no X display to open the
+window on (no DISPLAY, or one that does not answer: a shell over SSH without -X), which
+`display_problem` finds by connecting to the display's socket.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -26,6 +29,9 @@ log = logging.getLogger(__name__)
 
 PLUGIN_NAME = "libqxcb.so"
 LDD_TIMEOUT_S = 10.0
+X11_SOCKETS = Path("/tmp/.X11-unix")  # display :N listens on X<N> here (and in Linux's abstract namespace)
+X11_TCP_BASE = 6000  # display host:N listens on this port + N (SSH's X forwarding: localhost:10 and up)
+CONNECT_TIMEOUT_S = 1.0
 
 # soname -> (Debian/Ubuntu package, Fedora package): the libraries the xcb plugin and Qt's GUI
 # library load from the system (`ldd libqxcb.so` with PySide6 6.12, Debian 12).
@@ -235,6 +241,45 @@ def check_xcb(plugin: Path | None | str = "auto", environ: Mapping[str, str] = o
     return PluginCheck(plugin=path, missing=tuple(missing))
 
 
+def display_problem(environ: Mapping[str, str] = os.environ, sockets: Path = X11_SOCKETS) -> str:
+    """Why Qt's xcb plugin will find no X display for the window, in one line; "" when it will,
+    or when Qt will not use xcb (another platform, or a Wayland session, whose plugin Qt may take)."""
+    if xcb_needed(environ) or environ.get("WAYLAND_DISPLAY"):
+        return ""
+    display = environ.get("DISPLAY", "").strip()
+    advice = "run nstcam in a desktop session (over SSH: ssh -X), or use `nstcam render` for video files"
+    if not display:
+        return f"the Qt window cannot open: there is no display (DISPLAY is not set); {advice}"
+    if not _answers(display, sockets):
+        return f"the Qt window cannot open: the X display {display} does not answer; {advice}"
+    return ""
+
+
+def _answers(display: str, sockets: Path) -> bool:
+    """Whether X display `display` ([host]:N[.screen]) accepts a connection; True for a form this
+    does not know (Qt may)."""
+    host, _, rest = display.rpartition(":")
+    number = rest.split(".")[0]
+    if not number.isdigit() or "/" in host:
+        return True
+    if host not in ("", "unix"):
+        try:
+            socket.create_connection((host, X11_TCP_BASE + int(number)), CONNECT_TIMEOUT_S).close()
+            return True
+        except OSError:
+            return False
+    path = str(sockets / f"X{number}")
+    for address in (path, "\0" + path):  # the file, then the abstract name (a sandbox may hide /tmp)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.settimeout(CONNECT_TIMEOUT_S)
+            try:
+                client.connect(address)
+                return True
+            except OSError:
+                continue
+    return False
+
+
 def startup_message(environ: Mapping[str, str] = os.environ) -> str:
     """The one line to print, then exit 2, before opening the window; "" when Qt can go ahead."""
-    return describe(check_xcb(environ=environ))
+    return describe(check_xcb(environ=environ)) or display_problem(environ)

@@ -185,3 +185,43 @@ def test_importing_the_check_loads_no_qt_module():
 
 def test_describe_of_a_passing_check_is_empty():
     assert qtcheck.describe(PluginCheck(plugin=Path("x"))) == ""
+
+
+def test_no_display_is_said_instead_of_qt_aborting(tmp_path):
+    problem = qtcheck.display_problem({}, sockets=tmp_path)
+    if not sys.platform.startswith("linux"):
+        assert problem == ""
+        return
+    assert "DISPLAY is not set" in problem and "nstcam render" in problem
+    assert qtcheck.display_problem({"DISPLAY": ":57"}, sockets=tmp_path).endswith(
+        "the X display :57 does not answer; run nstcam in a desktop session (over SSH: ssh -X), "
+        "or use `nstcam render` for video files")
+    assert qtcheck.display_problem({"WAYLAND_DISPLAY": "wayland-0"}, sockets=tmp_path) == ""  # Qt may use Wayland
+    assert qtcheck.display_problem({"QT_QPA_PLATFORM": "offscreen"}, sockets=tmp_path) == ""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="X displays are checked on Linux")
+def test_a_display_that_listens_passes(tmp_path):
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(tmp_path / "X57"))
+        server.listen()
+        assert qtcheck.display_problem({"DISPLAY": ":57.0"}, sockets=tmp_path) == ""
+    with socket.socket() as server:  # a forwarded display (ssh -X): host:N is TCP port 6000 + N
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        if port >= qtcheck.X11_TCP_BASE:
+            assert qtcheck.display_problem({"DISPLAY": f"127.0.0.1:{port - qtcheck.X11_TCP_BASE}"}) == ""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="X displays are checked on Linux")
+def test_the_window_command_without_a_display_exits_with_one_line(host_missing):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    result = subprocess.run([sys.executable, "-m", "nstcam", "--camera", "demo"], cwd=REPO, capture_output=True,
+                            text=True, timeout=120, env=env)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert ("missing system libraries" if host_missing else "DISPLAY is not set") in line
