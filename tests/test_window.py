@@ -314,6 +314,15 @@ def test_close_stops_and_joins_every_thread(qtbot, open_window):
     assert leftover == []
 
 
+def test_ctrl_q_quits_as_in_other_desktop_apps(qtbot, open_window):
+    w = open_window()
+    wait_frames(qtbot, w, 1)
+    w.activateWindow()  # shortcuts reach the active window
+    qtbot.waitUntil(w.isActiveWindow, timeout=5000)
+    qtbot.keyClick(w, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=WAIT)
+
+
 def test_camera_that_cannot_be_opened_offers_the_demo(qtbot, open_window):
     w = open_window(camera="9")  # no camera 9 here
     qtbot.waitUntil(lambda: w.view.overlay.isVisible(), timeout=WAIT)

@@ -31,7 +31,7 @@ SHORTCUTS: list[tuple[str, str]] = [
     ("B", "compare: the camera next to the stylized image"),
     ("F", "full screen"),
     ("F1", "this list"),
-    ("Esc", "quit"),
+    ("Esc, Ctrl+Q", "quit"),
 ]
 # Main dependencies whose licences the About box lists (PyPI names).
 DEPENDENCIES = ("torch", "torchvision", "numpy", "opencv-python-headless", "PySide6-Essentials", "pillow",

@@ -44,7 +44,8 @@ class Menus(QObject):
         self.reset_settings_action = file_menu.addAction("Reset settings", self.resetRequested.emit)
         self.reset_settings_action.setToolTip("Forget the remembered settings and go back to the defaults")
         file_menu.addSeparator()
-        file_menu.addAction("Quit (Esc)", parent.close)
+        self.quit_action = file_menu.addAction("Quit (Esc)", parent.close)
+        self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))  # as desktop apps do (Cmd+Q on macOS)
 
         help_menu = bar.addMenu("&Help")
         self.shortcuts_action = help_menu.addAction("Keyboard shortcuts", self.show_shortcuts)
