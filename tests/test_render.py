@@ -146,6 +146,9 @@ def test_the_inputs_sound_is_carried_into_the_output(engine: StyleEngine, tmp_pa
     loudness = [np.sqrt(np.mean(s[4800:-4800] ** 2)) for s in (before, after)]  # the tone, not silence
     assert loudness[1] == pytest.approx(loudness[0], rel=0.1) and loudness[0] > 0.5  # AAC twice: a little lost
     assert len(read_all_frames(result.path)) == 24
+    with av.open(str(result.path)) as container:  # each frame at its time: the sound's start moved them by 23 ms
+        times = sorted(float(p.pts * p.time_base) for p in container.demux(video=0) if p.pts is not None)
+    np.testing.assert_allclose(times, [i / 12 for i in range(24)], atol=1e-3)
 
 
 def test_sound_that_an_avi_cannot_hold_is_said_to_be_dropped_once(engine: StyleEngine, tmp_path: Path,

@@ -89,6 +89,9 @@ class _AvWriter:
         if path.suffix.lower() in FRAGMENTED_SUFFIXES:
             container_options["movflags"] = "frag_keyframe+empty_moov+default_base_moof"
             container_options["frag_duration"] = str(round(FRAGMENT_SECONDS * 1_000_000))  # microseconds
+            # The AAC encoder's priming (1024 samples, 23 ms at 44.1 kHz) comes before zero. Without
+            # an edit list to say so, the fragmented muxer shifted every later video frame by it.
+            container_options["use_editlist"] = "1"
         elif path.suffix.lower() == ".mkv":
             container_options["cluster_time_limit"] = str(round(FRAGMENT_SECONDS * 1000))  # milliseconds
         self._container = av.open(str(path), mode="w", format=container_format,
