@@ -373,7 +373,9 @@ def test_missing_exports_are_made_in_the_background_for_the_next_launch(tmp_path
 
     files = [make_style_file(tmp_path / f"{name}.pt", name, seed=seed) for seed, name in enumerate("ab", 1)]
     ensure_onnx(files[0])
-    assert missing_exports(files) == [files[1]]
+    truncated = tmp_path / "broken.pt"
+    truncated.write_bytes(files[1].read_bytes()[:200])  # listed as corrupt; not offered for export
+    assert missing_exports([*files, truncated]) == [files[1]]
     background = BackgroundExport(files)
     background.process.join(300)
     assert background.process.exitcode == 0 and missing_exports(files) == []

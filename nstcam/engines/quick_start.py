@@ -32,15 +32,18 @@ IDLE_SECONDS = 60.0  # the late exports' process ends after this long without a 
 
 
 def missing_exports(style_files: Sequence[Path]) -> list[Path]:
-    """The style files without a current fp32 export."""
+    """The style files without a current fp32 export (not those that cannot be read: they cannot
+    be exported either, and the style list already says why)."""
     from nstcam.engines.onnx_export import export_state
+    from trainer.styleheader import StyleFileError, read_style_meta
 
     missing = []
     for path in style_files:
         try:
+            read_style_meta(path)
             current = export_state(path)[2]
-        except OSError:
-            continue  # gone or unreadable: nothing to export
+        except (OSError, StyleFileError):
+            continue  # gone, unreadable or broken: nothing to export
         if not current:
             missing.append(path)
     return missing
