@@ -59,6 +59,12 @@ def test_damaged_or_foreign_files_are_refused_with_the_file_named(tmp_path: Path
     for bad in (cut, text, tmp_path / f"missing{SUFFIX}"):
         with pytest.raises(InstantStyleError, match=bad.name):
             load_instant(bad)
+    pickled = tmp_path / f"pickled{SUFFIX}"
+    with pickled.open("wb") as f:
+        np.savez(f, format=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(InstantStyleError) as refused:
+        load_instant(pickled)
+    assert str(refused.value) == f"{pickled}: damaged or not an instant style file (it holds pickled Python objects)"
 
 
 def test_a_newer_format_version_asks_for_an_upgrade(folder: Path) -> None:

@@ -115,7 +115,9 @@ def load_instant(path: str | Path) -> InstantStyle:
     except InstantStyleError:
         raise
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-        raise InstantStyleError(f"{path}: damaged or not an instant style file ({first_line(exc)})") from None
+        # numpy's refusal of pickled objects advises loading them unsafely; they are never loaded here
+        why = "it holds pickled Python objects" if "allow_pickle" in str(exc) else first_line(exc)
+        raise InstantStyleError(f"{path}: damaged or not an instant style file ({why})") from None
     if code.shape != CODE_SHAPE or not np.isfinite(code).all() or not isinstance(meta, dict) \
             or not _valid_detail(meta.get("detail", 0.0)):
         raise InstantStyleError(f"{path}: damaged instant style file (bad style code or metadata)")
