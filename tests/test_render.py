@@ -151,6 +151,36 @@ def test_the_inputs_sound_is_carried_into_the_output(engine: StyleEngine, tmp_pa
     np.testing.assert_allclose(times, [i / 12 for i in range(24)], atol=1e-3)
 
 
+def test_damaged_sound_is_said_and_the_video_is_still_rendered(engine: StyleEngine, tmp_path: Path, monkeypatch,
+                                                              caplog) -> None:
+    """A damaged input's sound used to fail the render as "recording to out.mp4 failed"."""
+    import av
+
+    from nstcam.live import soundtrack
+
+    clip = write_timed_video(tmp_path / "talk.mp4", [i / 12 for i in range(24)], rate=Fraction(12),
+                             sound_seconds=2.0)
+    opened = soundtrack.Soundtrack.__init__
+
+    def damaged_after_ten_frames(self, source, container) -> None:
+        opened(self, source, container)
+        frames = self._frames
+
+        def decode():
+            for i, frame in enumerate(frames):
+                if i == 10:
+                    raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
+                yield frame
+        self._frames = decode()
+
+    monkeypatch.setattr(soundtrack.Soundtrack, "__init__", damaged_after_ten_frames)
+    with caplog.at_level("WARNING", logger="nstcam"):
+        result = render_video(clip, tmp_path / "out.mp4", engine)
+    assert result.frames == 24 and len(read_all_frames(result.path)) == 24
+    said = [r.getMessage() for r in caplog.records if "sound" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(f"{clip}: its sound is damaged")
+
+
 def test_sound_that_an_avi_cannot_hold_is_said_to_be_dropped_once(engine: StyleEngine, tmp_path: Path,
                                                                 caplog) -> None:
     clip = write_timed_video(tmp_path / "talk.mp4", [i / 12 for i in range(12)], rate=Fraction(12),

@@ -37,6 +37,7 @@ class Soundtrack:
             self._input.close()
             raise
         self._container = container
+        self._source = source
         self._next = None  # (frame, seconds): decoded, past the video so far
 
     def mux_until(self, seconds: float) -> None:
@@ -55,7 +56,7 @@ class Soundtrack:
     def _feed(self, until: float) -> None:
         while True:
             if self._next is None:
-                frame = next(self._frames, None)
+                frame = self._decode()
                 if frame is None:
                     return
                 if frame.time is None:
@@ -69,3 +70,15 @@ class Soundtrack:
                 frame.pts, frame.time_base = round(seconds * self._rate), Fraction(1, self._rate)
                 for packet in self._stream.encode(frame):
                     self._container.mux(packet)
+
+    def _decode(self):
+        """The input's next sound frame; None at its end, or where it is damaged (said once: the
+        video goes on without the rest of the sound, rather than the render failing)."""
+        import av
+
+        try:
+            return next(self._frames, None)
+        except av.error.FFmpegError as exc:
+            log.warning("%s: its sound is damaged (%s); the rest of the output has none", self._source, exc)
+            self._frames = iter(())
+            return None
