@@ -12,7 +12,7 @@ import nstcam.live.capture as capture_module
 from nstcam.live.capture import CaptureThread
 from nstcam.live.demo import DemoSource
 from nstcam.live.sources import SourceError, open_source, parse_source
-from nstcam_fixtures import read_all_frames
+from nstcam_fixtures import read_all_frames, write_timed_video
 
 WAIT = 10.0  # generous ceiling for waits on shared 2-core CI machines
 
@@ -57,6 +57,10 @@ def test_open_source_failures_give_advice(tmp_path: Path) -> None:
     junk.write_text("not a video")
     with pytest.raises(SourceError, match="junk.avi could not be opened"):
         open_source(str(junk))
+    song = write_timed_video(tmp_path / "song.m4a", [], sound_seconds=0.5, video_track=False)
+    with pytest.raises(SourceError) as refused:  # it used to be "not a video format ... or it is damaged"
+        open_source(str(song))
+    assert str(refused.value) == f"{song} holds only sound, no pictures to show. Try a video file or --camera demo"
 
 
 def test_open_source_file_reports_properties(video_file: Path) -> None:

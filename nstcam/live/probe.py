@@ -31,6 +31,12 @@ class MediaInfo:
     frames: int | None = None
     size: tuple[int, int] = (0, 0)
 
+    @property
+    def no_pictures(self) -> str:
+        """What the file holds instead of pictures ("only sound", "no video stream"); "" when it
+        has a video stream."""
+        return "" if self.video else "only sound" if self.audio else "no video stream"
+
 
 def probe_media(path: str | Path) -> MediaInfo | None:
     """The file's streams and measured frame rate; None where PyAV is missing or cannot open it."""

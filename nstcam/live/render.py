@@ -56,9 +56,8 @@ def open_video(input_path: str | Path) -> tuple[CvSource, MediaInfo | None]:
     if not input_path.is_file():
         raise SourceError(f"video file {str(input_path)!r} does not exist")
     info = probe_media(input_path)
-    if info is not None and not info.video:
-        held = "only sound" if info.audio else "no video stream"
-        raise SourceError(f"{input_path} holds {held}; nstcam render needs a video file")
+    if info is not None and info.no_pictures:
+        raise SourceError(f"{input_path} holds {info.no_pictures}; nstcam render needs a video file")
     if info is not None and info.video_packets == 0:
         raise SourceError(f"{input_path}: its video stream holds no frames; nothing to render")
     try:

@@ -172,6 +172,11 @@ class CvSource:
                 f"stream {self.target} could not be opened: check the URL and the network, "
                 "or try --camera demo or a video file"
             )
+        from nstcam.live.probe import probe_media
+
+        info = probe_media(self.target)
+        if info is not None and info.no_pictures:
+            return f"{self.target} holds {info.no_pictures}, no pictures to show. Try a video file or --camera demo"
         return (
             f"video file {self.target} could not be opened: it is not a video format FFmpeg/OpenCV "
             "can decode, or it is damaged. Try another file or --camera demo"
