@@ -2,8 +2,9 @@
 
 The exported graph takes the frame as the camera delivers it and returns what the window shows:
 BGR uint8 (1, H, W, 3) in, RGB uint8 (1, H, W, 3) out, with the channel swap (in the first
-convolution's weights: nstcam.engines.input_flip), scaling, clamping and rounding inside, so ONNX Runtime does that work in its own threads and the runtime needs
-neither torch nor float copies in numpy. H and W must be multiples of `SIDE_MULTIPLE` (at least
+convolution's weights: nstcam.engines.input_flip), scaling, clamping and rounding inside, so
+ONNX Runtime does that work in its own threads and the runtime needs neither torch nor float
+copies in numpy. H and W must be multiples of `SIDE_MULTIPLE` (at least
 `MIN_SIDE`): the TransformerNet pads other sizes in Python, which a trace cannot keep, so the
 engine (`nstcam.engines.ort`) pads the frame the same way (edge replicate) and crops the result.
 
